@@ -1,0 +1,1486 @@
+//! Settings: one validated [`Config`] from an INI file, `SYNCTO_*` environment variables and
+//! the command line (later wins), or built-in defaults when there is no file.
+//!
+//! The INI reader is hand-written rather than a crate so that an original Python Syncto
+//! `.ini` (paste-deploy style, read by Python's configparser) loads unchanged, and so that
+//! every bad value is a start-up error naming the file, the line, the key and what was
+//! expected. Only `[app:main]` and `[server:main]` are read. Cliquet settings that mean
+//! nothing here are warned about, never fatal. The `cache_hmac_secret` value never appears
+//! in a message, a warning, [`Config::summary`] or `Debug` output.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+
+use crate::cli::Args;
+
+/// Read when neither `--config` nor `SYNCTO_INI` names a file, if it exists.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/syncto/syncto.ini";
+
+/// Sync collections whose write switches can be set from the environment even when the file
+/// never names them (an environment cannot be enumerated through a lookup function).
+pub const STANDARD_COLLECTIONS: &[&str] = &[
+    "bookmarks",
+    "history",
+    "tabs",
+    "passwords",
+    "forms",
+    "prefs",
+    "addons",
+    "clients",
+    "crypto",
+    "meta",
+    "addresses",
+    "creditcards",
+];
+
+/// Every `[app:main]` setting that has an effect, in the order they are applied
+/// (`logging_renderer` before `log_format`, so the explicit `log_format` wins).
+const SETTINGS: &[&str] = &[
+    "workers",
+    "cache_hmac_secret",
+    "cache_credentials_ttl_seconds",
+    "cache_max_entries",
+    "token_server_url",
+    "token_server_heartbeat_timeout_seconds",
+    "upstream_timeout_seconds",
+    "upstream_connect_timeout_seconds",
+    "certificate_ca_bundle",
+    "certificate_pins",
+    "allow_insecure_upstream",
+    "project_name",
+    "project_docs",
+    "http_scheme",
+    "http_host",
+    "retry_after_seconds",
+    "backoff",
+    "batch_max_requests",
+    "max_body_bytes",
+    "cors_origins",
+    "cors_max_age_seconds",
+    "statsd_url",
+    "statsd_prefix",
+    "logging_renderer",
+    "log_format",
+    "log_level",
+];
+
+/// Upper bound of every timeout and TTL: large enough for anything sensible, small enough
+/// that `Instant + Duration` can never overflow.
+const MAX_SECONDS: u64 = 86_400;
+
+/// Where the server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// `host:port` as given, IPv6 hosts bracketed: `127.0.0.1:8000`, `[::1]:0`.
+    Tcp(String),
+    /// A Unix domain socket path (`--bind unix:/path`).
+    Unix(PathBuf),
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Listen::Tcp(addr) => f.write_str(addr),
+            Listen::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// How log lines are rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event (cliquet's `ClassicLogRenderer`).
+    Text,
+    /// MozLog JSON (cliquet's `MozillaHekaRenderer`).
+    Json,
+}
+
+impl LogFormat {
+    /// `text` or `json`, as accepted by `--log-format` and `log_format`.
+    pub fn from_name(name: &str) -> Option<LogFormat> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
+}
+
+/// Which writes are allowed on one collection. Both default to off: nothing is written to
+/// Firefox Sync unless the operator asked for it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteSwitch {
+    /// `record_<collection>_put_enabled`
+    pub put: bool,
+    /// `record_<collection>_delete_enabled`
+    pub delete: bool,
+}
+
+/// A configuration problem that stops the server before it serves (exit status 1).
+#[derive(Debug)]
+pub struct StartupError {
+    /// The complete message, already naming the file and line or the variable.
+    pub message: String,
+}
+
+impl StartupError {
+    /// Wraps a message.
+    pub fn new(message: impl Into<String>) -> StartupError {
+        StartupError {
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for StartupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StartupError {}
+
+/// The validated settings. Each field documents its INI key and default.
+#[derive(Clone)]
+pub struct Config {
+    /// `[server:main]` `host`/`port` (or `--bind`); default `127.0.0.1:8000`.
+    pub listen: Listen,
+    /// `workers`: request threads; default 2 × available parallelism (at least 2), 1..=1024.
+    pub workers: usize,
+    /// `cache_hmac_secret` as UTF-8 bytes; `None` → the server draws a random per-process secret.
+    pub cache_hmac_secret: Option<Vec<u8>>,
+    /// `cache_credentials_ttl_seconds`: default 300, 1..=86400.
+    pub cache_credentials_ttl_seconds: u64,
+    /// `cache_max_entries`: default 10 000, at least 1.
+    pub cache_max_entries: usize,
+    /// `token_server_url`: default `https://token.services.mozilla.com/`.
+    pub token_server_url: String,
+    /// `token_server_heartbeat_timeout_seconds`: default 5.
+    pub token_server_heartbeat_timeout_seconds: u64,
+    /// `upstream_timeout_seconds`: read timeout of Token Server and Sync calls; default 30.
+    pub upstream_timeout_seconds: u64,
+    /// `upstream_connect_timeout_seconds`: default 5.
+    pub upstream_connect_timeout_seconds: u64,
+    /// `certificate_ca_bundle`: absolute path of a PEM file that replaces the built-in roots.
+    pub certificate_ca_bundle: Option<PathBuf>,
+    /// `certificate_pins`: SHA-256 hashes of acceptable SubjectPublicKeyInfos; default none.
+    pub certificate_pins: Vec<[u8; 32]>,
+    /// `allow_insecure_upstream`: permit `http://` to a non-loopback token server; default false.
+    pub allow_insecure_upstream: bool,
+    /// `project_name`: hello `project_name` and default statsd prefix; default `syncto`.
+    pub project_name: String,
+    /// `project_docs`: default `https://syncto.readthedocs.io/`.
+    pub project_docs: String,
+    /// `http_scheme`: `http` or `https`, used in absolute URLs instead of the request's.
+    pub http_scheme: Option<String>,
+    /// `http_host`: host used in absolute URLs instead of the request's `Host`.
+    pub http_host: Option<String>,
+    /// `retry_after_seconds`: `Retry-After` on 503; default 30.
+    pub retry_after_seconds: u32,
+    /// `backoff`: `Backoff` header on every response; default (and empty value) none.
+    pub backoff: Option<u32>,
+    /// `batch_max_requests`: default 25, 1..=1000.
+    pub batch_max_requests: usize,
+    /// `max_body_bytes`: largest accepted request body; default 2 MiB, 1024..=64 MiB.
+    pub max_body_bytes: usize,
+    /// `cors_origins`: comma or space separated; default `*`.
+    pub cors_origins: Vec<String>,
+    /// `cors_max_age_seconds`: default 3600.
+    pub cors_max_age_seconds: u32,
+    /// `record_<collection>_{put,delete}_enabled`, keyed by the lower-cased collection.
+    pub write_switches: BTreeMap<String, WriteSwitch>,
+    /// `statsd_url = udp://host:port`, stored as `host:port`; default (and empty value) none.
+    pub statsd_url: Option<String>,
+    /// `statsd_prefix`: default `project_name`.
+    pub statsd_prefix: String,
+    /// `logging_renderer` (`…MozillaHekaRenderer` → JSON) or `log_format`; `--log-format` wins.
+    pub log_format: LogFormat,
+    /// `log_level`: debug, info (default), warning, error or critical.
+    pub log_level: log::LevelFilter,
+    /// The file that was loaded; `None` = built-in defaults.
+    pub source: Option<PathBuf>,
+    /// Start-up warnings to log once the logger is up; never contain a setting's value.
+    pub warnings: Vec<String>,
+}
+
+// Hand-written so that `{:?}` of a Config can be logged without leaking the secret.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secret = self.cache_hmac_secret.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("workers", &self.workers)
+            .field("cache_hmac_secret", &secret)
+            .field(
+                "cache_credentials_ttl_seconds",
+                &self.cache_credentials_ttl_seconds,
+            )
+            .field("cache_max_entries", &self.cache_max_entries)
+            .field("token_server_url", &self.token_server_url)
+            .field(
+                "token_server_heartbeat_timeout_seconds",
+                &self.token_server_heartbeat_timeout_seconds,
+            )
+            .field("upstream_timeout_seconds", &self.upstream_timeout_seconds)
+            .field(
+                "upstream_connect_timeout_seconds",
+                &self.upstream_connect_timeout_seconds,
+            )
+            .field("certificate_ca_bundle", &self.certificate_ca_bundle)
+            .field("certificate_pins", &self.certificate_pins.len())
+            .field("allow_insecure_upstream", &self.allow_insecure_upstream)
+            .field("project_name", &self.project_name)
+            .field("project_docs", &self.project_docs)
+            .field("http_scheme", &self.http_scheme)
+            .field("http_host", &self.http_host)
+            .field("retry_after_seconds", &self.retry_after_seconds)
+            .field("backoff", &self.backoff)
+            .field("batch_max_requests", &self.batch_max_requests)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("cors_origins", &self.cors_origins)
+            .field("cors_max_age_seconds", &self.cors_max_age_seconds)
+            .field("write_switches", &self.write_switches)
+            .field("statsd_url", &self.statsd_url)
+            .field("statsd_prefix", &self.statsd_prefix)
+            .field("log_format", &self.log_format)
+            .field("log_level", &self.log_level)
+            .field("source", &self.source)
+            .field("warnings", &self.warnings)
+            .finish()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Config {
+            listen: Listen::Tcp("127.0.0.1:8000".into()),
+            workers: cores.saturating_mul(2).clamp(2, 1024),
+            cache_hmac_secret: None,
+            cache_credentials_ttl_seconds: 300,
+            cache_max_entries: 10_000,
+            token_server_url: "https://token.services.mozilla.com/".into(),
+            token_server_heartbeat_timeout_seconds: 5,
+            upstream_timeout_seconds: 30,
+            upstream_connect_timeout_seconds: 5,
+            certificate_ca_bundle: None,
+            certificate_pins: Vec::new(),
+            allow_insecure_upstream: false,
+            project_name: "syncto".into(),
+            project_docs: "https://syncto.readthedocs.io/".into(),
+            http_scheme: None,
+            http_host: None,
+            retry_after_seconds: 30,
+            backoff: None,
+            batch_max_requests: 25,
+            max_body_bytes: 2 * 1024 * 1024,
+            cors_origins: vec!["*".into()],
+            cors_max_age_seconds: 3600,
+            write_switches: BTreeMap::new(),
+            statsd_url: None,
+            statsd_prefix: "syncto".into(),
+            log_format: LogFormat::Text,
+            log_level: log::LevelFilter::Info,
+            source: None,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// The environment of the process, as the `env` argument of [`Config::load`] expects.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+impl Config {
+    /// File search order: `args.config`; else env `SYNCTO_INI`; else
+    /// [`DEFAULT_CONFIG_PATH`] if it exists; else built-in defaults. Then `SYNCTO_*`
+    /// overrides, then `--bind` and `--log-format`.
+    pub fn load(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, StartupError> {
+        let path = args
+            .config
+            .clone()
+            .or_else(|| {
+                env("SYNCTO_INI")
+                    .filter(|p| !p.is_empty())
+                    .map(PathBuf::from)
+            })
+            .or_else(|| Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists()));
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    StartupError::new(format!(
+                        "cannot read configuration file {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                Config::from_ini(&text, &path, env)?
+            }
+            None => build("", "<built-in defaults>", None, env)?,
+        };
+        if let Some(bind) = &args.bind {
+            config.listen =
+                parse_listen(bind).map_err(|e| StartupError::new(format!("--bind: {e}")))?;
+        }
+        if let Some(format) = args.log_format {
+            config.log_format = format;
+        }
+        Ok(config)
+    }
+
+    /// Parses INI text (`origin` names it in messages and becomes [`Config::source`]) and
+    /// applies `SYNCTO_*` overrides looked up through `env`.
+    pub fn from_ini(
+        text: &str,
+        origin: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, StartupError> {
+        build(
+            text,
+            &origin.display().to_string(),
+            Some(origin.to_path_buf()),
+            env,
+        )
+    }
+
+    /// Whether `record_<collection>_put_enabled` is on. ASCII-only lower-casing, so that no
+    /// Unicode case folding (e.g. KELVIN SIGN → `k`) can reach a configured collection.
+    pub fn put_enabled(&self, collection: &str) -> bool {
+        self.write_switches
+            .get(&collection.to_ascii_lowercase())
+            .is_some_and(|w| w.put)
+    }
+
+    /// Whether `record_<collection>_delete_enabled` is on (case-insensitive like `put_enabled`).
+    pub fn delete_enabled(&self, collection: &str) -> bool {
+        self.write_switches
+            .get(&collection.to_ascii_lowercase())
+            .is_some_and(|w| w.delete)
+    }
+
+    /// One-paragraph summary for `--check-config`. Never includes `cache_hmac_secret`.
+    pub fn summary(&self) -> String {
+        let source = match &self.source {
+            Some(path) => format!("Configuration from {}", path.display()),
+            None => "Built-in defaults (no configuration file)".to_string(),
+        };
+        let secret = if self.cache_hmac_secret.is_some() {
+            "configured"
+        } else {
+            "random per-process"
+        };
+        let writes: Vec<String> = self
+            .write_switches
+            .iter()
+            .filter(|(_, w)| w.put || w.delete)
+            .map(|(name, w)| match (w.put, w.delete) {
+                (true, true) => format!("{name} (put, delete)"),
+                (true, false) => format!("{name} (put)"),
+                _ => format!("{name} (delete)"),
+            })
+            .collect();
+        let writes = if writes.is_empty() {
+            "writes disabled for every collection".to_string()
+        } else {
+            format!("writes enabled: {}", writes.join(", "))
+        };
+        let mut tls = match &self.certificate_ca_bundle {
+            Some(path) => format!("TLS trusts only the CA bundle {}", path.display()),
+            None => "TLS trusts the built-in Mozilla roots".to_string(),
+        };
+        if !self.certificate_pins.is_empty() {
+            tls.push_str(&format!(
+                " with {} SPKI pin(s)",
+                self.certificate_pins.len()
+            ));
+        }
+        if self.allow_insecure_upstream {
+            tls.push_str(", plain http:// upstream allowed");
+        }
+        let statsd = match &self.statsd_url {
+            Some(addr) => format!("statsd to {addr} with prefix {}", self.statsd_prefix),
+            None => "no statsd".to_string(),
+        };
+        let format = match self.log_format {
+            LogFormat::Text => "text",
+            LogFormat::Json => "JSON",
+        };
+        let mut out = format!(
+            "{source}: listening on {} with {} workers; token server {} (connect timeout {} s, \
+             read timeout {} s); credentials cached in process for up to {} s, at most {} \
+             entries, {secret} secret; {writes}; {tls}; {statsd}; {format} logs at level {}",
+            self.listen,
+            self.workers,
+            self.token_server_url,
+            self.upstream_connect_timeout_seconds,
+            self.upstream_timeout_seconds,
+            self.cache_credentials_ttl_seconds,
+            self.cache_max_entries,
+            self.log_level.as_str().to_ascii_lowercase(),
+        );
+        if !self.warnings.is_empty() {
+            out.push_str(&format!("; {} warning(s)", self.warnings.len()));
+        }
+        out.push('.');
+        out
+    }
+}
+
+/// `true/yes/on/1` → true, `false/no/off/0` → false (case-insensitive), anything else → None.
+pub fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Some(true),
+        "false" | "no" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// Whether a URL-authority host (`localhost`, `127.0.0.5`, `[::1]`) is the loopback interface,
+/// where plain http:// exposes nothing on the network.
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if bare.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    match bare.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => ip.is_loopback(),
+        Ok(IpAddr::V6(ip)) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Err(_) => false,
+    }
+}
+
+/// Validates a `--bind` value: `host:port`, `[v6]:port` or `unix:/path`.
+pub fn parse_listen(s: &str) -> Result<Listen, String> {
+    if let Some(path) = s.strip_prefix("unix:") {
+        if path.is_empty() {
+            return Err("expected a socket path after unix:".into());
+        }
+        return Ok(Listen::Unix(PathBuf::from(path)));
+    }
+    let expected = format!("expected HOST:PORT, [IPV6]:PORT or unix:/PATH, got {s:?}");
+    let (host, port) = s.rsplit_once(':').ok_or_else(|| expected.clone())?;
+    let host_ok = if let Some(inner) = host.strip_prefix('[') {
+        inner
+            .strip_suffix(']')
+            .is_some_and(|h| !h.is_empty() && !h.contains(['[', ']']))
+    } else {
+        valid_host(host) && !host.contains(':')
+    };
+    if !host_ok || !port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().is_err() {
+        return Err(expected);
+    }
+    Ok(Listen::Tcp(s.to_string()))
+}
+
+/// Non-empty, without whitespace or `/`.
+fn valid_host(host: &str) -> bool {
+    !host.is_empty() && !host.contains(|c: char| c.is_whitespace() || c == '/')
+}
+
+/// Where a raw value came from, for messages.
+#[derive(Debug, Clone)]
+enum Whence {
+    /// File label and 1-based line.
+    Line(String, usize),
+    /// Environment variable name.
+    Env(String),
+}
+
+impl fmt::Display for Whence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Whence::Line(file, line) => write!(f, "{file}:{line}"),
+            Whence::Env(var) => write!(f, "environment variable {var}"),
+        }
+    }
+}
+
+/// One setting as written: key (with any prefix, for messages), unquoted value, origin.
+#[derive(Debug, Clone)]
+struct Raw {
+    key: String,
+    value: String,
+    whence: Whence,
+}
+
+impl Raw {
+    /// The standard "invalid value" error; `value` is echoed, so never use it for secrets.
+    fn invalid(&self, expected: &str) -> StartupError {
+        StartupError::new(format!(
+            "{}: invalid value for `{}`: expected {expected}, got {:?}",
+            self.whence, self.key, self.value
+        ))
+    }
+
+    fn number(&self, min: u64, max: u64, what: &str) -> Result<u64, StartupError> {
+        let v = self.value.as_str();
+        let parsed = if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+            v.parse::<u64>().ok()
+        } else {
+            None
+        };
+        match parsed {
+            Some(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(self.invalid(&format!("{what} between {min} and {max}"))),
+        }
+    }
+
+    fn seconds(&self, min: u64, max: u64) -> Result<u64, StartupError> {
+        self.number(min, max, "a whole number of seconds")
+    }
+
+    fn boolean(&self) -> Result<bool, StartupError> {
+        parse_bool(&self.value)
+            .ok_or_else(|| self.invalid("true or false (or yes/no, on/off, 1/0)"))
+    }
+
+    /// Comma and/or whitespace separated items.
+    fn list(&self) -> Vec<String> {
+        self.value
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    }
+}
+
+/// Lines of the two sections we read, in file order.
+#[derive(Default)]
+struct Ini {
+    app: Vec<(String, String, usize)>,
+    server: Vec<(String, String, usize)>,
+}
+
+/// Python-configparser-like reader: `[section]`, `key = value` / `key: value` (split at the
+/// first `=` or `:`), lower-cased keys, `#`/`;` full-line comments, indented continuation
+/// lines joined with "\n", no inline comments, no interpolation.
+fn read_ini(text: &str, file: &str) -> Result<Ini, StartupError> {
+    enum Section {
+        None,
+        App,
+        Server,
+        Other,
+    }
+    let mut ini = Ini::default();
+    let mut section = Section::None;
+    let mut in_value = false; // the previous item line was a key: indented lines continue it
+    for (index, line) in text.trim_start_matches('\u{feff}').lines().enumerate() {
+        let number = index + 1;
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with(';') {
+            continue;
+        }
+        if in_value && line.starts_with([' ', '\t']) {
+            let items = match section {
+                Section::App => &mut ini.app,
+                Section::Server => &mut ini.server,
+                _ => continue,
+            };
+            if let Some((_, value, _)) = items.last_mut() {
+                value.push('\n');
+                value.push_str(trimmed);
+            }
+            continue;
+        }
+        if let Some(name) = trimmed.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+            section = match name.trim() {
+                "app:main" => Section::App,
+                "server:main" => Section::Server,
+                _ => Section::Other,
+            };
+            in_value = false;
+            continue;
+        }
+        let Some((key, value)) = trimmed
+            .split_once(['=', ':'])
+            .filter(|(k, _)| !k.trim().is_empty())
+        else {
+            return Err(StartupError::new(format!(
+                "{file}:{number}: syntax error: expected `[section]`, `key = value`, a comment or an indented continuation line"
+            )));
+        };
+        let key = key.trim().to_lowercase();
+        let item = (key, value.trim().to_string(), number);
+        match section {
+            Section::None => {
+                return Err(StartupError::new(format!(
+                    "{file}:{number}: `{}` appears before any [section] header",
+                    item.0
+                )));
+            }
+            Section::App => ini.app.push(item),
+            Section::Server => ini.server.push(item),
+            Section::Other => {}
+        }
+        in_value = true;
+    }
+    Ok(ini)
+}
+
+/// A value wrapped in matching single or double quotes loses them (Python-literal coercion
+/// in cliquet is why the original development.ini quotes its secret).
+fn unquote(value: &str) -> &str {
+    let v = value.trim();
+    for q in ['"', '\''] {
+        if let Some(inner) = v.strip_prefix(q).and_then(|r| r.strip_suffix(q)) {
+            return inner;
+        }
+    }
+    v
+}
+
+/// `record_<collection>_{put,delete}_enabled` → (collection, is_put); the collection is
+/// lower-cased but not yet validated.
+fn write_switch(name: &str) -> Option<(String, bool)> {
+    let rest = name.strip_prefix("record_")?;
+    if let Some(c) = rest.strip_suffix("_put_enabled") {
+        Some((c.to_ascii_lowercase(), true))
+    } else {
+        rest.strip_suffix("_delete_enabled")
+            .map(|c| (c.to_ascii_lowercase(), false))
+    }
+}
+
+/// Why a cliquet setting has no effect here, or None when it is not one.
+fn cliquet_only(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "cache_backend"
+        | "cache_url"
+        | "cache_pool_size"
+        | "cache_prefix"
+        | "cache_max_size_bytes" => "credentials are cached in process",
+        n if n.starts_with("storage_") || n.starts_with("permission_") => {
+            "Firefox Sync is the only storage"
+        }
+        n if n == "userid_hmac_secret" || n.starts_with("multiauth.") => {
+            "authentication is the Token Server's"
+        }
+        "newrelic_config"
+        | "newrelic_env"
+        | "profiler_enabled"
+        | "profiler_dir"
+        | "version_prefix_redirect_enabled"
+        | "trailing_slash_redirect_enabled"
+        | "eos"
+        | "eos_message"
+        | "eos_url"
+        | "error_info_link"
+        | "readonly"
+        | "http_api_version"
+        | "project_version"
+        | "paginate_by"
+        | "includeme" => "not supported by this server",
+        n if n.starts_with("pyramid.") => "there is no Pyramid here",
+        _ => return None,
+    })
+}
+
+/// `SYNCTO_<KEY>`: upper-cased, `.` and `-` → `_`.
+fn env_name(setting: &str) -> String {
+    format!(
+        "SYNCTO_{}",
+        setting.to_ascii_uppercase().replace(['.', '-'], "_")
+    )
+}
+
+/// Inserts a file value, refusing the same setting twice with different values (values are
+/// not shown: one of them may be the secret).
+fn insert(map: &mut BTreeMap<String, Raw>, name: String, raw: Raw) -> Result<(), StartupError> {
+    if let Some(old) = map.get(&name).filter(|old| old.value != raw.value) {
+        let line = |w: &Whence| if let Whence::Line(_, n) = w { *n } else { 0 };
+        return Err(StartupError::new(format!(
+            "{}: `{name}` is set twice with different values (lines {} and {}); keep one",
+            raw.whence,
+            line(&old.whence),
+            line(&raw.whence)
+        )));
+    }
+    map.insert(name, raw);
+    Ok(())
+}
+
+/// INI text → raw settings → environment overlay → typed, cross-checked [`Config`].
+fn build(
+    text: &str,
+    file: &str,
+    source: Option<PathBuf>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, StartupError> {
+    let ini = read_ini(text, file)?;
+    let mut config = Config {
+        source,
+        ..Config::default()
+    };
+    let mut app: BTreeMap<String, Raw> = BTreeMap::new();
+    for (key, value, line) in &ini.app {
+        let name = key
+            .strip_prefix("syncto.")
+            .or_else(|| key.strip_prefix("cliquet."))
+            .unwrap_or(key);
+        let whence = Whence::Line(file.to_string(), *line);
+        if name == "use" {
+            continue;
+        } else if let Some(why) = cliquet_only(name) {
+            config.warnings.push(format!(
+                "{whence}: `{key}` is a cliquet setting with no effect here ({why})"
+            ));
+        } else if SETTINGS.contains(&name) || write_switch(name).is_some() {
+            let raw = Raw {
+                key: key.clone(),
+                value: unquote(value).to_string(),
+                whence,
+            };
+            insert(&mut app, name.to_string(), raw)?;
+        } else {
+            config
+                .warnings
+                .push(format!("{whence}: `{key}`: unknown setting, ignored"));
+        }
+    }
+    let mut server: BTreeMap<String, Raw> = BTreeMap::new();
+    for (key, value, line) in ini
+        .server
+        .iter()
+        .filter(|(k, _, _)| k == "host" || k == "port")
+    {
+        let raw = Raw {
+            key: key.clone(),
+            value: unquote(value).to_string(),
+            whence: Whence::Line(file.to_string(), *line),
+        };
+        insert(&mut server, key.clone(), raw)?;
+    }
+
+    // Environment overlay: every known name, and write switches of every collection we know of.
+    let mut names: Vec<String> = SETTINGS.iter().map(|s| s.to_string()).collect();
+    let mut collections: Vec<String> = STANDARD_COLLECTIONS.iter().map(|s| s.to_string()).collect();
+    collections.extend(app.keys().filter_map(|k| write_switch(k)).map(|(c, _)| c));
+    for c in &collections {
+        names.push(format!("record_{c}_put_enabled"));
+        names.push(format!("record_{c}_delete_enabled"));
+    }
+    let overlay = |map: &mut BTreeMap<String, Raw>, name: &str| {
+        let var = env_name(name);
+        if let Some(value) = env(&var) {
+            let raw = Raw {
+                key: name.to_string(),
+                value: unquote(&value).to_string(),
+                whence: Whence::Env(var),
+            };
+            map.insert(name.to_string(), raw);
+        }
+    };
+    names.iter().for_each(|name| overlay(&mut app, name));
+    overlay(&mut server, "host");
+    overlay(&mut server, "port");
+
+    for &name in SETTINGS {
+        if let Some(raw) = app.get(name) {
+            apply(&mut config, name, raw)?;
+        }
+    }
+    for (name, raw) in &app {
+        if let Some((collection, put)) = write_switch(name) {
+            let valid = (1..=32).contains(&collection.len())
+                && collection
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+            if !valid {
+                return Err(StartupError::new(format!(
+                    "{}: invalid setting name `{}`: the collection must be 1 to 32 characters among a-z 0-9 . _ -",
+                    raw.whence, raw.key
+                )));
+            }
+            let on = raw.boolean()?;
+            let switch = config.write_switches.entry(collection).or_default();
+            if put {
+                switch.put = on
+            } else {
+                switch.delete = on
+            }
+        }
+    }
+    if !app.contains_key("statsd_prefix") {
+        config.statsd_prefix = config.project_name.clone();
+    }
+
+    // Listen address from [server:main] (or its env overrides).
+    let host = match server.get("host") {
+        Some(raw) if valid_host(&raw.value) => raw.value.clone(),
+        Some(raw) => return Err(raw.invalid("a host name or IP address without spaces or '/'")),
+        None => "127.0.0.1".to_string(),
+    };
+    let port = match server.get("port") {
+        Some(raw) => raw.number(0, 65_535, "a port number")?,
+        None => 8000,
+    };
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    config.listen = Listen::Tcp(format!("{host}:{port}"));
+
+    // Plain http:// to anything but loopback would send bearer tokens and Hawk keys in clear.
+    if let Some(rest) = config.token_server_url.strip_prefix("http://") {
+        if !url_host(rest).is_some_and(is_loopback_host) {
+            let whence = app
+                .get("token_server_url")
+                .map(|r| format!("{}: ", r.whence))
+                .unwrap_or_default();
+            if !config.allow_insecure_upstream {
+                return Err(StartupError::new(format!(
+                    "{whence}token_server_url uses plain http:// to a non-loopback host; bearer tokens would \
+                     travel in clear. Use https:// or set allow_insecure_upstream = true."
+                )));
+            }
+            config.warnings.push(format!(
+                "{whence}token_server_url uses plain http:// to a non-loopback host (allow_insecure_upstream is set)"
+            ));
+        }
+    }
+    Ok(config)
+}
+
+/// The host of `rest`, a URL after its `scheme://`: the authority up to `/`, `?` or `#`,
+/// without userinfo and port. None when the authority is malformed (empty host, bad port).
+fn url_host(rest: &str) -> Option<&str> {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let end = match hostport.strip_prefix('[') {
+        Some(v6) => v6.find(']')? + 2,
+        None => hostport.find(':').unwrap_or(hostport.len()),
+    };
+    let (host, port) = hostport.split_at(end);
+    let port_ok = port.is_empty()
+        || port
+            .strip_prefix(':')
+            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok());
+    (!host.is_empty() && host != "[]" && port_ok).then_some(host)
+}
+
+/// Converts and validates one `[app:main]` setting into `config`.
+fn apply(c: &mut Config, name: &str, raw: &Raw) -> Result<(), StartupError> {
+    let v = raw.value.as_str();
+    match name {
+        "workers" => c.workers = raw.number(1, 1024, "a whole number of worker threads")? as usize,
+        "cache_hmac_secret" => {
+            // Never echo this value: a bad secret is reported by shape only.
+            if v.is_empty() {
+                return Err(StartupError::new(format!(
+                    "{}: invalid value for `{}`: expected a non-empty secret, got an empty value",
+                    raw.whence, raw.key
+                )));
+            }
+            c.cache_hmac_secret = Some(v.as_bytes().to_vec());
+        }
+        "cache_credentials_ttl_seconds" => {
+            c.cache_credentials_ttl_seconds = raw.seconds(1, MAX_SECONDS)?
+        }
+        "cache_max_entries" => {
+            // Capped because the LRU allocates its table up front.
+            c.cache_max_entries = raw.number(1, 10_000_000, "a whole number of entries")? as usize;
+        }
+        "token_server_url" => {
+            let rest = v
+                .strip_prefix("https://")
+                .or_else(|| v.strip_prefix("http://"));
+            let ok =
+                rest.is_some_and(|r| url_host(r).is_some()) && !v.contains(char::is_whitespace);
+            if !ok {
+                return Err(raw.invalid("an http:// or https:// URL with a host"));
+            }
+            c.token_server_url = v.to_string();
+        }
+        "token_server_heartbeat_timeout_seconds" => {
+            c.token_server_heartbeat_timeout_seconds = raw.seconds(1, MAX_SECONDS)?;
+        }
+        "upstream_timeout_seconds" => c.upstream_timeout_seconds = raw.seconds(1, MAX_SECONDS)?,
+        "upstream_connect_timeout_seconds" => {
+            c.upstream_connect_timeout_seconds = raw.seconds(1, MAX_SECONDS)?
+        }
+        "certificate_ca_bundle" => {
+            if v.is_empty() {
+                return Err(raw.invalid("the path of a PEM file of CA certificates"));
+            }
+            let cwd = std::env::current_dir().map_err(|e| {
+                StartupError::new(format!("{}: cannot resolve `{}`: {e}", raw.whence, raw.key))
+            })?;
+            let path = cwd.join(v);
+            let problem = match std::fs::metadata(&path) {
+                Err(_) => Some("cannot be found".to_string()),
+                Ok(meta) if !meta.is_file() => Some("is not a regular file".to_string()),
+                Ok(meta) if meta.len() == 0 => Some("is empty".to_string()),
+                Ok(_) => std::fs::File::open(&path)
+                    .err()
+                    .map(|e| format!("cannot be read: {e}")),
+            };
+            if let Some(problem) = problem {
+                return Err(StartupError::new(format!(
+                    "{}: `{}`: file {} {problem}",
+                    raw.whence,
+                    raw.key,
+                    path.display()
+                )));
+            }
+            c.certificate_ca_bundle = Some(path);
+        }
+        "certificate_pins" => {
+            c.certificate_pins.clear();
+            for pin in raw.list() {
+                let b64 = pin.strip_prefix("sha256/").unwrap_or(&pin);
+                let hash = (b64.len() == 44)
+                    .then(|| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+                    .flatten()
+                    .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok());
+                let Some(hash) = hash else {
+                    return Err(StartupError::new(format!(
+                        "{}: invalid value for `{}`: expected base64 SHA-256 SPKI hashes (44 characters, \
+                         optionally prefixed with sha256/), got {pin:?}",
+                        raw.whence, raw.key
+                    )));
+                };
+                c.certificate_pins.push(hash);
+            }
+        }
+        "allow_insecure_upstream" => c.allow_insecure_upstream = raw.boolean()?,
+        "project_name" if v.is_empty() || v.contains(char::is_whitespace) => {
+            return Err(raw.invalid("a non-empty name without spaces"));
+        }
+        "project_name" => c.project_name = v.to_string(),
+        "project_docs" if v.is_empty() => return Err(raw.invalid("a URL")),
+        "project_docs" => c.project_docs = v.to_string(),
+        "http_scheme" => match v.to_ascii_lowercase().as_str() {
+            scheme @ ("http" | "https") => c.http_scheme = Some(scheme.to_string()),
+            _ => return Err(raw.invalid("http or https")),
+        },
+        "http_host" if !valid_host(v) => {
+            return Err(raw.invalid("a host name (with optional :port), no spaces or '/'"));
+        }
+        "http_host" => c.http_host = Some(v.to_string()),
+        "retry_after_seconds" => {
+            c.retry_after_seconds = raw.seconds(0, u32::MAX.into())? as u32;
+        }
+        "backoff" if v.is_empty() => c.backoff = None,
+        "backoff" => c.backoff = Some(raw.seconds(0, u32::MAX.into())? as u32),
+        "batch_max_requests" => {
+            c.batch_max_requests = raw.number(1, 1000, "a whole number of requests")? as usize;
+        }
+        "max_body_bytes" => {
+            c.max_body_bytes = raw.number(1024, 64 * 1024 * 1024, "a number of bytes")? as usize
+        }
+        "cors_origins" => c.cors_origins = raw.list(),
+        "cors_max_age_seconds" => c.cors_max_age_seconds = raw.seconds(0, u32::MAX.into())? as u32,
+        "statsd_url" if v.is_empty() => c.statsd_url = None,
+        "statsd_url" => {
+            let addr = v
+                .strip_prefix("udp://")
+                .map(|a| a.strip_suffix('/').unwrap_or(a));
+            let valid = addr.is_some_and(|a| {
+                matches!(parse_listen(a), Ok(Listen::Tcp(_)))
+                    && a.rsplit_once(':')
+                        .is_some_and(|(_, p)| p.parse::<u16>().is_ok_and(|p| p > 0))
+            });
+            match addr {
+                Some(addr) if valid => c.statsd_url = Some(addr.to_string()),
+                _ => return Err(raw.invalid("udp://HOST:PORT")),
+            }
+        }
+        "statsd_prefix"
+            if v.is_empty() || v.contains(|c: char| c.is_whitespace() || ":|@".contains(c)) =>
+        {
+            return Err(raw.invalid("a non-empty metric prefix without spaces, ':', '|' or '@'"));
+        }
+        "statsd_prefix" => c.statsd_prefix = v.to_string(),
+        "logging_renderer" if v.ends_with("MozillaHekaRenderer") => c.log_format = LogFormat::Json,
+        "logging_renderer" if v.ends_with("ClassicLogRenderer") => c.log_format = LogFormat::Text,
+        "logging_renderer" => {
+            return Err(
+                raw.invalid("cliquet.logs.ClassicLogRenderer or cliquet.logs.MozillaHekaRenderer")
+            );
+        }
+        "log_format" => {
+            c.log_format = LogFormat::from_name(v).ok_or_else(|| raw.invalid("text or json"))?
+        }
+        "log_level" => {
+            c.log_level = match v.to_ascii_lowercase().as_str() {
+                "trace" => log::LevelFilter::Trace,
+                "debug" => log::LevelFilter::Debug,
+                "info" => log::LevelFilter::Info,
+                "warning" | "warn" => log::LevelFilter::Warn,
+                "error" | "critical" => log::LevelFilter::Error,
+                _ => return Err(raw.invalid("debug, info, warning, error or critical")),
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEV: &str = include_str!("../tests/data/fixtures/syncto-1.5.0-development.ini");
+    const PROD: &str = include_str!("../tests/data/fixtures/syncto-production-style.ini");
+    const DEV_SECRET: &str = "70a73e5719a5f844cfb5dc02d8b370f718ced6fe9b93d81b8c42c5ee417b6bbb";
+    const PROD_SECRET: &str = "b0ed4b1a9c2b4a3e8f1d2c3b4a5968778695a4b3c2d1e0f1a2b3c4d5e6f70819";
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn ini_env(text: &str, vars: &[(&str, &str)]) -> Result<Config, StartupError> {
+        let env = |name: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        };
+        Config::from_ini(text, Path::new("test.ini"), &env)
+    }
+
+    fn ini(text: &str) -> Result<Config, StartupError> {
+        ini_env(text, &[])
+    }
+
+    /// `[app:main]` followed by `lines`: the first of them is line 2.
+    fn app(lines: &str) -> Result<Config, StartupError> {
+        ini(&format!("[app:main]\n{lines}\n"))
+    }
+
+    fn app_err(lines: &str) -> String {
+        app(lines).unwrap_err().message
+    }
+
+    #[test]
+    fn development_fixture_loads() {
+        let c = Config::from_ini(DEV, Path::new("dev.ini"), &no_env).unwrap();
+        assert_eq!(c.cache_hmac_secret.as_deref(), Some(DEV_SECRET.as_bytes()));
+        assert_eq!(c.listen, Listen::Tcp("0.0.0.0:8000".into()));
+        assert!(c.put_enabled("history") && c.delete_enabled("history"));
+        assert!(c.put_enabled("HISTORY"));
+        assert!(!c.put_enabled("tabs") && !c.delete_enabled("bookmarks"));
+        assert_eq!((c.log_format, c.statsd_url), (LogFormat::Text, None));
+        assert_eq!(c.source, Some(PathBuf::from("dev.ini")));
+        let [warning] = c.warnings.as_slice() else {
+            panic!("{:?}", c.warnings)
+        };
+        assert!(
+            warning.starts_with("dev.ini:4: `syncto.cache_backend`"),
+            "{warning}"
+        );
+        assert!(warning.contains("cached in process"), "{warning}");
+    }
+
+    #[test]
+    fn production_fixture_loads() {
+        let c = Config::from_ini(PROD, Path::new("prod.ini"), &no_env).unwrap();
+        assert_eq!(c.cache_hmac_secret.as_deref(), Some(PROD_SECRET.as_bytes()));
+        assert_eq!(c.listen, Listen::Tcp("127.0.0.1:8000".into()));
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.statsd_url.as_deref(), Some("127.0.0.1:8125"));
+        assert_eq!(c.statsd_prefix, "syncto");
+        assert_eq!(c.http_scheme.as_deref(), Some("https"));
+        assert_eq!(c.http_host.as_deref(), Some("syncto.example.org"));
+        assert_eq!(c.token_server_heartbeat_timeout_seconds, 5);
+        assert_eq!(c.cache_credentials_ttl_seconds, 300);
+        for name in ["tabs", "passwords", "bookmarks", "history"] {
+            assert!(c.put_enabled(name) && c.delete_enabled(name), "{name}");
+        }
+        assert!(!c.put_enabled("forms"));
+        // `workers = 14` lives in [uwsgi], which must be ignored.
+        assert_eq!(c.workers, Config::default().workers);
+        let warnings = c.warnings.join("\n");
+        assert!(warnings.contains("`syncto.cache_backend`"), "{warnings}");
+        assert!(warnings.contains("`syncto.cache_url`"), "{warnings}");
+        assert_eq!(c.warnings.len(), 2, "{warnings}");
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        let c = ini("").unwrap();
+        assert_eq!(c.listen, Listen::Tcp("127.0.0.1:8000".into()));
+        assert_eq!(c.cache_hmac_secret, None);
+        assert_eq!(c.token_server_url, "https://token.services.mozilla.com/");
+        assert_eq!(c.cache_credentials_ttl_seconds, 300);
+        assert_eq!((c.batch_max_requests, c.max_body_bytes), (25, 2_097_152));
+        assert_eq!(c.cors_origins, ["*"]);
+        assert!(c.workers >= 2 && c.warnings.is_empty() && c.write_switches.is_empty());
+        assert_eq!(c.log_level, log::LevelFilter::Info);
+    }
+
+    #[test]
+    fn every_prefix_is_accepted() {
+        for prefix in ["", "syncto.", "cliquet."] {
+            let c = app(&format!("{prefix}cache_credentials_ttl_seconds = 42")).unwrap();
+            assert_eq!(c.cache_credentials_ttl_seconds, 42, "{prefix}");
+        }
+        let c = app("cliquet.record_tabs_put_enabled = yes\nrecord_tabs_delete_enabled: on");
+        let c = c.unwrap();
+        assert!(c.put_enabled("tabs") && c.delete_enabled("tabs"));
+    }
+
+    #[test]
+    fn conflicting_duplicates_name_both_lines() {
+        let e =
+            app_err("use = x\nsyncto.batch_max_requests = 10\n\ncliquet.batch_max_requests = 20");
+        assert_eq!(
+            e,
+            "test.ini:5: `batch_max_requests` is set twice with different values (lines 3 and 5); \
+             keep one"
+        );
+        // The same value twice is harmless.
+        let c = app("batch_max_requests = 10\nsyncto.batch_max_requests = 10").unwrap();
+        assert_eq!(c.batch_max_requests, 10);
+    }
+
+    #[test]
+    fn environment_beats_the_file() {
+        let text = "[app:main]\ncache_credentials_ttl_seconds = 100\n\
+                    record_custom-1_put_enabled = false\n[server:main]\nport = 8080";
+        let vars = [
+            ("SYNCTO_CACHE_CREDENTIALS_TTL_SECONDS", "600"),
+            ("SYNCTO_RECORD_TABS_PUT_ENABLED", "true"),
+            ("SYNCTO_RECORD_CUSTOM_1_PUT_ENABLED", "true"),
+            ("SYNCTO_PORT", "9000"),
+            ("SYNCTO_HOST", "::1"),
+        ];
+        let c = ini_env(text, &vars).unwrap();
+        assert_eq!(c.cache_credentials_ttl_seconds, 600);
+        assert!(c.put_enabled("tabs") && !c.delete_enabled("tabs"));
+        assert!(c.put_enabled("custom-1"));
+        assert_eq!(c.listen, Listen::Tcp("[::1]:9000".into()));
+    }
+
+    #[test]
+    fn bad_environment_value_names_the_variable() {
+        for (var, value) in [
+            ("SYNCTO_BATCH_MAX_REQUESTS", "lots"),
+            ("SYNCTO_RECORD_HISTORY_DELETE_ENABLED", "enabled"),
+            ("SYNCTO_PORT", "80000"),
+        ] {
+            let e = ini_env("", &[(var, value)]).unwrap_err().message;
+            assert!(
+                e.starts_with(&format!("environment variable {var}: invalid value")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_values_name_file_line_key_and_expectation() {
+        assert_eq!(
+            app_err("\nsyncto.cache_credentials_ttl_seconds = abc"),
+            "test.ini:3: invalid value for `syncto.cache_credentials_ttl_seconds`: expected a \
+             whole number of seconds between 1 and 86400, got \"abc\""
+        );
+        for bad in "0 86401 -5 +5 1.5 99999999999999999999999 0x10".split(' ') {
+            let e = app_err(&format!("cache_credentials_ttl_seconds = {bad}"));
+            assert!(e.starts_with("test.ini:2: invalid value"), "{bad}: {e}");
+        }
+        let e = app_err("syncto.record_tabs_put_enabled = enabled");
+        assert!(e.starts_with("test.ini:2: invalid value for `syncto.record_tabs_put_enabled`"));
+        assert!(e.contains("expected true or false"), "{e}");
+        for (line, needle) in [
+            ("record_Tabs!_put_enabled = true", "the collection must be"),
+            ("record__delete_enabled = true", "the collection must be"),
+            ("batch_max_requests = 1001", "between 1 and 1000"),
+            ("max_body_bytes = 1000", "`max_body_bytes`"),
+            ("http_scheme = ftp", "http or https"),
+            ("http_host = a/b", "`http_host`"),
+            (
+                "allow_insecure_upstream = maybe",
+                "`allow_insecure_upstream`",
+            ),
+            ("log_level = loud", "`log_level`"),
+            ("logging_renderer = my.Renderer", "`logging_renderer`"),
+            ("workers = 0", "`workers`"),
+            ("statsd_url = tcp://127.0.0.1:8125", "udp://HOST:PORT"),
+            ("statsd_url = udp://127.0.0.1", "udp://HOST:PORT"),
+        ] {
+            let e = app_err(line);
+            assert!(
+                e.starts_with("test.ini:2: ") && e.contains(needle),
+                "{line}: {e}"
+            );
+        }
+        assert!(
+            ini("[server:main]\nport = http")
+                .unwrap_err()
+                .message
+                .starts_with("test.ini:2:")
+        );
+    }
+
+    #[test]
+    fn token_server_must_not_leak_tokens_over_http() {
+        let e = app_err("token_server_url = http://token.example.com/");
+        assert!(
+            e.starts_with("test.ini:2: token_server_url uses plain http://"),
+            "{e}"
+        );
+        assert!(e.contains("set allow_insecure_upstream = true"), "{e}");
+        for url in "http://localhost:5000/ http://127.0.0.2/ http://[::1]:8080/t https://a.example"
+            .split(' ')
+        {
+            let c = app(&format!("token_server_url = {url}")).unwrap();
+            assert_eq!(c.token_server_url, url);
+        }
+        let c = app("token_server_url = http://token.example.com/\nallow_insecure_upstream = yes");
+        let c = c.unwrap();
+        assert!(c.allow_insecure_upstream);
+        assert!(c.warnings.iter().any(|w| w.contains("plain http://")));
+        for bad in "ftp://x/ https:// https:///p example.com https://[::1 https://a:x/".split(' ') {
+            let e = app_err(&format!("token_server_url = {bad}"));
+            assert!(
+                e.contains("expected an http:// or https:// URL"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for host in
+            "localhost LOCALHOST 127.0.0.1 127.9.9.9 [::1] ::1 [::ffff:127.0.0.1]".split(' ')
+        {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in "example.com 10.0.0.1 [::2] localhost.example.com 0.0.0.0 [::]".split(' ') {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+        assert!(!is_loopback_host(""));
+    }
+
+    #[test]
+    fn booleans() {
+        for (word, value) in [("true", true), ("TRUE", true), ("yes", true), ("On", true)] {
+            assert_eq!(parse_bool(word), Some(value), "{word}");
+        }
+        for (word, value) in [("1", true), ("false", false), ("No", false), ("off", false)] {
+            assert_eq!(parse_bool(word), Some(value), "{word}");
+        }
+        assert_eq!(parse_bool("0"), Some(false));
+        for word in ["enabled", "", "2", "y"] {
+            assert_eq!(parse_bool(word), None, "{word}");
+        }
+    }
+
+    #[test]
+    fn certificate_pins() {
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        let (a, b, short) = (b64(&[7; 32]), b64(&[9; 32]), b64(&[1; 31]));
+        let c = app(&format!("certificate_pins = sha256/{a}, {b}\n  {a}")).unwrap();
+        assert_eq!(c.certificate_pins, [[7; 32], [9; 32], [7; 32]]);
+        for bad in [
+            "!notbase64!notbase64!notbase64!notbase64!xxx",
+            &short,
+            "sha256/AAAA",
+        ] {
+            let e = app_err(&format!("certificate_pins = {a} {bad}"));
+            assert!(
+                e.starts_with("test.ini:2:") && e.contains(&format!("{bad:?}")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn certificate_ca_bundle() {
+        let e = app_err("certificate_ca_bundle = no/such/bundle.pem");
+        let abs = std::env::current_dir().unwrap().join("no/such/bundle.pem");
+        assert!(
+            e.contains(&format!("file {} cannot be found", abs.display())),
+            "{e}"
+        );
+        let path = app("certificate_ca_bundle = Cargo.toml")
+            .unwrap()
+            .certificate_ca_bundle;
+        let path = path.unwrap();
+        assert!(
+            path.is_absolute() && path.ends_with("Cargo.toml"),
+            "{path:?}"
+        );
+        let empty = std::env::temp_dir().join(format!("syncto-empty-{}.pem", std::process::id()));
+        std::fs::write(&empty, "").unwrap();
+        let e = app_err(&format!("certificate_ca_bundle = {}", empty.display()));
+        std::fs::remove_file(&empty).unwrap();
+        assert!(
+            e.contains(&format!("file {} is empty", empty.display())),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn ini_syntax() {
+        let text = "\u{feff}# comment\n; another\n[app:main]\n  # indented comment\n\
+                    cors_origins = https://a.example,\n  https://b.example\n\thttps://c.example\n\
+                    project_name: 'demo'\nstatsd_url = udp://[::1]:8125/\n\
+                    [uwsgi]\nworkers = 14\n  continued = here\n\
+                    [server:main]\nhost = ::1\nport = 0\nthreads = 4\n";
+        let c = ini(text).unwrap();
+        let origins = [
+            "https://a.example",
+            "https://b.example",
+            "https://c.example",
+        ];
+        assert_eq!(c.cors_origins, origins);
+        assert_eq!(
+            (c.project_name.as_str(), c.statsd_prefix.as_str()),
+            ("demo", "demo")
+        );
+        assert_eq!(c.statsd_url.as_deref(), Some("[::1]:8125"));
+        assert_eq!(c.listen, Listen::Tcp("[::1]:0".into()));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+
+        let e = ini("[app:main]\nproject_name = x\nthis line is wrong\n")
+            .unwrap_err()
+            .message;
+        assert!(e.starts_with("test.ini:3: syntax error"), "{e}");
+        for (text, line) in [
+            ("key = value", 1),
+            ("[app:main]\n= value", 2),
+            ("[broken", 1),
+        ] {
+            let e = ini(text).unwrap_err().message;
+            assert!(e.starts_with(&format!("test.ini:{line}: ")), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn cliquet_and_unknown_settings_only_warn() {
+        let c = app(
+            "storage_backend = x\ncliquet.multiauth.policies = basicauth\n\
+             pyramid.includes = a\nfrobnicate = 1\neos = 2030-01-01\nuse = egg:syncto",
+        )
+        .unwrap();
+        assert_eq!(c.warnings.len(), 5, "{:?}", c.warnings);
+        let storage = "test.ini:2: `storage_backend` is a cliquet setting with no effect here";
+        assert!(c.warnings[0].starts_with(storage), "{}", c.warnings[0]);
+        assert_eq!(
+            c.warnings[3],
+            "test.ini:5: `frobnicate`: unknown setting, ignored"
+        );
+        assert!(
+            c.warnings
+                .iter()
+                .all(|w| !w.contains("basicauth") && !w.contains("2030"))
+        );
+    }
+
+    #[test]
+    fn other_settings() {
+        let c = app("statsd_prefix = sync.to\nlog_level = WARNING\n\
+             logging_renderer = cliquet.logs.MozillaHekaRenderer\nlog_format = text\n\
+             backoff = 60\ncors_origins = https://a.example https://b.example\nworkers = 3\n\
+             upstream_timeout_seconds = 10\nupstream_connect_timeout_seconds = 2\n\
+             cache_max_entries = 5\nretry_after_seconds = 0\ncors_max_age_seconds = 60")
+        .unwrap();
+        assert_eq!(c.statsd_prefix, "sync.to");
+        assert_eq!(c.log_level, log::LevelFilter::Warn);
+        assert_eq!(
+            c.log_format,
+            LogFormat::Text,
+            "explicit log_format beats logging_renderer"
+        );
+        assert_eq!(c.backoff, Some(60));
+        assert_eq!(c.cors_origins.len(), 2);
+        assert_eq!((c.workers, c.upstream_timeout_seconds), (3, 10));
+        assert_eq!(c.upstream_connect_timeout_seconds, 2);
+        assert_eq!(
+            (
+                c.cache_max_entries,
+                c.retry_after_seconds,
+                c.cors_max_age_seconds
+            ),
+            (5, 0, 60)
+        );
+        assert_eq!(
+            app("log_level = critical").unwrap().log_level,
+            log::LevelFilter::Error
+        );
+    }
+
+    #[test]
+    fn the_secret_never_leaks() {
+        let secret = "s3cr3t-value-that-must-not-leak";
+        let base = format!("cache_hmac_secret = \"{secret}\"");
+        let c = app(&base).unwrap();
+        assert_eq!(c.cache_hmac_secret.as_deref(), Some(secret.as_bytes()));
+        assert!(!c.summary().contains(secret));
+        assert!(!format!("{c:?}").contains(secret));
+        let env_empty = [("SYNCTO_CACHE_HMAC_SECRET", "")];
+        let errors = [
+            app_err(&format!("{base}\ncliquet.cache_hmac_secret = {secret}2")),
+            app_err(&format!("{base}\ncache_credentials_ttl_seconds = x")),
+            app_err(&format!("{base}\ntoken_server_url = http://example.com/")),
+            app_err("cache_hmac_secret = \"\""),
+            ini_env(&format!("[app:main]\n{base}"), &env_empty)
+                .unwrap_err()
+                .message,
+        ];
+        for e in &errors {
+            assert!(!e.contains(secret), "{e}");
+        }
+        assert!(errors[3].ends_with("expected a non-empty secret, got an empty value"));
+        assert!(errors[4].starts_with("environment variable SYNCTO_CACHE_HMAC_SECRET:"));
+    }
+
+    #[test]
+    fn summary_mentions_the_essentials() {
+        let s = Config::from_ini(PROD, Path::new("prod.ini"), &no_env)
+            .unwrap()
+            .summary();
+        for needle in [
+            "Configuration from prod.ini: listening on 127.0.0.1:8000",
+            "token server https://token.services.mozilla.com/",
+            "for up to 300 s",
+            "writes enabled: bookmarks (put, delete), history (put, delete)",
+            "built-in Mozilla roots",
+            "statsd to 127.0.0.1:8125",
+        ] {
+            assert!(s.contains(needle), "{needle}: {s}");
+        }
+        assert!(!s.contains(PROD_SECRET));
+        let s = ini("").unwrap().summary();
+        assert!(s.contains("writes disabled for every collection"), "{s}");
+    }
+
+    #[test]
+    fn load_search_order_and_flags() {
+        let dir = std::env::temp_dir().join(format!("syncto-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("syncto.ini");
+        std::fs::write(&path, DEV).unwrap();
+        let flags = ["--bind", "unix:/run/s.sock", "--log-format", "json"];
+        let mut args = crate::cli::parse(flags.map(Into::into)).unwrap();
+        let env_path = path.display().to_string();
+        let env = |name: &str| (name == "SYNCTO_INI").then(|| env_path.clone());
+        let c = Config::load(&args, &env).unwrap();
+        assert_eq!(c.source.as_deref(), Some(path.as_path()));
+        assert_eq!(c.listen, Listen::Unix(PathBuf::from("/run/s.sock")));
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert!(c.put_enabled("history"));
+
+        // --config wins over SYNCTO_INI.
+        args.config = Some(dir.join("missing.ini"));
+        let e = Config::load(&args, &env).unwrap_err().message;
+        assert!(e.starts_with("cannot read configuration file") && e.contains("missing.ini"));
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        if !Path::new(DEFAULT_CONFIG_PATH).exists() {
+            let c = Config::load(&crate::cli::parse([]).unwrap(), &no_env).unwrap();
+            assert_eq!(c.source, None);
+            assert_eq!(c.listen, Listen::Tcp("127.0.0.1:8000".into()));
+        }
+    }
+}

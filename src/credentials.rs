@@ -1,0 +1,486 @@
+//! The credentials cache: Token Server answers kept in process, encrypted,
+//! for at most the TTL, in a bounded LRU, with one Token Server call per
+//! user however many requests miss at once.
+//!
+//! - Lookup key: HMAC-SHA256(secret, scheme ‖ credential ‖ key id/client
+//!   state), NUL-separated (header values can't hold NUL, so the encoding is
+//!   unambiguous). Two users, or one user with two client states, never share
+//!   an entry.
+//! - Value: AES-256-GCM under HMAC-SHA256(secret, "encrypt" ‖ the same
+//!   fields), fresh random nonce per entry, the lookup key as associated
+//!   data. The client's own token is needed to derive the key, so a memory
+//!   dump without it gives nothing usable.
+//! - The mutex guards lookups and inserts only: no lock is held across a
+//!   Token Server call.
+
+use crate::auth::{Identity, Scheme};
+use crate::sync::hawk::hmac_sha256;
+use crate::sync::tokenserver::Token;
+use crate::sync::{self, Credentials};
+use aes_gcm::aead::{Aead, Payload};
+use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use lru::LruCache;
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+type Key = [u8; 32];
+type Outcome = Result<Arc<Credentials>, sync::Error>;
+
+/// The cache. Shared by all workers.
+pub struct Cache {
+    secret: Vec<u8>,
+    ttl: Duration,
+    state: Mutex<State>,
+}
+
+struct State {
+    lru: LruCache<Key, Entry>,
+    inflight: HashMap<Key, Arc<Flight>>,
+}
+
+struct Entry {
+    expires: Instant,
+    nonce: [u8; 12],
+    sealed: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Flight {
+    outcome: Mutex<Option<Outcome>>,
+    done: Condvar,
+}
+
+impl Cache {
+    /// `secret`: `cache_hmac_secret`, or random bytes drawn at start-up.
+    pub fn new(secret: Vec<u8>, ttl: Duration, max_entries: usize) -> Cache {
+        let cap = NonZeroUsize::new(max_entries).unwrap_or(NonZeroUsize::MIN);
+        Cache {
+            secret,
+            ttl,
+            state: Mutex::new(State {
+                lru: LruCache::new(cap),
+                inflight: HashMap::new(),
+            }),
+        }
+    }
+
+    /// The lookup key of an identity.
+    pub fn key(&self, who: &Identity<'_>) -> Key {
+        hmac_sha256(&self.secret, &fields(b"", who))
+    }
+
+    fn cipher(&self, who: &Identity<'_>) -> Aes256Gcm {
+        let k = hmac_sha256(&self.secret, &fields(b"encrypt\0", who));
+        Aes256Gcm::new(&k.into())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic elsewhere can't leave the map half-updated in a way that
+        // matters: every critical section is a single insert or remove.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Credentials for `who`: from the cache, or from `fetch(duration)`.
+    /// Concurrent misses for one key wait for the first caller's fetch.
+    pub fn get(
+        &self,
+        who: &Identity<'_>,
+        fetch: impl FnOnce(u64) -> Result<Token, sync::Error>,
+    ) -> Outcome {
+        let key = self.key(who);
+        let flight = {
+            let mut state = self.lock();
+            let now = Instant::now();
+            match state.lru.get(&key) {
+                Some(e) if e.expires > now => {
+                    let (nonce, sealed) = (e.nonce, e.sealed.clone());
+                    drop(state);
+                    if let Some(c) = self.open(who, &key, &nonce, &sealed) {
+                        return Ok(Arc::new(c));
+                    }
+                    // Undecryptable: fall through to a fresh exchange.
+                    state = self.lock();
+                    state.lru.pop(&key);
+                }
+                Some(_) => {
+                    state.lru.pop(&key);
+                }
+                None => {}
+            }
+            if let Some(f) = state.inflight.get(&key) {
+                let f = Arc::clone(f);
+                drop(state);
+                return wait(&f);
+            }
+            let f = Arc::new(Flight::default());
+            state.inflight.insert(key, Arc::clone(&f));
+            f
+        };
+        // From here on this caller owns the flight; the guard completes it
+        // even if `fetch` panics, so waiters never hang.
+        let mut guard = FlightGuard {
+            cache: self,
+            key,
+            flight,
+            outcome: None,
+        };
+        let ttl = self.ttl_for(who);
+        let outcome = fetch(ttl.as_secs().max(1)).map(|token| {
+            let ttl = match token.duration {
+                Some(d) => ttl.min(Duration::from_secs(d)),
+                None => ttl,
+            };
+            let creds = Arc::new(token.credentials);
+            if !ttl.is_zero() {
+                self.store(who, key, &creds, ttl);
+            }
+            creds
+        });
+        guard.outcome = Some(outcome.clone());
+        drop(guard);
+        outcome
+    }
+
+    /// Forget `who`'s entry (after the Sync node refused its token).
+    pub fn invalidate(&self, who: &Identity<'_>) {
+        let key = self.key(who);
+        self.lock().lru.pop(&key);
+    }
+
+    /// Number of live entries (for tests and heartbeat).
+    pub fn len(&self) -> usize {
+        self.lock().lru.len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// min(settings TTL, expiry of the credential when it can be read).
+    fn ttl_for(&self, who: &Identity<'_>) -> Duration {
+        match credential_expiry(who.scheme, who.credential) {
+            Some(exp) => {
+                let left = exp
+                    .duration_since(SystemTime::now())
+                    .unwrap_or(Duration::ZERO);
+                self.ttl.min(left)
+            }
+            None => self.ttl,
+        }
+    }
+
+    fn store(&self, who: &Identity<'_>, key: Key, c: &Credentials, ttl: Duration) {
+        let mut nonce = [0u8; 12];
+        if getrandom::getrandom(&mut nonce).is_err() {
+            // No randomness: don't cache rather than risk a nonce reuse.
+            return;
+        }
+        let plain = format!("{}\n{}\n{}", c.id, c.key, c.endpoint);
+        let Ok(sealed) = self.cipher(who).encrypt(
+            &Nonce::from(nonce),
+            Payload {
+                msg: plain.as_bytes(),
+                aad: &key,
+            },
+        ) else {
+            return;
+        };
+        let entry = Entry {
+            expires: Instant::now() + ttl,
+            nonce,
+            sealed,
+        };
+        self.lock().lru.put(key, entry);
+    }
+
+    fn open(
+        &self,
+        who: &Identity<'_>,
+        key: &Key,
+        nonce: &[u8; 12],
+        sealed: &[u8],
+    ) -> Option<Credentials> {
+        let plain = self
+            .cipher(who)
+            .decrypt(
+                &Nonce::from(*nonce),
+                Payload {
+                    msg: sealed,
+                    aad: key,
+                },
+            )
+            .ok()?;
+        let text = String::from_utf8(plain).ok()?;
+        let mut parts = text.splitn(3, '\n');
+        Some(Credentials {
+            id: parts.next()?.to_owned(),
+            key: parts.next()?.to_owned(),
+            endpoint: parts.next()?.to_owned(),
+        })
+    }
+}
+
+fn fields<'a>(label: &'a [u8], who: &Identity<'a>) -> [&'a [u8]; 6] {
+    [
+        label,
+        who.scheme.word().as_bytes(),
+        b"\0",
+        who.credential.as_bytes(),
+        b"\0",
+        who.key.as_bytes(),
+    ]
+}
+
+fn wait(f: &Flight) -> Outcome {
+    let slot = f.outcome.lock().unwrap_or_else(PoisonError::into_inner);
+    let slot = f
+        .done
+        .wait_while(slot, |o| o.is_none())
+        .unwrap_or_else(PoisonError::into_inner);
+    match slot.as_ref() {
+        Some(o) => o.clone(),
+        None => Err(sync::Error::BadAnswer(
+            sync::Upstream::TokenServer,
+            "credentials exchange abandoned".into(),
+        )),
+    }
+}
+
+struct FlightGuard<'c> {
+    cache: &'c Cache,
+    key: Key,
+    flight: Arc<Flight>,
+    outcome: Option<Outcome>,
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        self.cache.lock().inflight.remove(&self.key);
+        let outcome = self.outcome.take().unwrap_or_else(|| {
+            Err(sync::Error::BadAnswer(
+                sync::Upstream::TokenServer,
+                "credentials exchange failed".into(),
+            ))
+        });
+        *self
+            .flight
+            .outcome
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(outcome);
+        self.flight.done.notify_all();
+    }
+}
+
+/// When the credential stops being valid, if it says so: the smallest
+/// `exp` found in its dot-separated base64url JSON fragments (BrowserID:
+/// milliseconds; an OAuth JWT: seconds).
+pub fn credential_expiry(scheme: Scheme, credential: &str) -> Option<SystemTime> {
+    let mut best: Option<u64> = None;
+    for fragment in credential.split('.').take(8) {
+        let fragment = fragment.trim_end_matches('=');
+        if fragment.len() > 8192 {
+            continue;
+        }
+        let Ok(raw) = URL_SAFE_NO_PAD.decode(fragment) else {
+            continue;
+        };
+        let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(&raw) else {
+            continue;
+        };
+        let Some(exp) = map.get("exp").and_then(serde_json::Value::as_f64) else {
+            continue;
+        };
+        if !exp.is_finite() || exp < 0.0 {
+            continue;
+        }
+        let ms = match scheme {
+            Scheme::BrowserId => exp as u64,
+            Scheme::Bearer => (exp * 1000.0) as u64,
+        };
+        best = Some(best.map_or(ms, |b| b.min(ms)));
+    }
+    best.map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn who<'a>(cred: &'a str, key: &'a str) -> Identity<'a> {
+        Identity {
+            scheme: Scheme::Bearer,
+            credential: cred,
+            key,
+            client_state_header: false,
+        }
+    }
+
+    fn token(n: usize) -> Token {
+        Token {
+            credentials: Credentials {
+                id: format!("id{n}"),
+                key: format!("key{n}"),
+                endpoint: "http://127.0.0.1:1/1.5/1".into(),
+            },
+            duration: None,
+        }
+    }
+
+    // syncto-original.md §4.1: the HMAC primitive over the published vector.
+    #[test]
+    fn hmac_vector_of_the_original() {
+        let mac = hmac_sha256(b"This is not a secret", &[b"1234"]);
+        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "636130e072155efd00d8e27196500d29110fb2e8e93bcedb2a30e0aa0e5ccf61"
+        );
+    }
+
+    #[test]
+    fn second_lookup_is_a_hit_and_keys_are_separate() {
+        let cache = Cache::new(b"s".to_vec(), Duration::from_secs(300), 10);
+        let calls = AtomicUsize::new(0);
+        let fetch = |_| Ok(token(calls.fetch_add(1, Ordering::SeqCst)));
+        let a = cache.get(&who("tok", "1-a"), fetch).unwrap();
+        let b = cache.get(&who("tok", "1-a"), fetch).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // Other client state, other scheme, other token: other entries.
+        cache.get(&who("tok", "1-b"), fetch).unwrap();
+        let mut bid = who("tok", "1-a");
+        bid.scheme = Scheme::BrowserId;
+        cache.get(&bid, fetch).unwrap();
+        cache.get(&who("tok2", "1-a"), fetch).unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+        assert_eq!(cache.len(), 4);
+    }
+
+    #[test]
+    fn entries_are_encrypted_and_bound_to_the_token() {
+        let cache = Cache::new(b"s".to_vec(), Duration::from_secs(300), 10);
+        cache.get(&who("tok", "1-a"), |_| Ok(token(7))).unwrap();
+        let key = cache.key(&who("tok", "1-a"));
+        let (nonce, sealed) = {
+            let mut st = cache.lock();
+            let e = st.lru.get(&key).unwrap();
+            (e.nonce, e.sealed.clone())
+        };
+        let text = String::from_utf8_lossy(&sealed);
+        assert!(!text.contains("key7") && !text.contains("id7"));
+        // The same sealed value can't be opened with another token's key.
+        assert!(
+            cache
+                .open(&who("other", "1-a"), &key, &nonce, &sealed)
+                .is_none()
+        );
+        assert_eq!(
+            cache
+                .open(&who("tok", "1-a"), &key, &nonce, &sealed)
+                .unwrap()
+                .key,
+            "key7"
+        );
+    }
+
+    #[test]
+    fn ttl_rules() {
+        let cache = Cache::new(b"s".to_vec(), Duration::from_secs(300), 10);
+        // A token duration of 0 means: don't cache.
+        let calls = AtomicUsize::new(0);
+        let fetch = |d: u64| {
+            assert_eq!(d, 300);
+            calls.fetch_add(1, Ordering::SeqCst);
+            let mut t = token(0);
+            t.duration = Some(0);
+            Ok(t)
+        };
+        cache.get(&who("a", "k"), fetch).unwrap();
+        cache.get(&who("a", "k"), fetch).unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // A JWT expiring in ~60 s asks for a 60 s token.
+        let exp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 60;
+        let payload = URL_SAFE_NO_PAD.encode(format!("{{\"exp\":{exp}}}"));
+        let jwt = format!("eyJhbGciOiJub25lIn0.{payload}.sig");
+        let mut asked = 0;
+        cache
+            .get(&who(&jwt, "k"), |d| {
+                asked = d;
+                Ok(token(1))
+            })
+            .unwrap();
+        assert!((58..=60).contains(&asked), "{asked}");
+    }
+
+    #[test]
+    fn expiry_of_browserid_assertions_is_in_ms() {
+        let payload = URL_SAFE_NO_PAD.encode(r#"{"exp": 1444385059190}"#);
+        let exp = credential_expiry(Scheme::BrowserId, &format!("x.{payload}.y~z")).unwrap();
+        assert_eq!(exp, UNIX_EPOCH + Duration::from_millis(1444385059190));
+        assert!(credential_expiry(Scheme::Bearer, "opaque-token").is_none());
+    }
+
+    #[test]
+    fn lru_bound_and_invalidate() {
+        let cache = Cache::new(b"s".to_vec(), Duration::from_secs(300), 2);
+        for k in ["a", "b", "c"] {
+            cache.get(&who("t", k), |_| Ok(token(0))).unwrap();
+        }
+        assert_eq!(cache.len(), 2);
+        cache.invalidate(&who("t", "c"));
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn concurrent_misses_make_one_call_and_errors_are_shared() {
+        let cache = Arc::new(Cache::new(b"s".to_vec(), Duration::from_secs(300), 10));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let barrier = Arc::new(std::sync::Barrier::new(16));
+        let handles: Vec<_> = (0..16)
+            .map(|_| {
+                let (cache, calls, barrier) = (cache.clone(), calls.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    cache
+                        .get(&who("t", "k"), |_| {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(100));
+                            Err(sync::Error::Unreachable(
+                                sync::Upstream::TokenServer,
+                                "down".into(),
+                            ))
+                        })
+                        .is_err()
+                })
+            })
+            .collect();
+        for h in handles {
+            assert!(h.join().unwrap());
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // Errors are not cached: the next call tries again.
+        cache.get(&who("t", "k"), |_| Ok(token(1))).unwrap();
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn a_panicking_fetch_releases_waiters() {
+        let cache = Cache::new(b"s".to_vec(), Duration::from_secs(300), 10);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = cache.get(&who("t", "k"), |_| panic!("boom"));
+        }));
+        assert!(r.is_err());
+        assert!(cache.lock().inflight.is_empty());
+        assert!(cache.get(&who("t", "k"), |_| Ok(token(2))).is_ok());
+    }
+}

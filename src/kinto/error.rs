@@ -1,0 +1,304 @@
+//! The Kinto error type: every failure a client can see, mapped to status,
+//! errno and message in one exhaustive match.
+
+use super::Response;
+use crate::sync::{self, Reply, Upstream};
+use serde_json::{Value, json};
+use std::borrow::Cow;
+
+/// A request that could not be served.
+#[derive(Debug)]
+pub enum Error {
+    /// 404/111: no such endpoint.
+    NotFound,
+    /// 404/116: another API version.
+    VersionNotAvailable,
+    /// 405/115: the endpoint exists, the method doesn't (`Allow` value).
+    MethodNotAllowed(&'static str),
+    /// 405/115: writes to this collection are not enabled.
+    WriteDisabled,
+    /// 400/107: a query parameter, header or batch field is invalid.
+    InvalidParameter {
+        /// `querystring`, `headers`, `body`, `path`.
+        location: &'static str,
+        /// The parameter, if any.
+        name: Option<Cow<'static, str>>,
+        /// What is wrong.
+        message: Cow<'static, str>,
+    },
+    /// 400/106: the body is not JSON.
+    InvalidJson(String),
+    /// 400/109: the posted record is not acceptable.
+    InvalidData {
+        /// The field, e.g. `data.payload`.
+        name: Cow<'static, str>,
+        /// What is wrong.
+        message: Cow<'static, str>,
+    },
+    /// 415/107: the body is not `application/json`.
+    UnsupportedMediaType,
+    /// 413/113: the body is over `max_body_bytes`.
+    TooLarge(usize),
+    /// 401/104: who the user is can't be worked out.
+    Unauthenticated(&'static str),
+    /// 404/110: the record does not exist.
+    RecordNotFound(String, Option<Box<Reply>>),
+    /// 412/114: a precondition failed; `existing` is the current record
+    /// (Kinto JSON) when it exists.
+    PreconditionFailed(Option<Value>, Option<Box<Reply>>),
+    /// An upstream failure (mapped by [`Error::parts`]).
+    Upstream(sync::Error),
+    /// 500/999: a bug.
+    Internal,
+}
+
+impl From<sync::Error> for Error {
+    fn from(e: sync::Error) -> Error {
+        Error::Upstream(e)
+    }
+}
+
+const OVERLOADED: &str =
+    "Service temporary unavailable due to overloading or maintenance, please retry later.";
+const UNREACHABLE: &str =
+    "Unable to reach the service. Check your internet connection or firewall configuration.";
+
+/// What an error becomes on the wire.
+pub struct Parts {
+    /// HTTP status.
+    pub status: u16,
+    /// Kinto errno (None for a 304).
+    pub errno: Option<u16>,
+    /// Message.
+    pub message: Cow<'static, str>,
+    /// `details`, if any.
+    pub details: Option<Value>,
+    /// Add `Retry-After`.
+    pub retry_after: bool,
+    /// Add `WWW-Authenticate`.
+    pub www_authenticate: bool,
+    /// The upstream reply whose headers are translated too.
+    pub reply: Option<Box<Reply>>,
+}
+
+impl Error {
+    /// Shorthand for a 400/107 on a named parameter.
+    pub fn param(
+        location: &'static str,
+        name: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Error {
+        Error::InvalidParameter {
+            location,
+            name: Some(name.into()),
+            message: message.into(),
+        }
+    }
+
+    /// The one mapping from error to status, errno and message.
+    pub fn parts(self) -> Parts {
+        let p = |status, errno, message: Cow<'static, str>| Parts {
+            status,
+            errno: Some(errno),
+            message,
+            details: None,
+            retry_after: status == 503 || status == 504 || status == 429,
+            www_authenticate: status == 401,
+            reply: None,
+        };
+        match self {
+            Error::NotFound => p(
+                404,
+                111,
+                "The resource you are looking for could not be found.".into(),
+            ),
+            Error::VersionNotAvailable => p(
+                404,
+                116,
+                "The requested protocol version is not available on this server.".into(),
+            ),
+            Error::MethodNotAllowed(_) => {
+                p(405, 115, "Method not allowed on this endpoint.".into())
+            }
+            Error::WriteDisabled => p(
+                405,
+                115,
+                "Endpoint disabled for this collection in configuration.".into(),
+            ),
+            Error::InvalidParameter {
+                location,
+                name,
+                message,
+            } => {
+                let details = json!([{"location": location, "name": name.as_deref(), "description": &*message}]);
+                Parts {
+                    details: Some(details),
+                    ..p(400, 107, message)
+                }
+            }
+            Error::InvalidJson(why) => {
+                let message = format!("body: Invalid JSON request body: {why}");
+                let details = json!([{"location": "body", "name": null, "description": &message}]);
+                Parts {
+                    details: Some(details),
+                    ..p(400, 106, message.into())
+                }
+            }
+            Error::InvalidData { name, message } => {
+                let details =
+                    json!([{"location": "body", "name": &*name, "description": &*message}]);
+                Parts {
+                    details: Some(details),
+                    ..p(400, 109, message)
+                }
+            }
+            Error::UnsupportedMediaType => {
+                p(415, 107, "Content-Type should be application/json".into())
+            }
+            Error::TooLarge(max) => p(
+                413,
+                113,
+                format!("Request body is larger than the {max} bytes this server accepts.").into(),
+            ),
+            Error::Unauthenticated(m) => p(401, 104, m.into()),
+            Error::RecordNotFound(id, reply) => Parts {
+                details: Some(json!({"id": id, "resource_name": "record"})),
+                reply,
+                ..p(
+                    404,
+                    110,
+                    "The resource you are looking for could not be found.".into(),
+                )
+            },
+            Error::PreconditionFailed(existing, reply) => Parts {
+                details: existing.map(|e| json!({ "existing": e })),
+                reply,
+                ..p(412, 114, "Resource was modified meanwhile".into())
+            },
+            Error::Internal => p(
+                500,
+                999,
+                "A programmatic error occured, developers have been informed.".into(),
+            ),
+            Error::Upstream(e) => upstream(e),
+        }
+    }
+}
+
+fn upstream(e: sync::Error) -> Parts {
+    let base = |status, errno, message: Cow<'static, str>| Parts {
+        status,
+        errno: Some(errno),
+        message,
+        details: None,
+        retry_after: matches!(status, 429 | 503 | 504),
+        www_authenticate: status == 401,
+        reply: None,
+    };
+    match e {
+        sync::Error::Status(_, reply) => {
+            let status = reply.status;
+            let quoted = || -> Cow<'static, str> {
+                format!("{} {}: {}", status, reason(status), reply.body_excerpt()).into()
+            };
+            let mut parts = match status {
+                304 => Parts {
+                    errno: None,
+                    ..base(304, 0, "".into())
+                },
+                400 => base(400, 107, quoted()),
+                401 => base(401, 105, quoted()),
+                403 => base(403, 121, quoted()),
+                404 => base(404, 110, quoted()),
+                412 => base(412, 114, "Resource was modified meanwhile".into()),
+                413 => base(413, 113, quoted()),
+                415 => base(415, 107, quoted()),
+                429 => base(429, 117, quoted()),
+                _ => base(503, 201, OVERLOADED.into()),
+            };
+            parts.reply = Some(reply);
+            parts
+        }
+        sync::Error::Unreachable(..) => base(503, 201, UNREACHABLE.into()),
+        sync::Error::Timeout(u, _) => base(
+            504,
+            201,
+            match u {
+                Upstream::TokenServer => {
+                    "The token server did not answer in time, please retry later."
+                }
+                Upstream::Storage => "The Sync server did not answer in time, please retry later.",
+            }
+            .into(),
+        ),
+        sync::Error::BadAnswer(..) => base(503, 201, OVERLOADED.into()),
+    }
+}
+
+/// The reason phrase of a status.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Request Entity Too Large",
+        415 => "Unsupported Media Type",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Error",
+    }
+}
+
+impl Parts {
+    /// The Kinto error document.
+    pub fn into_response(self, retry_after_seconds: u32) -> Response {
+        let mut r = Response::new(self.status);
+        if let Some(errno) = self.errno {
+            let error = if self.status == 400 && matches!(errno, 107 | 109) && self.reply.is_none()
+            {
+                "Invalid parameters"
+            } else {
+                reason(self.status)
+            };
+            let mut doc = json!({
+                "code": self.status,
+                "errno": errno,
+                "error": error,
+                "message": self.message,
+            });
+            if let Some(d) = self.details {
+                doc["details"] = d;
+            }
+            if self.status == 500 {
+                doc["info"] = json!("https://github.com/mozilla-services/syncto/issues/");
+            }
+            r.json(&doc);
+            r.errno = Some(errno);
+        }
+        if self.www_authenticate {
+            r.header("WWW-Authenticate", "Basic realm=\"Realm\"");
+        }
+        if let Some(reply) = &self.reply {
+            super::translate_headers(&mut r, reply);
+        }
+        if self.retry_after && !r.has("Retry-After") {
+            r.header("Retry-After", retry_after_seconds.to_string());
+        }
+        r
+    }
+}

@@ -1,0 +1,522 @@
+//! What Kinto clients see: routing, the records endpoints, batch,
+//! hello/heartbeat, CORS and the error type.
+//!
+//! [`App::handle`] takes a transport-neutral [`Request`] so the batch
+//! endpoint can run its sub-requests through exactly the same code.
+
+pub mod batch;
+pub mod cors;
+pub mod error;
+pub mod hello;
+pub mod query;
+pub mod records;
+
+use crate::auth::Identity;
+use crate::config::Config;
+use crate::credentials::Cache;
+use crate::metrics::Metrics;
+use crate::sync::storage::Storage;
+use crate::sync::tokenserver::TokenServer;
+use crate::sync::{self, Credentials, Reply, timestamp};
+use error::Error;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// The server's version, as shown in hello and sent upstream.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A request, whatever carried it (the listener or a batch).
+pub struct Request<'a> {
+    /// Method, upper-case.
+    pub method: &'a str,
+    /// Raw path (still percent-encoded), without the query.
+    pub path: &'a str,
+    /// Raw query string, without `?`.
+    pub query: &'a str,
+    /// Header names and values.
+    pub headers: &'a [(&'a str, &'a str)],
+    /// The body.
+    pub body: &'a [u8],
+}
+
+impl<'a> Request<'a> {
+    /// First value of a header, case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+    }
+}
+
+/// A response before it is written.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers (names are fixed strings).
+    pub headers: Vec<(&'static str, Cow<'static, str>)>,
+    /// Body bytes (JSON or empty).
+    pub body: Vec<u8>,
+    /// Kinto errno of an error answer, for the request log.
+    pub errno: Option<u16>,
+}
+
+impl Response {
+    /// An empty response.
+    pub fn new(status: u16) -> Response {
+        Response {
+            status,
+            headers: Vec::with_capacity(12),
+            body: Vec::new(),
+            errno: None,
+        }
+    }
+
+    /// Add a header.
+    pub fn header(&mut self, name: &'static str, value: impl Into<Cow<'static, str>>) {
+        self.headers.push((name, value.into()));
+    }
+
+    /// Whether a header is set.
+    pub fn has(&self, name: &str) -> bool {
+        self.headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
+
+    /// Replace or add a header.
+    pub fn set(&mut self, name: &'static str, value: impl Into<Cow<'static, str>>) {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.header(name, value);
+    }
+
+    /// Set a JSON body.
+    pub fn json(&mut self, value: &impl serde::Serialize) {
+        // Serializing our own Value/structs into a Vec can't fail.
+        self.set_json_body(serde_json::to_vec(value).unwrap_or_default());
+    }
+
+    /// Set an already-serialized JSON body.
+    pub fn set_json_body(&mut self, body: Vec<u8>) {
+        self.body = body;
+        if !self.has("Content-Type") {
+            self.header("Content-Type", "application/json");
+        }
+    }
+}
+
+/// The §8.1 header mapping from an upstream reply, on success and error.
+pub fn translate_headers(r: &mut Response, reply: &Reply) {
+    r.set("Cache-Control", "no-cache");
+    if let Some(ms) = reply.last_modified {
+        r.set("ETag", format!("\"{ms}\""));
+        r.set("Last-Modified", timestamp::http_date(ms));
+    }
+    if let Some(q) = &reply.quota_remaining {
+        r.set("Quota-Remaining", q.clone());
+    }
+    if let Some(a) = &reply.alert {
+        r.set("Alert", a.clone());
+    }
+    if let Some(b) = &reply.backoff {
+        r.set("Backoff", b.clone());
+    }
+    if let Some(ra) = &reply.retry_after {
+        r.set("Retry-After", ra.clone());
+    }
+}
+
+/// Which endpoint a path names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route<'a> {
+    /// `/v1/`
+    Hello,
+    /// `/v1/__heartbeat__`
+    Heartbeat,
+    /// `/v1/__lbheartbeat__`
+    LbHeartbeat,
+    /// `/v1/__version__`
+    Version,
+    /// `/v1/batch`
+    Batch,
+    /// `/v1/buckets/{b}/collections/{c}`
+    Collection(Cow<'a, str>, Cow<'a, str>),
+    /// `/v1/buckets/{b}/collections/{c}/records`
+    Records(Cow<'a, str>, Cow<'a, str>),
+    /// `/v1/buckets/{b}/collections/{c}/records/{id}`
+    Record(Cow<'a, str>, Cow<'a, str>, Cow<'a, str>),
+}
+
+/// What routing gives besides an endpoint.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Routed<'a> {
+    /// An endpoint.
+    To(Route<'a>),
+    /// A 307 to this path (query appended by the caller).
+    Redirect(String),
+}
+
+impl Route<'_> {
+    /// Methods the endpoint answers (for `Allow` and preflights).
+    pub fn allow(&self) -> &'static str {
+        match self {
+            Route::Batch => "POST, OPTIONS",
+            Route::Record(..) => "GET, HEAD, PUT, DELETE, OPTIONS",
+            _ => "GET, HEAD, OPTIONS",
+        }
+    }
+
+    /// Service name for metrics (`view.<service>.<METHOD>`).
+    pub fn service(&self) -> &'static str {
+        match self {
+            Route::Hello => "hello",
+            Route::Heartbeat | Route::LbHeartbeat => "heartbeat",
+            Route::Version => "version",
+            Route::Batch => "batch",
+            Route::Collection(..) => "collection",
+            Route::Records(..) => "records",
+            Route::Record(..) => "record",
+        }
+    }
+}
+
+/// Route a raw path.
+pub fn route(path: &str) -> Result<Routed<'_>, Error> {
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err(Error::NotFound);
+    };
+    let (first, tail) = match rest.split_once('/') {
+        Some((f, t)) => (f, Some(t)),
+        None => (rest, None),
+    };
+    let is_version = first.len() >= 2
+        && first.starts_with('v')
+        && first[1..].bytes().all(|b| b.is_ascii_digit());
+    if !is_version {
+        return Ok(Routed::Redirect(format!("/v1{path}")));
+    }
+    if first != "v1" {
+        return Err(Error::VersionNotAvailable);
+    }
+    let Some(tail) = tail else {
+        // `/v1` itself: 404 as the original (a trailing slash is the hello).
+        return Err(Error::NotFound);
+    };
+    if tail.is_empty() {
+        return Ok(Routed::To(Route::Hello));
+    }
+    if tail.ends_with('/') {
+        return Ok(Routed::Redirect(path.trim_end_matches('/').to_owned()));
+    }
+    let segments: Vec<&str> = tail.split('/').collect();
+    let route = match segments.as_slice() {
+        ["__heartbeat__"] => Route::Heartbeat,
+        ["__lbheartbeat__"] => Route::LbHeartbeat,
+        ["__version__"] => Route::Version,
+        ["batch"] => Route::Batch,
+        ["buckets", b, "collections", c] => Route::Collection(decode(b)?, decode(c)?),
+        ["buckets", b, "collections", c, "records"] => Route::Records(decode(b)?, decode(c)?),
+        ["buckets", b, "collections", c, "records", id] => {
+            Route::Record(decode(b)?, decode(c)?, decode(id)?)
+        }
+        _ => return Err(Error::NotFound),
+    };
+    Ok(Routed::To(route))
+}
+
+/// Percent-decode a path segment; it must be valid UTF-8 and non-empty.
+fn decode(segment: &str) -> Result<Cow<'_, str>, Error> {
+    let bad = || {
+        Error::param(
+            "path",
+            "path",
+            "Invalid percent-encoding or non UTF-8 path segment",
+        )
+    };
+    if segment.is_empty() {
+        return Err(Error::NotFound);
+    }
+    let decoded = percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .map_err(|_| bad())?;
+    if segment.contains('%') && !well_formed_escapes(segment) {
+        return Err(bad());
+    }
+    Ok(decoded)
+}
+
+/// `%` must be followed by two hex digits (percent_decode lets `%zz` pass).
+pub fn well_formed_escapes(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            if i + 2 >= b.len() || !(b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit()) {
+                return false;
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
+/// Per-request (or per-batch) memory of credentials already looked up, so a
+/// batch looks each user up once.
+#[derive(Default)]
+pub struct Memo {
+    entries: Vec<([u8; 32], Arc<Credentials>)>,
+}
+
+/// Shared state of the server: configuration, cache, upstream clients.
+pub struct App {
+    /// Validated configuration.
+    pub config: Config,
+    /// Credentials cache.
+    pub cache: Cache,
+    /// Token Server client.
+    pub tokens: TokenServer,
+    /// Storage-node client.
+    pub storage: Storage,
+    /// statsd.
+    pub metrics: Metrics,
+}
+
+impl App {
+    /// Serve one request (top level: adds CORS and the `backoff` setting).
+    pub fn handle(&self, req: &Request<'_>) -> Response {
+        let mut memo = Memo::default();
+        let (mut resp, route) = self.dispatch(req, &mut memo);
+        cors::decorate(&self.config, req, route.as_ref(), &mut resp);
+        if let Some(b) = self.config.backoff {
+            resp.set("Backoff", b.to_string());
+        }
+        resp
+    }
+
+    /// Route and run a request; errors become Kinto error documents.
+    pub fn dispatch<'r>(
+        &self,
+        req: &Request<'r>,
+        memo: &mut Memo,
+    ) -> (Response, Option<Route<'r>>) {
+        let route = match route(req.path) {
+            Ok(Routed::To(r)) => r,
+            Ok(Routed::Redirect(to)) => return (self.redirect(req, &to), None),
+            Err(e) => return (self.error(e), None),
+        };
+        if self.metrics.is_enabled() {
+            self.metrics
+                .incr(&format!("view.{}.{}", route.service(), req.method));
+        }
+        let result = if req.method == "OPTIONS" {
+            cors::preflight(&self.config, req, &route)
+        } else if !route.allow().split(", ").any(|m| m == req.method) {
+            Err(Error::MethodNotAllowed(route.allow()))
+        } else {
+            self.serve(req, &route, memo)
+        };
+        let resp = match result {
+            Ok(r) => r,
+            Err(e) => {
+                let allow = match &e {
+                    Error::MethodNotAllowed(a) => Some(*a),
+                    _ => None,
+                };
+                let mut r = self.error(e);
+                if let Some(a) = allow {
+                    r.header("Allow", a);
+                }
+                r
+            }
+        };
+        (resp, Some(route))
+    }
+
+    fn serve(
+        &self,
+        req: &Request<'_>,
+        route: &Route<'_>,
+        memo: &mut Memo,
+    ) -> Result<Response, Error> {
+        let mut resp = match route {
+            Route::Hello => hello::hello(self, req),
+            Route::Heartbeat => hello::heartbeat(self),
+            Route::LbHeartbeat => hello::lbheartbeat(),
+            Route::Version => hello::version(),
+            Route::Batch => batch::batch(self, req),
+            Route::Collection(b, c) => records::collection(self, req, b, c, memo),
+            Route::Records(b, c) => records::list(self, req, b, c, memo),
+            Route::Record(b, c, id) => records::record(self, req, b, c, id, memo),
+        };
+        if matches!(
+            route,
+            Route::Collection(..) | Route::Records(..) | Route::Record(..)
+        ) && req.header("x-client-state").is_some()
+        {
+            let alert = serde_json::json!({
+                "code": "soft-eol",
+                "message": "X-Client-State header is deprecated and should not be provided anymore.",
+                "url": self.config.project_docs,
+            })
+            .to_string();
+            match &mut resp {
+                Ok(r) if !r.has("Alert") => r.header("Alert", alert),
+                _ => {}
+            }
+        }
+        resp
+    }
+
+    /// An error document, logged when it says something about upstreams.
+    pub fn error(&self, e: Error) -> Response {
+        if let Error::Upstream(u) = &e {
+            match u {
+                sync::Error::Status(_, r) if r.status < 500 => {
+                    log::info!("{u}")
+                }
+                _ => log::error!("{u}"),
+            }
+        }
+        e.parts().into_response(self.config.retry_after_seconds)
+    }
+
+    fn redirect(&self, req: &Request<'_>, to: &str) -> Response {
+        let mut r = Response::new(307);
+        let mut location = format!("{}{to}", self.base_url(req));
+        if !req.query.is_empty() {
+            location.push('?');
+            location.push_str(req.query);
+        }
+        r.header("Location", location);
+        r
+    }
+
+    /// `scheme://host` clients should use: the `http_scheme`/`http_host`
+    /// settings, else the request's Host header.
+    pub fn base_url(&self, req: &Request<'_>) -> String {
+        let scheme = self.config.http_scheme.as_deref().unwrap_or("http");
+        let host = match &self.config.http_host {
+            Some(h) => h.as_str(),
+            None => req
+                .header("host")
+                .filter(|h| {
+                    !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()) && !h.contains('/')
+                })
+                .unwrap_or("localhost"),
+        };
+        format!("{scheme}://{host}")
+    }
+
+    /// Credentials for `who`: memo, then cache, then Token Server.
+    pub fn credentials(
+        &self,
+        who: &Identity<'_>,
+        req: &Request<'_>,
+        memo: &mut Memo,
+    ) -> Result<Arc<Credentials>, Error> {
+        let key = self.cache.key(who);
+        if let Some((_, c)) = memo.entries.iter().find(|(k, _)| *k == key) {
+            return Ok(Arc::clone(c));
+        }
+        let authorization = format!("{} {}", who.scheme.word(), who.credential);
+        let ua = user_agent(req);
+        let creds = self.cache.get(who, |duration| {
+            self.tokens.fetch(
+                &authorization,
+                (who.scheme.key_header(), who.key),
+                duration,
+                &ua,
+            )
+        })?;
+        memo.entries.push((key, Arc::clone(&creds)));
+        Ok(creds)
+    }
+
+    /// Run a storage call with `who`'s credentials; a 401 from the node
+    /// drops the cached token and retries once with a fresh one.
+    pub fn with_storage<T>(
+        &self,
+        who: &Identity<'_>,
+        req: &Request<'_>,
+        memo: &mut Memo,
+        mut call: impl FnMut(&Storage, &Credentials) -> Result<T, sync::Error>,
+    ) -> Result<T, Error> {
+        let creds = self.credentials(who, req, memo)?;
+        match call(&self.storage, &creds) {
+            Err(sync::Error::Status(sync::Upstream::Storage, r)) if r.status == 401 => {
+                log::info!("sync node refused a cached token; fetching a fresh one");
+                self.cache.invalidate(who);
+                let key = self.cache.key(who);
+                memo.entries.retain(|(k, _)| *k != key);
+                let creds = self.credentials(who, req, memo)?;
+                call(&self.storage, &creds).map_err(Error::from)
+            }
+            other => other.map_err(Error::from),
+        }
+    }
+}
+
+/// `Syncto/<version> (on behalf of <client UA>)`.
+pub fn user_agent(req: &Request<'_>) -> String {
+    match req
+        .header("user-agent")
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+    {
+        Some(ua) => format!("Syncto/{VERSION} (on behalf of {ua})"),
+        None => format!("Syncto/{VERSION}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn to(path: &str) -> Route<'_> {
+        match route(path) {
+            Ok(Routed::To(r)) => r,
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn routes() {
+        assert_eq!(to("/v1/"), Route::Hello);
+        assert_eq!(to("/v1/__heartbeat__"), Route::Heartbeat);
+        assert_eq!(
+            to("/v1/buckets/syncto/collections/tabs/records/a%20b"),
+            Route::Record("syncto".into(), "tabs".into(), "a b".into())
+        );
+        assert_eq!(route("/").unwrap(), Routed::Redirect("/v1/".into()));
+        assert_eq!(
+            route("/buckets/x").unwrap(),
+            Routed::Redirect("/v1/buckets/x".into())
+        );
+        assert_eq!(
+            route("/v1/buckets/x/collections/y/records/").unwrap(),
+            Routed::Redirect("/v1/buckets/x/collections/y/records".into())
+        );
+        assert!(matches!(route("/v2/foo"), Err(Error::VersionNotAvailable)));
+        assert!(matches!(route("/v1"), Err(Error::NotFound)));
+        assert!(matches!(route("/v1/buckets"), Err(Error::NotFound)));
+        assert!(matches!(
+            route("/v1/buckets//collections/c"),
+            Err(Error::NotFound)
+        ));
+        assert!(matches!(
+            route("/v1/buckets/%ff/collections/c"),
+            Err(Error::InvalidParameter { .. })
+        ));
+        assert!(matches!(
+            route("/v1/buckets/%zz/collections/c"),
+            Err(Error::InvalidParameter { .. })
+        ));
+        assert!(matches!(
+            route("/v1/buckets/ab%2/collections/c"),
+            Err(Error::InvalidParameter { .. })
+        ));
+    }
+}

@@ -1,0 +1,72 @@
+//! The `syncto` binary: arguments → configuration → logging → serve until
+//! SIGTERM/SIGINT, then drain and exit 0.
+
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+use syncto::cli::{self, Action};
+use syncto::config::{self, Config};
+use syncto::{logging, systemd};
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("syncto: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
+    let args = cli::parse(std::env::args_os().skip(1))?;
+    match args.action {
+        Action::Help => {
+            print!("{}", cli::HELP);
+            return Ok(());
+        }
+        Action::Version => {
+            println!("syncto {}", syncto::kinto::VERSION);
+            return Ok(());
+        }
+        Action::Run | Action::CheckConfig => {}
+    }
+    let config = Config::load(&args, &config::process_env).map_err(|e| e.to_string())?;
+    if matches!(args.action, Action::CheckConfig) {
+        for w in &config.warnings {
+            eprintln!("warning: {w}");
+        }
+        let summary = config.summary();
+        // Building the state validates the TLS material as a start would.
+        syncto::build(config).map_err(|e| e.to_string())?;
+        println!("{summary}");
+        println!("configuration OK");
+        return Ok(());
+    }
+    logging::init(config.log_format, config.log_level);
+    for w in &config.warnings {
+        log::warn!("{w}");
+    }
+    // Signals are registered before serving so that an early SIGTERM is
+    // never lost.
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let workers = config.workers;
+    let running = syncto::start(config).map_err(|e| e.to_string())?;
+    log::info!(
+        "syncto {} listening on {} with {workers} workers",
+        syncto::kinto::VERSION,
+        running.addr()
+    );
+    systemd::notify("READY=1");
+    if let Some(signal) = signals.forever().next() {
+        log::info!("signal {signal}: finishing requests in flight, then exiting");
+    }
+    systemd::notify("STOPPING=1");
+    running.shutdown();
+    log::info!("stopped");
+    Ok(())
+}

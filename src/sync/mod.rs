@@ -1,0 +1,253 @@
+//! What Firefox Sync sees: the Token Server client, the storage-node client,
+//! Hawk signing and timestamp conversion.
+//!
+//! Everything here speaks HTTP through one shared ureq agent (its keep-alive
+//! pool is shared by all workers) and reports failures as [`Error`], which
+//! the Kinto side maps to status codes and errnos in one place.
+
+pub mod hawk;
+pub mod storage;
+pub mod timestamp;
+pub mod tokenserver;
+
+use std::fmt;
+use std::time::Duration;
+use ureq::http;
+
+/// Where and how to reach one user's storage, from a Token Server answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// Hawk id (the opaque token).
+    pub id: String,
+    /// Hawk key (used as its UTF-8 bytes).
+    pub key: String,
+    /// The `api_endpoint`, without trailing slash.
+    pub endpoint: String,
+}
+
+/// The parts of an `http(s)://host[:port]/path` URL that signing needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target<'a> {
+    /// `https` or `http`.
+    pub https: bool,
+    /// Host as written in the URL (brackets kept for IPv6).
+    pub host: &'a str,
+    /// Explicit or default port.
+    pub port: u16,
+    /// Path, possibly empty, without trailing slash.
+    pub path: &'a str,
+}
+
+/// Split an absolute http(s) URL. `None` for anything else (no userinfo,
+/// no query or fragment: Token Server endpoints have neither).
+pub fn split_url(url: &str) -> Option<Target<'_>> {
+    let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        (false, r)
+    } else {
+        return None;
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if authority.is_empty()
+        || authority.contains(['@', '?', '#'])
+        || path.contains(['?', '#'])
+        || !url.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return None;
+    }
+    let (host, port) = if authority.starts_with('[') {
+        let end = authority.find(']')?;
+        let host = &authority[..=end];
+        match &authority[end + 1..] {
+            "" => (host, None),
+            p => (host, Some(p.strip_prefix(':')?)),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    let port = match port {
+        Some(p) => p.parse().ok()?,
+        None if https => 443,
+        None => 80,
+    };
+    if host.is_empty() {
+        return None;
+    }
+    Some(Target {
+        https,
+        host,
+        port,
+        path: path.trim_end_matches('/'),
+    })
+}
+
+/// An upstream answer, with the headers Syncto translates.
+#[derive(Debug, Default, Clone)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// `X-Last-Modified`, in ms.
+    pub last_modified: Option<u64>,
+    /// `X-Weave-Records`.
+    pub records: Option<u64>,
+    /// `X-Weave-Next-Offset` (opaque).
+    pub next_offset: Option<String>,
+    /// `X-Weave-Quota-Remaining`.
+    pub quota_remaining: Option<String>,
+    /// `X-Weave-Alert`.
+    pub alert: Option<String>,
+    /// `X-Weave-Backoff`, else `X-Backoff` (seconds).
+    pub backoff: Option<String>,
+    /// `Retry-After`.
+    pub retry_after: Option<String>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// Read the translated headers and the body (at most `limit` bytes).
+    fn read(mut resp: http::Response<ureq::Body>, limit: u64) -> Result<Reply, ureq::Error> {
+        let h = resp.headers();
+        let text = |name: &str| {
+            h.get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        };
+        // Only well-formed values are passed on to clients.
+        let number = |name: &str| {
+            text(name)
+                .filter(|v| v.len() <= 20 && v.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+                .map(str::to_owned)
+        };
+        let mut reply = Reply {
+            status: resp.status().as_u16(),
+            last_modified: text("x-last-modified").and_then(timestamp::seconds_to_ms),
+            records: text("x-weave-records").and_then(|v| v.parse().ok()),
+            next_offset: text("x-weave-next-offset")
+                .filter(|v| v.len() <= 1024)
+                .map(str::to_owned),
+            quota_remaining: number("x-weave-quota-remaining"),
+            alert: text("x-weave-alert")
+                .filter(|v| v.len() <= 4096)
+                .map(str::to_owned),
+            backoff: number("x-weave-backoff").or_else(|| number("x-backoff")),
+            retry_after: number("retry-after"),
+            body: Vec::new(),
+        };
+        reply.body = resp.body_mut().with_config().limit(limit).read_to_vec()?;
+        Ok(reply)
+    }
+
+    /// The body as text for error messages: short, printable, never huge.
+    pub fn body_excerpt(&self) -> String {
+        let text = String::from_utf8_lossy(&self.body);
+        let mut out: String = text
+            .chars()
+            .take(200)
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        if text.chars().count() > 200 {
+            out.push('…');
+        }
+        out
+    }
+}
+
+/// Which upstream a failure came from (for messages and logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    /// The Token Server.
+    TokenServer,
+    /// A Sync storage node.
+    Storage,
+}
+
+impl fmt::Display for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Upstream::TokenServer => "token server",
+            Upstream::Storage => "sync node",
+        })
+    }
+}
+
+/// A failed upstream exchange.
+#[derive(Debug, Clone)]
+pub enum Error {
+    /// The upstream answered with a 304 or an error status.
+    Status(Upstream, Box<Reply>),
+    /// The upstream could not be reached (DNS, connect, TLS, pinning, reset).
+    Unreachable(Upstream, String),
+    /// The upstream did not answer in time.
+    Timeout(Upstream, String),
+    /// The upstream answered something unusable (bad JSON, bad token fields,
+    /// an endpoint our policy forbids).
+    BadAnswer(Upstream, String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Status(u, r) => write!(f, "{u} answered {}", r.status),
+            Error::Unreachable(u, why) => write!(f, "{u} unreachable: {why}"),
+            Error::Timeout(u, why) => write!(f, "{u} timed out: {why}"),
+            Error::BadAnswer(u, why) => write!(f, "{u} gave an unusable answer: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl Error {
+    /// From a transport error of ureq.
+    pub(crate) fn transport(upstream: Upstream, host: &str, e: &ureq::Error) -> Error {
+        let (kind, reason) = crate::tls::classify(e);
+        let why = format!("{host}: {reason}");
+        match kind {
+            crate::tls::FailureKind::Timeout => Error::Timeout(upstream, why),
+            _ => Error::Unreachable(upstream, why),
+        }
+    }
+}
+
+/// Limits on what is read from upstreams.
+pub const MAX_UPSTREAM_BODY: u64 = 64 * 1024 * 1024;
+
+/// Timeout for one kind of call.
+pub fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_urls() {
+        let t = split_url("https://sync-1.example.com/1.5/123/").unwrap();
+        assert_eq!(
+            (t.https, t.host, t.port, t.path),
+            (true, "sync-1.example.com", 443, "/1.5/123")
+        );
+        let t = split_url("http://127.0.0.1:8080").unwrap();
+        assert_eq!(
+            (t.https, t.host, t.port, t.path),
+            (false, "127.0.0.1", 8080, "")
+        );
+        let t = split_url("http://[::1]:5000/x").unwrap();
+        assert_eq!((t.host, t.port, t.path), ("[::1]", 5000, "/x"));
+        assert!(split_url("ftp://x/").is_none());
+        assert!(split_url("http://user@x/").is_none());
+        assert!(split_url("http://x:99999/").is_none());
+        assert!(split_url("http:///x").is_none());
+        assert!(split_url("http://x/a b").is_none());
+    }
+}

@@ -1,0 +1,121 @@
+//! The Sync 1.5 storage-node client: one Hawk-signed request per call,
+//! through the shared agent.
+
+use super::{Credentials, Error, MAX_UPSTREAM_BODY, Reply, Upstream, hawk, split_url};
+use crate::metrics::Metrics;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use ureq::http;
+
+/// One call to the storage node.
+pub struct Call<'a> {
+    /// `GET`, `PUT` or `DELETE`.
+    pub method: &'static str,
+    /// Path and query relative to the `api_endpoint`, starting with `/`,
+    /// already percent-encoded: it is signed and sent exactly as given.
+    pub path: &'a str,
+    /// Extra headers (`X-If-Modified-Since`, …).
+    pub headers: &'a [(&'static str, String)],
+    /// A JSON body.
+    pub body: Option<&'a [u8]>,
+    /// The `User-Agent` to send.
+    pub user_agent: &'a str,
+    /// Timer name, as the original's `syncclient.syncclient.<call>`.
+    pub metric: &'static str,
+}
+
+/// Storage-node client.
+#[derive(Clone)]
+pub struct Storage {
+    agent: ureq::Agent,
+    metrics: Metrics,
+}
+
+impl Storage {
+    /// A client over the shared agent.
+    pub fn new(agent: ureq::Agent, metrics: Metrics) -> Storage {
+        Storage { agent, metrics }
+    }
+
+    /// Make `call` for the user behind `creds`. 2xx → `Ok`; 304 and ≥ 400
+    /// → [`Error::Status`]; transport trouble → the other variants.
+    pub fn call(&self, creds: &Credentials, call: &Call<'_>) -> Result<Reply, Error> {
+        let target = split_url(&creds.endpoint)
+            .ok_or_else(|| Error::BadAnswer(Upstream::Storage, "invalid api_endpoint".into()))?;
+        let url = format!("{}{}", creds.endpoint, call.path);
+        let resource = format!("{}{}", target.path, call.path);
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let nonce = hawk::nonce();
+        let hash = call.body.map(|b| hawk::payload_hash("application/json", b));
+        let auth = hawk::header(
+            &creds.id,
+            creds.key.as_bytes(),
+            &hawk::Signed {
+                method: call.method,
+                resource: &resource,
+                host: target.host,
+                port: target.port,
+                ts,
+                nonce: &nonce,
+                hash: hash.as_deref(),
+                ext: None,
+            },
+        );
+        let mut builder = http::Request::builder()
+            .method(call.method)
+            .uri(&url)
+            .header("authorization", auth)
+            .header("user-agent", call.user_agent)
+            .header("accept", "application/json");
+        for (name, value) in call.headers {
+            builder = builder.header(*name, value.as_str());
+        }
+        let started = Instant::now();
+        let result = match call.body {
+            Some(body) => builder
+                .header("content-type", "application/json")
+                .body(body)
+                .map_err(|e| Error::BadAnswer(Upstream::Storage, e.to_string()))
+                .and_then(|rq| self.run(rq, target.host)),
+            None => builder
+                .body(())
+                .map_err(|e| Error::BadAnswer(Upstream::Storage, e.to_string()))
+                .and_then(|rq| self.run(rq, target.host)),
+        };
+        if self.metrics.is_enabled() {
+            self.metrics.timing(
+                &format!("syncclient.syncclient.{}", call.metric),
+                started.elapsed(),
+            );
+            let status = match &result {
+                Ok(r) => Some(r.status),
+                Err(Error::Status(_, r)) => Some(r.status),
+                Err(_) => None,
+            };
+            if let Some(status) = status {
+                self.metrics
+                    .incr(&format!("syncclient.status_code.{status}"));
+            }
+        }
+        result
+    }
+
+    fn run<B: ureq::AsSendBody>(&self, rq: http::Request<B>, host: &str) -> Result<Reply, Error> {
+        let resp = self
+            .agent
+            .run(rq)
+            .map_err(|e| Error::transport(Upstream::Storage, host, &e))?;
+        let reply = Reply::read(resp, MAX_UPSTREAM_BODY)
+            .map_err(|e| Error::transport(Upstream::Storage, host, &e))?;
+        match reply.status {
+            200..=299 => Ok(reply),
+            304 | 400.. => Err(Error::Status(Upstream::Storage, Box::new(reply))),
+            _ => Err(Error::BadAnswer(
+                Upstream::Storage,
+                format!("unexpected status {}", reply.status),
+            )),
+        }
+    }
+}

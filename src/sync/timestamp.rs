@@ -1,0 +1,96 @@
+//! Sync timestamps (decimal seconds with two decimals) ↔ Kinto timestamps
+//! (integer milliseconds).
+//!
+//! Sync servers keep time in 10 ms steps and print it as `1444385059.19`.
+//! Kinto clients compare integer milliseconds. Going through `f64` would be
+//! fragile (`int(x * 1000)` is what the original did), so both directions
+//! work on the decimal text.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+/// Parse a Sync timestamp (`"1444385059.19"`, `"0.00"`, `"12"`) into
+/// integer milliseconds, exactly. More than three decimals round half up.
+/// Negative numbers, exponents and garbage give `None`.
+pub fn seconds_to_ms(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (int, frac) = match text.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (text, ""),
+    };
+    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut ms: u64 = int.parse::<u64>().ok()?.checked_mul(1000)?;
+    let digits = frac.as_bytes();
+    let mut scale = 100;
+    for &d in digits.iter().take(3) {
+        ms = ms.checked_add(u64::from(d - b'0') * scale)?;
+        scale /= 10;
+    }
+    if digits.len() > 3 && digits[3] >= b'5' {
+        ms = ms.checked_add(1)?;
+    }
+    Some(ms)
+}
+
+/// Format integer milliseconds as Sync seconds with exactly two decimals,
+/// rounding to the nearest 10 ms (`1444385059189` → `1444385059.19`).
+pub fn ms_to_seconds(ms: u64) -> String {
+    let centis = ms / 10 + u64::from(ms % 10 >= 5);
+    format!("{}.{:02}", centis / 100, centis % 100)
+}
+
+/// HTTP date (`Last-Modified`) of a millisecond timestamp, seconds truncated.
+pub fn http_date(ms: u64) -> String {
+    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(ms / 1000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Vectors of syncto-original.md §18.
+    #[test]
+    fn ms_to_seconds_vectors() {
+        assert_eq!(ms_to_seconds(14377478425700), "14377478425.70");
+        assert_eq!(ms_to_seconds(1444385059189), "1444385059.19");
+        assert_eq!(ms_to_seconds(1444385059185), "1444385059.19");
+        assert_eq!(ms_to_seconds(1444385059184), "1444385059.18");
+        assert_eq!(ms_to_seconds(0), "0.00");
+        assert_eq!(ms_to_seconds(5), "0.01");
+    }
+
+    #[test]
+    fn seconds_to_ms_vectors() {
+        assert_eq!(seconds_to_ms("1444385059.19"), Some(1444385059190));
+        assert_eq!(seconds_to_ms("1441868927.07"), Some(1441868927070));
+        assert_eq!(seconds_to_ms("14377478425.69"), Some(14377478425690));
+        assert_eq!(seconds_to_ms("0.00"), Some(0));
+        assert_eq!(seconds_to_ms("12"), Some(12000));
+        assert_eq!(seconds_to_ms("1.5"), Some(1500));
+        assert_eq!(seconds_to_ms("1.2345"), Some(1235));
+        assert_eq!(seconds_to_ms("-1.00"), None);
+        assert_eq!(seconds_to_ms("1e9"), None);
+        assert_eq!(seconds_to_ms(""), None);
+        assert_eq!(seconds_to_ms(".5"), None);
+        assert_eq!(seconds_to_ms("99999999999999999999.00"), None);
+    }
+
+    #[test]
+    fn http_date_vector() {
+        assert_eq!(
+            http_date(seconds_to_ms("1444385059.19").unwrap()),
+            "Fri, 09 Oct 2015 10:04:19 GMT"
+        );
+    }
+
+    #[test]
+    fn round_trip_two_decimals() {
+        for s in ["1700000000.01", "1700000000.10", "1699999999.99", "0.07"] {
+            assert_eq!(ms_to_seconds(seconds_to_ms(s).unwrap()), s);
+        }
+    }
+}
