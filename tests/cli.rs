@@ -1,0 +1,181 @@
+//! The binary: flags, the original Syncto configs starting unchanged,
+//! start-up errors, embedded defaults and graceful shutdown on SIGTERM.
+
+use crate::support::fake::Fake;
+use crate::support::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn syncto() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_syncto"));
+    c.env_remove("SYNCTO_INI");
+    c
+}
+
+#[test]
+fn version_and_help() {
+    let out = syncto().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("syncto {}", env!("CARGO_PKG_VERSION"))
+    );
+    let out = syncto().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--config",
+        "--bind",
+        "--check-config",
+        "--log-format",
+        "--version",
+        "--help",
+    ] {
+        assert!(help.contains(flag), "{help}");
+    }
+    let out = syncto().arg("--frobnicate").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--frobnicate"));
+}
+
+#[test]
+fn the_original_configs_start_unchanged() {
+    for f in [
+        "syncto-1.5.0-development.ini",
+        "syncto-production-style.ini",
+    ] {
+        let path = format!("{}/tests/data/fixtures/{f}", env!("CARGO_MANIFEST_DIR"));
+        let out = syncto()
+            .args(["--check-config", "--config", &path])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{f}: {stderr}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("configuration OK"));
+        // cliquet-only keys are warned about, by name; the secret never shows.
+        assert!(stderr.contains("cache_backend"), "{stderr}");
+        assert!(!stderr.contains("70a73e5719a5f844") && !stderr.contains("b0ed4b1a9c2b4a3e"));
+    }
+}
+
+#[test]
+fn bad_values_are_start_up_errors_naming_key_and_line() {
+    let dir = std::env::temp_dir().join(format!("syncto-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.ini");
+    std::fs::write(
+        &path,
+        "[app:main]\nsyncto.cache_credentials_ttl_seconds = soon\n",
+    )
+    .unwrap();
+    let out = syncto().arg("--config").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cache_credentials_ttl_seconds") && err.contains(":2"),
+        "{err}"
+    );
+    std::fs::write(&path, "[app:main]\nrecord_tabs_put_enabled = sure\n").unwrap();
+    let out = syncto().arg("--config").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("record_tabs_put_enabled"));
+    let out = syncto()
+        .env("SYNCTO_WORKERS", "many")
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SYNCTO_WORKERS"));
+    let out = syncto()
+        .args(["--config", "/nonexistent/syncto.ini"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/syncto.ini"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Start the binary on the embedded defaults (port 0), return it and its port.
+fn spawn(
+    fake: &Fake,
+) -> (
+    std::process::Child,
+    u16,
+    BufReader<std::process::ChildStderr>,
+) {
+    let mut child = syncto()
+        .env("SYNCTO_PORT", "0")
+        .env("SYNCTO_TOKEN_SERVER_URL", &fake.token_url)
+        .env("SYNCTO_UPSTREAM_TIMEOUT_SECONDS", "10")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut line = String::new();
+    let port = loop {
+        assert!(Instant::now() < deadline, "no 'listening on' line");
+        line.clear();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            panic!("server exited");
+        }
+        if let Some(rest) = line.split("listening on 127.0.0.1:").nth(1) {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse::<u16>()
+                .unwrap();
+        }
+    };
+    (child, port, stderr)
+}
+
+#[test]
+fn sigterm_drains_in_flight_requests_then_exits_0() {
+    let fake = Fake::start();
+    fake.put(KID, "tabs", "a", "x", 1000);
+    let (mut child, port, stderr) = spawn(&fake);
+    let base = format!("http://127.0.0.1:{port}");
+    // Warm the credentials, then make the node slow.
+    assert_eq!(
+        request(
+            &client(),
+            "GET",
+            &format!("{base}{}", records("tabs")),
+            &[BEARER],
+            None
+        )
+        .status,
+        200
+    );
+    fake.state().sync_hang = Some(Duration::from_millis(1500));
+    let url = format!("{base}{}", records("tabs"));
+    let slow = std::thread::spawn(move || request(&client(), "GET", &url, &[BEARER], None));
+    std::thread::sleep(Duration::from_millis(500));
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let r = slow.join().unwrap();
+    assert_eq!(r.status, 200, "the in-flight request completes: {}", r.body);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+    // The log never shows the bearer token, and has a summary line.
+    let log: String = stderr
+        .lines()
+        .map_while(Result::ok)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(!log.contains("good-token"), "{log}");
+    assert!(log.contains("GET /v1/buckets/"), "{log}");
+}

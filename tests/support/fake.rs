@@ -1,0 +1,736 @@
+//! A fake Token Server and a fake Sync 1.5 storage node that behave like
+//! syncstorage-rs where a Kinto front can tell (sync-protocols.md §3, §8):
+//! two-decimal seconds, bare-number error bodies, `X-Weave-Next-Offset`,
+//! 200 `[]` for an unknown collection, 304/412 rules, `{"modified": ts}` on
+//! DELETE. Every storage request's Hawk header is verified; a bad one is a
+//! 401 `0`, as on a real node.
+//!
+//! Written independently of the server's own code (its own Hawk check and
+//! timestamp parsing), so the tests compare two implementations.
+
+#![allow(dead_code)]
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Cursor;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// One request as the fake saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    /// Path and query as received.
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A canned answer.
+#[derive(Debug, Clone)]
+pub struct Canned {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Canned {
+    pub fn new(status: u16, body: &str) -> Canned {
+        Canned {
+            status,
+            headers: vec![],
+            body: body.to_owned(),
+        }
+    }
+    pub fn with(mut self, name: &str, value: &str) -> Canned {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Bso {
+    pub payload: String,
+    pub sortindex: Option<i64>,
+    /// Centiseconds.
+    pub modified: u64,
+}
+
+#[derive(Default)]
+pub struct Collection {
+    pub modified: u64,
+    pub bsos: BTreeMap<String, Bso>,
+}
+
+#[derive(Default)]
+pub struct State {
+    /// Token Server exchanges made.
+    pub token_calls: usize,
+    /// Requests the token server saw.
+    pub token_seen: Vec<Seen>,
+    /// Requests the storage node saw (Hawk verified or not).
+    pub sync_seen: Vec<Seen>,
+    /// Hawk failures seen by the node.
+    pub hawk_failures: usize,
+    /// token id → (key, uid).
+    pub tokens: HashMap<String, (String, u64)>,
+    /// key material (X-KeyID or client state) → uid.
+    pub uids: HashMap<String, u64>,
+    /// uid → collections.
+    pub users: HashMap<u64, BTreeMap<String, Collection>>,
+    /// Next answers of the token server, before its normal behaviour.
+    pub token_script: Vec<Canned>,
+    /// Next answers of the node (after the Hawk check).
+    pub sync_script: Vec<Canned>,
+    /// Delay of each token exchange.
+    pub token_delay: Duration,
+    /// The node never answers (until this long has passed).
+    pub sync_hang: Option<Duration>,
+    /// Heartbeat status of the token server.
+    pub heartbeat_status: u16,
+    /// Token duration granted.
+    pub duration: u64,
+    /// Reject every token id issued so far (as after a node reassignment
+    /// or expiry): the next storage call is a 401.
+    pub revoked: Vec<String>,
+    /// ss-rs answers 503 + Retry-After: 10 to two writes within 10 ms.
+    pub strict_conflicts: bool,
+    /// Last write time per user, centiseconds.
+    pub clock: HashMap<u64, u64>,
+    pub next_uid: u64,
+}
+
+pub struct Fake {
+    pub token_url: String,
+    pub sync_url: String,
+    pub state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+    servers: Vec<(Arc<tiny_http::Server>, Vec<JoinHandle<()>>)>,
+}
+
+impl Fake {
+    pub fn start() -> Fake {
+        let state = Arc::new(Mutex::new(State {
+            heartbeat_status: 200,
+            duration: 3600,
+            next_uid: 1,
+            ..State::default()
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let token = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+        let sync = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+        let token_port = token.server_addr().to_ip().unwrap().port();
+        let sync_port = sync.server_addr().to_ip().unwrap().port();
+        let sync_url = format!("http://127.0.0.1:{sync_port}");
+        let mut servers = vec![];
+        for (server, is_token) in [(token, true), (sync, false)] {
+            let handles = (0..16)
+                .map(|_| {
+                    let (server, state, stop, sync_url) = (
+                        server.clone(),
+                        state.clone(),
+                        stop.clone(),
+                        sync_url.clone(),
+                    );
+                    std::thread::spawn(move || {
+                        while let Ok(mut rq) = server.recv() {
+                            if stop.load(Ordering::SeqCst) {
+                                break;
+                            }
+                            let seen = seen(&mut rq);
+                            let canned = if is_token {
+                                token_answer(&state, &seen, &sync_url)
+                            } else {
+                                sync_answer(&state, &seen, &stop)
+                            };
+                            let _ = rq.respond(to_response(canned));
+                        }
+                    })
+                })
+                .collect();
+            servers.push((server, handles));
+        }
+        Fake {
+            token_url: format!("http://127.0.0.1:{token_port}/"),
+            sync_url,
+            state,
+            stop,
+            servers,
+        }
+    }
+
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn token_calls(&self) -> usize {
+        self.state().token_calls
+    }
+
+    /// The storage requests seen so far.
+    pub fn sync_seen(&self) -> Vec<Seen> {
+        self.state().sync_seen.clone()
+    }
+
+    pub fn last_sync(&self) -> Seen {
+        self.state()
+            .sync_seen
+            .last()
+            .cloned()
+            .expect("no storage request seen")
+    }
+
+    /// Put a record straight into storage (as another device would).
+    pub fn put(&self, key: &str, coll: &str, id: &str, payload: &str, modified_cs: u64) {
+        let mut st = self.state();
+        let uid = uid_for(&mut st, key);
+        let c = st
+            .users
+            .entry(uid)
+            .or_default()
+            .entry(coll.to_owned())
+            .or_default();
+        c.bsos.insert(
+            id.to_owned(),
+            Bso {
+                payload: payload.to_owned(),
+                sortindex: None,
+                modified: modified_cs,
+            },
+        );
+        c.modified = c.modified.max(modified_cs);
+    }
+
+    /// Delete a record straight from storage (collection timestamp bumps).
+    pub fn delete(&self, key: &str, coll: &str, id: &str, modified_cs: u64) {
+        let mut st = self.state();
+        let uid = uid_for(&mut st, key);
+        let c = st
+            .users
+            .entry(uid)
+            .or_default()
+            .entry(coll.to_owned())
+            .or_default();
+        c.bsos.remove(id);
+        c.modified = c.modified.max(modified_cs);
+    }
+
+    pub fn record(&self, key: &str, coll: &str, id: &str) -> Option<Bso> {
+        let mut st = self.state();
+        let uid = uid_for(&mut st, key);
+        st.users.get(&uid)?.get(coll)?.bsos.get(id).cloned()
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for (server, handles) in &self.servers {
+            for _ in handles {
+                server.unblock();
+            }
+        }
+    }
+}
+
+fn uid_for(st: &mut State, key: &str) -> u64 {
+    if let Some(u) = st.uids.get(key) {
+        return *u;
+    }
+    let u = st.next_uid;
+    st.next_uid += 1;
+    st.uids.insert(key.to_owned(), u);
+    u
+}
+
+fn seen(rq: &mut tiny_http::Request) -> Seen {
+    let mut body = String::new();
+    let _ = rq.as_reader().read_to_string(&mut body);
+    Seen {
+        method: rq.method().as_str().to_owned(),
+        url: rq.url().to_owned(),
+        headers: rq
+            .headers()
+            .iter()
+            .map(|h| {
+                (
+                    h.field.as_str().as_str().to_owned(),
+                    h.value.as_str().to_owned(),
+                )
+            })
+            .collect(),
+        body,
+    }
+}
+
+fn to_response(c: Canned) -> tiny_http::Response<Cursor<Vec<u8>>> {
+    let mut headers: Vec<tiny_http::Header> = c
+        .headers
+        .iter()
+        .map(|(n, v)| tiny_http::Header::from_bytes(n.as_bytes(), v.as_bytes()).unwrap())
+        .collect();
+    if !c.body.is_empty() {
+        headers.push(
+            tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..]).unwrap(),
+        );
+    }
+    let len = c.body.len();
+    tiny_http::Response::new(
+        tiny_http::StatusCode(c.status),
+        headers,
+        Cursor::new(c.body.into_bytes()),
+        Some(len),
+        None,
+    )
+}
+
+fn json_err(status: u16, name: &str, description: &str) -> Canned {
+    Canned::new(
+        status,
+        &format!(
+            r#"{{"status": "{name}", "errors": [{{"location": "body", "name": "", "description": "{description}"}}]}}"#
+        ),
+    )
+}
+
+fn token_answer(state: &Mutex<State>, seen: &Seen, sync_url: &str) -> Canned {
+    let delay = {
+        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+        st.token_seen.push(seen.clone());
+        st.token_delay
+    };
+    let path = seen.url.split('?').next().unwrap_or("");
+    if path == "/__heartbeat__" {
+        let status = state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .heartbeat_status;
+        return Canned::new(status, "{}");
+    }
+    if path != "/1.0/sync/1.5" {
+        return json_err(404, "error", "Unsupported application");
+    }
+    std::thread::sleep(delay);
+    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    st.token_calls += 1;
+    if !st.token_script.is_empty() {
+        return st.token_script.remove(0);
+    }
+    let auth = seen.header("authorization").unwrap_or("");
+    let (scheme, credential) = auth.split_once(' ').unwrap_or((auth, ""));
+    let key = if scheme.eq_ignore_ascii_case("bearer") {
+        match seen.header("x-keyid") {
+            Some(k) => k.to_owned(),
+            None => return json_err(401, "invalid-key-id", "Missing X-KeyID header"),
+        }
+    } else if scheme.eq_ignore_ascii_case("browserid") {
+        match seen.header("x-client-state") {
+            Some(k) => k.to_owned(),
+            None => return json_err(401, "invalid-credentials", "Unauthorized"),
+        }
+    } else {
+        return json_err(401, "error", "Unsupported");
+    };
+    if credential.is_empty() || credential == "invalid" {
+        return json_err(401, "invalid-credentials", "Unauthorized");
+    }
+    let requested: u64 = seen
+        .url
+        .split_once("duration=")
+        .and_then(|(_, d)| d.split('&').next())
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(u64::MAX);
+    let uid = uid_for(&mut st, &key);
+    let n = st.tokens.len();
+    let id = format!("tok{n}-{uid}-{}", random_b64(9));
+    let hawk_key = random_b64(32);
+    st.tokens.insert(id.clone(), (hawk_key.clone(), uid));
+    let duration = st.duration.min(requested);
+    Canned::new(
+        200,
+        &format!(
+            r#"{{"id": "{id}", "key": "{hawk_key}", "uid": {uid}, "api_endpoint": "{sync_url}/1.5/{uid}", "duration": {duration}, "hashalg": "sha256", "hashed_fxa_uid": "0123456789abcdef0123456789abcdef", "node_type": "postgres"}}"#
+        ),
+    )
+    .with("X-Timestamp", &now_s().to_string())
+}
+
+fn random_b64(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    getrandom::getrandom(&mut b).unwrap();
+    base64::engine::general_purpose::URL_SAFE.encode(b)
+}
+
+fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn now_cs() -> u64 {
+    (SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        / 10) as u64
+}
+
+/// `12.34` (centiseconds → text).
+pub fn fmt_cs(cs: u64) -> String {
+    format!("{}.{:02}", cs / 100, cs % 100)
+}
+
+/// Parse seconds text into centiseconds (truncating beyond), as ss-rs does.
+fn parse_cs(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (i, f) = s.split_once('.').unwrap_or((s, ""));
+    let i: u64 = i.parse().ok()?;
+    let f2: String = f.chars().chain("00".chars()).take(2).collect();
+    if !f.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    Some(i * 100 + f2.parse::<u64>().ok()?)
+}
+
+fn attrs(header: &str) -> Option<HashMap<String, String>> {
+    let rest = header.strip_prefix("Hawk ")?;
+    let mut m = HashMap::new();
+    for part in rest.split(", ") {
+        let (k, v) = part.split_once('=')?;
+        m.insert(
+            k.to_owned(),
+            v.strip_prefix('"')?.strip_suffix('"')?.to_owned(),
+        );
+    }
+    Some(m)
+}
+
+/// Check the Hawk header as a storage node does; returns the uid.
+fn verify_hawk(st: &State, seen: &Seen) -> Result<u64, &'static str> {
+    let a = attrs(seen.header("authorization").ok_or("no authorization")?).ok_or("not hawk")?;
+    let id = a.get("id").ok_or("no id")?;
+    if st.revoked.contains(id) {
+        return Err("revoked");
+    }
+    let (key, uid) = st.tokens.get(id).ok_or("unknown token")?;
+    let host_header = seen.header("host").ok_or("no host")?;
+    let (host, port) = host_header.rsplit_once(':').ok_or("no port in host")?;
+    let mut normalized = format!(
+        "hawk.1.header\n{}\n{}\n{}\n{}\n{}\n{}\n",
+        a.get("ts").ok_or("no ts")?,
+        a.get("nonce").ok_or("no nonce")?,
+        seen.method,
+        seen.url,
+        host.to_ascii_lowercase(),
+        port
+    );
+    normalized.push_str(a.get("hash").map(String::as_str).unwrap_or(""));
+    normalized.push('\n');
+    normalized.push_str(a.get("ext").map(String::as_str).unwrap_or(""));
+    normalized.push('\n');
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(normalized.as_bytes());
+    let expected = STANDARD.encode(mac.finalize().into_bytes());
+    if a.get("mac") != Some(&expected) {
+        return Err("bad mac");
+    }
+    if let Some(hash) = a.get("hash") {
+        // ss-rs doesn't check payload hashes; this fake does, to prove ours.
+        let ct = seen
+            .header("content-type")
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let mut d = <Sha256 as sha2::Digest>::new();
+        sha2::Digest::update(
+            &mut d,
+            format!("hawk.1.payload\n{ct}\n{}\n", seen.body).as_bytes(),
+        );
+        if STANDARD.encode(sha2::Digest::finalize(d)) != *hash {
+            return Err("bad payload hash");
+        }
+    }
+    Ok(*uid)
+}
+
+fn query_of(url: &str) -> HashMap<String, String> {
+    let q = url.split_once('?').map(|(_, q)| q).unwrap_or("");
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let dec = |s: &str| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            (dec(k), dec(v))
+        })
+        .collect()
+}
+
+fn bso_json(id: &str, b: &Bso) -> String {
+    let mut s = format!(
+        r#"{{"id":{},"modified":{},"payload":{}"#,
+        serde_json::to_string(id).unwrap(),
+        fmt_cs(b.modified),
+        serde_json::to_string(&b.payload).unwrap()
+    );
+    if let Some(si) = b.sortindex {
+        s.push_str(&format!(r#","sortindex":{si}"#));
+    }
+    s.push('}');
+    s
+}
+
+fn sync_answer(state: &Mutex<State>, seen: &Seen, stop: &AtomicBool) -> Canned {
+    let hang = {
+        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+        st.sync_seen.push(seen.clone());
+        st.sync_hang
+    };
+    if let Some(d) = hang {
+        let until = std::time::Instant::now() + d;
+        while std::time::Instant::now() < until && !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    let stamp = |c: Canned| c.with("X-Weave-Timestamp", &fmt_cs(now_cs()));
+    let uid = match verify_hawk(&st, seen) {
+        Ok(uid) => uid,
+        Err(_) => {
+            st.hawk_failures += 1;
+            return stamp(Canned::new(401, "0"));
+        }
+    };
+    if !st.sync_script.is_empty() {
+        return stamp(st.sync_script.remove(0));
+    }
+    let path = seen.url.split('?').next().unwrap_or("").to_owned();
+    let prefix = format!("/1.5/{uid}/");
+    let Some(rest) = path.strip_prefix(&prefix) else {
+        return stamp(Canned::new(400, "0"));
+    };
+    let q = query_of(&seen.url);
+    let ims = seen.header("x-if-modified-since").map(parse_cs);
+    let iums = seen.header("x-if-unmodified-since").map(parse_cs);
+    if matches!(ims, Some(None)) || matches!(iums, Some(None)) || (ims.is_some() && iums.is_some())
+    {
+        return stamp(Canned::new(400, "0"));
+    }
+    let (ims, iums) = (ims.flatten(), iums.flatten());
+    let segments: Vec<String> = rest
+        .split('/')
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let strict = st.strict_conflicts;
+    let last_write = st.clock.get(&uid).copied().unwrap_or(0);
+    let user = st.users.entry(uid).or_default();
+    let answer = match (
+        seen.method.as_str(),
+        segments
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice(),
+    ) {
+        ("GET", ["info", "collections"]) => {
+            let body = user
+                .iter()
+                .map(|(k, c)| {
+                    format!(
+                        "{}:{}",
+                        serde_json::to_string(k).unwrap(),
+                        fmt_cs(c.modified)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(",");
+            let newest = user.values().map(|c| c.modified).max().unwrap_or(0);
+            Canned::new(200, &format!("{{{body}}}"))
+                .with("X-Last-Modified", &fmt_cs(newest))
+                .with("X-Weave-Records", &user.len().to_string())
+        }
+        ("GET", ["storage", coll]) => {
+            let empty = Collection::default();
+            let c = user.get(*coll).unwrap_or(&empty);
+            if let Some(t) = ims {
+                if c.modified <= t {
+                    return stamp(
+                        Canned::new(304, "").with("X-Last-Modified", &fmt_cs(c.modified)),
+                    );
+                }
+            }
+            if let Some(t) = iums {
+                if c.modified > t {
+                    return stamp(
+                        Canned::new(412, "").with("X-Last-Modified", &fmt_cs(c.modified)),
+                    );
+                }
+            }
+            let newer = match q.get("newer").map(|n| parse_cs(n)) {
+                Some(None) => return stamp(Canned::new(400, "0")),
+                Some(Some(n)) => Some(n),
+                None => None,
+            };
+            let ids: Option<Vec<String>> = q.get("ids").map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            });
+            if ids.as_ref().is_some_and(|i| i.len() > 100) {
+                return stamp(Canned::new(400, "0"));
+            }
+            let mut items: Vec<(&String, &Bso)> = c
+                .bsos
+                .iter()
+                .filter(|(_, b)| newer.is_none_or(|n| b.modified > n))
+                .filter(|(id, _)| ids.as_ref().is_none_or(|ids| ids.contains(id)))
+                .collect();
+            match q.get("sort").map(String::as_str) {
+                Some("oldest") => {
+                    items.sort_by(|a, b| a.1.modified.cmp(&b.1.modified).then(a.0.cmp(b.0)))
+                }
+                Some("index") => {
+                    items.sort_by(|a, b| b.1.sortindex.cmp(&a.1.sortindex).then(b.0.cmp(a.0)))
+                }
+                _ => items.sort_by(|a, b| b.1.modified.cmp(&a.1.modified).then(b.0.cmp(a.0))),
+            }
+            let offset: usize = match q.get("offset").map(|o| o.parse()) {
+                Some(Ok(o)) => o,
+                Some(Err(_)) => return stamp(Canned::new(400, "0")),
+                None => 0,
+            };
+            let limit: Option<usize> = match q.get("limit").map(|l| l.parse()) {
+                Some(Ok(l)) => Some(l),
+                Some(Err(_)) => return stamp(Canned::new(400, "0")),
+                None => None,
+            };
+            let total = items.len();
+            let page: Vec<_> = items
+                .into_iter()
+                .skip(offset)
+                .take(limit.unwrap_or(usize::MAX))
+                .collect();
+            let body = if q.contains_key("full") {
+                page.iter()
+                    .map(|(id, b)| bso_json(id, b))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            } else {
+                page.iter()
+                    .map(|(id, _)| serde_json::to_string(id).unwrap())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            let mut canned = Canned::new(200, &format!("[{body}]"))
+                .with("X-Last-Modified", &fmt_cs(c.modified))
+                .with("X-Weave-Records", &page.len().to_string());
+            if offset + page.len() < total {
+                canned = canned.with("X-Weave-Next-Offset", &(offset + page.len()).to_string());
+            }
+            canned
+        }
+        ("GET", ["storage", coll, id]) => {
+            let b = user.get(*coll).and_then(|c| c.bsos.get(*id));
+            let Some(b) = b else {
+                return stamp(Canned::new(404, "0"));
+            };
+            if ims.is_some_and(|t| b.modified <= t) {
+                return stamp(Canned::new(304, "").with("X-Last-Modified", &fmt_cs(b.modified)));
+            }
+            if iums.is_some_and(|t| b.modified > t) {
+                return stamp(Canned::new(412, "").with("X-Last-Modified", &fmt_cs(b.modified)));
+            }
+            Canned::new(200, &bso_json(id, b)).with("X-Last-Modified", &fmt_cs(b.modified))
+        }
+        ("PUT", ["storage", coll, id]) => {
+            let Ok(serde_json::Value::Object(fields)) =
+                serde_json::from_str::<serde_json::Value>(&seen.body)
+            else {
+                return stamp(Canned::new(400, "8"));
+            };
+            if fields
+                .keys()
+                .any(|k| !matches!(k.as_str(), "id" | "payload" | "sortindex" | "ttl"))
+            {
+                return stamp(Canned::new(400, "8"));
+            }
+            let c = user.entry((*coll).to_owned()).or_default();
+            let existing = c.bsos.get(*id);
+            let current = existing.map(|b| b.modified).unwrap_or(0);
+            if iums.is_some_and(|t| current > t) {
+                return stamp(Canned::new(412, "").with("X-Last-Modified", &fmt_cs(current)));
+            }
+            let now = now_cs();
+            if strict && now <= last_write {
+                return stamp(Canned::new(503, "0").with("Retry-After", "10"));
+            }
+            let t = now.max(c.modified + 1).max(last_write + 1);
+            let mut b = existing.cloned().unwrap_or(Bso {
+                payload: String::new(),
+                sortindex: None,
+                modified: t,
+            });
+            if let Some(p) = fields.get("payload").and_then(|p| p.as_str()) {
+                b.payload = p.to_owned();
+            }
+            if let Some(s) = fields.get("sortindex").and_then(|s| s.as_i64()) {
+                b.sortindex = Some(s);
+            }
+            b.modified = t;
+            c.bsos.insert((*id).to_owned(), b);
+            c.modified = t;
+            st.clock.insert(uid, t);
+            Canned::new(200, &fmt_cs(t)).with("X-Last-Modified", &fmt_cs(t))
+        }
+        ("DELETE", ["storage", coll, id]) => {
+            let Some(c) = user.get_mut(*coll) else {
+                return stamp(Canned::new(404, "0"));
+            };
+            let Some(b) = c.bsos.get(*id) else {
+                return stamp(Canned::new(404, "0"));
+            };
+            if iums.is_some_and(|t| b.modified > t) {
+                return stamp(Canned::new(412, "").with("X-Last-Modified", &fmt_cs(b.modified)));
+            }
+            let now = now_cs();
+            if strict && now <= last_write {
+                return stamp(Canned::new(503, "0").with("Retry-After", "10"));
+            }
+            let previous = c.modified;
+            let t = now.max(c.modified + 1).max(last_write + 1);
+            c.bsos.remove(*id);
+            c.modified = t;
+            st.clock.insert(uid, t);
+            Canned::new(200, &format!(r#"{{"modified":{}}}"#, fmt_cs(t)))
+                .with("X-Last-Modified", &fmt_cs(previous))
+        }
+        _ => Canned::new(404, "0"),
+    };
+    stamp(answer)
+}

@@ -1,0 +1,9 @@
+//! The one integration crate (one link step on 2 cores): the real server on
+//! 127.0.0.1:0 against fakes that verify Hawk and behave like syncstorage-rs.
+
+mod support;
+
+mod auth;
+mod cli;
+mod errors;
+mod records;
