@@ -8,7 +8,6 @@
 //! `1234-Yw3NKWbEM2aRElRIu7JbTw` (used by the load benchmark).
 
 #[path = "../tests/support/fake.rs"]
-#[allow(dead_code)]
 mod fake;
 
 use std::io::{Read, Write};

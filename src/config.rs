@@ -871,6 +871,26 @@ fn url_host(rest: &str) -> Option<&str> {
 /// Converts and validates one `[app:main]` setting into `config`.
 fn apply(c: &mut Config, name: &str, raw: &Raw) -> Result<(), StartupError> {
     let v = raw.value.as_str();
+    // An empty value of an optional setting means "unset", as Syncto's
+    // ini files sometimes carry `http_scheme =` with nothing after it.
+    if v.is_empty() {
+        match name {
+            "cache_hmac_secret" => c.cache_hmac_secret = None,
+            "certificate_ca_bundle" => c.certificate_ca_bundle = None,
+            "certificate_pins" => c.certificate_pins.clear(),
+            "http_scheme" => c.http_scheme = None,
+            "http_host" => c.http_host = None,
+            "backoff" => c.backoff = None,
+            "statsd_url" => c.statsd_url = None,
+            _ => return apply_value(c, name, raw),
+        }
+        return Ok(());
+    }
+    apply_value(c, name, raw)
+}
+
+fn apply_value(c: &mut Config, name: &str, raw: &Raw) -> Result<(), StartupError> {
+    let v = raw.value.as_str();
     match name {
         "workers" => c.workers = raw.number(1, 1024, "a whole number of worker threads")? as usize,
         "cache_hmac_secret" => {
@@ -1418,21 +1438,23 @@ mod tests {
         assert_eq!(c.cache_hmac_secret.as_deref(), Some(secret.as_bytes()));
         assert!(!c.summary().contains(secret));
         assert!(!format!("{c:?}").contains(secret));
-        let env_empty = [("SYNCTO_CACHE_HMAC_SECRET", "")];
         let errors = [
             app_err(&format!("{base}\ncliquet.cache_hmac_secret = {secret}2")),
             app_err(&format!("{base}\ncache_credentials_ttl_seconds = x")),
             app_err(&format!("{base}\ntoken_server_url = http://example.com/")),
-            app_err("cache_hmac_secret = \"\""),
-            ini_env(&format!("[app:main]\n{base}"), &env_empty)
-                .unwrap_err()
-                .message,
         ];
         for e in &errors {
             assert!(!e.contains(secret), "{e}");
         }
-        assert!(errors[3].ends_with("expected a non-empty secret, got an empty value"));
-        assert!(errors[4].starts_with("environment variable SYNCTO_CACHE_HMAC_SECRET:"));
+        // An empty value means unset: a random per-process secret.
+        assert_eq!(
+            app("cache_hmac_secret = \"\"").unwrap().cache_hmac_secret,
+            None
+        );
+        let env_empty = [("SYNCTO_CACHE_HMAC_SECRET", "")];
+        let c = ini_env(&format!("[app:main]\n{base}"), &env_empty).unwrap();
+        assert_eq!(c.cache_hmac_secret, None);
+        assert_eq!(app("http_scheme =\nhttp_host =").unwrap().http_scheme, None);
     }
 
     #[test]

@@ -96,16 +96,27 @@ fn bad_values_are_start_up_errors_naming_key_and_line() {
 }
 
 /// Start the binary on the embedded defaults (port 0), return it and its port.
-fn spawn(
-    fake: &Fake,
-) -> (
+type Spawned = (
     std::process::Child,
     u16,
     BufReader<std::process::ChildStderr>,
-) {
-    let mut child = syncto()
+);
+
+fn spawn(fake: &Fake) -> Spawned {
+    spawn_with(fake, &[])
+}
+
+fn spawn_with(fake: &Fake, env: &[(&str, &str)]) -> Spawned {
+    let mut command = syncto();
+    command.envs(env.iter().copied());
+    let mut child = command
         .env("SYNCTO_PORT", "0")
-        .env("SYNCTO_TOKEN_SERVER_URL", &fake.token_url)
+        .env(
+            "SYNCTO_TOKEN_SERVER_URL",
+            env.iter()
+                .find(|(k, _)| *k == "SYNCTO_TOKEN_SERVER_URL")
+                .map_or(fake.token_url.as_str(), |(_, v)| *v),
+        )
         .env("SYNCTO_UPSTREAM_TIMEOUT_SECONDS", "10")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -178,4 +189,47 @@ fn sigterm_drains_in_flight_requests_then_exits_0() {
         .join("\n");
     assert!(!log.contains("good-token"), "{log}");
     assert!(log.contains("GET /v1/buckets/"), "{log}");
+}
+
+#[test]
+fn a_pinning_failure_is_logged_with_host_and_reason_never_the_token() {
+    let fake = Fake::start();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tls");
+    let tls = crate::tls_server::TlsServer::start(
+        &std::fs::read(format!("{dir}/chain.pem")).unwrap(),
+        &std::fs::read(format!("{dir}/leaf.key")).unwrap(),
+        |_: &str| b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".to_vec(),
+    );
+    let url = format!("https://localhost:{}/", tls.port);
+    let bundle = format!("{dir}/ca.pem");
+    let wrong_pin = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let (mut child, port, mut stderr) = spawn_with(
+        &fake,
+        &[
+            ("SYNCTO_TOKEN_SERVER_URL", url.as_str()),
+            ("SYNCTO_CERTIFICATE_CA_BUNDLE", bundle.as_str()),
+            ("SYNCTO_CERTIFICATE_PINS", wrong_pin),
+        ],
+    );
+    let r = request(
+        &client(),
+        "GET",
+        &format!("http://127.0.0.1:{port}{}", records("tabs")),
+        &[("Authorization", "Bearer SECRET-OAUTH-TOKEN")],
+        None,
+    );
+    r.assert_error(503, 201);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("ERROR"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains("localhost") && line.contains("pin"), "{line}");
+    assert!(!log.contains("SECRET-OAUTH-TOKEN"), "{log}");
 }

@@ -605,7 +605,7 @@ fn statsd_metrics_use_the_original_names() {
         }
     }
     let has = |prefix: &str| lines.iter().any(|l| l.starts_with(prefix));
-    assert!(has("syncto.view.records.GET:1|c"), "{lines:?}");
+    assert!(has("syncto.view.collection.GET:1|c"), "{lines:?}");
     assert!(
         has("syncto.tokenserver.tokenserverclient.get_hawk_credentials:"),
         "{lines:?}"

@@ -2,8 +2,13 @@
 //! 127.0.0.1:0 against fakes that verify Hawk and behave like syncstorage-rs.
 
 mod support;
+#[path = "support/tls_server.rs"]
+mod tls_server;
 
 mod auth;
+mod batch;
 mod cli;
 mod errors;
 mod records;
+mod tls;
+mod writes;

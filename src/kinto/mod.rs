@@ -174,8 +174,9 @@ impl Route<'_> {
             Route::Heartbeat | Route::LbHeartbeat => "heartbeat",
             Route::Version => "version",
             Route::Batch => "batch",
-            Route::Collection(..) => "collection",
-            Route::Records(..) => "records",
+            // The original's names: its list endpoint was "collection".
+            Route::Collection(..) => "collection_info",
+            Route::Records(..) => "collection",
             Route::Record(..) => "record",
         }
     }

@@ -45,7 +45,12 @@ impl TlsServer {
     /// line and headers, as text) and returns the full raw HTTP response.
     ///
     /// Panics if the certificate material is unusable: this is test code.
-    pub fn start(chain_pem: &[u8], key_pem: &[u8], respond: fn(&str) -> Vec<u8>) -> TlsServer {
+    pub fn start(
+        chain_pem: &[u8],
+        key_pem: &[u8],
+        respond: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static,
+    ) -> TlsServer {
+        let respond: Responder = Arc::new(respond);
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain_pem)
             .collect::<Result<_, _>>()
             .expect("certificate chain PEM");
@@ -71,7 +76,8 @@ impl TlsServer {
                 }
                 let Ok(stream) = stream else { continue };
                 let config = Arc::clone(&config);
-                thread::spawn(move || serve_one(config, stream, respond));
+                let respond = Arc::clone(&respond);
+                thread::spawn(move || serve_one(config, stream, &*respond));
             }
         });
         TlsServer {
@@ -95,7 +101,13 @@ impl Drop for TlsServer {
 
 /// Handle one connection. Errors (handshake failures provoked by the tests,
 /// clients giving up on purpose) just end the connection.
-fn serve_one(config: Arc<rustls::ServerConfig>, tcp: TcpStream, respond: fn(&str) -> Vec<u8>) {
+type Responder = Arc<dyn Fn(&str) -> Vec<u8> + Send + Sync>;
+
+fn serve_one(
+    config: Arc<rustls::ServerConfig>,
+    tcp: TcpStream,
+    respond: &(dyn Fn(&str) -> Vec<u8> + Send + Sync),
+) {
     let _ = tcp.set_read_timeout(Some(IO_TIMEOUT));
     let _ = tcp.set_write_timeout(Some(IO_TIMEOUT));
     let Ok(conn) = rustls::ServerConnection::new(config) else {

@@ -1,0 +1,266 @@
+//! `POST /v1/batch`: defaults, inheritance, limits, every sub-response kept
+//! (CONTRACT §7, syncto-original.md §16 item 60, kinto-clients.md §7).
+
+use crate::support::fake::Canned;
+use crate::support::*;
+use serde_json::{Value, json};
+use syncto::config::WriteSwitch;
+
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+
+fn writable() -> Syncto {
+    Syncto::with(|c| {
+        c.write_switches.insert(
+            "tabs".into(),
+            WriteSwitch {
+                put: true,
+                delete: true,
+            },
+        );
+    })
+}
+
+fn batch(s: &Syncto, outer: &[(&str, &str)], body: &Value) -> Resp {
+    let mut headers = vec![JSON];
+    headers.extend_from_slice(outer);
+    s.req("POST", "/v1/batch", &headers, Some(&body.to_string()))
+}
+
+fn coll() -> String {
+    format!("/buckets/{KID}/collections/tabs")
+}
+
+#[test]
+fn kinto_http_js_style_batch_with_defaults() {
+    let s = writable();
+    let body = json!({
+        "defaults": {"headers": {"Authorization": "Bearer good-token"}},
+        "requests": [
+            {"method": "PUT", "path": format!("{}/records/a", coll()), "headers": {"If-None-Match": "*"}, "body": {"data": {"payload": "A"}}},
+            {"method": "PUT", "path": format!("{}/records/b", coll()), "headers": {}, "body": {"data": {"payload": "B"}}},
+            {"path": format!("/v1{}/records", coll())},
+            {"method": "HEAD", "path": format!("{}/records", coll())},
+        ]
+    });
+    let r = batch(&s, &[BEARER], &body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let responses = r.json()["responses"].as_array().unwrap().clone();
+    assert_eq!(responses.len(), 4);
+    assert_eq!(responses[0]["status"], 201);
+    assert_eq!(responses[0]["path"], format!("/v1{}/records/a", coll()));
+    assert_eq!(responses[0]["body"]["data"]["payload"], "A");
+    assert!(responses[0]["headers"]["ETag"].is_string());
+    assert_eq!(responses[1]["status"], 200);
+    assert_eq!(responses[2]["status"], 200);
+    assert_eq!(responses[2]["body"]["data"].as_array().unwrap().len(), 2);
+    assert_eq!(responses[3]["status"], 200);
+    assert_eq!(responses[3]["body"], Value::Null);
+    assert_eq!(responses[3]["headers"]["Total-Records"], "2");
+    assert_eq!(s.fake.state().hawk_failures, 0);
+}
+
+#[test]
+fn kinto_http_py_style_batch_inherits_outer_auth() {
+    let s = writable();
+    let body = json!({"requests": [
+        {"method": "PUT", "path": format!("{}/records/a", coll()), "body": {"data": {"payload": "A"}}},
+        {"method": "DELETE", "path": format!("{}/records/a", coll()), "body": {}},
+    ]});
+    let r = batch(&s, &[BEARER, ("User-Agent", "kinto_http/11.11.0")], &body);
+    let responses = r.json()["responses"].as_array().unwrap().clone();
+    assert_eq!(responses[0]["status"], 200, "{responses:?}");
+    assert_eq!(responses[1]["status"], 200, "{responses:?}");
+    assert_eq!(responses[1]["body"]["data"]["deleted"], true);
+    assert!(
+        s.fake
+            .last_sync()
+            .header("user-agent")
+            .unwrap()
+            .ends_with("(on behalf of kinto_http/11.11.0)")
+    );
+    // Without any Authorization, each sub-request is a 401 of its own.
+    let r = batch(&s, &[], &body);
+    assert_eq!(r.status, 200);
+    for sub in r.json()["responses"].as_array().unwrap() {
+        assert_eq!(sub["status"], 401);
+        assert_eq!(sub["body"]["errno"], 104);
+    }
+}
+
+#[test]
+fn a_failing_sub_request_between_two_successful_ones() {
+    let s = writable();
+    s.fake.put(KID, "tabs", "x", "old", 100);
+    let body = json!({"requests": [
+        {"method": "PUT", "path": format!("{}/records/a", coll()), "body": {"data": {"payload": "A"}}},
+        {"method": "PUT", "path": format!("{}/records/x", coll()), "headers": {"If-Match": "\"10\""}, "body": {"data": {"payload": "X"}}},
+        {"method": "PUT", "path": format!("{}/records/c", coll()), "body": {"data": {"payload": "C"}}},
+    ]});
+    let r = batch(&s, &[BEARER], &body);
+    assert_eq!(r.status, 200);
+    let responses = r.json()["responses"].as_array().unwrap().clone();
+    let statuses: Vec<_> = responses
+        .iter()
+        .map(|x| x["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [200, 412, 200]);
+    assert_eq!(responses[1]["body"]["errno"], 114);
+    assert_eq!(
+        responses[1]["body"]["details"]["existing"]["payload"],
+        "old"
+    );
+    assert!(s.fake.record(KID, "tabs", "a").is_some() && s.fake.record(KID, "tabs", "c").is_some());
+    // A 5xx in the middle is reported too; what was done before it stays visible.
+    s.fake
+        .state()
+        .sync_script
+        .extend([Canned::new(200, "1.00"), Canned::new(500, "0")]);
+    let r = batch(&s, &[BEARER], &body);
+    let statuses: Vec<_> = r.json()["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses[..2], [200, 503]);
+}
+
+#[test]
+fn disabled_collection_inside_a_batch() {
+    let s = writable();
+    let body = json!({"requests": [
+        {"method": "PUT", "path": format!("/buckets/{KID}/collections/passwords/records/p"), "body": {"data": {"payload": "secret"}}},
+        {"method": "DELETE", "path": format!("/buckets/{KID}/collections/passwords/records/p")},
+        {"method": "PUT", "path": format!("{}/records/ok", coll()), "body": {"data": {"payload": "fine"}}},
+    ]});
+    let r = batch(&s, &[BEARER], &body);
+    let responses = r.json()["responses"].as_array().unwrap().clone();
+    assert_eq!(responses[0]["status"], 405);
+    assert_eq!(responses[0]["body"]["errno"], 115);
+    assert_eq!(
+        responses[0]["body"]["message"],
+        "Endpoint disabled for this collection in configuration."
+    );
+    assert_eq!(responses[1]["status"], 405);
+    assert_eq!(responses[2]["status"], 200);
+    assert!(
+        s.fake
+            .sync_seen()
+            .iter()
+            .all(|x| !x.url.contains("/passwords")),
+        "nothing sent upstream for passwords"
+    );
+}
+
+#[test]
+fn credentials_are_looked_up_once_per_batch() {
+    let s = writable();
+    // Tokens of duration 0 are never cached: every lookup outside a batch
+    // is an exchange. A batch of five makes one.
+    s.fake.state().duration = 0;
+    let requests: Vec<Value> = (0..5)
+        .map(|i| json!({"path": format!("{}/records/r{i}", coll())}))
+        .collect();
+    let r = batch(&s, &[BEARER], &json!({"requests": requests}));
+    assert_eq!(r.status, 200);
+    assert_eq!(s.fake.token_calls(), 1);
+    s.auth_get(&records("tabs"));
+    s.auth_get(&records("tabs"));
+    assert_eq!(s.fake.token_calls(), 3);
+}
+
+#[test]
+fn back_to_back_writes_are_spaced_for_sync() {
+    // syncstorage-rs answers 503 to two writes of one user within 10 ms.
+    let s = writable();
+    s.fake.state().strict_conflicts = true;
+    let requests: Vec<Value> = (0..6)
+        .map(|i| json!({"method": "PUT", "path": format!("{}/records/w{i}", coll()), "body": {"data": {"payload": "x"}}}))
+        .collect();
+    let r = batch(&s, &[BEARER], &json!({"requests": requests}));
+    for sub in r.json()["responses"].as_array().unwrap() {
+        assert_eq!(sub["status"], 200, "{sub}");
+    }
+}
+
+#[test]
+fn invalid_batches_are_refused_whole() {
+    let s = writable();
+    let put = |id: &str| json!({"method": "PUT", "path": format!("{}/records/{id}", coll()), "body": {"data": {"payload": "x"}}});
+    let many: Vec<Value> = (0..26).map(|i| put(&format!("m{i}"))).collect();
+    let huge: Vec<Value> = (0..20_000).map(|_| json!({"path": "/"})).collect();
+    let cases: Vec<(String, u64, &str)> = vec![
+        (
+            json!({"requests": many}).to_string(),
+            107,
+            "Number of requests is limited to 25",
+        ),
+        (
+            json!({"requests": huge}).to_string(),
+            107,
+            "Number of requests is limited to 25",
+        ),
+        (
+            json!({"requests": [put("a"), {"path": "/batch"}]}).to_string(),
+            107,
+            "Recursive call on /batch endpoint is forbidden.",
+        ),
+        (
+            json!({"requests": [put("a"), {"path": "/v1/batch"}]}).to_string(),
+            107,
+            "Recursive call",
+        ),
+        (
+            json!({"requests": [put("a"), {"path": "buckets/x"}]}).to_string(),
+            107,
+            "path starting with /",
+        ),
+        (
+            json!({"requests": [put("a"), {"path": "http://evil.example/v1/"}]}).to_string(),
+            107,
+            "path starting with /",
+        ),
+        (
+            json!({"requests": [put("a"), {"path": "/", "headers": {"X-N": 5}}]}).to_string(),
+            107,
+            "should be a string",
+        ),
+        (
+            json!({"requests": [put("a"), {"path": "/", "headers": {"X-N": "a\r\nInjected: 1"}}]})
+                .to_string(),
+            107,
+            "not a valid HTTP header",
+        ),
+        (
+            json!({"requests": [put("a"), {"path": "/", "method": "CONNECT"}]}).to_string(),
+            107,
+            "method should be one of",
+        ),
+        (
+            json!({"requests": []}).to_string(),
+            107,
+            "should not be empty",
+        ),
+        (
+            json!({"requests": "all"}).to_string(),
+            107,
+            "requests is missing or not a list",
+        ),
+        (json!([put("a")]).to_string(), 107, "JSON object"),
+        ("{oops".to_string(), 106, "Invalid JSON"),
+    ];
+    for (body, errno, message) in cases {
+        let r = s.req("POST", "/v1/batch", &[JSON, BEARER], Some(&body));
+        let j = r.assert_error(400, errno);
+        assert!(j["message"].as_str().unwrap().contains(message), "{j}");
+    }
+    let r = s.req(
+        "POST",
+        "/v1/batch",
+        &[("Content-Type", "text/plain")],
+        Some("{}"),
+    );
+    r.assert_error(415, 107);
+    assert!(s.fake.sync_seen().is_empty(), "no write upstream");
+    assert_eq!(s.fake.token_calls(), 0);
+}
