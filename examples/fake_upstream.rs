@@ -4,6 +4,7 @@
 //! standard input closes or `--seconds` pass (default 600): it always
 //! stops by itself.
 //!
+//! `--open` skips the Hawk check so a load tool can call the node directly.
 //! `--seed N` stores N records in collection `bench` for every user key id
 //! `1234-Yw3NKWbEM2aRElRIu7JbTw` (used by the load benchmark).
 
@@ -16,11 +17,13 @@ use std::time::{Duration, Instant};
 fn main() {
     let mut seconds = 600u64;
     let mut seed = 0usize;
+    let mut open = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--seconds" => seconds = args.next().and_then(|v| v.parse().ok()).unwrap_or(seconds),
             "--seed" => seed = args.next().and_then(|v| v.parse().ok()).unwrap_or(0),
+            "--open" => open = true,
             other => {
                 eprintln!("fake_upstream: unknown argument {other}");
                 std::process::exit(2);
@@ -28,6 +31,7 @@ fn main() {
         }
     }
     let f = fake::Fake::start();
+    f.state().open = open;
     for i in 0..seed {
         let payload = format!(
             "{{\"ciphertext\":\"{}\",\"IV\":\"AAAAAAAAAAAAAAAAAAAAAA==\",\"hmac\":\"{:064x}\"}}",

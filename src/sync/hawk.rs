@@ -100,19 +100,40 @@ pub fn payload_hash(content_type: &str, body: &[u8]) -> String {
     STANDARD.encode(d.finalize())
 }
 
-/// A fresh nonce: 8 random bytes, base64 (12 characters, no `"`).
+/// A fresh nonce: 12 base64 characters, unique per request. Each thread
+/// draws a random 48-bit prefix once and appends a counter, which saves a
+/// getrandom call per request (Hawk nonces need uniqueness, not secrecy).
 pub fn nonce() -> String {
-    let mut raw = [0u8; 8];
-    // getrandom only fails when the OS has no entropy source at all; a
-    // time-derived fallback still gives a unique-enough nonce for Hawk.
-    if getrandom::getrandom(&mut raw).is_err() {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        raw.copy_from_slice(&(t as u64).to_le_bytes());
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<Option<([u8; 6], u32)>> = const { Cell::new(None) };
     }
-    STANDARD.encode(raw)
+    STATE.with(|state| {
+        let (prefix, counter) = state.get().unwrap_or_else(|| {
+            let mut p = [0u8; 6];
+            if getrandom::getrandom(&mut p).is_err() {
+                // No OS randomness: the clock still separates threads.
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
+                p.copy_from_slice(&(t as u64).to_le_bytes()[..6]);
+            }
+            (p, 0)
+        });
+        let counter = counter.wrapping_add(1);
+        // After 2^24 nonces a thread draws a new prefix.
+        let next = if counter >= 1 << 24 {
+            None
+        } else {
+            Some((prefix, counter))
+        };
+        state.set(next);
+        let mut raw = [0u8; 9];
+        raw[..6].copy_from_slice(&prefix);
+        raw[6..].copy_from_slice(&counter.to_be_bytes()[1..]);
+        STANDARD.encode(raw)
+    })
 }
 
 fn escape_ext(ext: &str) -> std::borrow::Cow<'_, str> {

@@ -109,6 +109,9 @@ pub struct State {
     pub revoked: Vec<String>,
     /// ss-rs answers 503 + Retry-After: 10 to two writes within 10 ms.
     pub strict_conflicts: bool,
+    /// Skip the Hawk check (benchmarks hit the node directly with wrk);
+    /// the uid then comes from the path.
+    pub open: bool,
     /// Last write time per user, centiseconds.
     pub clock: HashMap<u64, u64>,
     pub next_uid: u64,
@@ -515,7 +518,19 @@ fn sync_answer(state: &Mutex<State>, seen: &Seen, stop: &AtomicBool) -> Canned {
     }
     let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
     let stamp = |c: Canned| c.with("X-Weave-Timestamp", &fmt_cs(now_cs()));
-    let uid = match verify_hawk(&st, seen) {
+    let open_uid = || {
+        seen.url
+            .strip_prefix("/1.5/")?
+            .split('/')
+            .next()?
+            .parse()
+            .ok()
+    };
+    let verified = match (st.open, open_uid()) {
+        (true, Some(uid)) => Ok(uid),
+        _ => verify_hawk(&st, seen),
+    };
+    let uid = match verified {
         Ok(uid) => uid,
         Err(_) => {
             st.hawk_failures += 1;

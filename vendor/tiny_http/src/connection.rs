@@ -95,6 +95,10 @@ impl Connection {
             Self::Tcp(s) => {
                 let _ = s.set_read_timeout(timeout);
                 let _ = s.set_write_timeout(timeout);
+                // Responses are written in several pieces (head, body):
+                // with Nagle's algorithm and the peer's delayed ACK each
+                // keep-alive response waited ~40 ms.
+                let _ = s.set_nodelay(true);
             }
             #[cfg(unix)]
             Self::Unix(s) => {

@@ -1,0 +1,619 @@
+#!/usr/bin/env node
+// Real Kinto clients against a real Syncto.
+//
+// Starts the fake Token Server + Sync node (`fake_upstream` example) and the
+// `syncto` binary on 127.0.0.1, then drives them with the published npm
+// packages kinto-http 5.3.0 and kinto (Kinto.js) 17.1.1. Prints one line per
+// check (`ok - name` / `not ok - name: reason`), then `N passed, M failed`;
+// exits non-zero when anything failed. Diagnostics (request traces, server
+// logs) go to stderr.
+//
+// Usage: node run.mjs [--syncto PATH] [--fake PATH]
+//   env SYNCTO_BIN / FAKE_UPSTREAM_BIN work too; defaults are
+//   ../../target/debug/syncto and ../../target/debug/examples/fake_upstream
+//   relative to this file.
+
+import { spawn } from "node:child_process";
+import { createRequire } from "node:module";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+
+const OVERALL_TIMEOUT_MS = 120_000;
+const CHECK_TIMEOUT_MS = 30_000;
+const START_TIMEOUT_MS = 20_000;
+
+// ---------------------------------------------------------------- options
+
+function option(flag, envName, fallback) {
+  const i = process.argv.indexOf(flag);
+  if (i !== -1 && process.argv[i + 1]) return path.resolve(process.argv[i + 1]);
+  if (process.env[envName]) return path.resolve(process.env[envName]);
+  return path.resolve(here, fallback);
+}
+const SYNCTO_BIN = option("--syncto", "SYNCTO_BIN", "../../target/debug/syncto");
+const FAKE_BIN = option("--fake", "FAKE_UPSTREAM_BIN", "../../target/debug/examples/fake_upstream");
+
+// ---------------------------------------------------------------- tracing
+// Both libraries bind `globalThis.fetch` when a client is constructed, so
+// wrapping it here (before any client exists) records every request they
+// send, including the Next-Page URLs they follow. Nothing is altered.
+
+const realFetch = globalThis.fetch;
+const trace = [];
+globalThis.fetch = async (url, init = {}) => {
+  const entry = {
+    method: (init.method || "GET").toUpperCase(),
+    url: String(url),
+    headers: { ...(init.headers || {}) },
+    body: typeof init.body === "string" ? init.body : undefined,
+    status: undefined,
+  };
+  trace.push(entry);
+  const res = await realFetch(url, init);
+  entry.status = res.status;
+  return res;
+};
+
+// Loaded after the wrapper on purpose.
+let KintoHttp, Kinto, Memory;
+try {
+  KintoHttp = require("kinto-http").default;
+  Kinto = require("kinto").default;
+  Memory = require("kinto/lib/cjs/adapters/memory").default;
+} catch (e) {
+  console.log(`not ok - load kinto-http and kinto: ${e.message.split("\n")[0]} (run \`PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci\` in ${here})`);
+  console.log("0 passed, 1 failed");
+  process.exit(1);
+}
+
+// ---------------------------------------------------------------- children
+
+const children = new Set();
+let syncto = null;
+let fake = null;
+
+function killAll(signal = "SIGKILL") {
+  for (const c of children) {
+    if (c.exitCode === null && c.signalCode === null) {
+      try {
+        c.kill(signal);
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+process.on("exit", () => killAll());
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(sig, () => {
+    killAll();
+    console.log(`not ok - run to the end: interrupted by ${sig}`);
+    console.log(`${passed} passed, ${failed + 1} failed`);
+    process.exit(130);
+  });
+}
+
+function exited(child, ms) {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      return resolve({ code: child.exitCode, signal: child.signalCode });
+    }
+    const t = setTimeout(() => resolve(null), ms);
+    child.once("exit", (code, signal) => {
+      clearTimeout(t);
+      resolve({ code, signal });
+    });
+  });
+}
+
+function keepTail(child, name) {
+  const lines = [];
+  child.stderr.setEncoding("utf8");
+  child.stderr.on("data", (chunk) => {
+    for (const l of chunk.split("\n")) if (l) lines.push(l);
+    if (lines.length > 400) lines.splice(0, lines.length - 400);
+  });
+  child.logTail = (n = 40) => lines.slice(-n).map((l) => `# ${name}: ${l}`).join("\n");
+}
+
+function startFake() {
+  if (!fs.existsSync(FAKE_BIN)) {
+    throw new Error(`${FAKE_BIN} missing: run \`cargo build --bin syncto --example fake_upstream\``);
+  }
+  const child = spawn(FAKE_BIN, ["--seconds", "600"], { stdio: ["pipe", "pipe", "pipe"] });
+  children.add(child);
+  keepTail(child, "fake_upstream");
+  return new Promise((resolve, reject) => {
+    const urls = {};
+    let buf = "";
+    const t = setTimeout(() => reject(new Error("fake_upstream printed no TOKEN_URL/SYNC_URL")), START_TIMEOUT_MS);
+    child.once("exit", (code) => {
+      clearTimeout(t);
+      reject(new Error(`fake_upstream exited early (${code})\n${child.logTail()}`));
+    });
+    child.stdout.setEncoding("utf8");
+    child.stdout.on("data", (chunk) => {
+      buf += chunk;
+      let nl;
+      while ((nl = buf.indexOf("\n")) !== -1) {
+        const line = buf.slice(0, nl).trim();
+        buf = buf.slice(nl + 1);
+        const m = /^(TOKEN_URL|SYNC_URL)=(.+)$/.exec(line);
+        if (m) urls[m[1]] = m[2];
+      }
+      if (urls.TOKEN_URL && urls.SYNC_URL) {
+        clearTimeout(t);
+        child.removeAllListeners("exit");
+        resolve({ child, tokenUrl: urls.TOKEN_URL });
+      }
+    });
+  });
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function startSyncto(tokenUrl) {
+  if (!fs.existsSync(SYNCTO_BIN)) {
+    throw new Error(`${SYNCTO_BIN} missing: run \`cargo build --bin syncto\``);
+  }
+  // Only our settings: nothing inherited from the caller's SYNCTO_* variables.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("SYNCTO_")));
+  Object.assign(env, {
+    SYNCTO_TOKEN_SERVER_URL: tokenUrl,
+    SYNCTO_RECORD_TABS_PUT_ENABLED: "true",
+    SYNCTO_RECORD_TABS_DELETE_ENABLED: "true",
+    SYNCTO_BATCH_MAX_REQUESTS: "25",
+  });
+  let lastError;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort();
+    const child = spawn(SYNCTO_BIN, ["--bind", `127.0.0.1:${port}`], {
+      stdio: ["ignore", "ignore", "pipe"],
+      env,
+      cwd: os.tmpdir(),
+    });
+    children.add(child);
+    keepTail(child, "syncto");
+    const base = `http://127.0.0.1:${port}`;
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    while (Date.now() < deadline && child.exitCode === null && child.signalCode === null) {
+      try {
+        const r = await realFetch(`${base}/v1/__lbheartbeat__`, { signal: AbortSignal.timeout(1000) });
+        if (r.status === 200) return { child, base };
+      } catch {
+        // not listening yet
+      }
+      await sleep(100);
+    }
+    lastError = new Error(`syncto did not answer /v1/__lbheartbeat__ on port ${port}\n${child.logTail()}`);
+    child.kill("SIGKILL");
+    await exited(child, 2000);
+    // A lost race for the port: try another one.
+  }
+  throw lastError;
+}
+
+// ---------------------------------------------------------------- checks
+
+let passed = 0;
+let failed = 0;
+
+function oneLine(s) {
+  return String(s).replace(/\s+/g, " ").trim();
+}
+
+function describe(e) {
+  if (e && e.response && typeof e.response.status === "number") {
+    return `${e.message} [status ${e.response.status}, body ${JSON.stringify(e.data)}]`;
+  }
+  return e && e.message ? e.message : String(e);
+}
+
+class CheckFailed extends Error {}
+function assert(cond, msg) {
+  if (!cond) throw new CheckFailed(msg);
+}
+// JSON with sorted object keys: field order is not part of the protocol.
+function canonical(v) {
+  return JSON.stringify(v, (_, x) =>
+    x && typeof x === "object" && !Array.isArray(x)
+      ? Object.fromEntries(Object.keys(x).sort().map((k) => [k, x[k]]))
+      : x,
+  );
+}
+function eq(actual, expected, what) {
+  const a = canonical(actual);
+  const b = canonical(expected);
+  assert(a === b, `${what}: expected ${b}, got ${a}`);
+}
+async function rejects(promise, what) {
+  try {
+    const v = await promise;
+    throw new CheckFailed(`${what}: expected an error, got ${JSON.stringify(v)}`);
+  } catch (e) {
+    if (e instanceof CheckFailed) throw e;
+    return e;
+  }
+}
+
+function traceText(from) {
+  return trace
+    .slice(from)
+    .map((t) => {
+      const body = t.body && t.body.length > 300 ? `${t.body.slice(0, 300)}…` : t.body;
+      return `#   ${t.method} ${t.url} -> ${t.status ?? "no response"}${body ? ` body=${body}` : ""}`;
+    })
+    .join("\n");
+}
+
+async function check(name, fn) {
+  const from = trace.length;
+  let timer;
+  try {
+    await Promise.race([
+      fn(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${CHECK_TIMEOUT_MS / 1000}s`)), CHECK_TIMEOUT_MS);
+      }),
+    ]);
+    passed++;
+    console.log(`ok - ${name}`);
+  } catch (e) {
+    failed++;
+    console.log(`not ok - ${name}: ${oneLine(describe(e))}`);
+    process.stderr.write(`# requests of "${name}":\n${traceText(from)}\n`);
+    if (syncto) process.stderr.write(`${syncto.logTail(20)}\n`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const payload = (v) => JSON.stringify({ ciphertext: Buffer.from(v).toString("base64"), IV: "AAAAAAAAAAAAAAAAAAAAAA==", hmac: "00" });
+const newId = () => crypto.randomUUID();
+function keyId(n) {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return `${n}-${Buffer.from(bytes).toString("base64url")}`;
+}
+
+async function runChecks(base) {
+  const remote = `${base}/v1`;
+  const auth = { Authorization: "Bearer kinto-http-token" };
+  // One Sync user for the kinto-http checks, another for the Kinto.js devices.
+  const HTTP_KID = keyId(4321);
+  const SYNC_KID = "1234-Yw3NKWbEM2aRElRIu7JbTw";
+
+  const client = new KintoHttp(remote, { headers: auth });
+  const tabs = client.bucket(HTTP_KID).collection("tabs");
+  const five = [];
+
+  await check("kinto-http fetchServerInfo/fetchServerSettings: batch_max_requests is 25", async () => {
+    const info = await client.fetchServerInfo();
+    eq(info.settings && info.settings.batch_max_requests, 25, "info.settings.batch_max_requests");
+    assert(typeof info.http_api_version === "string" && /^1\.\d+$/.test(info.http_api_version), `http_api_version ${info.http_api_version}`);
+    eq(info.url, `${remote}/`, "info.url");
+    const settings = await client.fetchServerSettings();
+    eq(settings.batch_max_requests, 25, "fetchServerSettings().batch_max_requests");
+  });
+
+  await check("kinto-http listRecords: empty collection, then 5 records with the ETag as last_modified", async () => {
+    const empty = await tabs.listRecords();
+    eq(empty.data, [], "data of an empty collection");
+    assert(/^\d+$/.test(String(empty.last_modified)), `last_modified of an empty collection: ${empty.last_modified}`);
+    for (let i = 0; i < 5; i++) {
+      const { data } = await tabs.createRecord({ id: newId(), payload: payload(`record ${i}`), sortindex: i }, { safe: true });
+      five.push(data);
+    }
+    const list = await tabs.listRecords();
+    eq(list.data.length, 5, "number of records");
+    const newest = Math.max(...five.map((r) => r.last_modified));
+    eq(list.last_modified, String(newest), "last_modified (ETag) = newest record's last_modified");
+    assert(Number(list.last_modified) > Number(empty.last_modified), "ETag did not grow after writes");
+    // Default sort is -last_modified: newest first.
+    eq(list.data.map((r) => r.id), [...five].reverse().map((r) => r.id), "ids in -last_modified order");
+    for (const r of list.data) {
+      const mine = five.find((f) => f.id === r.id);
+      eq(r, mine, `record ${r.id}`);
+    }
+  });
+
+  await check("kinto-http listRecords({limit: 2, pages: Infinity}) follows Next-Page to all 5", async () => {
+    const from = trace.length;
+    const list = await tabs.listRecords({ limit: 2, pages: Infinity });
+    eq(list.data.map((r) => r.id).sort(), five.map((r) => r.id).sort(), "ids over all pages");
+    eq(list.hasNextPage, false, "hasNextPage after the last page");
+    const gets = trace.slice(from).filter((t) => t.method === "GET");
+    eq(gets.length, 3, "pages fetched (2 + 2 + 1)");
+    for (const g of gets.slice(1)) {
+      assert(g.url.startsWith(`${remote}/buckets/${HTTP_KID}/collections/tabs/records?`), `Next-Page is not an absolute URL of the list: ${g.url}`);
+      assert(/[?&]_token=/.test(g.url) && /[?&]_limit=2(&|$)/.test(g.url), `Next-Page lacks _token/_limit: ${g.url}`);
+    }
+  });
+
+  await check("kinto-http getRecord(id)", async () => {
+    const want = five[2];
+    const { data } = await tabs.getRecord(want.id);
+    eq(data, want, "record");
+  });
+
+  let created;
+  await check("kinto-http createRecord({safe: true}): 201, then 412 for the same id", async () => {
+    const rec = { id: newId(), payload: payload("created safely") };
+    const from = trace.length;
+    const { data } = await tabs.createRecord(rec, { safe: true });
+    created = data;
+    eq(data.id, rec.id, "id");
+    eq(data.payload, rec.payload, "payload");
+    assert(Number.isInteger(data.last_modified), `last_modified ${data.last_modified}`);
+    const put = trace.slice(from).find((t) => t.method === "PUT");
+    eq(put && put.headers["If-None-Match"], "*", "If-None-Match sent by kinto-http");
+    eq(put && put.status, 201, "HTTP status of a create");
+    const e = await rejects(tabs.createRecord({ ...rec, payload: payload("again") }, { safe: true }), "second create");
+    eq(e.response && e.response.status, 412, "status of the second create");
+    eq(e.data && e.data.errno, 114, "errno");
+    eq(e.data && e.data.details && e.data.details.existing, created, "details.existing");
+  });
+
+  await check("kinto-http updateRecord({safe: true}): stale last_modified → 412 with details.existing; current → ok", async () => {
+    assert(created, "needs the record of the previous check");
+    const stale = created.last_modified - 10;
+    const e = await rejects(
+      tabs.updateRecord({ id: created.id, payload: payload("stale update") }, { safe: true, last_modified: stale }),
+      "stale update",
+    );
+    eq(e.response && e.response.status, 412, "status of a stale update");
+    eq(e.data && e.data.errno, 114, "errno");
+    eq(e.data && e.data.details && e.data.details.existing, created, "details.existing (the current record)");
+    const { data } = await tabs.updateRecord(
+      { id: created.id, payload: payload("fresh update") },
+      { safe: true, last_modified: created.last_modified },
+    );
+    eq(data.payload, payload("fresh update"), "payload after the update");
+    assert(data.last_modified > created.last_modified, `last_modified did not grow: ${data.last_modified}`);
+    created = data;
+    eq((await tabs.getRecord(created.id)).data, created, "record read back");
+  });
+
+  await check("kinto-http deleteRecord({safe: true, last_modified}): deleted: true, then 404", async () => {
+    assert(created, "needs the record of the previous check");
+    const { data } = await tabs.deleteRecord(created.id, { safe: true, last_modified: created.last_modified });
+    eq(data.id, created.id, "id");
+    eq(data.deleted, true, "deleted");
+    assert(Number.isInteger(data.last_modified) && data.last_modified > created.last_modified, `tombstone last_modified ${data.last_modified}`);
+    const e = await rejects(tabs.getRecord(created.id), "get after delete");
+    eq(e.response && e.response.status, 404, "status");
+    eq(e.data && e.data.errno, 110, "errno");
+  });
+
+  await check("kinto-http batch of 30 creates is sent as 25 + 5 and all records exist", async () => {
+    const before = (await tabs.listRecords({ pages: Infinity })).data;
+    const recs = Array.from({ length: 30 }, (_, i) => ({ id: newId(), payload: payload(`batch ${i}`) }));
+    const from = trace.length;
+    const responses = await tabs.batch(
+      (b) => {
+        for (const r of recs) b.createRecord(r);
+      },
+      { safe: true },
+    );
+    const posts = trace.slice(from).filter((t) => t.method === "POST" && t.url === `${remote}/batch`);
+    eq(posts.map((p) => JSON.parse(p.body).requests.length), [25, 5], "requests per POST /batch");
+    eq(posts.map((p) => p.status), [200, 200], "batch statuses");
+    eq(responses.length, 30, "sub-responses");
+    eq(responses.map((r) => r.status), recs.map(() => 201), "sub-response statuses");
+    eq(responses.map((r) => r.body.data.id), recs.map((r) => r.id), "sub-response ids in request order");
+    const after = (await tabs.listRecords({ pages: Infinity })).data;
+    eq(after.length, before.length + 30, "records after the batch");
+    const ids = new Set(after.map((r) => r.id));
+    assert(recs.every((r) => ids.has(r.id)), "some batched records are missing");
+  });
+
+  await check("Kinto.js sync(): push, pull, conflict + resolve, remote delete keeps other devices syncing", async () => {
+    const device = () =>
+      new Kinto({
+        remote,
+        bucket: SYNC_KID,
+        headers: { Authorization: "Bearer kinto-js-token" },
+        adapter: (name, options) => new Memory(name, options),
+      });
+    const a = device().collection("tabs");
+    const b = device().collection("tabs");
+    const server = new KintoHttp(remote, { headers: { Authorization: "Bearer kinto-js-token" } })
+      .bucket(SYNC_KID)
+      .collection("tabs");
+
+    // A creates two records and pushes them.
+    const { data: r1 } = await a.create({ payload: payload("tab one") });
+    const { data: r2 } = await a.create({ payload: payload("tab two") });
+    let res = await a.sync();
+    assert(res.ok, `A's first sync not ok: ${JSON.stringify(res)}`);
+    eq(res.published.map((r) => r.id).sort(), [r1.id, r2.id].sort(), "A published");
+    const onServer = (await server.listRecords()).data;
+    eq(onServer.map((r) => r.id).sort(), [r1.id, r2.id].sort(), "records on the server after A's push");
+    for (const r of onServer) eq(Object.keys(r).sort(), ["id", "last_modified", "payload"], `fields of ${r.id} on the server`);
+
+    // B pulls them.
+    res = await b.sync();
+    assert(res.ok, `B's first sync not ok: ${JSON.stringify(res)}`);
+    eq(res.created.map((r) => r.id).sort(), [r1.id, r2.id].sort(), "B created from the pull");
+    const b1 = (await b.get(r1.id)).data;
+    eq(b1.payload, r1.payload, "B's copy of r1");
+
+    // Both change r1; A syncs first, B gets a conflict.
+    const a1 = (await a.get(r1.id)).data;
+    await a.update({ ...a1, payload: payload("tab one, changed on A") });
+    await b.update({ ...b1, payload: payload("tab one, changed on B") });
+    res = await a.sync();
+    assert(res.ok, `A's update sync not ok: ${JSON.stringify(res)}`);
+    eq(res.published.map((r) => r.id), [r1.id], "A published its update");
+    res = await b.sync();
+    eq(res.ok, false, "B's sync ok flag with a conflict");
+    eq(res.conflicts.length, 1, "B's conflicts");
+    const conflict = res.conflicts[0];
+    eq(conflict.remote && conflict.remote.payload, payload("tab one, changed on A"), "conflict.remote.payload");
+    eq(conflict.local && conflict.local.payload, payload("tab one, changed on B"), "conflict.local.payload");
+    await b.resolve(conflict, conflict.remote);
+    res = await b.sync();
+    assert(res.ok, `B's sync after resolving not ok: ${JSON.stringify(res)}`);
+    eq((await b.get(r1.id)).data.payload, payload("tab one, changed on A"), "B's r1 after resolution");
+    eq((await b.get(r1.id)).data._status, "synced", "B's r1 status after resolution");
+
+    // A deletes r2 and syncs: the DELETE reaches the server.
+    await a.delete(r2.id);
+    res = await a.sync();
+    assert(res.ok, `A's delete sync not ok: ${JSON.stringify(res)}`);
+    eq(res.published.map((r) => [r.id, r.deleted]), [[r2.id, true]], "A published the deletion");
+    const e = await rejects(server.getRecord(r2.id), "r2 after A's delete");
+    eq(e.response && e.response.status, 404, "r2 on the server after A's delete");
+
+    // B's next sync must still succeed (no "Server has been flushed"). Sync
+    // keeps no tombstones, so B does not learn of the deletion: Firefox Sync
+    // clients propagate deletions as tombstone records they write themselves.
+    res = await b.sync();
+    assert(res.ok, `B's sync after the remote delete not ok: ${JSON.stringify(res)}`);
+    // And A keeps syncing too.
+    res = await a.sync();
+    assert(res.ok, `A's sync after its delete not ok: ${JSON.stringify(res)}`);
+  });
+
+  await check("Kinto.js sync(): pushes refused with 412 (update and delete) become conflicts with the server's record", async () => {
+    // Another user, so the previous check's state does not matter.
+    const kid = keyId(77);
+    const headers = { Authorization: "Bearer kinto-js-token-2" };
+    const server = new KintoHttp(remote, { headers }).bucket(kid).collection("tabs");
+    // Someone else writes between this device's pull and its push: the hook
+    // runs inside sync(), after the records GET and before the batch.
+    let meddle = null;
+    const c = new Kinto({ remote, bucket: kid, headers, adapter: (name, options) => new Memory(name, options) }).collection("tabs", {
+      hooks: {
+        "incoming-changes": [
+          async (changes) => {
+            if (meddle) {
+              const m = meddle;
+              meddle = null;
+              await m();
+            }
+            return changes;
+          },
+        ],
+      },
+    });
+    const { data: x } = await c.create({ payload: payload("x") });
+    const { data: y } = await c.create({ payload: payload("y") });
+    let res = await c.sync();
+    assert(res.ok, `first sync not ok: ${JSON.stringify(res)}`);
+    const localX = (await c.get(x.id)).data;
+    const localY = (await c.get(y.id)).data;
+    await c.update({ ...localX, payload: payload("x, changed here") });
+    await c.delete(y.id);
+    const elsewhere = {};
+    meddle = async () => {
+      elsewhere.x = (await server.updateRecord({ id: x.id, payload: payload("x, changed elsewhere") })).data;
+      elsewhere.y = (await server.updateRecord({ id: y.id, payload: payload("y, changed elsewhere") })).data;
+    };
+    const from = trace.length;
+    res = await c.sync();
+    assert(elsewhere.x && elsewhere.y, "the concurrent writes did not happen");
+    const batch = trace.slice(from).find((t) => t.method === "POST" && t.url === `${remote}/batch`);
+    assert(batch, "no batch was sent");
+    const sent = JSON.parse(batch.body).requests.map((r) => [r.method, r.path, r.headers["If-Match"]]).sort();
+    eq(
+      sent,
+      [
+        ["DELETE", `/buckets/${kid}/collections/tabs/records/${y.id}`, `"${localY.last_modified}"`],
+        ["PUT", `/buckets/${kid}/collections/tabs/records/${x.id}`, `"${localX.last_modified}"`],
+      ],
+      "batched requests (method, path, If-Match)",
+    );
+    eq(res.ok, false, "ok flag with conflicts");
+    eq(res.errors, [], "errors");
+    const byId = Object.fromEntries(res.conflicts.map((k) => [k.remote ? k.remote.id : "?", k]));
+    eq(Object.keys(byId).sort(), [x.id, y.id].sort(), "conflicts (by remote id)");
+    eq(byId[x.id].remote, elsewhere.x, "remote side of the update conflict");
+    eq(byId[y.id].remote, elsewhere.y, "remote side of the delete conflict");
+    // This device's update wins, the other side's update of y wins.
+    await c.resolve(byId[x.id], byId[x.id].local);
+    await c.resolve(byId[y.id], byId[y.id].remote);
+    res = await c.sync();
+    assert(res.ok, `sync after resolving not ok: ${JSON.stringify(res)}`);
+    eq((await server.getRecord(x.id)).data.payload, payload("x, changed here"), "x on the server");
+    eq((await server.getRecord(y.id)).data.payload, payload("y, changed elsewhere"), "y on the server");
+    eq((await c.get(y.id)).data.payload, payload("y, changed elsewhere"), "y on this device");
+  });
+
+  await check("kinto-http without Authorization → 401, errno 104", async () => {
+    const anonymous = new KintoHttp(remote);
+    const e = await rejects(anonymous.bucket(HTTP_KID).collection("tabs").listRecords(), "anonymous list");
+    eq(e.response && e.response.status, 401, "status");
+    eq(e.data && e.data.errno, 104, "errno");
+    assert(e.response.headers.get("WWW-Authenticate"), "no WWW-Authenticate header");
+  });
+}
+
+// ---------------------------------------------------------------- main
+
+async function main() {
+  const overall = setTimeout(() => {
+    console.log(`not ok - everything within ${OVERALL_TIMEOUT_MS / 1000}s: timed out`);
+    failed++;
+    console.log(`${passed} passed, ${failed} failed`);
+    killAll();
+    process.exit(1);
+  }, OVERALL_TIMEOUT_MS);
+
+  let base;
+  try {
+    const f = await startFake();
+    fake = f.child;
+    const s = await startSyncto(f.tokenUrl);
+    syncto = s.child;
+    base = s.base;
+  } catch (e) {
+    failed++;
+    console.log(`not ok - start fake upstream and syncto: ${oneLine(e.message.split("\n")[0])}`);
+    process.stderr.write(`${e.message}\n`);
+  }
+
+  if (base) {
+    await runChecks(base);
+    await check("syncto exits 0 on SIGTERM", async () => {
+      syncto.kill("SIGTERM");
+      const r = await exited(syncto, 10_000);
+      assert(r, "still running 10 s after SIGTERM");
+      eq(r, { code: 0, signal: null }, "exit");
+    });
+  }
+
+  if (fake) {
+    fake.stdin.end();
+    if (!(await exited(fake, 5000))) fake.kill("SIGKILL");
+  }
+  killAll();
+  clearTimeout(overall);
+  if (process.env.KINTO_TRACE) process.stderr.write(`# all requests:\n${traceText(0)}\n`);
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exitCode = failed > 0 ? 1 : 0;
+}
+
+main().catch((e) => {
+  console.log(`not ok - runner: ${oneLine(describe(e))}`);
+  console.log(`${passed} passed, ${failed + 1} failed`);
+  killAll();
+  process.exit(1);
+});
