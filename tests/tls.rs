@@ -158,3 +158,35 @@ fn missing_bundle_is_a_start_up_error_naming_the_path() {
         err.message
     );
 }
+
+/// A TLS Sync node (the token comes from the plain fake Token Server on
+/// loopback): the same trust rules hold for storage connections.
+fn tls_sync_node(pins: Vec<[u8; 32]>) -> (Syncto, TlsServer) {
+    let node = TlsServer::start(&file("chain.pem"), &file("leaf.key"), |_: &str| {
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Last-Modified: 12.00\r\nX-Weave-Records: 0\r\nContent-Length: 2\r\nConnection: close\r\n\r\n[]".to_vec()
+    });
+    let fake = Fake::start();
+    fake.state().token_script.push(crate::support::fake::Canned::new(
+        200,
+        &format!(
+            r#"{{"id": "t", "key": "k", "uid": 1, "api_endpoint": "https://localhost:{}/1.5/1", "duration": 300}}"#,
+            node.port
+        ),
+    ));
+    let mut c = test_config(&fake);
+    c.certificate_ca_bundle = Some(format!("{DATA}/ca.pem").into());
+    c.certificate_pins = pins;
+    (Syncto::on(fake, c), node)
+}
+
+#[test]
+fn sync_node_connections_are_pinned_too() {
+    let (s, _node) = tls_sync_node(vec![pin("leaf")]);
+    let r = s.auth_get(&records("tabs"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("ETag"), Some("\"12000\""));
+    let (s, _node) = tls_sync_node(vec![[9; 32]]);
+    let r = s.auth_get(&records("tabs"));
+    r.assert_error(503, 201);
+    assert_eq!(r.header("Retry-After"), Some("30"));
+}
