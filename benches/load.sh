@@ -74,6 +74,39 @@ echo "== fake Sync node directly" >&2
 total_direct=$(run "$SYNC_URL/1.5/1/storage/bench?full=1&sort=newest")
 reqs_direct=$(awk '/Requests\/sec/ {print $2}' "$tmp/wrk.out")
 
+# Optional: WITH_NGINX=1 puts Debian's nginx (one worker, keep-alive upstream) in
+# front of the same fake node, as the reference reverse proxy.
+if [[ -n "${WITH_NGINX:-}" ]] && command -v nginx >/dev/null; then
+  NPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  cat >"$tmp/nginx.conf" <<NGINX
+worker_processes 1;
+pid $tmp/nginx.pid;
+error_log $tmp/nginx.err;
+events { worker_connections 1024; }
+http {
+  access_log $tmp/access.log;
+  upstream fake { server ${SYNC_URL#http://}; keepalive 32; }
+  server {
+    listen 127.0.0.1:$NPORT;
+    location / { proxy_pass http://fake; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+NGINX
+  nginx -c "$tmp/nginx.conf" -p "$tmp"
+  sleep 0.5
+  NGINX_WORKER=$(pgrep -P "$(cat "$tmp/nginx.pid")" | head -1)
+  NURL="http://127.0.0.1:$NPORT/1.5/1/storage/bench?full=1&sort=newest"
+  wrk -t1 -c2 -d1s "$NURL" >/dev/null
+  before=$(cpu_ticks "$NGINX_WORKER")
+  total_nginx=$(run "$NURL")
+  after=$(cpu_ticks "$NGINX_WORKER")
+  reqs_nginx=$(awk '/Requests\/sec/ {print $2}' "$tmp/wrk.out")
+  nginx_us=$(python3 -c "print(round(($after-$before)/$HZ*1e6/$total_nginx, 1))")
+  NGINX_RSS=$(rss "$NGINX_WORKER")
+  nginx -c "$tmp/nginx.conf" -p "$tmp" -s stop
+  NGINX_LINE="nginx reverse proxy: ${reqs_nginx} req/s, ${nginx_us} µs CPU per request (worker process, RSS ${NGINX_RSS} kB)"
+fi
+
 # Optional: PERF=1 records a profile of syncto during a second run.
 if [[ -n "${PERF:-}" ]]; then
   perf record -F 2000 -g -p "$SYNCTO_PID" -o "${PERF_OUT:-/tmp/syncto.perf}" -- sleep "$SECONDS_PER_RUN" >/dev/null 2>&1 &
@@ -99,4 +132,5 @@ idle RSS: ${IDLE_RSS} kB
 RSS under load: ${LOAD_RSS} kB (peak ${PEAK_RSS} kB)
 through syncto: ${reqs_syncto} req/s, ${cpu_us} µs CPU per request (syncto process only, $total requests, ${CONNECTIONS} connections)
 fake node directly: ${reqs_direct} req/s ($total_direct requests)
+${NGINX_LINE:-}
 REPORT

@@ -39,6 +39,17 @@ impl Storage {
     /// Make `call` for the user behind `creds`. 2xx → `Ok`; 304 and ≥ 400
     /// → [`Error::Status`]; transport trouble → the other variants.
     pub fn call(&self, creds: &Credentials, call: &Call<'_>) -> Result<Reply, Error> {
+        let result = self.call_once(creds, call);
+        // A pooled keep-alive connection the node closed between ureq's
+        // liveness probe and our request fails before any answer: a GET is
+        // safe to send again, once, on a new connection.
+        match result {
+            Err(Error::Unreachable(..)) if call.method == "GET" => self.call_once(creds, call),
+            other => other,
+        }
+    }
+
+    fn call_once(&self, creds: &Credentials, call: &Call<'_>) -> Result<Reply, Error> {
         let target = split_url(&creds.endpoint)
             .ok_or_else(|| Error::BadAnswer(Upstream::Storage, "invalid api_endpoint".into()))?;
         let url = format!("{}{}", creds.endpoint, call.path);

@@ -60,7 +60,10 @@ impl ClientConnection {
 
         ClientConnection {
             source,
-            sink: SequentialWriterBuilder::new(BufWriter::with_capacity(1024, write_socket)),
+            // Syncto patch: a 1 KiB buffer sent the head and the body of
+            // every response in two TCP segments; one send is one trip
+            // through the (loopback) TCP stack instead of two.
+            sink: SequentialWriterBuilder::new(BufWriter::with_capacity(16 * 1024, write_socket)),
             remote_addr,
             next_header_source: first_header,
             no_more_requests: false,
