@@ -199,11 +199,5 @@ fn token_server_errors_are_mapped() {
 #[test]
 fn token_server_outage_is_503_with_retry_after() {
     let s = Syncto::with(|c| c.token_server_url = "http://127.0.0.1:9/".into());
-    let r = s.auth_get(&records("tabs"));
-    let j = r.assert_error(503, 201);
-    assert_eq!(
-        j["message"],
-        "Unable to reach the service. Check your internet connection or firewall configuration."
-    );
-    assert_eq!(r.header("Retry-After"), Some("30"));
+    s.auth_get(&records("tabs")).assert_unreachable();
 }

@@ -4,21 +4,6 @@
 use crate::support::fake::Canned;
 use crate::support::*;
 use serde_json::{Value, json};
-use syncto::config::WriteSwitch;
-
-const JSON: (&str, &str) = ("Content-Type", "application/json");
-
-fn writable() -> Syncto {
-    Syncto::with(|c| {
-        c.write_switches.insert(
-            "tabs".into(),
-            WriteSwitch {
-                put: true,
-                delete: true,
-            },
-        );
-    })
-}
 
 fn batch(s: &Syncto, outer: &[(&str, &str)], body: &Value) -> Resp {
     let mut headers = vec![JSON];

@@ -6,20 +6,6 @@ use crate::support::fake::Canned;
 use crate::support::*;
 use syncto::config::WriteSwitch;
 
-const JSON: (&str, &str) = ("Content-Type", "application/json");
-
-fn writable() -> Syncto {
-    Syncto::with(|c| {
-        c.write_switches.insert(
-            "tabs".into(),
-            WriteSwitch {
-                put: true,
-                delete: true,
-            },
-        );
-    })
-}
-
 fn put(s: &Syncto, id: &str, body: &str, extra: &[(&str, &str)]) -> Resp {
     let mut headers = vec![BEARER, JSON];
     headers.extend_from_slice(extra);

@@ -197,8 +197,15 @@ impl Fake {
             .expect("no storage request seen")
     }
 
-    /// Put a record straight into storage (as another device would).
-    pub fn put(&self, key: &str, coll: &str, id: &str, payload: &str, modified_cs: u64) {
+    /// Change one user's collection straight in storage (as another device
+    /// would); the collection timestamp moves to at least `modified_cs`.
+    fn with_collection(
+        &self,
+        key: &str,
+        coll: &str,
+        modified_cs: u64,
+        f: impl FnOnce(&mut Collection),
+    ) {
         let mut st = self.state();
         let uid = uid_for(&mut st, key);
         let c = st
@@ -207,29 +214,27 @@ impl Fake {
             .or_default()
             .entry(coll.to_owned())
             .or_default();
-        c.bsos.insert(
-            id.to_owned(),
-            Bso {
+        f(c);
+        c.modified = c.modified.max(modified_cs);
+    }
+
+    /// Put a record straight into storage.
+    pub fn put(&self, key: &str, coll: &str, id: &str, payload: &str, modified_cs: u64) {
+        self.with_collection(key, coll, modified_cs, |c| {
+            let bso = Bso {
                 payload: payload.to_owned(),
                 sortindex: None,
                 modified: modified_cs,
-            },
-        );
-        c.modified = c.modified.max(modified_cs);
+            };
+            c.bsos.insert(id.to_owned(), bso);
+        });
     }
 
     /// Delete a record straight from storage (collection timestamp bumps).
     pub fn delete(&self, key: &str, coll: &str, id: &str, modified_cs: u64) {
-        let mut st = self.state();
-        let uid = uid_for(&mut st, key);
-        let c = st
-            .users
-            .entry(uid)
-            .or_default()
-            .entry(coll.to_owned())
-            .or_default();
-        c.bsos.remove(id);
-        c.modified = c.modified.max(modified_cs);
+        self.with_collection(key, coll, modified_cs, |c| {
+            c.bsos.remove(id);
+        });
     }
 
     pub fn record(&self, key: &str, coll: &str, id: &str) -> Option<Bso> {

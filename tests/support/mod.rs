@@ -23,6 +23,18 @@ pub fn record(coll: &str, id: &str) -> String {
     format!("/v1/buckets/{KID}/collections/{coll}/records/{id}")
 }
 pub const BEARER: (&str, &str) = ("Authorization", "Bearer good-token");
+pub const JSON: (&str, &str) = ("Content-Type", "application/json");
+
+/// A server with writes (put and delete) enabled on `tabs`.
+pub fn writable() -> Syncto {
+    Syncto::with(|c| {
+        let on = syncto::config::WriteSwitch {
+            put: true,
+            delete: true,
+        };
+        c.write_switches.insert("tabs".into(), on);
+    })
+}
 
 /// The server under test plus its fakes; stops on drop.
 pub struct Syncto {
@@ -170,6 +182,17 @@ impl Resp {
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    /// Assert the 503 of an upstream that can't be reached.
+    #[track_caller]
+    pub fn assert_unreachable(&self) {
+        let j = self.assert_error(503, 201);
+        assert_eq!(
+            j["message"],
+            "Unable to reach the service. Check your internet connection or firewall configuration."
+        );
+        assert_eq!(self.header("Retry-After"), Some("30"));
     }
 
     /// Assert a Kinto error document.
