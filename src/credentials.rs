@@ -27,7 +27,8 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-type Key = [u8; 32];
+/// A lookup key (HMAC-SHA256).
+pub type Key = [u8; 32];
 type Outcome = Result<Arc<Credentials>, sync::Error>;
 
 /// The cache. Shared by all workers.
@@ -91,7 +92,16 @@ impl Cache {
         who: &Identity<'_>,
         fetch: impl FnOnce(u64) -> Result<Token, sync::Error>,
     ) -> Outcome {
-        let key = self.key(who);
+        self.get_keyed(self.key(who), who, fetch)
+    }
+
+    /// [`Cache::get`] with the lookup key already computed by [`Cache::key`].
+    pub fn get_keyed(
+        &self,
+        key: Key,
+        who: &Identity<'_>,
+        fetch: impl FnOnce(u64) -> Result<Token, sync::Error>,
+    ) -> Outcome {
         let flight = {
             let mut state = self.lock();
             let now = Instant::now();
@@ -146,9 +156,8 @@ impl Cache {
     }
 
     /// Forget `who`'s entry (after the Sync node refused its token).
-    pub fn invalidate(&self, who: &Identity<'_>) {
-        let key = self.key(who);
-        self.lock().lru.pop(&key);
+    pub fn invalidate(&self, key: &Key) {
+        self.lock().lru.pop(key);
     }
 
     /// Number of live entries (for tests and heartbeat).
@@ -437,7 +446,7 @@ mod tests {
             cache.get(&who("t", k), |_| Ok(token(0))).unwrap();
         }
         assert_eq!(cache.len(), 2);
-        cache.invalidate(&who("t", "c"));
+        cache.invalidate(&cache.key(&who("t", "c")));
         assert_eq!(cache.len(), 1);
     }
 

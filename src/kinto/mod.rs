@@ -13,7 +13,7 @@ pub mod records;
 
 use crate::auth::Identity;
 use crate::config::Config;
-use crate::credentials::Cache;
+use crate::credentials::{Cache, Key};
 use crate::metrics::Metrics;
 use crate::sync::storage::Storage;
 use crate::sync::tokenserver::TokenServer;
@@ -411,26 +411,22 @@ impl App {
         format!("{scheme}://{host}")
     }
 
-    /// Credentials for `who`: memo, then cache, then Token Server.
-    pub fn credentials(
+    /// Credentials for `who` (lookup key `key`): memo, then cache, then
+    /// Token Server. `ua` is the User-Agent sent on behalf of the client.
+    fn credentials(
         &self,
         who: &Identity<'_>,
-        req: &Request<'_>,
+        key: Key,
+        ua: &str,
         memo: &mut Memo,
     ) -> Result<Arc<Credentials>, Error> {
-        let key = self.cache.key(who);
         if let Some((_, c)) = memo.entries.iter().find(|(k, _)| *k == key) {
             return Ok(Arc::clone(c));
         }
-        let authorization = format!("{} {}", who.scheme.word(), who.credential);
-        let ua = user_agent(req);
-        let creds = self.cache.get(who, |duration| {
-            self.tokens.fetch(
-                &authorization,
-                (who.scheme.key_header(), who.key),
-                duration,
-                &ua,
-            )
+        let creds = self.cache.get_keyed(key, who, |duration| {
+            let authorization = format!("{} {}", who.scheme.word(), who.credential);
+            let key_header = (who.scheme.key_header(), who.key);
+            self.tokens.fetch(&authorization, key_header, duration, ua)
         })?;
         memo.entries.push((key, Arc::clone(&creds)));
         Ok(creds)
@@ -441,18 +437,18 @@ impl App {
     pub fn with_storage<T>(
         &self,
         who: &Identity<'_>,
-        req: &Request<'_>,
+        ua: &str,
         memo: &mut Memo,
         mut call: impl FnMut(&Storage, &Credentials) -> Result<T, sync::Error>,
     ) -> Result<T, Error> {
-        let creds = self.credentials(who, req, memo)?;
+        let key = self.cache.key(who);
+        let creds = self.credentials(who, key, ua, memo)?;
         match call(&self.storage, &creds) {
             Err(sync::Error::Status(sync::Upstream::Storage, r)) if r.status == 401 => {
                 log::info!("sync node refused a cached token; fetching a fresh one");
-                self.cache.invalidate(who);
-                let key = self.cache.key(who);
+                self.cache.invalidate(&key);
                 memo.entries.retain(|(k, _)| *k != key);
-                let creds = self.credentials(who, req, memo)?;
+                let creds = self.credentials(who, key, ua, memo)?;
                 call(&self.storage, &creds).map_err(Error::from)
             }
             other => other.map_err(Error::from),

@@ -73,7 +73,7 @@ pub fn collection(
     let who = identity(req, bucket)?;
     check_collection(coll)?;
     let ua = super::user_agent(req);
-    let reply = app.with_storage(&who, req, memo, |s, c| {
+    let reply = app.with_storage(&who, &ua, memo, |s, c| {
         s.call(
             c,
             &Call {
@@ -139,7 +139,7 @@ pub fn list(
     let q = query::parse_list(req.query)?;
     let path = format!("/storage/{}?{}", coll.to_ascii_lowercase(), q.upstream());
     let ua = super::user_agent(req);
-    let reply = app.with_storage(&who, req, memo, |s, c| {
+    let reply = app.with_storage(&who, &ua, memo, |s, c| {
         s.call(
             c,
             &Call {
@@ -221,15 +221,15 @@ pub fn record(
     let ua = super::user_agent(req);
     let result = match req.method {
         "PUT" => put(app, req, &who, &path, id, &pre, &ua, memo),
-        "DELETE" => delete(app, req, &who, &path, id, &pre.headers, &ua, memo),
-        _ => get(app, req, &who, &path, &pre.headers, &ua, memo),
+        "DELETE" => delete(app, &who, &path, id, &pre.headers, &ua, memo),
+        _ => get(app, &who, &path, &pre.headers, &ua, memo),
     };
     match result {
         Err(Error::Upstream(sync::Error::Status(Upstream::Storage, reply))) => match reply.status {
             404 => Err(Error::RecordNotFound(id.to_owned(), Some(reply))),
             412 => {
                 // Kinto.js builds its conflict from details.existing.
-                let existing = match get(app, req, &who, &path, &[], &ua, memo) {
+                let existing = match get(app, &who, &path, &[], &ua, memo) {
                     Ok(r) => serde_json::from_slice::<Value>(&r.body)
                         .ok()
                         .and_then(|mut v| v.get_mut("data").map(Value::take)),
@@ -248,14 +248,13 @@ pub fn record(
 
 fn get(
     app: &App,
-    req: &Request<'_>,
     who: &Identity<'_>,
     path: &str,
     headers: &[(&'static str, String)],
     ua: &str,
     memo: &mut Memo,
 ) -> Result<Response, Error> {
-    let reply = app.with_storage(who, req, memo, |s, c| {
+    let reply = app.with_storage(who, ua, memo, |s, c| {
         s.call(
             c,
             &Call {
@@ -292,7 +291,7 @@ fn put(
 ) -> Result<Response, Error> {
     let fields = put_fields(req, id)?;
     let body = serde_json::to_vec(&fields).map_err(|_| Error::Internal)?;
-    let reply = app.with_storage(who, req, memo, |s, c| {
+    let reply = app.with_storage(who, ua, memo, |s, c| {
         s.call(
             c,
             &Call {
@@ -420,10 +419,8 @@ fn put_fields(req: &Request<'_>, id: &str) -> Result<Map<String, Value>, Error> 
     Ok(fields)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn delete(
     app: &App,
-    req: &Request<'_>,
     who: &Identity<'_>,
     path: &str,
     id: &str,
@@ -431,7 +428,7 @@ fn delete(
     ua: &str,
     memo: &mut Memo,
 ) -> Result<Response, Error> {
-    let reply = app.with_storage(who, req, memo, |s, c| {
+    let reply = app.with_storage(who, ua, memo, |s, c| {
         s.call(
             c,
             &Call {
