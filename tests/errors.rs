@@ -338,3 +338,25 @@ fn no_secret_in_error_bodies() {
         assert!(!r.body.contains(&k));
     }
 }
+
+#[test]
+fn an_absurd_content_length_is_413_and_the_server_lives_on() {
+    let s = Syncto::start();
+    for (len, sent) in [
+        ("1000000000000", 10),
+        ("18446744073709551615", 10),
+        ("5000000", 5000),
+    ] {
+        let mut bytes = format!(
+            "PUT {} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n",
+            record("tabs", "a")
+        )
+        .into_bytes();
+        bytes.extend(std::iter::repeat_n(b'x', sent));
+        let answer = raw(&s.base, &bytes);
+        assert!(answer.starts_with("HTTP/1.1 413"), "{len}: {answer}");
+        assert!(answer.contains("\"errno\":113"), "{answer}");
+    }
+    assert_eq!(s.get("/v1/", &[]).status, 200);
+    assert!(s.fake.sync_seen().is_empty());
+}

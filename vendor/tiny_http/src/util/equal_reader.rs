@@ -64,12 +64,24 @@ where
     R: Read,
 {
     fn drop(&mut self) {
+        // Syncto patch: the unread rest of a body was drained through a
+        // buffer as large as the rest itself, so `Content-Length: 10^12`
+        // on a request answered without reading (413) made the process
+        // allocate a terabyte and abort. Drain through a small buffer, and
+        // not more than DRAIN_LIMIT: past that the connection is given up
+        // (the next read sees body bytes, fails to parse and closes it).
+        const DRAIN_LIMIT: usize = 4 * 1024 * 1024;
+        if self.size > DRAIN_LIMIT {
+            self.last_read_signal.send(Ok(())).ok();
+            return;
+        }
         let mut remaining_to_read = self.size;
+        let mut buf = [0u8; 8192];
 
         while remaining_to_read > 0 {
-            let mut buf = vec![0; remaining_to_read];
+            let buf = &mut buf[..remaining_to_read.min(8192)];
 
-            match self.reader.read(&mut buf) {
+            match self.reader.read(buf) {
                 Err(e) => {
                     self.last_read_signal.send(Err(e)).ok();
                     break;
