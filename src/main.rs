@@ -52,6 +52,7 @@ fn run() -> Result<(), String> {
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
     ])
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let workers = config.workers;
@@ -62,8 +63,15 @@ fn run() -> Result<(), String> {
         running.addr()
     );
     systemd::notify("READY=1");
-    if let Some(signal) = signals.forever().next() {
+    for signal in signals.forever() {
+        // There is nothing to reload in place (a new configuration means a
+        // new process); a stray SIGHUP must not kill a daemon.
+        if signal == signal_hook::consts::SIGHUP {
+            log::warn!("SIGHUP ignored: restart syncto to apply a new configuration");
+            continue;
+        }
         log::info!("signal {signal}: finishing requests in flight, then exiting");
+        break;
     }
     systemd::notify("STOPPING=1");
     running.shutdown();

@@ -164,7 +164,17 @@ fn sigterm_drains_in_flight_requests_then_exits_0() {
     fake.state().sync_hang = Some(Duration::from_millis(1500));
     let url = format!("{base}{}", records("tabs"));
     let slow = std::thread::spawn(move || request(&client(), "GET", &url, &[BEARER], None));
-    std::thread::sleep(Duration::from_millis(500));
+    std::thread::sleep(Duration::from_millis(300));
+    // SIGHUP is not a reason to stop.
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status();
+    assert!(hup.unwrap().success());
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP must not stop the server"
+    );
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
