@@ -126,8 +126,72 @@ pub fn agent(
     let connector =
         ().chain(ConnectProxyConnector::default())
             .chain(TcpConnector::default())
+            .chain(ProbeOnCheckout)
             .chain(PinnedTls(tls));
     ureq::Agent::with_parts(config, connector, DefaultResolver::default())
+}
+
+/// ureq probes a pooled TCP connection twice per request: when it goes
+/// back to the pool and again when it comes out (non-blocking mode on, a
+/// one-byte read, blocking mode off: three syscalls each time). Only the
+/// probe at checkout tells something the request needs (did the server
+/// close the idle connection, or send stray bytes?), and it sees whatever
+/// the first one would have seen. So the probe right after a response is
+/// skipped; the one before reuse always runs.
+#[derive(Debug)]
+struct ProbeOnCheckout;
+
+impl<In: Transport> Connector<In> for ProbeOnCheckout {
+    type Out = CheckoutProbed<In>;
+
+    fn connect(
+        &self,
+        _details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        Ok(chained.map(|inner| CheckoutProbed {
+            inner,
+            returned: false,
+        }))
+    }
+}
+
+/// A transport that knows whether it was asked `is_open` since its last I/O.
+#[derive(Debug)]
+struct CheckoutProbed<T> {
+    inner: T,
+    /// The first `is_open` after I/O (the return to the pool) happened.
+    returned: bool,
+}
+
+impl<T: Transport> Transport for CheckoutProbed<T> {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.inner.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        self.returned = false;
+        self.inner.transmit_output(amount, timeout)
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.returned = false;
+        self.inner.await_input(timeout)
+    }
+
+    fn is_open(&mut self) -> bool {
+        if self.returned {
+            // Checkout: probe for real.
+            self.inner.is_open()
+        } else {
+            self.returned = true;
+            true
+        }
+    }
+
+    fn is_tls(&self) -> bool {
+        self.inner.is_tls()
+    }
 }
 
 /// What kind of upstream failure an error is (Timeout → 504, others → 503).
