@@ -103,18 +103,19 @@ fn serve(app: &App, mut rq: tiny_http::Request) {
     let started = Instant::now();
     let max = app.config.max_body_bytes;
     let mut body = Vec::new();
-    let mut close = false;
+    // The body is read before routing, bounded by `max_body_bytes`. What is
+    // left unread of an oversized one is drained (a little) or the
+    // connection given up by the listener (vendor/tiny_http/PATCHES.md).
     let too_large = match rq.body_length() {
         Some(n) if n > max => true,
+        // A read error (client gone) leaves a truncated body, which then
+        // fails validation like any bad body would.
         _ => {
-            let read = rq.as_reader().take(max as u64 + 1).read_to_end(&mut body);
-            match read {
-                Ok(_) => body.len() > max,
-                Err(_) => {
-                    close = true;
-                    false
-                }
-            }
+            rq.as_reader()
+                .take(max as u64 + 1)
+                .read_to_end(&mut body)
+                .is_ok()
+                && body.len() > max
         }
     };
     let method = rq.method().as_str().to_ascii_uppercase();
@@ -133,8 +134,7 @@ fn serve(app: &App, mut rq: tiny_http::Request) {
         headers: &headers,
         body: &body,
     };
-    let mut resp = if too_large {
-        close = true;
+    let resp = if too_large {
         let mut r = app.error(Error::TooLarge(max));
         crate::kinto::cors::decorate(&app.config, &req, None, &mut r);
         r
@@ -147,9 +147,6 @@ fn serve(app: &App, mut rq: tiny_http::Request) {
             }
         }
     };
-    if close {
-        resp.header("Connection", "close");
-    }
     let remote = rq.remote_addr().map(|a| a.ip().to_string());
     logging::summary(&logging::Summary {
         method: &method,

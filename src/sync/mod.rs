@@ -11,7 +11,6 @@ pub mod timestamp;
 pub mod tokenserver;
 
 use std::fmt;
-use std::time::Duration;
 use ureq::http;
 
 /// Where and how to reach one user's storage, from a Token Server answer.
@@ -220,11 +219,6 @@ impl Error {
 
 /// Limits on what is read from upstreams.
 pub const MAX_UPSTREAM_BODY: u64 = 64 * 1024 * 1024;
-
-/// Timeout for one kind of call.
-pub fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
 
 #[cfg(test)]
 mod tests {
