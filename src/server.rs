@@ -139,13 +139,7 @@ fn serve(app: &App, mut rq: tiny_http::Request) {
         crate::kinto::cors::decorate(&app.config, &req, None, &mut r);
         r
     } else {
-        match catch_unwind(AssertUnwindSafe(|| app.handle(&req))) {
-            Ok(r) => r,
-            Err(_) => {
-                log::error!("a request handler panicked; answered 500");
-                app.error(Error::Internal)
-            }
-        }
+        contain(app.config.retry_after_seconds, || app.handle(&req))
     };
     let remote = rq.remote_addr().map(|a| a.ip().to_string());
     logging::summary(&logging::Summary {
@@ -162,6 +156,18 @@ fn serve(app: &App, mut rq: tiny_http::Request) {
     let _ = rq.respond(into_tiny(resp));
 }
 
+/// Run a handler; a panic becomes a 500/999 document for this request only
+/// (the worker thread, the cache and the other requests carry on).
+fn contain(retry_after_seconds: u32, handler: impl FnOnce() -> Response) -> Response {
+    match catch_unwind(AssertUnwindSafe(handler)) {
+        Ok(r) => r,
+        Err(_) => {
+            log::error!("a request handler panicked; answered 500");
+            Error::Internal.parts().into_response(retry_after_seconds)
+        }
+    }
+}
+
 fn into_tiny(r: Response) -> tiny_http::Response<Cursor<Vec<u8>>> {
     let len = r.body.len();
     let headers = r
@@ -176,4 +182,27 @@ fn into_tiny(r: Response) -> tiny_http::Response<Cursor<Vec<u8>>> {
         Some(len),
         None,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_handler_is_a_500_document() {
+        let r = contain(30, || panic!("bug"));
+        assert_eq!((r.status, r.errno), (500, Some(999)));
+        let doc: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(doc["code"], 500);
+        assert_eq!(doc["errno"], 999);
+        assert_eq!(doc["error"], "Internal Server Error");
+        assert!(doc["message"].is_string());
+        assert!(
+            r.headers
+                .iter()
+                .any(|(n, v)| *n == "Content-Type" && v.starts_with("application/json"))
+        );
+        // A handler that works is passed through untouched.
+        assert_eq!(contain(30, || Response::new(204)).status, 204);
+    }
 }
