@@ -373,11 +373,13 @@ impl App {
 
     /// An error document, logged when it says something about upstreams.
     pub fn error(&self, e: Error) -> Response {
+        // As the original: 304 and 412 are normal answers (not logged),
+        // other 4xx are the client's business (info), the rest is ours or
+        // the upstream's trouble (error).
         if let Error::Upstream(u) = &e {
             match u {
-                sync::Error::Status(_, r) if r.status < 500 => {
-                    log::info!("{u}")
-                }
+                sync::Error::Status(_, r) if matches!(r.status, 304 | 412) => {}
+                sync::Error::Status(_, r) if r.status < 500 => log::info!("{u}"),
                 _ => log::error!("{u}"),
             }
         }
