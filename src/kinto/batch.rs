@@ -31,19 +31,7 @@ struct Sub {
 
 /// Run a batch.
 pub fn batch(app: &App, req: &Request<'_>) -> Result<Response, Error> {
-    if let Some(ct) = req.header("content-type") {
-        let mime = ct
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if mime != "application/json" && !mime.ends_with("+json") {
-            return Err(Error::UnsupportedMediaType);
-        }
-    }
-    let body: Value =
-        serde_json::from_slice(req.body).map_err(|e| Error::InvalidJson(e.to_string()))?;
+    let body = req.json_body()?;
     let subs = parse(body, app.config.batch_max_requests)?;
     let outer: Vec<(&str, &str)> = req
         .headers

@@ -74,7 +74,7 @@ pub fn preflight(config: &Config, req: &Request<'_>, route: &Route<'_>) -> Resul
     let allowed = origin_allowed(config, origin)
         .ok_or_else(|| Error::param("headers", "Origin", "Origin is not allowed"))?;
     let allow = route.allow();
-    if !allow.split(", ").any(|m| m == method.trim()) {
+    if !route.allows(method.trim()) {
         return Err(Error::param(
             "headers",
             "Access-Control-Request-Method",

@@ -40,6 +40,23 @@ pub struct Request<'a> {
 }
 
 impl<'a> Request<'a> {
+    /// The body as JSON: 415/107 unless the Content-Type (when given) is
+    /// JSON, 400/106 when it does not parse.
+    pub fn json_body(&self) -> Result<serde_json::Value, Error> {
+        if let Some(ct) = self.header("content-type") {
+            let mime = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            if mime != "application/json" && !mime.ends_with("+json") {
+                return Err(Error::UnsupportedMediaType);
+            }
+        }
+        serde_json::from_slice(self.body).map_err(|e| Error::InvalidJson(e.to_string()))
+    }
+
     /// First value of a header, case-insensitive name.
     pub fn header(&self, name: &str) -> Option<&'a str> {
         self.headers
@@ -165,6 +182,11 @@ impl Route<'_> {
             Route::Record(..) => "GET, HEAD, PUT, DELETE, OPTIONS",
             _ => "GET, HEAD, OPTIONS",
         }
+    }
+
+    /// Whether the endpoint answers `method`.
+    pub fn allows(&self, method: &str) -> bool {
+        self.allow().split(", ").any(|m| m == method)
     }
 
     /// Service name for metrics (`view.<service>.<METHOD>`).
@@ -314,7 +336,7 @@ impl App {
         }
         let result = if req.method == "OPTIONS" {
             cors::preflight(&self.config, req, &route)
-        } else if !route.allow().split(", ").any(|m| m == req.method) {
+        } else if !route.allows(req.method) {
             Err(Error::MethodNotAllowed(route.allow()))
         } else {
             self.serve(req, &route, memo)

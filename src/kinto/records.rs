@@ -229,12 +229,9 @@ pub fn record(
             404 => Err(Error::RecordNotFound(id.to_owned(), Some(reply))),
             412 => {
                 // Kinto.js builds its conflict from details.existing.
-                let existing = match get(app, &who, &path, &[], &ua, memo) {
-                    Ok(r) => serde_json::from_slice::<Value>(&r.body)
-                        .ok()
-                        .and_then(|mut v| v.get_mut("data").map(Value::take)),
-                    Err(_) => None,
-                };
+                let existing = fetch_record(app, &who, &path, &[], &ua, memo)
+                    .ok()
+                    .and_then(|(_, record)| serde_json::from_slice::<Value>(&record).ok());
                 Err(Error::PreconditionFailed(existing, Some(reply)))
             }
             _ => Err(Error::Upstream(sync::Error::Status(
@@ -254,6 +251,26 @@ fn get(
     ua: &str,
     memo: &mut Memo,
 ) -> Result<Response, Error> {
+    let (reply, record) = fetch_record(app, who, path, headers, ua, memo)?;
+    let mut out = Vec::with_capacity(record.len() + 10);
+    out.extend_from_slice(b"{\"data\":");
+    out.extend_from_slice(&record);
+    out.push(b'}');
+    let mut r = Response::new(200);
+    r.set_json_body(out);
+    translate_headers(&mut r, &reply);
+    Ok(r)
+}
+
+/// One record from Sync, translated to Kinto JSON (no envelope).
+fn fetch_record(
+    app: &App,
+    who: &Identity<'_>,
+    path: &str,
+    headers: &[(&'static str, String)],
+    ua: &str,
+    memo: &mut Memo,
+) -> Result<(sync::Reply, Vec<u8>), Error> {
     let reply = app.with_storage(who, ua, memo, |s, c| {
         s.call(
             c,
@@ -267,15 +284,10 @@ fn get(
             },
         )
     })?;
-    let mut out = Vec::with_capacity(reply.body.len() + 16);
-    out.extend_from_slice(b"{\"data\":");
-    rewrite_record(&reply.body, &mut out)
+    let mut record = Vec::with_capacity(reply.body.len() + 8);
+    rewrite_record(&reply.body, &mut record)
         .map_err(|why| sync::Error::BadAnswer(Upstream::Storage, why))?;
-    out.push(b'}');
-    let mut r = Response::new(200);
-    r.set_json_body(out);
-    translate_headers(&mut r, &reply);
-    Ok(r)
+    Ok((reply, record))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -326,19 +338,7 @@ fn put(
 /// Validate a PUT body (`{"data": {...}, "permissions"?: ...}`) into the
 /// Sync BSO fields to send.
 fn put_fields(req: &Request<'_>, id: &str) -> Result<Map<String, Value>, Error> {
-    if let Some(ct) = req.header("content-type") {
-        let mime = ct
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if mime != "application/json" && !mime.ends_with("+json") {
-            return Err(Error::UnsupportedMediaType);
-        }
-    }
-    let body: Value =
-        serde_json::from_slice(req.body).map_err(|e| Error::InvalidJson(e.to_string()))?;
+    let body = req.json_body()?;
     let Value::Object(mut top) = body else {
         return Err(Error::InvalidParameter {
             location: "body",
