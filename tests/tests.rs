@@ -9,6 +9,7 @@ mod auth;
 mod batch;
 mod cli;
 mod errors;
+mod hostile;
 mod records;
 mod tls;
 mod writes;
