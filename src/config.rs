@@ -158,7 +158,8 @@ pub struct Config {
     /// `workers`: request threads; default 2 × available parallelism (at least 2), 1..=1024.
     pub workers: usize,
     /// `max_connections`: client connections open at once (each holds one descriptor and one
-    /// thread); past it a new connection is answered 503 and closed. `None` (default, or an
+    /// thread); past it an idle or slow connection is closed to make room, or, when all are
+    /// serving a request, the new one is answered 503 and closed. `None` (default, or an
     /// empty value): the open-files limit minus 64 and 2 per worker, between 16 and 1024.
     pub max_connections: Option<usize>,
     /// `request_head_timeout_seconds`: the request line and headers must arrive within this

@@ -1,8 +1,9 @@
 //! The listener and the worker pool.
 //!
-//! tiny_http accepts at most `max_connections` connections, each served by
-//! its own thread under per-phase deadlines (request head, body, keep-alive
-//! idle, response). That thread reads a request and its body, then:
+//! tiny_http accepts at most `max_connections` connections (closing idle or
+//! slow ones to make room, else answering 503), each served by its own
+//! thread under per-phase deadlines (request head, body, keep-alive idle,
+//! response). That thread reads a request and its body, then:
 //!
 //! - answers itself what needs no upstream call (hello, `__lbheartbeat__`,
 //!   `__version__`, CORS preflights, 401s, 405s, 404s, redirects, 413s), so
@@ -388,10 +389,11 @@ enum BodyError {
 /// Read the body, at most `max` bytes. What is left unread makes the
 /// listener close the connection after the answer.
 fn read_body(rq: &mut tiny_http::Request, max: usize) -> Result<Vec<u8>, BodyError> {
-    if rq.body_length().is_some_and(|n| n > max) {
+    let announced = rq.body_length().unwrap_or(0);
+    if announced > max {
         return Err(BodyError::TooLarge);
     }
-    let mut body = Vec::new();
+    let mut body = Vec::with_capacity(announced);
     match rq.as_reader().take(max as u64 + 1).read_to_end(&mut body) {
         Err(e) => Err(BodyError::Unreadable(e)),
         Ok(_) if body.len() > max => Err(BodyError::TooLarge),

@@ -318,23 +318,29 @@ fn a_request_that_finds_no_free_worker_is_shed_with_503() {
 }
 
 #[test]
-fn connections_past_max_connections_get_a_quick_503() {
+fn past_max_connections_idle_ones_make_room_and_busy_ones_get_a_quick_503() {
+    let hole = BlackHole::start();
     let s = Syncto::with(|c| {
         c.max_connections = Some(4);
         c.retry_after_seconds = 9;
+        c.token_server_url = hole.url.clone();
+        c.upstream_timeout_seconds = 30;
+        c.queue_timeout_milliseconds = 30_000;
     });
     let a = addr(&s);
-    // Four keep-alive connections, each answered once (so each is counted).
-    let mut held: Vec<TcpStream> = (0..4)
-        .map(|_| {
+    // Four connections, each with a request being served (stuck upstream).
+    let mut busy: Vec<TcpStream> = (0..4)
+        .map(|i| {
             let mut c = connect(&a);
-            c.write_all(LBHEARTBEAT).unwrap();
-            let mut buf = [0u8; 4096];
-            let n = c.read(&mut buf).unwrap();
-            assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+            let head = format!(
+                "GET {} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer busy-{i}\r\n\r\n",
+                records("tabs")
+            );
+            c.write_all(head.as_bytes()).unwrap();
             c
         })
         .collect();
+    hole.wait_for(4);
     // The fifth gets a 503 document and is closed, without a request.
     let mut fifth = connect(&a);
     let wire = read_until_close(&mut fifth);
@@ -342,25 +348,28 @@ fn connections_past_max_connections_get_a_quick_503() {
     answer.assert_error(503, 201);
     assert_eq!(answer.header("Retry-After"), Some("9"));
     assert_eq!(answer.header("Connection"), Some("close"));
-    // The others are still served.
-    held[0].write_all(LBHEARTBEAT).unwrap();
+    // The busy ones are answered once upstream gives up, and stay open.
+    drop(hole);
     let mut buf = [0u8; 4096];
-    let n = held[0].read(&mut buf).unwrap();
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
-    // Closing two frees their places.
-    held.truncate(2);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let wire = exchange(
-            &a,
-            b"GET /v1/__lbheartbeat__ HTTP/1.1\r\nConnection: close\r\n\r\n",
+    for c in &mut busy {
+        let n = c.read(&mut buf).unwrap();
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 503"),
+            "{:?}",
+            String::from_utf8_lossy(&buf[..n])
         );
-        if wire.answers().first().is_some_and(|r| r.status == 200) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "places never freed");
-        std::thread::sleep(Duration::from_millis(50));
     }
+    // Now they are idle: a new connection closes the oldest to make room.
+    let mut newcomer = connect(&a);
+    newcomer.write_all(LBHEARTBEAT).unwrap();
+    let n = newcomer.read(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let oldest = read_until_close(&mut busy[0]);
+    assert!(oldest.closed && oldest.bytes.is_empty());
+    // The others are still served.
+    busy[1].write_all(LBHEARTBEAT).unwrap();
+    let n = busy[1].read(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
 }
 
 #[test]
@@ -782,24 +791,21 @@ fn the_default_connection_limit_keeps_descriptors_for_the_rest() {
     );
     let a = format!("127.0.0.1:{port}");
     let mut idle: Vec<TcpStream> = (0..70).map(|_| connect(&a)).collect();
-    // Those past the limit are answered 503 and closed at once; the others
-    // wait for their request.
-    let mut refused = 0;
-    for c in &mut idle[60..] {
+    // The ten oldest silent connections were closed to make room for the
+    // ten newest, which are served.
+    for c in &mut idle[..10] {
         let wire = read_until_close(c);
-        wire.only_answer_then_close().assert_error(503, 201);
-        refused += 1;
+        assert!(wire.closed && wire.bytes.is_empty());
     }
-    assert_eq!(refused, 10);
-    idle[0].write_all(LBHEARTBEAT).unwrap();
-    let mut buf = [0u8; 4096];
-    let n = idle[0].read(&mut buf).unwrap();
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
-    assert!(
-        !log.lock().unwrap().contains("cannot accept"),
-        "{}",
-        log.lock().unwrap()
-    );
+    for c in &mut idle[60..] {
+        c.write_all(LBHEARTBEAT).unwrap();
+        let mut buf = [0u8; 4096];
+        let n = c.read(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    }
+    let text = log.lock().unwrap().clone();
+    assert!(text.contains("closed to make room"), "{text}");
+    assert!(!text.contains("cannot accept"), "{text}");
     stop(child);
 }
 

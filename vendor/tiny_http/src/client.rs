@@ -1,14 +1,14 @@
 use ascii::AsciiString;
 
 use std::io::Error as IoError;
-use std::io::{BufReader, BufWriter, ErrorKind, Read};
+use std::io::{BufReader, ErrorKind, Read};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::common::{is_tchar, HTTPVersion, Header, HeaderField, Method};
 use crate::socket::Socket;
-use crate::util::RefinedTcpStream;
+use crate::util::{RefinedTcpStream, ResponseBuffer};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
 
@@ -34,7 +34,7 @@ pub struct ClientConnection {
 
     // sequence of Writers to the stream, to avoid writing response #2 before
     //  response #1
-    sink: SequentialWriterBuilder<BufWriter<RefinedTcpStream>>,
+    sink: SequentialWriterBuilder<ResponseBuffer<RefinedTcpStream>>,
 
     // Reader to read the next header from
     next_header_source: SequentialReader<BufReader<RefinedTcpStream>>,
@@ -85,10 +85,11 @@ impl ClientConnection {
             source,
             // Syncto patch: a 1 KiB buffer sent the head and the body of
             // every response in two TCP segments; one send is one trip
-            // through the (loopback) TCP stack instead of two.
-            sink: SequentialWriterBuilder::new(BufWriter::with_capacity(
-                16 * 1024,
+            // through the (loopback) TCP stack instead of two. The buffer
+            // exists only while a response is written.
+            sink: SequentialWriterBuilder::new(ResponseBuffer::new(
                 RefinedTcpStream::new(Arc::clone(&socket)),
+                16 * 1024,
             )),
             socket,
             remote_addr,
@@ -214,7 +215,9 @@ impl ClientConnection {
             headers.push(parse_header(&line)?);
         }
         self.served += 1;
-        self.socket.start_body();
+        if !self.socket.start_body() {
+            return Err(ReadError::Gone);
+        }
 
         // building the writer for the request
         let writer = self.sink.next().unwrap();

@@ -91,6 +91,7 @@
 #![deny(rust_2018_idioms)]
 #![allow(clippy::match_like_matches_macro)]
 
+use std::collections::VecDeque;
 use std::error::Error;
 use std::io::Error as IoError;
 use std::io::ErrorKind as IoErrorKind;
@@ -98,7 +99,7 @@ use std::io::Result as IoResult;
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::thread;
 use std::time::Duration;
 
@@ -210,8 +211,10 @@ impl Server {
     /// The accept loop never ends while the server exists: a failed accept
     /// (out of descriptors, a connection aborted before it was taken…) is
     /// logged, at most once every 10 s, and waited out. Past
-    /// `limits.max_connections` a new connection is answered with
-    /// `limits.busy_response` and closed, without a thread.
+    /// `limits.max_connections` the oldest connection that only waits on
+    /// its client is closed to make room; if none can be, the new
+    /// connection is answered with `limits.busy_response` and closed,
+    /// without a thread.
     pub fn from_listener_with<L: Into<Listener>>(
         listener: L,
         limits: Limits,
@@ -327,6 +330,28 @@ impl Drop for Server {
     }
 }
 
+/// Syncto patch: how far past `max_connections` evicted connections that
+/// have not ended yet may take the count.
+const EVICTION_SLACK: usize = 64;
+
+/// Syncto patch: evict the oldest open connection that can be (see
+/// `Socket::evict`), looking at each at most once. Connections that can't
+/// be evicted go to the back of the list.
+fn evict_one(open_sockets: &mut VecDeque<Weak<socket::Socket>>) -> bool {
+    for _ in 0..open_sockets.len() {
+        let Some(weak) = open_sockets.pop_front() else {
+            break;
+        };
+        if let Some(socket) = weak.upgrade() {
+            open_sockets.push_back(weak);
+            if socket.evict() {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 /// Syncto patch: accept connections until the server is dropped; see
 /// [`Server::from_listener_with`].
 fn accept_loop(
@@ -341,6 +366,9 @@ fn accept_loop(
     let tasks_pool = util::TaskPool::new();
     let mut failures = socket::Throttle::new(Duration::from_secs(10));
     let mut refusals = socket::Throttle::new(Duration::from_secs(10));
+    let mut evictions = socket::Throttle::new(Duration::from_secs(10));
+    // The connections, oldest first (only this thread touches the list).
+    let mut open_sockets: VecDeque<Weak<socket::Socket>> = VecDeque::new();
 
     log::debug!("Running accept thread");
     while !close.load(Relaxed) {
@@ -362,15 +390,31 @@ fn accept_loop(
         if close.load(Relaxed) {
             break;
         }
-        if live.load(Relaxed) >= limits.max_connections {
-            refusals.event(|n| {
-                log::warn!(
-                    "{n} connection(s) refused: max_connections ({}) are open",
-                    limits.max_connections
-                )
-            });
-            socket::refuse(conn, &limits.busy_response);
-            continue;
+        let open = live.load(Relaxed);
+        if open >= limits.max_connections {
+            // Make room by closing the oldest connection that only waits on
+            // its client; refuse if every one is being served (or too many
+            // evicted ones have not ended yet).
+            let room =
+                open < limits.max_connections + EVICTION_SLACK && evict_one(&mut open_sockets);
+            if room {
+                evictions.event(|n| {
+                    log::warn!(
+                        "{n} idle or slow connection(s) closed to make room: \
+                         max_connections ({}) are open",
+                        limits.max_connections
+                    )
+                });
+            } else {
+                refusals.event(|n| {
+                    log::warn!(
+                        "{n} connection(s) refused: max_connections ({}) are open and busy",
+                        limits.max_connections
+                    )
+                });
+                socket::refuse(conn, &limits.busy_response);
+                continue;
+            }
         }
         let remote_addr = remote_addr.or_else(|| conn.peer_addr().ok().flatten());
         let socket = Arc::new(socket::Socket::new(
@@ -379,6 +423,10 @@ fn accept_loop(
             live.clone(),
             close.clone(),
         ));
+        open_sockets.push_back(Arc::downgrade(&socket));
+        if open_sockets.len() > 2 * limits.max_connections.min(1 << 20) + 64 {
+            open_sockets.retain(|s| s.strong_count() > 0);
+        }
         let client = ClientConnection::new(socket.clone(), remote_addr);
         let messages = messages.clone();
         let handler = handler.clone();

@@ -31,3 +31,103 @@ impl Write for RefinedTcpStream {
         Ok(())
     }
 }
+
+/// Syncto patch: a write buffer that exists only while a response is being
+/// written: allocated at its first write, released at its flush. A 16 KiB
+/// buffer lets a typical answer (head and a page of records) leave in one
+/// `send`, and a connection that never gets an answer (or sits idle between
+/// requests) holds none.
+pub struct ResponseBuffer<W: Write> {
+    inner: W,
+    buf: Vec<u8>,
+    capacity: usize,
+}
+
+impl<W: Write> ResponseBuffer<W> {
+    pub fn new(inner: W, capacity: usize) -> ResponseBuffer<W> {
+        ResponseBuffer {
+            inner,
+            buf: Vec::new(),
+            capacity,
+        }
+    }
+}
+
+impl<W: Write> Write for ResponseBuffer<W> {
+    fn write(&mut self, data: &[u8]) -> IoResult<usize> {
+        if self.buf.len() + data.len() > self.capacity && !self.buf.is_empty() {
+            let result = self.inner.write_all(&self.buf);
+            self.buf.clear();
+            result?;
+        }
+        if data.len() >= self.capacity {
+            return self.inner.write(data);
+        }
+        if self.buf.capacity() == 0 {
+            self.buf.reserve_exact(self.capacity);
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> IoResult<()> {
+        let result = if self.buf.is_empty() {
+            Ok(())
+        } else {
+            self.inner.write_all(&self.buf)
+        };
+        self.buf = Vec::new();
+        result
+    }
+}
+
+impl<W: Write> Drop for ResponseBuffer<W> {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ResponseBuffer;
+    use std::io::Write;
+
+    /// Records each write it is given.
+    #[derive(Default)]
+    struct Sends(Vec<Vec<u8>>);
+
+    impl Write for &mut Sends {
+        fn write(&mut self, d: &[u8]) -> std::io::Result<usize> {
+            self.0.push(d.to_vec());
+            Ok(d.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_response_leaves_in_one_send_and_the_buffer_goes_with_it() {
+        let mut sends = Sends::default();
+        {
+            let mut b = ResponseBuffer::new(&mut sends, 16);
+            assert_eq!(b.buf.capacity(), 0);
+            b.write_all(b"head;").unwrap();
+            b.write_all(b"body").unwrap();
+            assert_eq!(b.buf.capacity(), 16);
+            b.flush().unwrap();
+            assert_eq!(b.buf.capacity(), 0);
+            // More than fits: what was buffered goes first, in order.
+            b.write_all(b"0123456789").unwrap();
+            b.write_all(b"abcdefghij").unwrap();
+            b.write_all(&[b'x'; 20]).unwrap();
+        }
+        let all: Vec<u8> = sends.0.concat();
+        assert_eq!(
+            all,
+            [&b"head;body0123456789abcdefghij"[..], &[b'x'; 20]].concat()
+        );
+        assert_eq!(sends.0[0], b"head;body");
+        assert_eq!(sends.0.len(), 4);
+    }
+}
