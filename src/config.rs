@@ -59,6 +59,7 @@ const SETTINGS: &[&str] = &[
     "backoff",
     "batch_max_requests",
     "max_body_bytes",
+    "write_conflict_budget_ms",
     "cors_origins",
     "cors_max_age_seconds",
     "statsd_url",
@@ -187,6 +188,10 @@ pub struct Config {
     pub batch_max_requests: usize,
     /// `max_body_bytes`: largest accepted request body; default 2 MiB, 1024..=64 MiB.
     pub max_body_bytes: usize,
+    /// `write_conflict_budget_ms`: how long one write may wait for, and repeat after, the
+    /// storage node's write conflicts (one user's writes to one collection in the same
+    /// 10 ms tick); default 2000, 0..=60000 (0: conflicts go to the client at once).
+    pub write_conflict_budget_ms: u64,
     /// `cors_origins`: comma or space separated; default `*`.
     pub cors_origins: Vec<String>,
     /// `cors_max_age_seconds`: default 3600.
@@ -241,6 +246,7 @@ impl fmt::Debug for Config {
             .field("backoff", &self.backoff)
             .field("batch_max_requests", &self.batch_max_requests)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("write_conflict_budget_ms", &self.write_conflict_budget_ms)
             .field("cors_origins", &self.cors_origins)
             .field("cors_max_age_seconds", &self.cors_max_age_seconds)
             .field("write_switches", &self.write_switches)
@@ -278,6 +284,7 @@ impl Default for Config {
             backoff: None,
             batch_max_requests: 25,
             max_body_bytes: 2 * 1024 * 1024,
+            write_conflict_budget_ms: 2000,
             cors_origins: vec!["*".into()],
             cors_max_age_seconds: 3600,
             write_switches: BTreeMap::new(),
@@ -992,6 +999,9 @@ fn apply_value(c: &mut Config, name: &str, raw: &Raw) -> Result<(), StartupError
         }
         "backoff" if v.is_empty() => c.backoff = None,
         "backoff" => c.backoff = Some(raw.seconds(0, u32::MAX.into())? as u32),
+        "write_conflict_budget_ms" => {
+            c.write_conflict_budget_ms = raw.number(0, 60_000, "a whole number of milliseconds")?;
+        }
         "batch_max_requests" => {
             c.batch_max_requests = raw.number(1, 1000, "a whole number of requests")? as usize;
         }

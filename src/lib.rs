@@ -75,7 +75,11 @@ pub fn build(config: Config) -> Result<kinto::App, StartupError> {
         config.allow_insecure_upstream,
         metrics.clone(),
     );
-    let storage = sync::storage::Storage::new(agent, metrics.clone());
+    let storage = sync::storage::Storage::new(
+        agent,
+        metrics.clone(),
+        Duration::from_millis(config.write_conflict_budget_ms),
+    );
     Ok(kinto::App {
         config,
         cache,

@@ -8,6 +8,7 @@ mod tls_server;
 mod auth;
 mod batch;
 mod cli;
+mod conflicts;
 mod errors;
 mod records;
 mod tls;

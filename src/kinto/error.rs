@@ -231,7 +231,7 @@ fn upstream(e: sync::Error) -> Parts {
             }
             .into(),
         ),
-        sync::Error::BadAnswer(..) => base(503, 201, OVERLOADED.into()),
+        sync::Error::BadAnswer(..) | sync::Error::Busy(..) => base(503, 201, OVERLOADED.into()),
     }
 }
 

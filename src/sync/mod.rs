@@ -6,6 +6,7 @@
 //! the Kinto side maps to status codes and errnos in one place.
 
 pub mod hawk;
+pub mod pacing;
 pub mod storage;
 pub mod timestamp;
 pub mod tokenserver;
@@ -190,6 +191,9 @@ pub enum Error {
     /// The upstream answered something unusable (bad JSON, bad token fields,
     /// an endpoint our policy forbids).
     BadAnswer(Upstream, String),
+    /// The request could not be sent in time because others of the same
+    /// user had to go first (write pacing).
+    Busy(Upstream, String),
 }
 
 impl fmt::Display for Error {
@@ -199,6 +203,7 @@ impl fmt::Display for Error {
             Error::Unreachable(u, why) => write!(f, "{u} unreachable: {why}"),
             Error::Timeout(u, why) => write!(f, "{u} timed out: {why}"),
             Error::BadAnswer(u, why) => write!(f, "{u} gave an unusable answer: {why}"),
+            Error::Busy(u, why) => write!(f, "{u} write not sent: {why}"),
         }
     }
 }
