@@ -10,6 +10,7 @@ mod batch;
 mod cli;
 mod conflicts;
 mod errors;
+mod exact;
 mod records;
 mod tls;
 mod writes;

@@ -26,7 +26,8 @@ fn exposed(route: Option<&Route<'_>>) -> String {
         Some(Route::Records(..)) => {
             ", Cache-Control, ETag, Last-Modified, Next-Page, Quota-Remaining, Total-Records"
         }
-        Some(Route::Record(..) | Route::Collection(..)) => {
+        Some(Route::Collections(..)) => ", Cache-Control, ETag, Last-Modified, Total-Records",
+        Some(Route::Record(..) | Route::Collection(..) | Route::Bucket(..)) => {
             ", Cache-Control, ETag, Last-Modified, Quota-Remaining"
         }
         _ => "",

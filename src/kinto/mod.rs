@@ -157,6 +157,10 @@ pub enum Route<'a> {
     Version,
     /// `/v1/batch`
     Batch,
+    /// `/v1/buckets/{b}`
+    Bucket(Cow<'a, str>),
+    /// `/v1/buckets/{b}/collections`
+    Collections(Cow<'a, str>),
     /// `/v1/buckets/{b}/collections/{c}`
     Collection(Cow<'a, str>, Cow<'a, str>),
     /// `/v1/buckets/{b}/collections/{c}/records`
@@ -196,6 +200,8 @@ impl Route<'_> {
             Route::Heartbeat | Route::LbHeartbeat => "heartbeat",
             Route::Version => "version",
             Route::Batch => "batch",
+            Route::Bucket(..) => "bucket",
+            Route::Collections(..) => "collections",
             // The original's names: its list endpoint was "collection".
             Route::Collection(..) => "collection_info",
             Route::Records(..) => "collection",
@@ -238,6 +244,8 @@ pub fn route(path: &str) -> Result<Routed<'_>, Error> {
         ["__lbheartbeat__"] => Route::LbHeartbeat,
         ["__version__"] => Route::Version,
         ["batch"] => Route::Batch,
+        ["buckets", b] => Route::Bucket(decode(b)?),
+        ["buckets", b, "collections"] => Route::Collections(decode(b)?),
         ["buckets", b, "collections", c] => Route::Collection(decode(b)?, decode(c)?),
         ["buckets", b, "collections", c, "records"] => Route::Records(decode(b)?, decode(c)?),
         ["buckets", b, "collections", c, "records", id] => {
@@ -370,13 +378,19 @@ impl App {
             Route::LbHeartbeat => hello::lbheartbeat(),
             Route::Version => hello::version(),
             Route::Batch => batch::batch(self, req),
+            Route::Bucket(b) => records::bucket(self, req, b, memo),
+            Route::Collections(b) => records::collections(self, req, b, memo),
             Route::Collection(b, c) => records::collection(self, req, b, c, memo),
             Route::Records(b, c) => records::list(self, req, b, c, memo),
             Route::Record(b, c, id) => records::record(self, req, b, c, id, memo),
         };
         if matches!(
             route,
-            Route::Collection(..) | Route::Records(..) | Route::Record(..)
+            Route::Bucket(..)
+                | Route::Collections(..)
+                | Route::Collection(..)
+                | Route::Records(..)
+                | Route::Record(..)
         ) && req.header("x-client-state").is_some()
         {
             let alert = serde_json::json!({
@@ -523,6 +537,11 @@ mod tests {
         assert!(matches!(route("/v2/foo"), Err(Error::VersionNotAvailable)));
         assert!(matches!(route("/v1"), Err(Error::NotFound)));
         assert!(matches!(route("/v1/buckets"), Err(Error::NotFound)));
+        assert_eq!(to("/v1/buckets/syncto"), Route::Bucket("syncto".into()));
+        assert_eq!(
+            to("/v1/buckets/syncto/collections"),
+            Route::Collections("syncto".into())
+        );
         assert!(matches!(
             route("/v1/buckets//collections/c"),
             Err(Error::NotFound)

@@ -43,6 +43,23 @@ pub fn ms_to_seconds(ms: u64) -> String {
     format!("{}.{:02}", centis / 100, centis % 100)
 }
 
+/// Sync's clock step, in milliseconds: every Sync timestamp is a multiple.
+pub const TICK_MS: u64 = 10;
+
+/// The Sync timestamp at or below `ms` (`1444385059189` → `1444385059180`).
+pub fn floor_tick(ms: u64) -> u64 {
+    ms - ms % TICK_MS
+}
+
+/// The Sync timestamp at or above `ms` (`1444385059181` → `1444385059190`),
+/// saturating at the largest tick.
+pub fn ceil_tick(ms: u64) -> u64 {
+    match ms % TICK_MS {
+        0 => ms,
+        r => ms.checked_add(TICK_MS - r).unwrap_or(floor_tick(ms)),
+    }
+}
+
 /// HTTP date (`Last-Modified`) of a millisecond timestamp, seconds truncated.
 pub fn http_date(ms: u64) -> String {
     httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(ms / 1000))
@@ -77,6 +94,16 @@ mod tests {
         assert_eq!(seconds_to_ms(""), None);
         assert_eq!(seconds_to_ms(".5"), None);
         assert_eq!(seconds_to_ms("99999999999999999999.00"), None);
+    }
+
+    #[test]
+    fn ticks() {
+        assert_eq!(floor_tick(1444385059189), 1444385059180);
+        assert_eq!(floor_tick(1444385059180), 1444385059180);
+        assert_eq!(ceil_tick(1444385059181), 1444385059190);
+        assert_eq!(ceil_tick(1444385059190), 1444385059190);
+        assert_eq!((floor_tick(0), ceil_tick(0), ceil_tick(1)), (0, 0, 10));
+        assert_eq!(ceil_tick(u64::MAX), floor_tick(u64::MAX));
     }
 
     #[test]
