@@ -79,16 +79,23 @@ impl Pacer {
         let deadline = Instant::now() + self.budget;
         let gate = self.gate(endpoint, collection);
         let mut attempt: u32 = 0;
+        let mut refused: Option<Box<Reply>> = None;
         loop {
-            gate.enter(deadline, jitter(&self.hasher, attempt))?;
+            if let Err(busy) = gate.enter(deadline, jitter(&self.hasher, attempt)) {
+                // Out of time: the node's own refusal, if there was one, is
+                // the truest answer (its Retry-After included).
+                return Err(match refused {
+                    Some(reply) => Error::Status(Upstream::Storage, reply),
+                    None => busy,
+                });
+            }
             let result = send();
             gate.leave();
             match result {
-                Err(Error::Status(Upstream::Storage, reply))
-                    if is_conflict(&reply) && Instant::now() + SPACING < deadline =>
-                {
+                Err(Error::Status(Upstream::Storage, reply)) if is_conflict(&reply) => {
                     attempt += 1;
                     log::debug!("sync node refused a write as a conflict; repeating it");
+                    refused = Some(reply);
                 }
                 other => return other,
             }
