@@ -54,11 +54,14 @@ wait_for_line() {
   fail "no line matching '$2' in $1"
 }
 
-# A TCP port nobody listens on (nginx then binds it, or fails loudly).
+# A TCP port nobody listens on, below the kernel's ephemeral range (so no instance or
+# client socket picks it meanwhile), other than $1. nginx then binds it, or fails loudly.
 free_port() {
-  local p
+  local p low
+  low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
   while :; do
-    p=$((30000 + RANDOM % 30000))
+    p=$((10000 + RANDOM % (low - 10000)))
+    [ "$p" = "${1:-}" ] && continue
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
   done
 }
@@ -77,7 +80,7 @@ stats_url=$(wait_for_line "$work/fake.log" '^STATS_URL=' | cut -d= -f2-)
 
 # --- two Syncto instances ------------------------------------------------------------------
 https_port=$(free_port)
-http_port=$(free_port)
+http_port=$(free_port "$https_port")
 public="https://127.0.0.1:$https_port"
 printf '[app:main]\nrecord_bench_put_enabled = true\n' >"$work/syncto.ini"
 ports=()
