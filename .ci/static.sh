@@ -9,15 +9,17 @@
 # holding only the binary: no libc, no /etc, no /dev, no /proc) and there serves a Kinto
 # request end to end against the fake Token Server and Sync node on 127.0.0.1.
 #
-# What it gives up: NSS. A static glibc cannot load NSS modules (libnss_*.so: systemd's
-# resolve and myhostname, mdns, LDAP, sssd ...). glibc >= 2.34 builds the `files` and `dns`
+# What it gives up: NSS. A static glibc can load NSS modules (libnss_*.so: systemd's
+# resolve and myhostname, mdns, LDAP, sssd ...) only from the exact glibc version it was
+# linked with, so elsewhere in practice none. glibc >= 2.34 builds the `files` and `dns`
 # sources into libc itself, so host names still resolve through /etc/hosts and the
 # nameservers of /etc/resolv.conf, and only through them. The script shows both sides: in
 # the empty root `localhost` does not resolve (no /etc/hosts) and the upstream answers 503;
 # with a one-line /etc/hosts it does.
 #
-# Prints the size and the run time; KEEP=1 keeps the work directory (logs). Needs root or unprivileged user namespaces (unshare -r)
-# for the chroot; builds the fake_upstream example in debug.
+# Prints the size and the run time; KEEP=1 keeps the work directory (logs). Needs root or
+# unprivileged user namespaces (unshare -r) for the chroot; builds the fake_upstream example
+# in debug.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
