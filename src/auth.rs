@@ -118,6 +118,20 @@ pub fn identify<'a>(
     })
 }
 
+/// The statsd name of the scheme of an `Authorization` value: `Bearer`, `BrowserID`, or
+/// `other` for any other word, so that clients cannot create metrics; None without one.
+pub fn authn_type(authorization: Option<&str>) -> Option<&'static str> {
+    let value = authorization.map(str::trim).filter(|v| !v.is_empty())?;
+    let word = value.split([' ', '\t']).next().unwrap_or(value);
+    Some(if word.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer.word()
+    } else if word.eq_ignore_ascii_case("browserid") {
+        Scheme::BrowserId.word()
+    } else {
+        "other"
+    })
+}
+
 /// `<keys_changed_at>-<client state, 16 bytes as unpadded base64url>`.
 pub fn is_key_id(s: &str) -> bool {
     let Some((kca, cs)) = s.split_once('-') else {
@@ -206,6 +220,17 @@ mod tests {
             message(identify(Some("Bearer a"), None, None, CS)),
             "The provided bucket ID is incorrect."
         );
+    }
+
+    #[test]
+    fn authn_types_are_a_closed_set() {
+        assert_eq!(authn_type(Some("bearer abc")), Some("Bearer"));
+        assert_eq!(authn_type(Some(" BEARER\tabc")), Some("Bearer"));
+        assert_eq!(authn_type(Some("BrowserID a.b.c")), Some("BrowserID"));
+        assert_eq!(authn_type(Some("Basic dXNlcjpwYXNz")), Some("other"));
+        assert_eq!(authn_type(Some("my.own.metric:1|c")), Some("other"));
+        assert_eq!(authn_type(Some("   ")), None);
+        assert_eq!(authn_type(None), None);
     }
 
     #[test]

@@ -74,6 +74,23 @@ impl Cache {
         hmac_sha256(&self.secret, &fields(b"", who))
     }
 
+    /// A stable, unguessable tag of the user behind `who`, for the statsd `users` set:
+    /// HMAC-SHA256(secret, "users" ‖ scheme ‖ key id or client state), 128 bits in hex. The
+    /// token is left out (it changes every hour, the user does not); without the secret the
+    /// tag reveals nothing, and it is never a lookup or encryption key.
+    pub fn user_tag(&self, who: &Identity<'_>) -> String {
+        let mac = hmac_sha256(
+            &self.secret,
+            &[
+                b"users\0",
+                who.scheme.word().as_bytes(),
+                b"\0",
+                who.key.as_bytes(),
+            ],
+        );
+        mac[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     fn cipher(&self, who: &Identity<'_>) -> Aes256Gcm {
         let k = hmac_sha256(&self.secret, &fields(b"encrypt\0", who));
         Aes256Gcm::new(&k.into())
@@ -339,6 +356,31 @@ mod tests {
             },
             duration: None,
         }
+    }
+
+    #[test]
+    fn user_tags_follow_the_user_not_the_token() {
+        let cache = Cache::new(b"secret".to_vec(), Duration::from_secs(60), 10);
+        let kid = "1234-Yw3NKWbEM2aRElRIu7JbTw";
+        let tag = cache.user_tag(&who("token-of-this-hour", kid));
+        assert_eq!(tag.len(), 32);
+        assert!(tag.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(tag, cache.user_tag(&who("token-of-next-hour", kid)));
+        assert_ne!(
+            tag,
+            cache.user_tag(&who("t", "1235-Yw3NKWbEM2aRElRIu7JbTw"))
+        );
+        let browserid = Identity {
+            scheme: Scheme::BrowserId,
+            ..who("t", kid)
+        };
+        assert_ne!(tag, cache.user_tag(&browserid));
+        let other_secret = Cache::new(b"other".to_vec(), Duration::from_secs(60), 10);
+        assert_ne!(tag, other_secret.user_tag(&who("t", kid)));
+        // Neither the lookup key nor anything the client sent.
+        let hex = |k: Key| k.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        assert!(!hex(cache.key(&who("t", kid))).starts_with(&tag));
+        assert!(!tag.contains("Yw3NKW"));
     }
 
     // syncto-original.md §4.1: the HMAC primitive over the published vector.

@@ -60,9 +60,18 @@ pub fn start(app: Arc<App>) -> Result<Running, StartupError> {
             tiny_http::Server::from_listener(l, None)
                 .map_err(|e| StartupError::new(format!("cannot listen on {addr}: {e}")))?
         }
-        Listen::Unix(path) => tiny_http::Server::http_unix(path).map_err(|e| {
-            StartupError::new(format!("cannot listen on unix:{}: {e}", path.display()))
-        })?,
+        Listen::Unix(path) => {
+            let cannot =
+                |e| StartupError::new(format!("cannot listen on unix:{}: {e}", path.display()));
+            let server = tiny_http::Server::http_unix(path).map_err(cannot)?;
+            // Right after the bind, so no proxy needs a chmod step of its own.
+            if let Some(mode) = app.config.unix_socket_mode {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                    .map_err(|e| cannot(e.into()))?;
+            }
+            server
+        }
     };
     let (addr, port) = match server.server_addr() {
         tiny_http::ListenAddr::IP(a) => (a.to_string(), Some(a.port())),
@@ -141,7 +150,9 @@ fn serve(app: &App, mut rq: tiny_http::Request) {
     } else {
         contain(app.config.retry_after_seconds, || app.handle(&req))
     };
-    let remote = rq.remote_addr().map(|a| a.ip().to_string());
+    let peer = rq.remote_addr().map(|a| a.ip());
+    let remote = crate::forwarded::client(&app.config.trusted_proxies, peer, &headers)
+        .map(|ip| ip.to_string());
     logging::summary(&logging::Summary {
         method: &method,
         path,

@@ -11,6 +11,7 @@ mod cli;
 mod conflicts;
 mod errors;
 mod exact;
+mod ops;
 mod records;
 mod tls;
 mod writes;

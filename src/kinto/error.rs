@@ -48,6 +48,8 @@ pub enum Error {
     PreconditionFailed(Option<Value>, Option<Box<Reply>>),
     /// An upstream failure (mapped by [`Error::parts`]).
     Upstream(sync::Error),
+    /// 410/202: the end-of-service date (`eos`) has passed.
+    ServiceDeprecated,
     /// 500/999: a bug.
     Internal,
 }
@@ -175,6 +177,11 @@ impl Error {
                 reply,
                 ..p(412, 114, "Resource was modified meanwhile".into())
             },
+            Error::ServiceDeprecated => p(
+                410,
+                202,
+                "The service you are trying to connect no longer exists at this location.".into(),
+            ),
             Error::Internal => p(
                 500,
                 999,

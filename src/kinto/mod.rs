@@ -6,6 +6,7 @@
 
 pub mod batch;
 pub mod cors;
+pub mod eos;
 pub mod error;
 pub mod hello;
 pub mod query;
@@ -21,6 +22,7 @@ use crate::sync::{self, Credentials, Reply, timestamp};
 use error::Error;
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 /// The server's version, as shown in hello and sent upstream.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -319,7 +321,9 @@ impl App {
     /// Serve one request (top level: adds CORS and the `backoff` setting).
     pub fn handle(&self, req: &Request<'_>) -> Response {
         let mut memo = Memo::default();
-        let (mut resp, route) = self.dispatch(req, &mut memo);
+        let (mut resp, route) = eos::guard(&self.config, req.path, SystemTime::now(), || {
+            self.dispatch(req, &mut memo)
+        });
         cors::decorate(&self.config, req, route.as_ref(), &mut resp);
         if let Some(b) = self.config.backoff {
             resp.set("Backoff", b.to_string());
@@ -341,6 +345,7 @@ impl App {
         if self.metrics.is_enabled() {
             self.metrics
                 .incr(&format!("view.{}.{}", route.service(), req.method));
+            self.count_authn_type(req, &route);
         }
         let result = if req.method == "OPTIONS" {
             cors::preflight(&self.config, req, &route)
@@ -461,13 +466,39 @@ impl App {
         if let Some((_, c)) = memo.entries.iter().find(|(k, _)| *k == key) {
             return Ok(Arc::clone(c));
         }
+        let started = Instant::now();
+        let mut exchange = Duration::ZERO;
         let creds = self.cache.get_keyed(key, who, |duration| {
             let authorization = format!("{} {}", who.scheme.word(), who.credential);
             let key_header = (who.scheme.key_header(), who.key);
-            self.tokens.fetch(&authorization, key_header, duration, ua)
+            let exchange_started = Instant::now();
+            let token = self.tokens.fetch(&authorization, key_header, duration, ua);
+            exchange = exchange_started.elapsed();
+            token
         })?;
+        if self.metrics.is_enabled() {
+            // The original's `syncclient.start_time`: making the user's Sync client ready
+            // from known credentials. A Token Server exchange has its own timer.
+            let ready = started.elapsed().saturating_sub(exchange);
+            self.metrics.timing_fine("syncclient.start_time", ready);
+            self.metrics.set("users", &self.cache.user_tag(who));
+        }
         memo.entries.push((key, Arc::clone(&creds)));
         Ok(creds)
+    }
+
+    /// `authn_type.<scheme>`: one count per request to an endpoint that needs a user.
+    fn count_authn_type(&self, req: &Request<'_>, route: &Route<'_>) {
+        let open = matches!(
+            route,
+            Route::Hello | Route::Heartbeat | Route::LbHeartbeat | Route::Version | Route::Batch
+        );
+        if open || req.method == "OPTIONS" {
+            return;
+        }
+        if let Some(scheme) = crate::auth::authn_type(req.header("authorization")) {
+            self.metrics.incr(&format!("authn_type.{scheme}"));
+        }
     }
 
     /// Run a storage call with `who`'s credentials; a 401 from the node
