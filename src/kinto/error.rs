@@ -239,6 +239,21 @@ fn upstream(e: sync::Error) -> Parts {
             .into(),
         ),
         sync::Error::BadAnswer(..) | sync::Error::Busy(..) => base(503, 201, OVERLOADED.into()),
+        // A page of records over the read limit: the client can ask for a
+        // smaller one. Repeating the same request would not help, so this is
+        // not a 503.
+        sync::Error::TooLarge(Upstream::Storage, limit) => {
+            let description = format!(
+                "The answer is larger than the {limit} bytes this server reads at once: ask for fewer records with _limit."
+            );
+            let details =
+                json!([{"location": "querystring", "name": "_limit", "description": &description}]);
+            Parts {
+                details: Some(details),
+                ..base(400, 107, description.into())
+            }
+        }
+        sync::Error::TooLarge(Upstream::TokenServer, _) => base(503, 201, OVERLOADED.into()),
     }
 }
 
