@@ -21,8 +21,17 @@ fn batch(s: &Syncto, outer: &[(&str, &str)], body: &Value) -> Resp {
     s.req("POST", "/v1/batch", &headers, Some(&body.to_string()))
 }
 
+/// The start of a body, for failure messages (some answers here are 16 MB).
+fn start(body: &str) -> &str {
+    let mut end = body.len().min(400);
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
+    &body[..end]
+}
+
 fn responses(r: &Resp) -> Vec<Value> {
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 200, "{}", start(&r.body));
     r.json()["responses"].as_array().unwrap().clone()
 }
 
@@ -222,6 +231,7 @@ fn a_page_over_the_read_limit_is_a_clear_error() {
         .sync_script
         .push(Canned::new(200, &page_of(READ_LIMIT)));
     let r = s.auth_get(&records("tabs"));
+    assert_eq!(r.status, 400, "{}", start(&r.body));
     let j = r.assert_error(400, 107);
     assert_eq!(j["details"][0]["location"], "querystring");
     assert_eq!(j["details"][0]["name"], "_limit");
@@ -233,7 +243,7 @@ fn a_page_over_the_read_limit_is_a_clear_error() {
         .sync_script
         .push(Canned::new(200, &page_of(READ_LIMIT - 100)));
     let r = s.auth_get(&records("tabs"));
-    assert_eq!(r.status, 200);
+    assert_eq!(r.status, 200, "{}", start(&r.body));
     assert_eq!(r.json()["data"][0]["id"], "big");
 }
 
