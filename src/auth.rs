@@ -75,6 +75,13 @@ pub fn identify<'a>(
             "The Authorization header carries no token after its scheme.",
         ));
     }
+    // It goes to the Token Server in a header, where a control character
+    // can't travel: no token has one (and it must not become a 503).
+    if credential.chars().any(char::is_control) {
+        return Err(Error::Unauthenticated(
+            "The token in the Authorization header has control characters.",
+        ));
+    }
     let key = match scheme {
         Scheme::Bearer if is_key_id(bucket) => bucket,
         Scheme::Bearer if bucket == "syncto" => match key_id_header.map(str::trim) {
@@ -205,6 +212,10 @@ mod tests {
                 .contains("Unsupported")
         );
         assert!(message(identify(Some("Bearer"), None, None, KID)).contains("no token"));
+        assert!(
+            message(identify(Some("Bearer a\u{1}b"), None, None, KID))
+                .contains("control characters")
+        );
         assert!(message(identify(Some("Bearer t"), None, None, "syncto")).contains("X-KeyID"));
         assert!(
             message(identify(Some("Bearer t"), Some("nope"), None, "syncto")).contains("malformed")

@@ -66,6 +66,8 @@ const SETTINGS: &[&str] = &[
     "retry_after_seconds",
     "backoff",
     "batch_max_requests",
+    "batch_timeout_seconds",
+    "paginate_by",
     "max_body_bytes",
     "write_conflict_budget_ms",
     "cors_origins",
@@ -215,6 +217,12 @@ pub struct Config {
     pub backoff: Option<u32>,
     /// `batch_max_requests`: default 25, 1..=1000.
     pub batch_max_requests: usize,
+    /// `batch_timeout_seconds`: sub-requests of a batch not started this long after the batch
+    /// began are answered 503 without being run; default 30, 1..=86400.
+    pub batch_timeout_seconds: u64,
+    /// `paginate_by`: most records in one page of a list; a list without `_limit`, or with a
+    /// larger one, gets this many and a `Next-Page`; default 1000, 1..=10000.
+    pub paginate_by: u64,
     /// `max_body_bytes`: largest accepted request body; default 2 MiB, 1024..=64 MiB.
     pub max_body_bytes: usize,
     /// `write_conflict_budget_ms`: how long one write may wait for, and repeat after, the
@@ -284,6 +292,8 @@ impl fmt::Debug for Config {
             .field("retry_after_seconds", &self.retry_after_seconds)
             .field("backoff", &self.backoff)
             .field("batch_max_requests", &self.batch_max_requests)
+            .field("batch_timeout_seconds", &self.batch_timeout_seconds)
+            .field("paginate_by", &self.paginate_by)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("write_conflict_budget_ms", &self.write_conflict_budget_ms)
             .field("cors_origins", &self.cors_origins)
@@ -327,6 +337,8 @@ impl Default for Config {
             retry_after_seconds: 30,
             backoff: None,
             batch_max_requests: 25,
+            batch_timeout_seconds: 30,
+            paginate_by: 1000,
             max_body_bytes: 2 * 1024 * 1024,
             write_conflict_budget_ms: 2000,
             cors_origins: vec!["*".into()],
@@ -525,6 +537,35 @@ pub fn is_loopback_host(host: &str) -> bool {
     }
 }
 
+/// Whether `s` is a plain URL authority `host[:port]`: a host name or IPv4 address (letters,
+/// digits, `-`, `.`, `_`; 1 to 253 bytes) or a bracketed IPv6 address, then optionally `:`
+/// and a port 0-65535. No userinfo (`user@`), path, query or spaces: the value is written into
+/// URLs that clients follow with their credentials.
+pub fn is_authority(s: &str) -> bool {
+    let (host_ok, rest) = if let Some(bracketed) = s.strip_prefix('[') {
+        match bracketed.split_once(']') {
+            Some((v6, rest)) => (v6.parse::<std::net::Ipv6Addr>().is_ok(), rest),
+            None => return false,
+        }
+    } else {
+        let (host, rest) = s.split_at(s.find(':').unwrap_or(s.len()));
+        let ok = (1..=253).contains(&host.len())
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+        (ok, rest)
+    };
+    let port_ok = match rest.strip_prefix(':') {
+        None => rest.is_empty(),
+        Some(p) => {
+            (1..=5).contains(&p.len())
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && p.parse::<u16>().is_ok()
+        }
+    };
+    host_ok && port_ok
+}
+
 /// Validates a `--bind` value: `host:port`, `[v6]:port` or `unix:/path`.
 pub fn parse_listen(s: &str) -> Result<Listen, String> {
     if let Some(path) = s.strip_prefix("unix:") {
@@ -589,7 +630,6 @@ fn cliquet_only(name: &str) -> Option<&'static str> {
         | "readonly"
         | "http_api_version"
         | "project_version"
-        | "paginate_by"
         | "includeme" => "not supported by this server",
         n if n.starts_with("pyramid.") => "there is no Pyramid here",
         _ => return None,
@@ -932,8 +972,8 @@ fn apply_value(c: &mut Config, name: &str, raw: &Raw) -> Result<(), StartupError
             scheme @ ("http" | "https") => c.http_scheme = Some(scheme.to_string()),
             _ => return Err(raw.invalid("http or https")),
         },
-        "http_host" if !valid_host(v) => {
-            return Err(raw.invalid("a host name (with optional :port), no spaces or '/'"));
+        "http_host" if !is_authority(v) => {
+            return Err(raw.invalid("a host name or address with an optional :port"));
         }
         "http_host" => c.http_host = Some(v.to_string()),
         "retry_after_seconds" => {
@@ -947,6 +987,8 @@ fn apply_value(c: &mut Config, name: &str, raw: &Raw) -> Result<(), StartupError
         "batch_max_requests" => {
             c.batch_max_requests = raw.number(1, 1000, "a whole number of requests")? as usize;
         }
+        "batch_timeout_seconds" => c.batch_timeout_seconds = raw.seconds(1, MAX_SECONDS)?,
+        "paginate_by" => c.paginate_by = raw.number(1, 10_000, "a whole number of records")?,
         "max_body_bytes" => {
             c.max_body_bytes = raw.number(1024, 64 * 1024 * 1024, "a number of bytes")? as usize
         }
@@ -1257,6 +1299,44 @@ mod tests {
     }
 
     #[test]
+    fn authorities() {
+        for ok in [
+            "localhost",
+            "syncto.example.org",
+            "h.example:8443",
+            "127.0.0.1:80",
+            "[::1]",
+            "[::1]:8000",
+            "[2001:db8::1]:443",
+            "my_host-1",
+        ] {
+            assert!(is_authority(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "user@evil.example",
+            "evil.example/x",
+            "evil.example?x",
+            "evil.example#x",
+            "a b",
+            "evil.example:99999",
+            "evil.example:",
+            "evil.example:x",
+            "evil.example:80:80",
+            ":80",
+            "[::1",
+            "[evil]",
+            "[::1]x",
+            "ev\"il",
+            "évil.example",
+            "evil.example\r\nX: y",
+        ] {
+            assert!(!is_authority(bad), "{bad:?}");
+        }
+        assert!(!is_authority(&"a".repeat(254)));
+    }
+
+    #[test]
     fn booleans() {
         for (word, value) in [("true", true), ("TRUE", true), ("yes", true), ("On", true)] {
             assert_eq!(parse_bool(word), Some(value), "{word}");
@@ -1514,6 +1594,15 @@ mod tests {
             app("log_level = critical").unwrap().log_level,
             log::LevelFilter::Error
         );
+        let c = app("batch_timeout_seconds = 5\ncliquet.paginate_by = 50").unwrap();
+        assert_eq!((c.batch_timeout_seconds, c.paginate_by), (5, 50));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let d = Config::default();
+        assert_eq!((d.batch_timeout_seconds, d.paginate_by), (30, 1000));
+        assert!(app_err("paginate_by = 0").contains("`paginate_by`"));
+        assert!(app_err("paginate_by = 10001").contains("`paginate_by`"));
+        assert!(app_err("batch_timeout_seconds = 0").contains("`batch_timeout_seconds`"));
+        assert!(app_err("http_host = user@evil.example").contains("`http_host`"));
     }
 
     #[test]

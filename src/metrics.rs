@@ -131,6 +131,20 @@ impl Metrics {
     }
 }
 
+/// The method part of `view.<service>.<METHOD>`: the standard HTTP methods
+/// by name, anything else (`X1`, `A.B.C.D.E`) as `OTHER`, so that clients
+/// cannot create metrics (or nest names) by making methods up.
+pub fn method_name(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT",
+    ];
+    KNOWN
+        .iter()
+        .find(|m| m.eq_ignore_ascii_case(method))
+        .copied()
+        .unwrap_or("OTHER")
+}
+
 impl fmt::Debug for Metrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.inner {
@@ -229,6 +243,16 @@ mod tests {
         metrics.set("users", "a|c");
         metrics.incr("after");
         assert_eq!(recv(&server), "syncto.after:1|c");
+    }
+
+    #[test]
+    fn unknown_methods_are_one_name() {
+        assert_eq!(method_name("GET"), "GET");
+        assert_eq!(method_name("delete"), "DELETE");
+        assert_eq!(method_name("OPTIONS"), "OPTIONS");
+        for made_up in ["X1", "A.B.C.D.E", "BREW", "", "GET ", "GETS"] {
+            assert_eq!(method_name(made_up), "OTHER", "{made_up:?}");
+        }
     }
 
     #[test]

@@ -13,5 +13,6 @@ mod errors;
 mod exact;
 mod ops;
 mod records;
+mod security;
 mod tls;
 mod writes;

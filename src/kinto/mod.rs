@@ -45,6 +45,12 @@ impl<'a> Request<'a> {
     /// The body as JSON: 415/107 unless the Content-Type (when given) is
     /// JSON, 400/106 when it does not parse.
     pub fn json_body(&self) -> Result<serde_json::Value, Error> {
+        self.json_content_type()?;
+        serde_json::from_slice(self.body).map_err(|e| Error::InvalidJson(e.to_string()))
+    }
+
+    /// 415/107 unless the Content-Type (when given) is JSON.
+    pub fn json_content_type(&self) -> Result<(), Error> {
         if let Some(ct) = self.header("content-type") {
             let mime = ct
                 .split(';')
@@ -56,7 +62,7 @@ impl<'a> Request<'a> {
                 return Err(Error::UnsupportedMediaType);
             }
         }
-        serde_json::from_slice(self.body).map_err(|e| Error::InvalidJson(e.to_string()))
+        Ok(())
     }
 
     /// First value of a header, case-insensitive name.
@@ -276,6 +282,16 @@ fn decode(segment: &str) -> Result<Cow<'_, str>, Error> {
     if segment.contains('%') && !well_formed_escapes(segment) {
         return Err(bad());
     }
+    // A hop that normalises paths would turn `DELETE …/records/..` into a
+    // DELETE of the whole collection (or of all storage): dot segments are
+    // never ids, whether written plainly or percent-encoded.
+    if decoded == "." || decoded == ".." {
+        return Err(Error::param(
+            "path",
+            "path",
+            "`.` and `..` are not valid ids in a path",
+        ));
+    }
     Ok(decoded)
 }
 
@@ -301,7 +317,15 @@ pub fn well_formed_escapes(s: &str) -> bool {
 #[derive(Default)]
 pub struct Memo {
     entries: Vec<([u8; 32], Arc<Credentials>)>,
+    /// Token Server exchanges made so far.
+    token_calls: usize,
 }
+
+/// Most Token Server exchanges one request (a whole batch included) may
+/// cause: one user's lookup, a fresh token after the Sync node refused the
+/// cached one, and one more. Without it one unauthenticated batch of 25
+/// sub-requests with 25 made-up tokens makes 25 Token Server calls.
+pub const MAX_TOKEN_CALLS: usize = 3;
 
 /// Shared state of the server: configuration, cache, upstream clients.
 pub struct App {
@@ -321,9 +345,12 @@ impl App {
     /// Serve one request (top level: adds CORS and the `backoff` setting).
     pub fn handle(&self, req: &Request<'_>) -> Response {
         let mut memo = Memo::default();
-        let (mut resp, route) = eos::guard(&self.config, req.path, SystemTime::now(), || {
-            self.dispatch(req, &mut memo)
-        });
+        let (mut resp, route) = match check_host(req) {
+            Ok(()) => eos::guard(&self.config, req.path, SystemTime::now(), || {
+                self.dispatch(req, &mut memo)
+            }),
+            Err(e) => (self.error(e), None),
+        };
         cors::decorate(&self.config, req, route.as_ref(), &mut resp);
         if let Some(b) = self.config.backoff {
             resp.set("Backoff", b.to_string());
@@ -343,8 +370,9 @@ impl App {
             Err(e) => return (self.error(e), None),
         };
         if self.metrics.is_enabled() {
+            let method = crate::metrics::method_name(req.method);
             self.metrics
-                .incr(&format!("view.{}.{}", route.service(), req.method));
+                .incr(&format!("view.{}.{method}", route.service()));
             self.count_authn_type(req, &route);
         }
         let result = if req.method == "OPTIONS" {
@@ -439,16 +467,14 @@ impl App {
     }
 
     /// `scheme://host` clients should use: the `http_scheme`/`http_host`
-    /// settings, else the request's Host header.
+    /// settings, else the request's Host header (checked by [`App::handle`]).
     pub fn base_url(&self, req: &Request<'_>) -> String {
         let scheme = self.config.http_scheme.as_deref().unwrap_or("http");
         let host = match &self.config.http_host {
             Some(h) => h.as_str(),
             None => req
                 .header("host")
-                .filter(|h| {
-                    !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()) && !h.contains('/')
-                })
+                .filter(|h| crate::config::is_authority(h))
                 .unwrap_or("localhost"),
         };
         format!("{scheme}://{host}")
@@ -466,9 +492,20 @@ impl App {
         if let Some((_, c)) = memo.entries.iter().find(|(k, _)| *k == key) {
             return Ok(Arc::clone(c));
         }
+        if memo.token_calls >= MAX_TOKEN_CALLS && !self.cache.knows(&key) {
+            return Err(Error::param(
+                "header",
+                "Authorization",
+                format!(
+                    "One request may ask the Token Server for credentials at most {MAX_TOKEN_CALLS} times: send the requests of other users separately."
+                ),
+            ));
+        }
+        let token_calls = &mut memo.token_calls;
         let started = Instant::now();
         let mut exchange = Duration::ZERO;
         let creds = self.cache.get_keyed(key, who, |duration| {
+            *token_calls += 1;
             let authorization = format!("{} {}", who.scheme.word(), who.credential);
             let key_header = (who.scheme.key_header(), who.key);
             let exchange_started = Instant::now();
@@ -525,14 +562,55 @@ impl App {
     }
 }
 
-/// `Syncto/<version> (on behalf of <client UA>)`.
+/// The Host header goes into the URLs Syncto writes (`Location`, hello
+/// `url`, `Next-Page`, which Kinto clients follow with their Authorization):
+/// it must be a plain `host[:port]`, and only one. Absent or empty, the URLs
+/// say `localhost`.
+fn check_host(req: &Request<'_>) -> Result<(), Error> {
+    let mut hosts = req
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("host"));
+    let first = hosts.next().map(|(_, v)| v.trim());
+    let ok = match first {
+        None | Some("") => true,
+        Some(h) => crate::config::is_authority(h),
+    };
+    if ok && hosts.next().is_none() {
+        Ok(())
+    } else {
+        Err(Error::param(
+            "header",
+            "Host",
+            "Host should be one host name or address, with an optional :port",
+        ))
+    }
+}
+
+/// Longest client User-Agent passed upstream, in bytes.
+const MAX_USER_AGENT: usize = 512;
+
+/// `Syncto/<version> (on behalf of <client UA>)`. The client's part has its
+/// control characters replaced (an HTTP library refuses them in a header,
+/// which must not turn a request into a 503) and is cut at 512 bytes.
 pub fn user_agent(req: &Request<'_>) -> String {
     match req
         .header("user-agent")
         .map(str::trim)
         .filter(|u| !u.is_empty())
     {
-        Some(ua) => format!("Syncto/{VERSION} (on behalf of {ua})"),
+        Some(ua) => {
+            let mut out = format!("Syncto/{VERSION} (on behalf of ");
+            let start = out.len();
+            for c in ua.chars() {
+                if out.len() - start + c.len_utf8() > MAX_USER_AGENT {
+                    break;
+                }
+                out.push(if c.is_control() { '?' } else { c });
+            }
+            out.push(')');
+            out
+        }
         None => format!("Syncto/{VERSION}"),
     }
 }

@@ -2,7 +2,7 @@
 //! (syncto-original.md §6 with the CONTRACT §5 changes).
 
 use super::error::Error;
-use crate::sync::timestamp::{TICK_MS, ceil_tick, floor_tick, ms_to_seconds};
+use crate::sync::timestamp::{TICK_MS, ceil_tick, floor_tick, ms_to_seconds, parse_ms};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use std::borrow::Cow;
 use std::fmt::Write;
@@ -23,12 +23,10 @@ pub fn pairs(query: &str) -> impl Iterator<Item = Result<(Cow<'_, str>, Cow<'_, 
 }
 
 fn form_decode(s: &str) -> Result<Cow<'_, str>, Error> {
-    let bad = || {
-        Error::param(
-            "querystring",
-            "querystring",
-            "Invalid percent-encoding or non UTF-8 query string",
-        )
+    let bad = || Error::InvalidParameter {
+        location: "querystring",
+        name: None,
+        message: "Invalid percent-encoding or non UTF-8 query string".into(),
     };
     if s.contains('%') && !super::well_formed_escapes(s) {
         return Err(bad());
@@ -73,7 +71,7 @@ const SORTS: &str = "_sort should be one of ('-last_modified', 'newest', '-sorti
 
 /// A millisecond timestamp parameter (`123` or `"123"`).
 fn timestamp_param(name: &str, v: &str) -> Result<u64, Error> {
-    v.trim_matches('"').parse::<u64>().map_err(|_| {
+    parse_ms(v.trim_matches('"')).ok_or_else(|| {
         let message = format!("{name} should be a number.");
         Error::param("querystring", name.to_owned(), message)
     })
@@ -235,9 +233,8 @@ pub fn preconditions(
 ) -> Result<Precondition, Error> {
     let mut p = Precondition::None;
     if let Some(v) = if_match {
-        let ms = quoted_ms(v).ok_or_else(|| {
-            Error::param("headers", "If-Match", "headers: Invalid value for If-Match")
-        })?;
+        let ms = quoted_ms(v)
+            .ok_or_else(|| Error::param("header", "If-Match", "Invalid value for If-Match"))?;
         p = Precondition::Match(ms);
     }
     if let Some(v) = if_none_match {
@@ -246,17 +243,13 @@ pub fn preconditions(
             return Ok(Precondition::Absent);
         }
         let ms = quoted_ms(v).ok_or_else(|| {
-            Error::param(
-                "headers",
-                "If-None-Match",
-                "headers: Invalid value for If-None-Match",
-            )
+            Error::param("header", "If-None-Match", "Invalid value for If-None-Match")
         })?;
         if p != Precondition::None {
             return Err(Error::param(
-                "headers",
+                "header",
                 "If-None-Match",
-                "headers: If-Match and If-None-Match with a timestamp can't be combined",
+                "If-Match and If-None-Match with a timestamp can't be combined",
             ));
         }
         p = Precondition::NoneMatch(ms);
@@ -266,11 +259,7 @@ pub fn preconditions(
 
 /// `"123"` → 123.
 fn quoted_ms(v: &str) -> Option<u64> {
-    let inner = v.trim().strip_prefix('"')?.strip_suffix('"')?;
-    if inner.is_empty() || !inner.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    inner.parse().ok()
+    parse_ms(v.trim().strip_prefix('"')?.strip_suffix('"')?)
 }
 
 #[cfg(test)]
@@ -321,6 +310,12 @@ mod tests {
             );
         }
         assert!(parse_list("_since=%ff").is_err());
+        // Past year 9999 a timestamp has no HTTP date: refused, not a panic.
+        for q in ["_since=253402300800000", "_before=253402300800000"] {
+            assert!(message(parse_list(q).unwrap_err()).ends_with("should be a number."));
+        }
+        assert!(parse_list("_since=253402300799999").is_ok());
+        assert!(preconditions(Some("\"253402300800000\""), None).is_err());
         assert!(parse_list("_since=%").is_err());
     }
 
@@ -415,19 +410,19 @@ mod tests {
         }
         assert_eq!(
             message(preconditions(Some("42"), None).unwrap_err()),
-            "headers: Invalid value for If-Match"
+            "Invalid value for If-Match"
         );
         assert_eq!(
             message(preconditions(Some("*"), None).unwrap_err()),
-            "headers: Invalid value for If-Match"
+            "Invalid value for If-Match"
         );
         assert_eq!(
             message(preconditions(None, Some("abc")).unwrap_err()),
-            "headers: Invalid value for If-None-Match"
+            "Invalid value for If-None-Match"
         );
         assert_eq!(
             message(preconditions(None, Some("\"\"")).unwrap_err()),
-            "headers: Invalid value for If-None-Match"
+            "Invalid value for If-None-Match"
         );
         assert!(preconditions(Some("\"1\""), Some("\"2\"")).is_err());
     }

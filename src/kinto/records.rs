@@ -320,7 +320,11 @@ pub fn list(
     let mut cx = Ctx::new(app, req, bucket, memo)?;
     check_collection(coll)?;
     let pre = preconditions(req.header("if-match"), req.header("if-none-match"))?;
-    let q = query::parse_list(req.query)?;
+    let mut q = query::parse_list(req.query)?;
+    // Pages are bounded, as Kinto's `paginate_by`: Sync would otherwise
+    // answer every record at once.
+    let asked = q.limit;
+    q.limit = Some(asked.map_or(app.config.paginate_by, |l| l.min(app.config.paginate_by)));
     let path = format!("/storage/{}?{}", coll.to_ascii_lowercase(), q.upstream());
     let mut headers = Vec::new();
     match pre {
@@ -365,7 +369,9 @@ pub fn list(
             r.set("Last-Modified", timestamp::http_date(since));
         }
     }
-    if q.limit.is_none() {
+    // X-Weave-Records counts this page only: the total of all pages is
+    // known when this page is the only one.
+    if asked.is_none() && reply.next_offset.is_none() {
         if let Some(total) = reply.records {
             r.header(
                 "Total-Records",
@@ -542,7 +548,7 @@ fn put_fields(req: &Request<'_>, id: &str) -> Result<Map<String, Value>, Error> 
         return Err(Error::InvalidParameter {
             location: "body",
             name: None,
-            message: "body: The request body should be a JSON object with a `data` object".into(),
+            message: "The request body should be a JSON object with a `data` object".into(),
         });
     };
     for key in top.keys() {
