@@ -39,8 +39,6 @@ const INHERITED: [&str; 5] = [
     "user-agent",
     "origin",
 ];
-/// Sync answers 503 to two writes of one user within the same 10 ms.
-const WRITE_SPACING: Duration = Duration::from_millis(11);
 
 /// Most bytes of sub-response bodies one batch answer holds (16 MiB, one
 /// full storage-node read): with the upstream read limit, what one worker
@@ -70,7 +68,6 @@ pub fn batch(app: &App, req: &Request<'_>) -> Result<Response, Error> {
         .collect();
     let host = req.header("host");
     let mut memo = Memo::default();
-    let mut last_write: Option<Instant> = None;
     let mut out = Vec::with_capacity(256 * subs.len());
     out.extend_from_slice(b"{\"responses\":[");
     for (i, sub) in subs.iter().enumerate() {
@@ -102,14 +99,6 @@ pub fn batch(app: &App, req: &Request<'_>) -> Result<Response, Error> {
         } else if is_write && out.len() + body_len > MAX_ANSWER_BYTES {
             app.error(too_large(i, "This write was not run"))
         } else {
-            if is_write {
-                if let Some(t) = last_write {
-                    let since = t.elapsed();
-                    if since < WRITE_SPACING {
-                        std::thread::sleep(WRITE_SPACING - since);
-                    }
-                }
-            }
             let sub_req = Request {
                 method: &sub.method,
                 path,
@@ -120,9 +109,6 @@ pub fn batch(app: &App, req: &Request<'_>) -> Result<Response, Error> {
             let resp = contained(app.config.retry_after_seconds, || {
                 app.dispatch(&sub_req, &mut memo).0
             });
-            if is_write {
-                last_write = Some(Instant::now());
-            }
             let shown = if head { 0 } else { resp.body.len() };
             if !is_write && out.len() + shown > MAX_ANSWER_BYTES {
                 app.error(too_large(i, "This answer was left out"))

@@ -70,7 +70,7 @@ pub struct ListQuery {
 const SORTS: &str = "_sort should be one of ('-last_modified', 'newest', '-sortindex', 'index', 'last_modified', 'oldest')";
 
 /// A millisecond timestamp parameter (`123` or `"123"`).
-fn timestamp_param(name: &str, v: &str) -> Result<u64, Error> {
+pub fn timestamp_param(name: &str, v: &str) -> Result<u64, Error> {
     parse_ms(v.trim_matches('"')).ok_or_else(|| {
         let message = format!("{name} should be a number.");
         Error::param("querystring", name.to_owned(), message)

@@ -241,15 +241,7 @@ pub fn collections(
     let mut sort = "-last_modified".to_owned();
     for pair in query::pairs(req.query) {
         let (k, v) = pair?;
-        let ms = || -> Result<u64, Error> {
-            v.trim_matches('"').parse::<u64>().map_err(|_| {
-                Error::param(
-                    "querystring",
-                    k.to_string(),
-                    format!("{k} should be a number."),
-                )
-            })
-        };
+        let ms = || query::timestamp_param(&k, &v);
         match &*k {
             "_since" | "gt_last_modified" => lower = Some(ms()?),
             "_before" | "lt_last_modified" => upper = Some(ms()?),
