@@ -19,13 +19,6 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-/// `let Some(p) = real!() else { return };` skips (with a line on stderr) without a peer.
-macro_rules! real {
-    () => {
-        peer(&format!("{}:{}", file!(), line!()))
-    };
-}
-
 fn data(payload: &str) -> String {
     json!({"data": {"payload": payload}}).to_string()
 }
@@ -96,7 +89,7 @@ fn etag_of(r: &Resp) -> Option<String> {
 
 #[test]
 fn hello_heartbeats_and_version() {
-    let Some(p) = real!() else { return };
+    let Some(p) = peer() else { return };
     let s = Real::start(p);
     let r = s.req("GET", "/v1/", &[], None);
     assert_eq!(r.status, 200, "{}", r.body);
@@ -125,7 +118,7 @@ fn hello_heartbeats_and_version() {
 
 #[test]
 fn routing_errors_preflight_and_missing_credentials() {
-    let Some(p) = real!() else { return };
+    let Some(p) = peer() else { return };
     let s = Real::start(p);
     let u = p.user();
     for path in ["/v1/nope", "/v1/buckets/x/collections/y/records/z/w"] {
@@ -211,7 +204,7 @@ fn routing_errors_preflight_and_missing_credentials() {
 /// Collection metadata, list, one record, HEAD of each, in both key-id forms.
 #[test]
 fn reads_in_both_key_id_forms() {
-    let Some(p) = real!() else { return };
+    let Some(p) = peer() else { return };
     let s = Real::start(p);
     for form in [Form::Bucket, Form::Header] {
         let u = p.user().in_form(form);
@@ -276,7 +269,7 @@ fn reads_in_both_key_id_forms() {
 
 #[test]
 fn writes_and_deletes_with_and_without_preconditions() {
-    let Some(p) = real!() else { return };
+    let Some(p) = peer() else { return };
     let s = Real::start(p);
     for form in [Form::Bucket, Form::Header] {
         let u = p.user().in_form(form);
@@ -371,7 +364,7 @@ fn writes_and_deletes_with_and_without_preconditions() {
 
 #[test]
 fn pagination_sees_every_record_exactly_once() {
-    let Some(p) = real!() else { return };
+    let Some(p) = peer() else { return };
     let s = Real::start(p);
     let u = p.user();
     let want: BTreeSet<String> = (0..12).map(|i| format!("p{i:02}")).collect();
@@ -410,11 +403,54 @@ fn pagination_sees_every_record_exactly_once() {
     assert_eq!(unique, want);
 }
 
+#[test]
+fn batch_answers_every_sub_request_in_order() {
+    let Some(p) = peer() else { return };
+    let s = Real::start(p);
+    let u = p.user().in_form(Form::Header);
+    let rec = |id: &str| format!("/buckets/syncto/collections/tabs/records/{id}");
+    let body = json!({"requests": [
+        {"method": "PUT", "path": rec("a"), "headers": {"If-None-Match": "*"},
+         "body": {"data": {"payload": "a"}}},
+        {"method": "GET", "path": rec("a")},
+        {"method": "GET", "path": rec("missing")},
+        {"method": "PUT", "path": rec("a"), "headers": {"If-None-Match": "*"},
+         "body": {"data": {"payload": "again"}}},
+        {"method": "DELETE", "path": rec("a")},
+        {"method": "GET", "path": "/buckets/syncto/collections/tabs/records"},
+    ]})
+    .to_string();
+    let r = s.call(&u, "POST", "/v1/batch", &[], Some(&body));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let responses = r.json()["responses"].as_array().unwrap().clone();
+    let statuses: Vec<u64> = responses
+        .iter()
+        .map(|x| x["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [201, 200, 404, 412, 200, 200], "{}", r.body);
+    let created = &responses[0]["body"]["data"];
+    assert_eq!(created["payload"], "a");
+    assert_eq!(responses[1]["body"]["data"], *created);
+    assert_eq!(responses[2]["body"]["errno"], 110);
+    assert_eq!(responses[3]["body"]["errno"], 114);
+    assert_eq!(responses[3]["body"]["details"]["existing"], *created);
+    assert_eq!(responses[4]["body"]["data"]["deleted"], true);
+    assert_eq!(responses[5]["body"]["data"], json!([]));
+    // More than batch_max_requests (25): 400/107, nothing runs.
+    let many: Vec<Value> = (0..26)
+        .map(|i| json!({"method": "PUT", "path": rec(&format!("m{i}")), "body": {"data": {}}}))
+        .collect();
+    let body = json!({ "requests": many }).to_string();
+    s.call(&u, "POST", "/v1/batch", &[], Some(&body))
+        .assert_error(400, 107);
+    assert_eq!(list(&s, &u, "tabs"), Vec::<Value>::new());
+}
+
 // ------------------------------------------------------------------ write bursts
 
 #[test]
 fn batch_of_25_writes() {
-    let Some(p) = real!() else { return };
+    let Some(p) = peer() else { return };
     let s = Real::start(p);
     for form in [Form::Bucket, Form::Header] {
         let u = p.user().in_form(form);
@@ -449,7 +485,7 @@ fn batch_of_25_writes() {
 
 #[test]
 fn forty_sequential_writes_on_one_connection() {
-    let Some(p) = real!() else { return };
+    let Some(p) = peer() else { return };
     let s = Real::start(p);
     let u = p.user();
     let statuses: Vec<u16> = (0..40)
@@ -504,7 +540,7 @@ fn concurrent_writers(bases: &[&str], u: &User) -> Vec<u16> {
 
 #[test]
 fn four_concurrent_writers_of_one_user() {
-    let Some(p) = real!() else { return };
+    let Some(p) = peer() else { return };
     let s = Real::start(p);
     let u = p.user();
     let statuses = concurrent_writers(&[&s.base], &u);
@@ -519,7 +555,7 @@ fn four_concurrent_writers_of_one_user() {
 
 #[test]
 fn four_concurrent_writers_across_two_syncto_instances() {
-    let Some(p) = real!() else { return };
+    let Some(p) = peer() else { return };
     // Two servers, two credential caches: as two nodes behind a load balancer.
     let a = Real::start(p);
     let b = Real::start(p);
@@ -549,7 +585,7 @@ fn four_concurrent_writers_across_two_syncto_instances() {
 
 #[test]
 fn if_match_holds_only_for_the_exact_last_modified() {
-    let Some(p) = real!() else { return };
+    let Some(p) = peer() else { return };
     let s = Real::start(p);
     let u = p.user();
     let mut wrong = Vec::new();
@@ -601,7 +637,7 @@ fn if_match_holds_only_for_the_exact_last_modified() {
 
 #[test]
 fn time_filters_are_exact() {
-    let Some(p) = real!() else { return };
+    let Some(p) = peer() else { return };
     let s = Real::start(p);
     let u = p.user();
     let recs: Vec<Value> = (0..5)
@@ -649,7 +685,7 @@ fn time_filters_are_exact() {
 
 #[test]
 fn an_empty_since_answer_has_the_since_value_as_etag() {
-    let Some(p) = real!() else { return };
+    let Some(p) = peer() else { return };
     let s = Real::start(p);
     let u = p.user();
     let a = seed(&s, &u, "tabs", "a", json!({"payload": "a"}));
@@ -671,7 +707,7 @@ fn an_empty_since_answer_has_the_since_value_as_etag() {
 
 #[test]
 fn fields_keeps_only_the_named_fields() {
-    let Some(p) = real!() else { return };
+    let Some(p) = peer() else { return };
     let s = Real::start(p);
     let u = p.user();
     for i in 0..2 {
@@ -696,7 +732,7 @@ fn fields_keeps_only_the_named_fields() {
 
 #[test]
 fn bucket_and_collections_list_the_users_collections() {
-    let Some(p) = real!() else { return };
+    let Some(p) = peer() else { return };
     let s = Real::start(p);
     let u = p.user();
     let mut want = BTreeMap::new();
@@ -792,7 +828,7 @@ fn jwt(u: &User) -> &str {
 
 #[test]
 fn token_server_refusals_are_401_and_never_show_the_token() {
-    let Some(p) = real!() else { return };
+    let Some(p) = peer() else { return };
     let s = spawn_syncto(&p.token_url);
     let agent = client();
     let get = |u: &User| call_on(&agent, &s.base, u, "GET", &u.records("tabs"), &[], None);

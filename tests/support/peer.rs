@@ -40,10 +40,13 @@ pub struct Peer {
 
 /// The peer, or `None` (after an `eprintln!` saying which test was skipped) when
 /// `SYNCTO_REAL_PEER` is unset.
-pub fn peer(test: &str) -> Option<&'static Peer> {
+pub fn peer() -> Option<&'static Peer> {
     static PEER: OnceLock<Option<Peer>> = OnceLock::new();
     let p = PEER.get_or_init(find).as_ref();
     if p.is_none() {
+        // The test harness names each test's thread after the test.
+        let current = std::thread::current();
+        let test = current.name().unwrap_or("a real-server test");
         eprintln!(
             "skipped {test}: {ENV_DIR} is not set (the real Firefox Sync server; .ci/run starts \
              one with peer.sh and sets it)"
