@@ -233,8 +233,13 @@ async function startSyncto(tokenUrl) {
 let passed = 0;
 let failed = 0;
 
+// Tokens never reach the output: clients copy the Authorization header into batch bodies.
+function redact(s) {
+  return String(s).replace(/(Bearer\s+)[A-Za-z0-9._~+/=-]+/gi, "$1…");
+}
+
 function oneLine(s) {
-  return String(s).replace(/\s+/g, " ").trim();
+  return redact(s).replace(/\s+/g, " ").trim();
 }
 
 function describe(e) {
@@ -275,7 +280,8 @@ function traceText(from) {
   return trace
     .slice(from)
     .map((t) => {
-      const body = t.body && t.body.length > 300 ? `${t.body.slice(0, 300)}…` : t.body;
+      const text = t.body && redact(t.body);
+      const body = text && text.length > 300 ? `${text.slice(0, 300)}…` : text;
       return `#   ${t.method} ${t.url} -> ${t.status ?? "no response"}${body ? ` body=${body}` : ""}`;
     })
     .join("\n");
