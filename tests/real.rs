@@ -10,14 +10,13 @@
 //! else (preconditions, filters, pagination…) set up their records one tick apart
 //! ([`next_tick`]), so they fail only for what they test; the write tests send back to back.
 
-use crate::peer::{DEFAULT_KCA, Form, Real, User, call_on, next_tick, peer, random_hex};
+use crate::peer::{
+    DEFAULT_KCA, Form, Real, User, call_on, jwt, next_tick, peer, random_hex, spawn_syncto,
+};
 use crate::support::{Resp, client, request};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
 
 fn data(payload: &str) -> String {
     json!({"data": {"payload": payload}}).to_string()
@@ -768,68 +767,10 @@ fn bucket_and_collections_list_the_users_collections() {
 
 // ------------------------------------------------------------------ token server refusals
 
-/// The `syncto` binary against the peer at debug level, so its whole log can be searched.
-struct Spawned {
-    child: std::process::Child,
-    base: String,
-    stderr: BufReader<std::process::ChildStderr>,
-}
-
-fn spawn_syncto(token_url: &str) -> Spawned {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_syncto"))
-        .args(["--bind", "127.0.0.1:0"])
-        .env_remove("SYNCTO_INI")
-        .env("SYNCTO_TOKEN_SERVER_URL", token_url)
-        .env("SYNCTO_LOG_LEVEL", "debug")
-        .env("SYNCTO_UPSTREAM_TIMEOUT_SECONDS", "10")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut line = String::new();
-    let port = loop {
-        assert!(Instant::now() < deadline, "no 'listening on' line");
-        line.clear();
-        if stderr.read_line(&mut line).unwrap() == 0 {
-            panic!("syncto exited at start");
-        }
-        if let Some(rest) = line.split("listening on 127.0.0.1:").nth(1) {
-            let port = rest.split(|c: char| !c.is_ascii_digit()).next().unwrap();
-            break port.parse::<u16>().unwrap();
-        }
-    };
-    Spawned {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        stderr,
-    }
-}
-
-impl Spawned {
-    /// SIGTERM, wait for exit 0, return everything it logged.
-    fn stop(mut self) -> String {
-        let killed = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        let mut log = String::new();
-        self.stderr.read_to_string(&mut log).unwrap();
-        assert_eq!(self.child.wait().unwrap().code(), Some(0), "{log}");
-        log
-    }
-}
-
-fn jwt(u: &User) -> &str {
-    u.auth.trim_start_matches("Bearer ")
-}
-
 #[test]
 fn token_server_refusals_are_401_and_never_show_the_token() {
     let Some(p) = peer() else { return };
-    let s = spawn_syncto(&p.token_url);
+    let mut s = spawn_syncto(&p.token_url);
     let agent = client();
     let get = |u: &User| call_on(&agent, &s.base, u, "GET", &u.records("tabs"), &[], None);
     let refused = |what: &str, u: &User| {

@@ -15,10 +15,11 @@
 
 use crate::support::{Resp, client, request};
 use serde_json::Value;
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use syncto::config::{Config, Listen, WriteSwitch};
 
 /// The state directory of a running peer: enables the real-server tests.
@@ -285,4 +286,73 @@ pub fn call_on(
 /// back-to-back writes never wait.
 pub fn next_tick() {
     std::thread::sleep(Duration::from_millis(25));
+}
+
+/// The `syncto` binary against the peer at debug level, so its whole log can be searched.
+pub struct Spawned {
+    child: std::process::Child,
+    pub base: String,
+    stderr: BufReader<std::process::ChildStderr>,
+}
+
+pub fn spawn_syncto(token_url: &str) -> Spawned {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_syncto"))
+        .args(["--bind", "127.0.0.1:0"])
+        .env_remove("SYNCTO_INI")
+        .env("SYNCTO_TOKEN_SERVER_URL", token_url)
+        .env("SYNCTO_LOG_LEVEL", "debug")
+        .env("SYNCTO_UPSTREAM_TIMEOUT_SECONDS", "10")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut line = String::new();
+    let port = loop {
+        assert!(Instant::now() < deadline, "no 'listening on' line");
+        line.clear();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            panic!("syncto exited at start");
+        }
+        if let Some(rest) = line.split("listening on 127.0.0.1:").nth(1) {
+            let port = rest.split(|c: char| !c.is_ascii_digit()).next().unwrap();
+            break port.parse::<u16>().unwrap();
+        }
+    };
+    Spawned {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        stderr,
+    }
+}
+
+impl Spawned {
+    /// SIGTERM, wait for exit 0, return everything it logged.
+    pub fn stop(&mut self) -> String {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let mut log = String::new();
+        self.stderr.read_to_string(&mut log).unwrap();
+        assert_eq!(self.child.wait().unwrap().code(), Some(0), "{log}");
+        log
+    }
+}
+
+impl Drop for Spawned {
+    /// A test that failed before [`Spawned::stop`] leaves no process behind.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The OAuth token a user presents (its Authorization value without `Bearer `).
+pub fn jwt(u: &User) -> &str {
+    u.auth.trim_start_matches("Bearer ")
 }
