@@ -5,8 +5,14 @@
 //! stops by itself.
 //!
 //! `--open` skips the Hawk check so a load tool can call the node directly.
-//! `--seed N` stores N records in collection `bench` for every user key id
-//! `1234-Yw3NKWbEM2aRElRIu7JbTw` (used by the load benchmark).
+//! `--seed N` stores N records in collection `bench` for the user key id
+//! `1234-Yw3NKWbEM2aRElRIu7JbTw` (used by the load benchmark), or for each
+//! `--seed-key KEYID` given instead (repeatable).
+//!
+//! It also prints `STATS_URL=…`: a GET there answers what the fakes saw, as
+//! `{"token_calls": {"<X-KeyID or X-Client-State>": n, …},
+//! "token_calls_total": n, "sync_requests": n}` (used by .ci/balancer.sh to
+//! prove that each user costs one Token Server call behind a balancer).
 
 #[path = "../tests/support/fake.rs"]
 mod fake;
@@ -18,12 +24,14 @@ fn main() {
     let mut seconds = 600u64;
     let mut seed = 0usize;
     let mut open = false;
+    let mut seed_keys = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--seconds" => seconds = args.next().and_then(|v| v.parse().ok()).unwrap_or(seconds),
             "--seed" => seed = args.next().and_then(|v| v.parse().ok()).unwrap_or(0),
             "--open" => open = true,
+            "--seed-key" => seed_keys.extend(args.next()),
             other => {
                 eprintln!("fake_upstream: unknown argument {other}");
                 std::process::exit(2);
@@ -32,22 +40,29 @@ fn main() {
     }
     let f = fake::Fake::start();
     f.state().open = open;
-    for i in 0..seed {
-        let payload = format!(
-            "{{\"ciphertext\":\"{}\",\"IV\":\"AAAAAAAAAAAAAAAAAAAAAA==\",\"hmac\":\"{:064x}\"}}",
-            "Q".repeat(160),
-            i
-        );
-        f.put(
-            "1234-Yw3NKWbEM2aRElRIu7JbTw",
-            "bench",
-            &format!("record{i:07}"),
-            &payload,
-            170_000_000_000 + i as u64,
-        );
+    if seed_keys.is_empty() {
+        seed_keys.push("1234-Yw3NKWbEM2aRElRIu7JbTw".to_string());
     }
+    for key in &seed_keys {
+        for i in 0..seed {
+            let payload = format!(
+                "{{\"ciphertext\":\"{}\",\"IV\":\"AAAAAAAAAAAAAAAAAAAAAA==\",\"hmac\":\"{:064x}\"}}",
+                "Q".repeat(160),
+                i
+            );
+            f.put(
+                key,
+                "bench",
+                &format!("record{i:07}"),
+                &payload,
+                170_000_000_000 + i as u64,
+            );
+        }
+    }
+    let stats = stats_server(std::sync::Arc::clone(&f.state));
     println!("TOKEN_URL={}", f.token_url);
     println!("SYNC_URL={}", f.sync_url);
+    println!("STATS_URL={stats}");
     let _ = std::io::stdout().flush();
     // Stop when stdin closes (the parent went away) or the time is up.
     let (tx, rx) = std::sync::mpsc::channel();
@@ -66,4 +81,46 @@ fn main() {
             break;
         }
     }
+}
+
+// ---- STATS_URL: what the fakes saw (per-user Token Server exchanges) ----------------
+
+/// Serves the stats on 127.0.0.1:0 from a thread; returns the URL.
+fn stats_server(state: std::sync::Arc<std::sync::Mutex<fake::State>>) -> String {
+    let server = tiny_http::Server::http("127.0.0.1:0").expect("stats listener");
+    let port = server.server_addr().to_ip().map_or(0, |a| a.port());
+    std::thread::spawn(move || {
+        for rq in server.incoming_requests() {
+            let body = {
+                let st = state.lock().unwrap_or_else(|e| e.into_inner());
+                stats_json(&st)
+            };
+            let header =
+                tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..])
+                    .expect("static header");
+            let _ = rq.respond(tiny_http::Response::from_string(body).with_header(header));
+        }
+    });
+    format!("http://127.0.0.1:{port}/")
+}
+
+/// Token Server exchanges per user (the key id or client state sent with them).
+fn stats_json(st: &fake::State) -> String {
+    let mut per_user = std::collections::BTreeMap::<String, usize>::new();
+    for seen in &st.token_seen {
+        if seen.url.split('?').next() != Some("/1.0/sync/1.5") {
+            continue;
+        }
+        let key = seen
+            .header("x-keyid")
+            .or_else(|| seen.header("x-client-state"))
+            .unwrap_or("");
+        *per_user.entry(key.to_string()).or_default() += 1;
+    }
+    serde_json::json!({
+        "token_calls": per_user,
+        "token_calls_total": st.token_calls,
+        "sync_requests": st.sync_seen.len(),
+    })
+    .to_string()
 }

@@ -75,6 +75,13 @@ pub fn identify<'a>(
             "The Authorization header carries no token after its scheme.",
         ));
     }
+    // It goes to the Token Server in a header, where a control character
+    // can't travel: no token has one (and it must not become a 503).
+    if credential.chars().any(char::is_control) {
+        return Err(Error::Unauthenticated(
+            "The token in the Authorization header has control characters.",
+        ));
+    }
     let key = match scheme {
         Scheme::Bearer if is_key_id(bucket) => bucket,
         Scheme::Bearer if bucket == "syncto" => match key_id_header.map(str::trim) {
@@ -115,6 +122,20 @@ pub fn identify<'a>(
         credential,
         key,
         client_state_header: client_state_header.is_some(),
+    })
+}
+
+/// The statsd name of the scheme of an `Authorization` value: `Bearer`, `BrowserID`, or
+/// `other` for any other word, so that clients cannot create metrics; None without one.
+pub fn authn_type(authorization: Option<&str>) -> Option<&'static str> {
+    let value = authorization.map(str::trim).filter(|v| !v.is_empty())?;
+    let word = value.split([' ', '\t']).next().unwrap_or(value);
+    Some(if word.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer.word()
+    } else if word.eq_ignore_ascii_case("browserid") {
+        Scheme::BrowserId.word()
+    } else {
+        "other"
     })
 }
 
@@ -191,6 +212,10 @@ mod tests {
                 .contains("Unsupported")
         );
         assert!(message(identify(Some("Bearer"), None, None, KID)).contains("no token"));
+        assert!(
+            message(identify(Some("Bearer a\u{1}b"), None, None, KID))
+                .contains("control characters")
+        );
         assert!(message(identify(Some("Bearer t"), None, None, "syncto")).contains("X-KeyID"));
         assert!(
             message(identify(Some("Bearer t"), Some("nope"), None, "syncto")).contains("malformed")
@@ -206,6 +231,17 @@ mod tests {
             message(identify(Some("Bearer a"), None, None, CS)),
             "The provided bucket ID is incorrect."
         );
+    }
+
+    #[test]
+    fn authn_types_are_a_closed_set() {
+        assert_eq!(authn_type(Some("bearer abc")), Some("Bearer"));
+        assert_eq!(authn_type(Some(" BEARER\tabc")), Some("Bearer"));
+        assert_eq!(authn_type(Some("BrowserID a.b.c")), Some("BrowserID"));
+        assert_eq!(authn_type(Some("Basic dXNlcjpwYXNz")), Some("other"));
+        assert_eq!(authn_type(Some("my.own.metric:1|c")), Some("other"));
+        assert_eq!(authn_type(Some("   ")), None);
+        assert_eq!(authn_type(None), None);
     }
 
     #[test]

@@ -17,6 +17,14 @@ use base64::Engine as _;
 
 use crate::cli::Args;
 
+mod date;
+mod ini;
+mod net;
+
+use ini::{Raw, Whence, read_ini, unquote};
+
+pub use net::{IpNet, TrustedProxies, canonical_ip};
+
 /// Read when neither `--config` nor `SYNCTO_INI` names a file, if it exists.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/syncto/syncto.ini";
 
@@ -64,7 +72,10 @@ const SETTINGS: &[&str] = &[
     "retry_after_seconds",
     "backoff",
     "batch_max_requests",
+    "batch_timeout_seconds",
+    "paginate_by",
     "max_body_bytes",
+    "write_conflict_budget_ms",
     "cors_origins",
     "cors_max_age_seconds",
     "statsd_url",
@@ -72,7 +83,15 @@ const SETTINGS: &[&str] = &[
     "logging_renderer",
     "log_format",
     "log_level",
+    "eos",
+    "eos_message",
+    "eos_url",
+    "trusted_proxies",
 ];
+
+/// `[server:main]` keys that are read; the others (waitress's `threads`...) are ignored.
+/// `unix_socket_perms` is waitress's name for `unix_socket_mode`.
+const SERVER_SETTINGS: &[&str] = &["host", "port", "unix_socket", "unix_socket_mode"];
 
 /// Upper bound of every timeout and TTL: large enough for anything sensible, small enough
 /// that `Instant + Duration` can never overflow.
@@ -126,6 +145,16 @@ pub struct WriteSwitch {
     pub delete: bool,
 }
 
+/// End of service (`eos`): from this moment on every request but the health checks is
+/// answered 410; before it every response carries a `soft-eol` Alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Eos {
+    /// The date as written in the settings (shown in `GET /v1/`).
+    pub date: String,
+    /// The same moment in seconds since the Unix epoch (UTC).
+    pub at: u64,
+}
+
 /// A configuration problem that stops the server before it serves (exit status 1).
 #[derive(Debug)]
 pub struct StartupError {
@@ -153,8 +182,11 @@ impl std::error::Error for StartupError {}
 /// The validated settings. Each field documents its INI key and default.
 #[derive(Clone)]
 pub struct Config {
-    /// `[server:main]` `host`/`port` (or `--bind`); default `127.0.0.1:8000`.
+    /// `[server:main]` `host`/`port`, or `unix_socket` (or `--bind`); default `127.0.0.1:8000`.
     pub listen: Listen,
+    /// `[server:main]` `unix_socket_mode` (octal, e.g. `0660`): permissions given to a unix
+    /// socket right after it is bound; default none (the process umask decides).
+    pub unix_socket_mode: Option<u32>,
     /// `workers`: request threads; default 2 × available parallelism (at least 2), 1..=1024.
     pub workers: usize,
     /// `max_connections`: client connections open at once (each holds one descriptor and one
@@ -209,8 +241,18 @@ pub struct Config {
     pub backoff: Option<u32>,
     /// `batch_max_requests`: default 25, 1..=1000.
     pub batch_max_requests: usize,
+    /// `batch_timeout_seconds`: sub-requests of a batch not started this long after the batch
+    /// began are answered 503 without being run; default 30, 1..=86400.
+    pub batch_timeout_seconds: u64,
+    /// `paginate_by`: most records in one page of a list; a list without `_limit`, or with a
+    /// larger one, gets this many and a `Next-Page`; default 1000, 1..=10000.
+    pub paginate_by: u64,
     /// `max_body_bytes`: largest accepted request body; default 2 MiB, 1024..=64 MiB.
     pub max_body_bytes: usize,
+    /// `write_conflict_budget_ms`: how long one write may wait for, and repeat after, the
+    /// storage node's write conflicts (one user's writes to one collection in the same
+    /// 10 ms tick); default 2000, 0..=60000 (0: conflicts go to the client at once).
+    pub write_conflict_budget_ms: u64,
     /// `cors_origins`: comma or space separated; default `*`.
     pub cors_origins: Vec<String>,
     /// `cors_max_age_seconds`: default 3600.
@@ -225,6 +267,15 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `log_level`: debug, info (default), warning, error or critical.
     pub log_level: log::LevelFilter,
+    /// `eos`: end-of-service date; default none.
+    pub eos: Option<Eos>,
+    /// `eos_message`: the Alert's `message`; default none (`null`).
+    pub eos_message: Option<String>,
+    /// `eos_url`: the Alert's `url`; default none (`project_docs` is used).
+    pub eos_url: Option<String>,
+    /// `trusted_proxies`: peers whose `X-Forwarded-For` / `Forwarded` name the client in the
+    /// request log; default none.
+    pub trusted_proxies: TrustedProxies,
     /// The file that was loaded; `None` = built-in defaults.
     pub source: Option<PathBuf>,
     /// Start-up warnings to log once the logger is up; never contain a setting's value.
@@ -237,6 +288,7 @@ impl fmt::Debug for Config {
         let secret = self.cache_hmac_secret.as_ref().map(|_| "<redacted>");
         f.debug_struct("Config")
             .field("listen", &self.listen)
+            .field("unix_socket_mode", &self.unix_socket_mode)
             .field("workers", &self.workers)
             .field("max_connections", &self.max_connections)
             .field(
@@ -279,7 +331,10 @@ impl fmt::Debug for Config {
             .field("retry_after_seconds", &self.retry_after_seconds)
             .field("backoff", &self.backoff)
             .field("batch_max_requests", &self.batch_max_requests)
+            .field("batch_timeout_seconds", &self.batch_timeout_seconds)
+            .field("paginate_by", &self.paginate_by)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("write_conflict_budget_ms", &self.write_conflict_budget_ms)
             .field("cors_origins", &self.cors_origins)
             .field("cors_max_age_seconds", &self.cors_max_age_seconds)
             .field("write_switches", &self.write_switches)
@@ -287,6 +342,10 @@ impl fmt::Debug for Config {
             .field("statsd_prefix", &self.statsd_prefix)
             .field("log_format", &self.log_format)
             .field("log_level", &self.log_level)
+            .field("eos", &self.eos)
+            .field("eos_message", &self.eos_message)
+            .field("eos_url", &self.eos_url)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("source", &self.source)
             .field("warnings", &self.warnings)
             .finish()
@@ -298,6 +357,7 @@ impl Default for Config {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Config {
             listen: Listen::Tcp("127.0.0.1:8000".into()),
+            unix_socket_mode: None,
             workers: cores.saturating_mul(2).clamp(2, 1024),
             max_connections: None,
             request_head_timeout_seconds: 5,
@@ -322,7 +382,10 @@ impl Default for Config {
             retry_after_seconds: 30,
             backoff: None,
             batch_max_requests: 25,
+            batch_timeout_seconds: 30,
+            paginate_by: 1000,
             max_body_bytes: 2 * 1024 * 1024,
+            write_conflict_budget_ms: 2000,
             cors_origins: vec!["*".into()],
             cors_max_age_seconds: 3600,
             write_switches: BTreeMap::new(),
@@ -330,6 +393,10 @@ impl Default for Config {
             statsd_prefix: "syncto".into(),
             log_format: LogFormat::Text,
             log_level: log::LevelFilter::Info,
+            eos: None,
+            eos_message: None,
+            eos_url: None,
+            trusted_proxies: TrustedProxies::default(),
             source: None,
             warnings: Vec::new(),
         }
@@ -478,6 +545,18 @@ impl Config {
             self.cache_max_entries,
             self.log_level.as_str().to_ascii_lowercase(),
         );
+        if let (Listen::Unix(_), Some(mode)) = (&self.listen, self.unix_socket_mode) {
+            out.push_str(&format!("; socket mode {mode:04o}"));
+        }
+        if !self.trusted_proxies.is_empty() {
+            out.push_str(&format!(
+                "; client addresses from X-Forwarded-For/Forwarded of {}",
+                self.trusted_proxies
+            ));
+        }
+        if let Some(eos) = &self.eos {
+            out.push_str(&format!("; end of service on {}", eos.date));
+        }
         if !self.warnings.is_empty() {
             out.push_str(&format!("; {} warning(s)", self.warnings.len()));
         }
@@ -514,6 +593,35 @@ pub fn is_loopback_host(host: &str) -> bool {
     }
 }
 
+/// Whether `s` is a plain URL authority `host[:port]`: a host name or IPv4 address (letters,
+/// digits, `-`, `.`, `_`; 1 to 253 bytes) or a bracketed IPv6 address, then optionally `:`
+/// and a port 0-65535. No userinfo (`user@`), path, query or spaces: the value is written into
+/// URLs that clients follow with their credentials.
+pub fn is_authority(s: &str) -> bool {
+    let (host_ok, rest) = if let Some(bracketed) = s.strip_prefix('[') {
+        match bracketed.split_once(']') {
+            Some((v6, rest)) => (v6.parse::<std::net::Ipv6Addr>().is_ok(), rest),
+            None => return false,
+        }
+    } else {
+        let (host, rest) = s.split_at(s.find(':').unwrap_or(s.len()));
+        let ok = (1..=253).contains(&host.len())
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+        (ok, rest)
+    };
+    let port_ok = match rest.strip_prefix(':') {
+        None => rest.is_empty(),
+        Some(p) => {
+            (1..=5).contains(&p.len())
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && p.parse::<u16>().is_ok()
+        }
+    };
+    host_ok && port_ok
+}
+
 /// Validates a `--bind` value: `host:port`, `[v6]:port` or `unix:/path`.
 pub fn parse_listen(s: &str) -> Result<Listen, String> {
     if let Some(path) = s.strip_prefix("unix:") {
@@ -540,158 +648,6 @@ pub fn parse_listen(s: &str) -> Result<Listen, String> {
 /// Non-empty, without whitespace or `/`.
 fn valid_host(host: &str) -> bool {
     !host.is_empty() && !host.contains(|c: char| c.is_whitespace() || c == '/')
-}
-
-/// Where a raw value came from, for messages.
-#[derive(Debug, Clone)]
-enum Whence {
-    /// File label and 1-based line.
-    Line(String, usize),
-    /// Environment variable name.
-    Env(String),
-}
-
-impl fmt::Display for Whence {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Whence::Line(file, line) => write!(f, "{file}:{line}"),
-            Whence::Env(var) => write!(f, "environment variable {var}"),
-        }
-    }
-}
-
-/// One setting as written: key (with any prefix, for messages), unquoted value, origin.
-#[derive(Debug, Clone)]
-struct Raw {
-    key: String,
-    value: String,
-    whence: Whence,
-}
-
-impl Raw {
-    /// The standard "invalid value" error; `value` is echoed, so never use it for secrets.
-    fn invalid(&self, expected: &str) -> StartupError {
-        StartupError::new(format!(
-            "{}: invalid value for `{}`: expected {expected}, got {:?}",
-            self.whence, self.key, self.value
-        ))
-    }
-
-    fn number(&self, min: u64, max: u64, what: &str) -> Result<u64, StartupError> {
-        let v = self.value.as_str();
-        let parsed = if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
-            v.parse::<u64>().ok()
-        } else {
-            None
-        };
-        match parsed {
-            Some(n) if (min..=max).contains(&n) => Ok(n),
-            _ => Err(self.invalid(&format!("{what} between {min} and {max}"))),
-        }
-    }
-
-    fn seconds(&self, min: u64, max: u64) -> Result<u64, StartupError> {
-        self.number(min, max, "a whole number of seconds")
-    }
-
-    fn boolean(&self) -> Result<bool, StartupError> {
-        parse_bool(&self.value)
-            .ok_or_else(|| self.invalid("true or false (or yes/no, on/off, 1/0)"))
-    }
-
-    /// Comma and/or whitespace separated items.
-    fn list(&self) -> Vec<String> {
-        self.value
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect()
-    }
-}
-
-/// Lines of the two sections we read, in file order.
-#[derive(Default)]
-struct Ini {
-    app: Vec<(String, String, usize)>,
-    server: Vec<(String, String, usize)>,
-}
-
-/// Python-configparser-like reader: `[section]`, `key = value` / `key: value` (split at the
-/// first `=` or `:`), lower-cased keys, `#`/`;` full-line comments, indented continuation
-/// lines joined with "\n", no inline comments, no interpolation.
-fn read_ini(text: &str, file: &str) -> Result<Ini, StartupError> {
-    enum Section {
-        None,
-        App,
-        Server,
-        Other,
-    }
-    let mut ini = Ini::default();
-    let mut section = Section::None;
-    let mut in_value = false; // the previous item line was a key: indented lines continue it
-    for (index, line) in text.trim_start_matches('\u{feff}').lines().enumerate() {
-        let number = index + 1;
-        let trimmed = line.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with(';') {
-            continue;
-        }
-        if in_value && line.starts_with([' ', '\t']) {
-            let items = match section {
-                Section::App => &mut ini.app,
-                Section::Server => &mut ini.server,
-                _ => continue,
-            };
-            if let Some((_, value, _)) = items.last_mut() {
-                value.push('\n');
-                value.push_str(trimmed);
-            }
-            continue;
-        }
-        if let Some(name) = trimmed.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
-            section = match name.trim() {
-                "app:main" => Section::App,
-                "server:main" => Section::Server,
-                _ => Section::Other,
-            };
-            in_value = false;
-            continue;
-        }
-        let Some((key, value)) = trimmed
-            .split_once(['=', ':'])
-            .filter(|(k, _)| !k.trim().is_empty())
-        else {
-            return Err(StartupError::new(format!(
-                "{file}:{number}: syntax error: expected `[section]`, `key = value`, a comment or an indented continuation line"
-            )));
-        };
-        let key = key.trim().to_lowercase();
-        let item = (key, value.trim().to_string(), number);
-        match section {
-            Section::None => {
-                return Err(StartupError::new(format!(
-                    "{file}:{number}: `{}` appears before any [section] header",
-                    item.0
-                )));
-            }
-            Section::App => ini.app.push(item),
-            Section::Server => ini.server.push(item),
-            Section::Other => {}
-        }
-        in_value = true;
-    }
-    Ok(ini)
-}
-
-/// A value wrapped in matching single or double quotes loses them (Python-literal coercion
-/// in cliquet is why the original development.ini quotes its secret).
-fn unquote(value: &str) -> &str {
-    let v = value.trim();
-    for q in ['"', '\''] {
-        if let Some(inner) = v.strip_prefix(q).and_then(|r| r.strip_suffix(q)) {
-            return inner;
-        }
-    }
-    v
 }
 
 /// `record_<collection>_{put,delete}_enabled` → (collection, is_put); the collection is
@@ -726,14 +682,10 @@ fn cliquet_only(name: &str) -> Option<&'static str> {
         | "profiler_dir"
         | "version_prefix_redirect_enabled"
         | "trailing_slash_redirect_enabled"
-        | "eos"
-        | "eos_message"
-        | "eos_url"
         | "error_info_link"
         | "readonly"
         | "http_api_version"
         | "project_version"
-        | "paginate_by"
         | "includeme" => "not supported by this server",
         n if n.starts_with("pyramid.") => "there is no Pyramid here",
         _ => return None,
@@ -803,17 +755,21 @@ fn build(
         }
     }
     let mut server: BTreeMap<String, Raw> = BTreeMap::new();
-    for (key, value, line) in ini
-        .server
-        .iter()
-        .filter(|(k, _, _)| k == "host" || k == "port")
-    {
+    for (key, value, line) in &ini.server {
+        let name = if key == "unix_socket_perms" {
+            "unix_socket_mode"
+        } else {
+            key.as_str()
+        };
+        if !SERVER_SETTINGS.contains(&name) {
+            continue;
+        }
         let raw = Raw {
             key: key.clone(),
             value: unquote(value).to_string(),
             whence: Whence::Line(file.to_string(), *line),
         };
-        insert(&mut server, key.clone(), raw)?;
+        insert(&mut server, name.to_string(), raw)?;
     }
 
     // Environment overlay: every known name, and write switches of every collection we know of.
@@ -836,8 +792,9 @@ fn build(
         }
     };
     names.iter().for_each(|name| overlay(&mut app, name));
-    overlay(&mut server, "host");
-    overlay(&mut server, "port");
+    for name in SERVER_SETTINGS {
+        overlay(&mut server, name);
+    }
 
     for &name in SETTINGS {
         if let Some(raw) = app.get(name) {
@@ -885,6 +842,34 @@ fn build(
         host
     };
     config.listen = Listen::Tcp(format!("{host}:{port}"));
+    if let Some(raw) = server.get("unix_socket").filter(|r| !r.value.is_empty()) {
+        if !raw.value.starts_with('/') {
+            return Err(raw.invalid("an absolute path"));
+        }
+        config.listen = Listen::Unix(PathBuf::from(&raw.value));
+        if let Some(tcp) = server.get("host").or_else(|| server.get("port")) {
+            config.warnings.push(format!(
+                "{}: `{}` is ignored: unix_socket is set",
+                tcp.whence, tcp.key
+            ));
+        }
+    }
+    if let Some(raw) = server
+        .get("unix_socket_mode")
+        .filter(|r| !r.value.is_empty())
+    {
+        let mode = net::parse_mode(&raw.value)
+            .ok_or_else(|| raw.invalid("octal permission bits such as 0660"))?;
+        config.unix_socket_mode = Some(mode);
+    }
+    for name in ["eos_message", "eos_url"] {
+        if let (Some(raw), None) = (app.get(name), &config.eos) {
+            config.warnings.push(format!(
+                "{}: `{}` has no effect without `eos`",
+                raw.whence, raw.key
+            ));
+        }
+    }
 
     // Plain http:// to anything but loopback would send bearer tokens and Hawk keys in clear.
     if let Some(rest) = config.token_server_url.strip_prefix("http://") {
@@ -939,6 +924,10 @@ fn apply(c: &mut Config, name: &str, raw: &Raw) -> Result<(), StartupError> {
             "http_host" => c.http_host = None,
             "backoff" => c.backoff = None,
             "statsd_url" => c.statsd_url = None,
+            "eos" => c.eos = None,
+            "eos_message" => c.eos_message = None,
+            "eos_url" => c.eos_url = None,
+            "trusted_proxies" => c.trusted_proxies = TrustedProxies::default(),
             _ => return apply_value(c, name, raw),
         }
         return Ok(());
@@ -1056,8 +1045,8 @@ fn apply_value(c: &mut Config, name: &str, raw: &Raw) -> Result<(), StartupError
             scheme @ ("http" | "https") => c.http_scheme = Some(scheme.to_string()),
             _ => return Err(raw.invalid("http or https")),
         },
-        "http_host" if !valid_host(v) => {
-            return Err(raw.invalid("a host name (with optional :port), no spaces or '/'"));
+        "http_host" if !is_authority(v) => {
+            return Err(raw.invalid("a host name or address with an optional :port"));
         }
         "http_host" => c.http_host = Some(v.to_string()),
         "retry_after_seconds" => {
@@ -1065,9 +1054,14 @@ fn apply_value(c: &mut Config, name: &str, raw: &Raw) -> Result<(), StartupError
         }
         "backoff" if v.is_empty() => c.backoff = None,
         "backoff" => c.backoff = Some(raw.seconds(0, u32::MAX.into())? as u32),
+        "write_conflict_budget_ms" => {
+            c.write_conflict_budget_ms = raw.number(0, 60_000, "a whole number of milliseconds")?;
+        }
         "batch_max_requests" => {
             c.batch_max_requests = raw.number(1, 1000, "a whole number of requests")? as usize;
         }
+        "batch_timeout_seconds" => c.batch_timeout_seconds = raw.seconds(1, MAX_SECONDS)?,
+        "paginate_by" => c.paginate_by = raw.number(1, 10_000, "a whole number of records")?,
         "max_body_bytes" => {
             c.max_body_bytes = raw.number(1024, 64 * 1024 * 1024, "a number of bytes")? as usize
         }
@@ -1113,6 +1107,29 @@ fn apply_value(c: &mut Config, name: &str, raw: &Raw) -> Result<(), StartupError
                 "error" | "critical" => log::LevelFilter::Error,
                 _ => return Err(raw.invalid("debug, info, warning, error or critical")),
             }
+        }
+        "eos" => {
+            let at = date::parse_utc(v).ok_or_else(|| {
+                raw.invalid(
+                    "a date YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS] with an optional Z or ±HH:MM \
+                     (UTC when no offset is given)",
+                )
+            })?;
+            c.eos = Some(Eos {
+                date: v.to_string(),
+                at,
+            });
+        }
+        "eos_message" => c.eos_message = Some(v.to_string()),
+        "eos_url" => c.eos_url = Some(v.to_string()),
+        "trusted_proxies" => {
+            c.trusted_proxies = TrustedProxies::parse(&raw.list()).map_err(|item| {
+                StartupError::new(format!(
+                    "{}: invalid value for `{}`: expected IP addresses, CIDR networks \
+                     (10.0.0.0/8) or `unix`, got {item:?}",
+                    raw.whence, raw.key
+                ))
+            })?;
         }
         _ => {}
     }
@@ -1373,6 +1390,44 @@ mod tests {
     }
 
     #[test]
+    fn authorities() {
+        for ok in [
+            "localhost",
+            "syncto.example.org",
+            "h.example:8443",
+            "127.0.0.1:80",
+            "[::1]",
+            "[::1]:8000",
+            "[2001:db8::1]:443",
+            "my_host-1",
+        ] {
+            assert!(is_authority(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "user@evil.example",
+            "evil.example/x",
+            "evil.example?x",
+            "evil.example#x",
+            "a b",
+            "evil.example:99999",
+            "evil.example:",
+            "evil.example:x",
+            "evil.example:80:80",
+            ":80",
+            "[::1",
+            "[evil]",
+            "[::1]x",
+            "ev\"il",
+            "évil.example",
+            "evil.example\r\nX: y",
+        ] {
+            assert!(!is_authority(bad), "{bad:?}");
+        }
+        assert!(!is_authority(&"a".repeat(254)));
+    }
+
+    #[test]
     fn booleans() {
         for (word, value) in [("true", true), ("TRUE", true), ("yes", true), ("On", true)] {
             assert_eq!(parse_bool(word), Some(value), "{word}");
@@ -1471,7 +1526,7 @@ mod tests {
     fn cliquet_and_unknown_settings_only_warn() {
         let c = app(
             "storage_backend = x\ncliquet.multiauth.policies = basicauth\n\
-             pyramid.includes = a\nfrobnicate = 1\neos = 2030-01-01\nuse = egg:syncto",
+             pyramid.includes = a\nfrobnicate = 1\nnewrelic_env = prod-2030\nuse = egg:syncto",
         )
         .unwrap();
         assert_eq!(c.warnings.len(), 5, "{:?}", c.warnings);
@@ -1486,6 +1541,117 @@ mod tests {
                 .iter()
                 .all(|w| !w.contains("basicauth") && !w.contains("2030"))
         );
+    }
+
+    #[test]
+    fn end_of_service() {
+        let c = app("eos = 2030-01-01\neos_message = \"Moving, see the URL\"\n\
+                     eos_url = https://example.org/moved")
+        .unwrap();
+        let eos = c.eos.unwrap();
+        assert_eq!((eos.date.as_str(), eos.at), ("2030-01-01", 1_893_456_000));
+        assert_eq!(c.eos_message.as_deref(), Some("Moving, see the URL"));
+        assert_eq!(c.eos_url.as_deref(), Some("https://example.org/moved"));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let c = app("cliquet.eos = 2030-01-01T12:00:00+01:00").unwrap();
+        assert_eq!(c.eos.unwrap().at, 1_893_495_600);
+        assert_eq!(app("eos =").unwrap().eos, None);
+        for bad in ["next year", "2030-02-30", "01/01/2030"] {
+            let e = app_err(&format!("syncto.eos = {bad}"));
+            assert!(
+                e.starts_with("test.ini:2: invalid value for `syncto.eos`: expected a date"),
+                "{e}"
+            );
+        }
+        let e = ini_env("", &[("SYNCTO_EOS", "soon")]).unwrap_err().message;
+        assert!(
+            e.starts_with("environment variable SYNCTO_EOS: invalid value"),
+            "{e}"
+        );
+        // A message without a date does nothing, and says so.
+        let c = app("eos_message = bye").unwrap();
+        assert_eq!(
+            c.warnings,
+            ["test.ini:2: `eos_message` has no effect without `eos`"]
+        );
+    }
+
+    #[test]
+    fn trusted_proxies() {
+        let c = app("trusted_proxies = 127.0.0.1, 10.0.0.0/8\n  ::1 unix").unwrap();
+        let t = &c.trusted_proxies;
+        assert!(t.unix && t.trusts("10.9.8.7".parse().unwrap()));
+        assert!(!t.trusts("192.0.2.1".parse().unwrap()));
+        assert!(
+            c.summary()
+                .contains("X-Forwarded-For/Forwarded of 127.0.0.1/32")
+        );
+        assert!(app("").unwrap().trusted_proxies.is_empty());
+        assert!(app("trusted_proxies =").unwrap().trusted_proxies.is_empty());
+        let e = app_err("trusted_proxies = 127.0.0.1 nginx.local");
+        assert!(
+            e.starts_with("test.ini:2: invalid value for `trusted_proxies`")
+                && e.contains("\"nginx.local\""),
+            "{e}"
+        );
+        assert!(app_err("trusted_proxies = 10.0.0.1/8").contains("\"10.0.0.1/8\""));
+    }
+
+    #[test]
+    fn unix_socket_settings() {
+        let c = ini(
+            "[server:main]\nhost = 0.0.0.0\nunix_socket = /run/syncto/syncto.sock\n\
+                     unix_socket_mode = 0660",
+        )
+        .unwrap();
+        assert_eq!(
+            c.listen,
+            Listen::Unix(PathBuf::from("/run/syncto/syncto.sock"))
+        );
+        assert_eq!(c.unix_socket_mode, Some(0o660));
+        assert_eq!(
+            c.warnings,
+            ["test.ini:2: `host` is ignored: unix_socket is set"]
+        );
+        assert!(c.summary().contains("unix:/run/syncto/syncto.sock"));
+        assert!(c.summary().contains("socket mode 0660"));
+        // waitress's spelling, and the environment.
+        let c = ini("[server:main]\nunix_socket = /s\nunix_socket_perms = 600").unwrap();
+        assert_eq!(c.unix_socket_mode, Some(0o600));
+        let env = [
+            ("SYNCTO_UNIX_SOCKET", "/run/x.sock"),
+            ("SYNCTO_UNIX_SOCKET_MODE", "0666"),
+        ];
+        let c = ini_env("", &env).unwrap();
+        assert_eq!(c.listen, Listen::Unix(PathBuf::from("/run/x.sock")));
+        assert_eq!(c.unix_socket_mode, Some(0o666));
+        // Empty means unset: TCP as usual.
+        let c = ini("[server:main]\nunix_socket =\nport = 9000").unwrap();
+        assert_eq!(c.listen, Listen::Tcp("127.0.0.1:9000".into()));
+        for (text, needle) in [
+            (
+                "unix_socket = run/s.sock",
+                "`unix_socket`: expected an absolute path",
+            ),
+            (
+                "unix_socket_mode = rw-rw----",
+                "`unix_socket_mode`: expected octal",
+            ),
+            (
+                "unix_socket_perms = 999",
+                "`unix_socket_perms`: expected octal",
+            ),
+        ] {
+            let e = ini(&format!("[server:main]\n{text}")).unwrap_err().message;
+            assert!(
+                e.starts_with("test.ini:2: ") && e.contains(needle),
+                "{text}: {e}"
+            );
+        }
+        let e = ini("[server:main]\nunix_socket_mode = 600\nunix_socket_perms = 660")
+            .unwrap_err()
+            .message;
+        assert!(e.contains("set twice"), "{e}");
     }
 
     #[test]
@@ -1534,6 +1700,15 @@ mod tests {
             app("log_level = critical").unwrap().log_level,
             log::LevelFilter::Error
         );
+        let c = app("batch_timeout_seconds = 5\ncliquet.paginate_by = 50").unwrap();
+        assert_eq!((c.batch_timeout_seconds, c.paginate_by), (5, 50));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let d = Config::default();
+        assert_eq!((d.batch_timeout_seconds, d.paginate_by), (30, 1000));
+        assert!(app_err("paginate_by = 0").contains("`paginate_by`"));
+        assert!(app_err("paginate_by = 10001").contains("`paginate_by`"));
+        assert!(app_err("batch_timeout_seconds = 0").contains("`batch_timeout_seconds`"));
+        assert!(app_err("http_host = user@evil.example").contains("`http_host`"));
     }
 
     #[test]

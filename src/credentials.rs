@@ -12,11 +12,16 @@
 //!   dump without it gives nothing usable.
 //! - The mutex guards lookups and inserts only: no lock is held across a
 //!   Token Server call.
+//! - Refusals: a Token Server 401 (this credential is not valid) is kept too,
+//!   under the same lookup key, for at most [`REFUSAL_TTL`], in a small LRU
+//!   of its own, so one bad token sent again and again costs one call.
+//!   Nothing else is kept: a 5xx, 429, timeout or unreachable Token Server
+//!   says nothing about the credential, and the next request tries again.
 
 use crate::auth::{Identity, Scheme};
 use crate::sync::hawk::hmac_sha256;
 use crate::sync::tokenserver::Token;
-use crate::sync::{self, Credentials};
+use crate::sync::{self, Credentials, Reply, Upstream};
 use aes_gcm::aead::{Aead, Payload};
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 use base64::Engine;
@@ -31,6 +36,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub type Key = [u8; 32];
 type Outcome = Result<Arc<Credentials>, sync::Error>;
 
+/// How long a Token Server refusal of a credential is answered from memory
+/// (never longer than the credentials TTL).
+pub const REFUSAL_TTL: Duration = Duration::from_secs(30);
+
+/// Most refusals remembered; the least recently used goes first.
+pub const MAX_REFUSALS: usize = 1024;
+
+/// Bytes of a refusal's body kept (error messages quote at most 200
+/// characters of it).
+const REFUSAL_BODY_BYTES: usize = 512;
+
 /// The cache. Shared by all workers.
 pub struct Cache {
     secret: Vec<u8>,
@@ -40,7 +56,14 @@ pub struct Cache {
 
 struct State {
     lru: LruCache<Key, Entry>,
+    refused: LruCache<Key, Refusal>,
     inflight: HashMap<Key, Arc<Flight>>,
+}
+
+/// A Token Server 401, as it will be answered again.
+struct Refusal {
+    expires: Instant,
+    reply: Box<Reply>,
 }
 
 struct Entry {
@@ -64,6 +87,9 @@ impl Cache {
             ttl,
             state: Mutex::new(State {
                 lru: LruCache::new(cap),
+                refused: LruCache::new(
+                    NonZeroUsize::new(MAX_REFUSALS).unwrap_or(NonZeroUsize::MIN),
+                ),
                 inflight: HashMap::new(),
             }),
         }
@@ -72,6 +98,23 @@ impl Cache {
     /// The lookup key of an identity.
     pub fn key(&self, who: &Identity<'_>) -> Key {
         hmac_sha256(&self.secret, &fields(b"", who))
+    }
+
+    /// A stable, unguessable tag of the user behind `who`, for the statsd `users` set:
+    /// HMAC-SHA256(secret, "users" ‖ scheme ‖ key id or client state), 128 bits in hex. The
+    /// token is left out (it changes every hour, the user does not); without the secret the
+    /// tag reveals nothing, and it is never a lookup or encryption key.
+    pub fn user_tag(&self, who: &Identity<'_>) -> String {
+        let mac = hmac_sha256(
+            &self.secret,
+            &[
+                b"users\0",
+                who.scheme.word().as_bytes(),
+                b"\0",
+                who.key.as_bytes(),
+            ],
+        );
+        mac[..16].iter().map(|b| format!("{b:02x}")).collect()
     }
 
     fn cipher(&self, who: &Identity<'_>) -> Aes256Gcm {
@@ -105,6 +148,15 @@ impl Cache {
         let flight = {
             let mut state = self.lock();
             let now = Instant::now();
+            match state.refused.get(&key) {
+                Some(r) if r.expires > now => {
+                    return Err(sync::Error::Status(Upstream::TokenServer, r.reply.clone()));
+                }
+                Some(_) => {
+                    state.refused.pop(&key);
+                }
+                None => {}
+            }
             match state.lru.get(&key) {
                 Some(e) if e.expires > now => {
                     let (nonce, sealed) = (e.nonce, e.sealed.clone());
@@ -150,6 +202,20 @@ impl Cache {
             }
             creds
         });
+        if let Err(sync::Error::Status(Upstream::TokenServer, reply)) = &outcome {
+            // The settings TTL, not the credential's expiry: an expired
+            // token is refused for good, and that is the common repeat.
+            let ttl = self.ttl.min(REFUSAL_TTL);
+            if reply.status == 401 {
+                let mut reply = reply.clone();
+                reply.body.truncate(REFUSAL_BODY_BYTES);
+                let refusal = Refusal {
+                    expires: Instant::now() + ttl,
+                    reply,
+                };
+                self.lock().refused.put(key, refusal);
+            }
+        }
         guard.outcome = Some(outcome.clone());
         drop(guard);
         outcome
@@ -158,6 +224,22 @@ impl Cache {
     /// Forget `who`'s entry (after the Sync node refused its token).
     pub fn invalidate(&self, key: &Key) {
         self.lock().lru.pop(key);
+    }
+
+    /// Whether a lookup of `key` would be answered without a new Token
+    /// Server call of its own: a live entry, a live refusal, or an exchange
+    /// already in flight.
+    pub fn knows(&self, key: &Key) -> bool {
+        let state = self.lock();
+        let now = Instant::now();
+        state.lru.peek(key).is_some_and(|e| e.expires > now)
+            || state.refused.peek(key).is_some_and(|r| r.expires > now)
+            || state.inflight.contains_key(key)
+    }
+
+    /// Number of refusals remembered (live or not yet evicted).
+    pub fn refusals(&self) -> usize {
+        self.lock().refused.len()
     }
 
     /// Number of live entries (for tests and heartbeat).
@@ -341,6 +423,31 @@ mod tests {
         }
     }
 
+    #[test]
+    fn user_tags_follow_the_user_not_the_token() {
+        let cache = Cache::new(b"secret".to_vec(), Duration::from_secs(60), 10);
+        let kid = "1234-Yw3NKWbEM2aRElRIu7JbTw";
+        let tag = cache.user_tag(&who("token-of-this-hour", kid));
+        assert_eq!(tag.len(), 32);
+        assert!(tag.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(tag, cache.user_tag(&who("token-of-next-hour", kid)));
+        assert_ne!(
+            tag,
+            cache.user_tag(&who("t", "1235-Yw3NKWbEM2aRElRIu7JbTw"))
+        );
+        let browserid = Identity {
+            scheme: Scheme::BrowserId,
+            ..who("t", kid)
+        };
+        assert_ne!(tag, cache.user_tag(&browserid));
+        let other_secret = Cache::new(b"other".to_vec(), Duration::from_secs(60), 10);
+        assert_ne!(tag, other_secret.user_tag(&who("t", kid)));
+        // Neither the lookup key nor anything the client sent.
+        let hex = |k: Key| k.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        assert!(!hex(cache.key(&who("t", kid))).starts_with(&tag));
+        assert!(!tag.contains("Yw3NKW"));
+    }
+
     // syncto-original.md §4.1: the HMAC primitive over the published vector.
     #[test]
     fn hmac_vector_of_the_original() {
@@ -480,6 +587,83 @@ mod tests {
         // Errors are not cached: the next call tries again.
         cache.get(&who("t", "k"), |_| Ok(token(1))).unwrap();
         assert_eq!(cache.len(), 1);
+    }
+
+    fn refused(status: u16) -> sync::Error {
+        sync::Error::Status(
+            Upstream::TokenServer,
+            Box::new(Reply {
+                status,
+                body: vec![b'x'; 4096],
+                ..Reply::default()
+            }),
+        )
+    }
+
+    #[test]
+    fn refusals_are_remembered_and_faults_are_not() {
+        let cache = Cache::new(b"s".to_vec(), Duration::from_secs(300), 10);
+        let calls = AtomicUsize::new(0);
+        let fetch = |status: u16| {
+            let calls = &calls;
+            move |_| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(refused(status))
+            }
+        };
+        // A 401: once asked, then answered from memory (body cut).
+        for i in 0..3 {
+            match cache.get(&who("bad", "k"), fetch(401)) {
+                Err(sync::Error::Status(Upstream::TokenServer, r)) => {
+                    assert_eq!(r.status, 401);
+                    let kept = if i == 0 { 4096 } else { REFUSAL_BODY_BYTES };
+                    assert_eq!(r.body.len(), kept);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(cache.knows(&cache.key(&who("bad", "k"))));
+        assert_eq!((cache.refusals(), cache.len()), (1, 0));
+        // Another key id is another credential.
+        assert!(cache.get(&who("bad", "k2"), fetch(401)).is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // Faults and other statuses say nothing about the credential.
+        calls.store(0, Ordering::SeqCst);
+        for status in [400, 403, 429, 500, 503] {
+            assert!(cache.get(&who("flaky", "k"), fetch(status)).is_err());
+            assert!(cache.get(&who("flaky", "k"), fetch(status)).is_err());
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 10);
+        assert!(!cache.knows(&cache.key(&who("flaky", "k"))));
+        let down = |_| -> Result<Token, sync::Error> {
+            Err(sync::Error::Timeout(Upstream::TokenServer, "slow".into()))
+        };
+        assert!(cache.get(&who("slow", "k"), down).is_err());
+        assert!(cache.get(&who("slow", "k"), |_| Ok(token(1))).is_ok());
+        // Kept under the HMAC lookup key only; bounded in number.
+        let state = cache.lock();
+        assert!(state.refused.iter().all(|(k, _)| k.len() == 32));
+        assert_eq!(state.refused.cap().get(), MAX_REFUSALS);
+    }
+
+    #[test]
+    fn refusals_expire() {
+        // A 1 s settings TTL bounds the refusal TTL too.
+        let cache = Cache::new(b"s".to_vec(), Duration::from_secs(1), 10);
+        let calls = AtomicUsize::new(0);
+        let fetch = |_| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(refused(401))
+        };
+        assert!(cache.get(&who("bad", "k"), fetch).is_err());
+        {
+            let mut state = cache.lock();
+            let key = cache.key(&who("bad", "k"));
+            state.refused.get_mut(&key).unwrap().expires = Instant::now();
+        }
+        assert!(cache.get(&who("bad", "k"), fetch).is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
     #[test]

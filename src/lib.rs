@@ -15,6 +15,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod credentials;
+pub mod forwarded;
 pub mod kinto;
 pub mod logging;
 pub mod metrics;
@@ -75,7 +76,11 @@ pub fn build(config: Config) -> Result<kinto::App, StartupError> {
         config.allow_insecure_upstream,
         metrics.clone(),
     );
-    let storage = sync::storage::Storage::new(agent, metrics.clone());
+    let storage = sync::storage::Storage::new(
+        agent,
+        metrics.clone(),
+        Duration::from_millis(config.write_conflict_budget_ms),
+    );
     Ok(kinto::App {
         config,
         cache,

@@ -76,6 +76,42 @@ pub fn init(format: LogFormat, level: LevelFilter) {
     }
 }
 
+/// Sends panic messages through the logger: one `error` line in the configured format (thread,
+/// message, source location) instead of Rust's raw multi-line text on stderr. The request that
+/// panicked still gets its 500. Call after [`init`].
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        log::error!(
+            "{}",
+            panic_message(thread.name(), info.payload(), info.location())
+        );
+    }));
+}
+
+/// Longest panic message logged, in bytes.
+const MAX_PANIC_MESSAGE: usize = 1024;
+
+/// `panic in worker-3 at src/x.rs:10:5: <message>`.
+fn panic_message(
+    thread: Option<&str>,
+    payload: &(dyn std::any::Any + Send),
+    location: Option<&std::panic::Location<'_>>,
+) -> String {
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    let (message, cut) = truncate(message, MAX_PANIC_MESSAGE);
+    let mut out = format!("panic in {}", thread.unwrap_or("an unnamed thread"));
+    if let Some(l) = location {
+        let _ = write!(out, " at {}:{}:{}", l.file(), l.line(), l.column());
+    }
+    let _ = write!(out, ": {message}{}", if cut { "…" } else { "" });
+    out
+}
+
 /// What one HTTP request's summary line says (CONTRACT §9).
 #[derive(Debug, Clone, Copy)]
 pub struct Summary<'a> {
@@ -506,6 +542,39 @@ mod tests {
             user_agent: Some("Kinto.js/17"),
             remote: Some("127.0.0.1"),
         }
+    }
+
+    #[test]
+    fn panic_messages_are_one_line() {
+        let here = std::panic::Location::caller();
+        let m = panic_message(
+            Some("worker-3"),
+            &"date must be before year 9999",
+            Some(here),
+        );
+        assert_eq!(
+            m,
+            format!(
+                "panic in worker-3 at {}:{}:{}: date must be before year 9999",
+                here.file(),
+                here.line(),
+                here.column()
+            )
+        );
+        let owned = String::from("index out of bounds");
+        assert!(panic_message(None, &owned, None).ends_with(": index out of bounds"));
+        assert!(panic_message(None, &42u8, None).ends_with(": (no message)"));
+        let long = "x".repeat(5000);
+        assert!(panic_message(None, &long, None).len() < 1100);
+        // Through the renderer the message is one line, whatever it holds.
+        let r = renderer(LogFormat::Text, false);
+        let line = record(
+            &r,
+            Level::Error,
+            "syncto",
+            &panic_message(None, &"a\nb", None),
+        );
+        assert_eq!(line.matches('\n').count(), 1, "{line:?}");
     }
 
     #[test]

@@ -44,6 +44,7 @@ fn run() -> Result<(), String> {
         return Ok(());
     }
     logging::init(config.log_format, config.log_level);
+    logging::install_panic_hook();
     for w in &config.warnings {
         log::warn!("{w}");
     }

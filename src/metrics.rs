@@ -3,7 +3,8 @@
 //! The StatsD line protocol is one datagram per metric, `<prefix>.<key>:<value>|<type>`. The
 //! keys are those of the original Syncto, so existing dashboards keep working:
 //! `tokenserver.tokenserverclient.get_hawk_credentials`, `syncclient.syncclient.<call>`,
-//! `syncclient.status_code.<n>`, `view.<service>.<METHOD>`.
+//! `syncclient.status_code.<n>`, `view.<service>.<METHOD>`, `syncclient.start_time`,
+//! `syncclient.syncclient.auth`, `authn_type.<scheme>` and the `users` set.
 //!
 //! StatsD is best effort and must never slow a request down: the socket is connected once at
 //! start-up and non-blocking, each metric is a single `send`, and send errors (no listener,
@@ -74,6 +75,26 @@ impl Metrics {
         self.send(key, duration.as_millis(), "ms");
     }
 
+    /// Records a duration in milliseconds with microsecond precision (`0.012|ms`), for steps
+    /// that take well under a millisecond.
+    pub fn timing_fine(&self, key: &str, duration: Duration) {
+        let micros = duration.as_micros();
+        self.send(
+            key,
+            format_args!("{}.{:03}", micros / 1000, micros % 1000),
+            "ms",
+        );
+    }
+
+    /// Adds `value` to a StatsD set, which counts distinct values per flush interval:
+    /// `<prefix>.<key>:<value>|s`. `value` must be safe to publish (say, a keyed hash).
+    pub fn set(&self, key: &str, value: &str) {
+        if value.contains(|c: char| c == ':' || c == '|' || c == '@' || c.is_whitespace()) {
+            return;
+        }
+        self.send(key, value, "s");
+    }
+
     /// Runs `f` and records how long it took under `key`.
     pub fn time<T>(&self, key: &str, f: impl FnOnce() -> T) -> T {
         if !self.is_enabled() {
@@ -85,7 +106,7 @@ impl Metrics {
         out
     }
 
-    fn send(&self, key: &str, value: u128, kind: &str) {
+    fn send(&self, key: &str, value: impl fmt::Display, kind: &str) {
         let Some(inner) = &self.inner else {
             return;
         };
@@ -108,6 +129,20 @@ impl Metrics {
         // loses this metric.
         let _ = inner.socket.send(line.as_bytes());
     }
+}
+
+/// The method part of `view.<service>.<METHOD>`: the standard HTTP methods
+/// by name, anything else (`X1`, `A.B.C.D.E`) as `OTHER`, so that clients
+/// cannot create metrics (or nest names) by making methods up.
+pub fn method_name(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT",
+    ];
+    KNOWN
+        .iter()
+        .find(|m| m.eq_ignore_ascii_case(method))
+        .copied()
+        .unwrap_or("OTHER")
 }
 
 impl fmt::Debug for Metrics {
@@ -187,6 +222,37 @@ mod tests {
         let (server, metrics) = listener("syncto.");
         metrics.incr("view.hello.GET");
         assert_eq!(recv(&server), "syncto.view.hello.GET:1|c");
+    }
+
+    #[test]
+    fn sets_and_fine_timers() {
+        let (server, metrics) = listener("syncto");
+        metrics.set("users", "0123abcd");
+        assert_eq!(recv(&server), "syncto.users:0123abcd|s");
+        metrics.timing_fine("syncclient.start_time", Duration::from_nanos(12_345));
+        assert_eq!(recv(&server), "syncto.syncclient.start_time:0.012|ms");
+        metrics.timing_fine(
+            "syncclient.syncclient.auth",
+            Duration::from_micros(2_001_500),
+        );
+        assert_eq!(
+            recv(&server),
+            "syncto.syncclient.syncclient.auth:2001.500|ms"
+        );
+        // A value that would corrupt the line is dropped, not sent.
+        metrics.set("users", "a|c");
+        metrics.incr("after");
+        assert_eq!(recv(&server), "syncto.after:1|c");
+    }
+
+    #[test]
+    fn unknown_methods_are_one_name() {
+        assert_eq!(method_name("GET"), "GET");
+        assert_eq!(method_name("delete"), "DELETE");
+        assert_eq!(method_name("OPTIONS"), "OPTIONS");
+        for made_up in ["X1", "A.B.C.D.E", "BREW", "", "GET ", "GETS"] {
+            assert_eq!(method_name(made_up), "OTHER", "{made_up:?}");
+        }
     }
 
     #[test]

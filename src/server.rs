@@ -124,9 +124,16 @@ pub fn start(app: Arc<App>) -> Result<Running, StartupError> {
         Listen::Tcp(addr) => std::net::TcpListener::bind(addr.as_str())
             .map_err(|e| cannot(&e))?
             .into(),
-        Listen::Unix(path) => std::os::unix::net::UnixListener::bind(path)
-            .map_err(|e| cannot(&e))?
-            .into(),
+        Listen::Unix(path) => {
+            let l = std::os::unix::net::UnixListener::bind(path).map_err(|e| cannot(&e))?;
+            // Right after the bind, so no proxy needs a chmod step of its own.
+            if let Some(mode) = config.unix_socket_mode {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                    .map_err(|e| cannot(&e))?;
+            }
+            l.into()
+        }
     };
     let handler: tiny_http::Handler = {
         let shared = Arc::clone(&shared);
@@ -365,7 +372,10 @@ fn needs_upstream(app: &App, rq: &tiny_http::Request) -> bool {
         match &route {
             Route::Hello | Route::LbHeartbeat | Route::Version => false,
             Route::Heartbeat | Route::Batch => true,
-            Route::Collection(bucket, _) | Route::Records(bucket, _) => authenticated(bucket),
+            Route::Bucket(bucket)
+            | Route::Collections(bucket)
+            | Route::Collection(bucket, _)
+            | Route::Records(bucket, _) => authenticated(bucket),
             Route::Record(bucket, collection, _) => {
                 let disabled = match req.method {
                     "PUT" => !app.config.put_enabled(collection),
@@ -464,8 +474,11 @@ fn finish(shared: &Shared, mut rq: tiny_http::Request, resp: Response, started: 
     if shared.stopping.load(Ordering::SeqCst) {
         rq.set_close();
     }
-    let remote = rq.remote_addr().map(|a| a.ip().to_string());
+    let peer = rq.remote_addr().map(|a| a.ip());
     with_view(&rq, &[], |req| {
+        let remote =
+            crate::forwarded::client(&shared.app.config.trusted_proxies, peer, req.headers)
+                .map(|ip| ip.to_string());
         logging::summary(&logging::Summary {
             method: req.method,
             path: req.path,

@@ -150,9 +150,10 @@ fn token_server_refusal_is_401_105_with_its_message() {
     );
     assert!(!m.contains("invalid\""), "the token is never echoed: {m}");
     assert_eq!(r.header("WWW-Authenticate"), Some("Basic realm=\"Realm\""));
-    // Refusals are not cached.
-    s.get(&records("tabs"), &[("Authorization", "Bearer invalid")]);
-    assert_eq!(s.fake.token_calls(), 2);
+    // A refusal is remembered for a short while: the same answer, no call.
+    let again = s.get(&records("tabs"), &[("Authorization", "Bearer invalid")]);
+    assert_eq!(again.assert_error(401, 105)["message"], j["message"]);
+    assert_eq!(s.fake.token_calls(), 1);
 }
 
 #[test]

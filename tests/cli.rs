@@ -96,7 +96,7 @@ fn bad_values_are_start_up_errors_naming_key_and_line() {
 }
 
 /// Start the binary on the embedded defaults (port 0), return it and its port.
-type Spawned = (
+pub type Spawned = (
     std::process::Child,
     u16,
     BufReader<std::process::ChildStderr>,
@@ -106,7 +106,7 @@ fn spawn(fake: &Fake) -> Spawned {
     spawn_with(fake, &[])
 }
 
-fn spawn_with(fake: &Fake, env: &[(&str, &str)]) -> Spawned {
+pub fn spawn_with(fake: &Fake, env: &[(&str, &str)]) -> Spawned {
     let mut command = syncto();
     command.envs(env.iter().copied());
     let mut child = command

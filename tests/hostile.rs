@@ -465,7 +465,7 @@ fn ambiguous_framing_is_400_and_closes_the_connection() {
             "POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{headers}\r\n{body}"
         )
     };
-    let body = r#"{"requests":[{"path":"/__lbheartbeat__"}]}"#;
+    let body = r#"{"requests":[{"path":"/"}]}"#;
     let n = body.len();
     for (case, bytes) in [
         (

@@ -63,7 +63,11 @@ fn list_translates_records_and_headers() {
     }
     // What the node saw: Hawk verified, the UA on behalf of the client.
     let seen = s.fake.last_sync();
-    assert_eq!(seen.url, "/1.5/1/storage/tabs?full=1&sort=newest");
+    // Pages are bounded by `paginate_by` (1000) even without `_limit`.
+    assert_eq!(
+        seen.url,
+        "/1.5/1/storage/tabs?full=1&limit=1000&sort=newest"
+    );
     assert_eq!(
         seen.header("user-agent"),
         Some(
@@ -98,24 +102,24 @@ fn query_parameters_are_translated() {
     let cases = [
         (
             "?_since=14377478425700&_sort=newest",
-            "full=1&newer=14377478425.70&sort=newest",
+            "full=1&newer=14377478425.70&limit=1000&sort=newest",
         ),
         (
             "?_limit=2&_token=1&_sort=index",
             "full=1&limit=2&offset=1&sort=index",
         ),
-        ("?_sort=oldest", "full=1&sort=oldest"),
-        ("?_sort=last_modified", "full=1&sort=oldest"),
-        ("?_sort=-sortindex", "full=1&sort=index"),
+        ("?_sort=oldest", "full=1&limit=1000&sort=oldest"),
+        ("?_sort=last_modified", "full=1&limit=1000&sort=oldest"),
+        ("?_sort=-sortindex", "full=1&limit=1000&sort=index"),
         (
             "?gt_last_modified=14377478425700",
-            "full=1&newer=14377478425.70&sort=newest",
+            "full=1&newer=14377478425.70&limit=1000&sort=newest",
         ),
         (
             "?in_ids=a,b,%20c,&_expected=123&_fields=x",
-            "full=1&ids=a,b,c&sort=newest",
+            "full=1&ids=a,b,c&limit=1000&sort=newest",
         ),
-        ("?in_id=a", "full=1&ids=a&sort=newest"),
+        ("?in_id=a", "full=1&ids=a&limit=1000&sort=newest"),
     ];
     for (q, upstream) in cases {
         let r = s.auth_get(&format!("{}{q}", records("tabs")));
@@ -200,12 +204,12 @@ fn preconditions_on_lists() {
     let r = s.get(&records("tabs"), &[BEARER, ("If-None-Match", "abc")]);
     assert_eq!(
         r.assert_error(400, 107)["message"],
-        "headers: Invalid value for If-None-Match"
+        "Invalid value for If-None-Match"
     );
     let r = s.get(&records("tabs"), &[BEARER, ("If-Match", "42")]);
     assert_eq!(
         r.assert_error(400, 107)["message"],
-        "headers: Invalid value for If-Match"
+        "Invalid value for If-Match"
     );
 }
 

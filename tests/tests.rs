@@ -1,6 +1,9 @@
 //! The one integration crate (one link step on 2 cores): the real server on
-//! 127.0.0.1:0 against fakes that verify Hawk and behave like syncstorage-rs.
+//! 127.0.0.1:0 against fakes that verify Hawk and behave like syncstorage-rs, and
+//! (opt-in, `real`) against the real Firefox Sync server.
 
+#[path = "support/peer.rs"]
+mod peer;
 mod support;
 #[path = "support/tls_server.rs"]
 mod tls_server;
@@ -8,8 +11,13 @@ mod tls_server;
 mod auth;
 mod batch;
 mod cli;
+mod conflicts;
 mod errors;
+mod exact;
 mod hostile;
+mod ops;
+mod real;
 mod records;
+mod security;
 mod tls;
 mod writes;

@@ -3,11 +3,31 @@
 //! sub-response returned in order (4xx and 5xx too: nothing already done is
 //! hidden). The whole batch is validated before anything runs, so a bad
 //! batch never writes upstream.
+//!
+//! One batch may not cost much more than the requests it holds:
+//! - the health routes (`__heartbeat__`, `__lbheartbeat__`, `__version__`)
+//!   are refused: they are for load balancers, and the Token Server heartbeat
+//!   25 times over would pin a worker for minutes;
+//! - one deadline, `batch_timeout_seconds` after the batch began: a
+//!   sub-request not started by then is answered 503 without being run (one
+//!   already running finishes);
+//! - the Token Server is asked at most [`super::MAX_TOKEN_CALLS`] times;
+//! - the answer holds at most [`MAX_ANSWER_BYTES`]: a read whose answer would
+//!   not fit is answered 400 instead (reading changed nothing), a write whose
+//!   body could not fit is not run;
+//! - bodies are never copied: each sub-request's body, or the one of
+//!   `defaults`, is a slice of the batch's own body, and must be an object;
+//! - the outer `Host` is the only one: a sub-request can't change the host of
+//!   the URLs Syncto writes;
+//! - a panic in one sub-request is that sub-request's 500; the others keep
+//!   their answers.
 
 use super::error::Error;
-use super::{App, Memo, Request, Response};
+use super::{App, Memo, Request, Response, Route, Routed};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 const METHODS: [&str; 7] = ["GET", "HEAD", "DELETE", "TRACE", "POST", "PUT", "PATCH"];
@@ -19,37 +39,50 @@ const INHERITED: [&str; 5] = [
     "user-agent",
     "origin",
 ];
-/// Sync answers 503 to two writes of one user within the same 10 ms.
-const WRITE_SPACING: Duration = Duration::from_millis(11);
 
-struct Sub {
+/// Most bytes of sub-response bodies one batch answer holds (16 MiB, one
+/// full storage-node read): with the upstream read limit, what one worker
+/// holds for a batch stays within about three times this.
+pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
+/// The fields of a JSON object, each value left unparsed (a slice of the
+/// batch body).
+type Fields<'a> = BTreeMap<String, &'a RawValue>;
+
+struct Sub<'a> {
     method: String,
     path: String,
     headers: Vec<(String, String)>,
-    body: Option<Vec<u8>>,
+    body: Option<&'a [u8]>,
 }
 
 /// Run a batch.
 pub fn batch(app: &App, req: &Request<'_>) -> Result<Response, Error> {
-    let body = req.json_body()?;
-    let subs = parse(body, app.config.batch_max_requests)?;
+    let deadline = Instant::now() + Duration::from_secs(app.config.batch_timeout_seconds);
+    let subs = parse(req, app.config.batch_max_requests)?;
     let outer: Vec<(&str, &str)> = req
         .headers
         .iter()
         .filter(|(n, _)| INHERITED.iter().any(|i| n.eq_ignore_ascii_case(i)))
         .copied()
         .collect();
+    let host = req.header("host");
     let mut memo = Memo::default();
-    let mut last_write: Option<Instant> = None;
     let mut out = Vec::with_capacity(256 * subs.len());
     out.extend_from_slice(b"{\"responses\":[");
     for (i, sub) in subs.iter().enumerate() {
         let mut headers: Vec<(&str, &str)> = outer.clone();
-        for (n, v) in &sub.headers {
+        for (n, v) in sub
+            .headers
+            .iter()
+            .filter(|(n, _)| !n.eq_ignore_ascii_case("host"))
+        {
             headers.retain(|(h, _)| !h.eq_ignore_ascii_case(n));
             headers.push((n.as_str(), v.as_str()));
         }
-        let empty: &[u8] = &[];
+        if let Some(h) = host {
+            headers.push(("host", h));
+        }
         if sub.body.is_some()
             && !headers
                 .iter()
@@ -58,35 +91,62 @@ pub fn batch(app: &App, req: &Request<'_>) -> Result<Response, Error> {
             headers.push(("content-type", "application/json"));
         }
         let (path, query) = sub.path.split_once('?').unwrap_or((&sub.path, ""));
+        let head = sub.method == "HEAD";
         let is_write = matches!(sub.method.as_str(), "PUT" | "DELETE" | "POST" | "PATCH");
-        if is_write {
-            if let Some(t) = last_write {
-                let since = t.elapsed();
-                if since < WRITE_SPACING {
-                    std::thread::sleep(WRITE_SPACING - since);
-                }
+        let body_len = sub.body.map_or(0, <[u8]>::len);
+        let resp = if Instant::now() >= deadline {
+            app.error(Error::BatchTimeUp(app.config.batch_timeout_seconds))
+        } else if is_write && out.len() + body_len > MAX_ANSWER_BYTES {
+            app.error(too_large(i, "This write was not run"))
+        } else {
+            let sub_req = Request {
+                method: &sub.method,
+                path,
+                query,
+                headers: &headers,
+                body: sub.body.unwrap_or_default(),
+            };
+            let resp = contained(app.config.retry_after_seconds, || {
+                app.dispatch(&sub_req, &mut memo).0
+            });
+            let shown = if head { 0 } else { resp.body.len() };
+            if !is_write && out.len() + shown > MAX_ANSWER_BYTES {
+                app.error(too_large(i, "This answer was left out"))
+            } else {
+                resp
             }
-        }
-        let sub_req = Request {
-            method: &sub.method,
-            path,
-            query,
-            headers: &headers,
-            body: sub.body.as_deref().unwrap_or(empty),
         };
-        let (resp, _) = app.dispatch(&sub_req, &mut memo);
-        if is_write {
-            last_write = Some(Instant::now());
-        }
         if i > 0 {
             out.push(b',');
         }
-        write_sub_response(&mut out, &sub.path, &resp, sub.method == "HEAD");
+        write_sub_response(&mut out, path, &resp, head);
     }
     out.extend_from_slice(b"]}");
     let mut r = Response::new(200);
     r.set_json_body(out);
     Ok(r)
+}
+
+/// Run one sub-request; a panic becomes its own 500/999 document and the
+/// batch goes on (the panic itself is logged by the panic hook).
+fn contained(retry_after_seconds: u32, run: impl FnOnce() -> Response) -> Response {
+    match catch_unwind(AssertUnwindSafe(run)) {
+        Ok(r) => r,
+        Err(_) => {
+            log::error!("a batch sub-request panicked; answered 500");
+            Error::Internal.parts().into_response(retry_after_seconds)
+        }
+    }
+}
+
+fn too_large(i: usize, what: &str) -> Error {
+    Error::param(
+        "body",
+        format!("requests.{i}"),
+        format!(
+            "{what}: the answers of one batch may hold at most {MAX_ANSWER_BYTES} bytes; send this request on its own or in another batch."
+        ),
+    )
 }
 
 fn write_sub_response(out: &mut Vec<u8>, path: &str, resp: &Response, head: bool) {
@@ -125,25 +185,46 @@ fn invalid(
     Error::param("body", name, message)
 }
 
-/// Validate the whole batch document.
-fn parse(body: Value, max: usize) -> Result<Vec<Sub>, Error> {
-    let Value::Object(mut top) = body else {
-        return Err(invalid(
-            "requests",
-            "body: The batch should be a JSON object with a `requests` list",
-        ));
+fn is_null(raw: &RawValue) -> bool {
+    raw.get() == "null"
+}
+
+/// Validate the whole batch document, without building a tree of its
+/// values (a 2 MiB array would be tens of MB as `serde_json::Value`s).
+fn parse<'a>(req: &Request<'a>, max: usize) -> Result<Vec<Sub<'a>>, Error> {
+    req.json_content_type()?;
+    let top: Fields<'a> = match serde_json::from_slice(req.body) {
+        Ok(top) => top,
+        Err(e) if e.is_data() => {
+            return Err(invalid(
+                "requests",
+                "The batch should be a JSON object with a `requests` list",
+            ));
+        }
+        Err(e) => return Err(Error::InvalidJson(e.to_string())),
     };
-    let defaults = match top.remove("defaults") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(d)) => d,
-        Some(_) => return Err(invalid("defaults", "defaults should be an object")),
-    };
-    let Some(Value::Array(requests)) = top.remove("requests") else {
-        return Err(invalid("requests", "requests is missing or not a list"));
-    };
-    if let Some(k) = top.keys().next() {
+    if let Some(k) = top.keys().find(|k| *k != "defaults" && *k != "requests") {
         return Err(invalid(k.clone(), format!("{k} is not allowed")));
     }
+    let defaults: Fields<'a> = match top.get("defaults") {
+        None => Fields::new(),
+        Some(raw) if is_null(raw) => Fields::new(),
+        Some(raw) => serde_json::from_str(raw.get())
+            .map_err(|_| invalid("defaults", "defaults should be an object"))?,
+    };
+    if defaults
+        .get("body")
+        .is_some_and(|b| !is_null(b) && !is_object(b))
+    {
+        return Err(invalid(
+            "defaults.body",
+            "defaults.body should be an object",
+        ));
+    }
+    let requests: Vec<&'a RawValue> = top
+        .get("requests")
+        .and_then(|raw| serde_json::from_str(raw.get()).ok())
+        .ok_or_else(|| invalid("requests", "requests is missing or not a list"))?;
     if requests.is_empty() {
         return Err(invalid("requests", "requests should not be empty"));
     }
@@ -160,13 +241,17 @@ fn parse(body: Value, max: usize) -> Result<Vec<Sub>, Error> {
         .collect()
 }
 
-fn sub_request(i: usize, r: Value, defaults: &Map<String, Value>) -> Result<Sub, Error> {
-    let Value::Object(r) = r else {
-        return Err(invalid(
+fn is_object(raw: &RawValue) -> bool {
+    raw.get().starts_with('{')
+}
+
+fn sub_request<'a>(i: usize, r: &'a RawValue, defaults: &Fields<'a>) -> Result<Sub<'a>, Error> {
+    let r: Fields<'a> = serde_json::from_str(r.get()).map_err(|_| {
+        invalid(
             format!("requests.{i}"),
             format!("requests.{i} should be an object"),
-        ));
-    };
+        )
+    })?;
     for k in r.keys() {
         if !matches!(k.as_str(), "method" | "path" | "headers" | "body") {
             return Err(invalid(
@@ -175,50 +260,55 @@ fn sub_request(i: usize, r: Value, defaults: &Map<String, Value>) -> Result<Sub,
             ));
         }
     }
-    let field = |name: &str| r.get(name).or_else(|| defaults.get(name));
+    let field = |name: &str| r.get(name).or_else(|| defaults.get(name)).copied();
+    let string = |raw: &RawValue| serde_json::from_str::<String>(raw.get()).ok();
     let method = match field("method") {
         None => "GET".to_owned(),
-        Some(Value::String(m)) if METHODS.contains(&m.to_ascii_uppercase().as_str()) => {
-            m.to_ascii_uppercase()
-        }
-        Some(_) => {
-            return Err(invalid(
-                format!("requests.{i}.method"),
-                format!(
-                    "requests.{i}.method should be one of {}",
-                    METHODS.join(", ")
-                ),
-            ));
-        }
+        Some(raw) => string(raw)
+            .map(|m| m.to_ascii_uppercase())
+            .filter(|m| METHODS.contains(&m.as_str()))
+            .ok_or_else(|| {
+                invalid(
+                    format!("requests.{i}.method"),
+                    format!(
+                        "requests.{i}.method should be one of {}",
+                        METHODS.join(", ")
+                    ),
+                )
+            })?,
     };
-    let path = match field("path") {
-        Some(Value::String(p))
-            if p.starts_with('/') && p.len() <= 8192 && p.bytes().all(|b| b.is_ascii_graphic()) =>
-        {
-            p
-        }
-        _ => {
-            return Err(invalid(
+    let path = field("path")
+        .and_then(string)
+        .filter(|p| {
+            p.starts_with('/') && p.len() <= 8192 && p.bytes().all(|b| b.is_ascii_graphic())
+        })
+        .ok_or_else(|| {
+            invalid(
                 format!("requests.{i}.path"),
                 format!("requests.{i}.path should be a path starting with /"),
-            ));
-        }
-    };
+            )
+        })?;
     let path = if path == "/v1" || path.starts_with("/v1/") {
-        path.clone()
+        path
     } else {
         format!("/v1{path}")
     };
-    if path
-        .split('?')
-        .next()
-        .unwrap_or("")
-        .split('/')
-        .any(|s| s == "batch")
-    {
+    let bare = path.split('?').next().unwrap_or("");
+    if bare.split('/').any(|s| s == "batch") {
         return Err(invalid(
             format!("requests.{i}.path"),
             "Recursive call on /batch endpoint is forbidden.",
+        ));
+    }
+    if matches!(
+        super::route(bare),
+        Ok(Routed::To(
+            Route::Heartbeat | Route::LbHeartbeat | Route::Version
+        ))
+    ) {
+        return Err(invalid(
+            format!("requests.{i}.path"),
+            "Health checks (__heartbeat__, __lbheartbeat__, __version__) are not allowed in a batch: call them directly.",
         ));
     }
     let mut headers = Vec::new();
@@ -226,14 +316,14 @@ fn sub_request(i: usize, r: Value, defaults: &Map<String, Value>) -> Result<Sub,
         .into_iter()
         .flatten()
     {
-        let Value::Object(h) = source else {
-            return Err(invalid(
+        let h: Fields<'a> = serde_json::from_str(source.get()).map_err(|_| {
+            invalid(
                 format!("requests.{i}.headers"),
                 "headers should be an object",
-            ));
-        };
+            )
+        })?;
         for (n, v) in h {
-            let Value::String(v) = v else {
+            let Some(v) = string(v) else {
                 return Err(invalid(
                     format!("requests.{i}.headers.{n}"),
                     format!("requests.{i}.headers.{n} should be a string"),
@@ -251,13 +341,20 @@ fn sub_request(i: usize, r: Value, defaults: &Map<String, Value>) -> Result<Sub,
                     format!("requests.{i}.headers.{n} is not a valid HTTP header"),
                 ));
             }
-            headers.retain(|(h, _): &(String, String)| !h.eq_ignore_ascii_case(n));
-            headers.push((n.clone(), v.clone()));
+            headers.retain(|(h, _): &(String, String)| !h.eq_ignore_ascii_case(&n));
+            headers.push((n, v));
         }
     }
     let body = match field("body") {
-        None | Some(Value::Null) => None,
-        Some(b) => Some(serde_json::to_vec(b).map_err(|_| Error::Internal)?),
+        None => None,
+        Some(raw) if is_null(raw) => None,
+        Some(raw) if is_object(raw) => Some(raw.get().as_bytes()),
+        Some(_) => {
+            return Err(invalid(
+                format!("requests.{i}.body"),
+                format!("requests.{i}.body should be an object"),
+            ));
+        }
     };
     Ok(Sub {
         method,
@@ -265,4 +362,69 @@ fn sub_request(i: usize, r: Value, defaults: &Map<String, Value>) -> Result<Sub,
         headers,
         body,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_sub_request_is_its_own_500() {
+        let r = contained(30, || panic!("bug"));
+        assert_eq!((r.status, r.errno), (500, Some(999)));
+        let doc: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(doc["errno"], 999);
+        assert_eq!(contained(30, || Response::new(201)).status, 201);
+    }
+
+    fn parsed(body: &str) -> Result<Vec<Sub<'_>>, Error> {
+        let req = Request {
+            method: "POST",
+            path: "/v1/batch",
+            query: "",
+            headers: &[],
+            body: body.as_bytes(),
+        };
+        parse(&req, 25)
+    }
+
+    #[test]
+    fn bodies_are_slices_of_the_batch_body() {
+        let text = r#"{"defaults": {"body": {"data": {"payload": "D"}}},
+            "requests": [{"path": "/a"}, {"path": "/b?x=1", "body": {"data": {}}}, {"path": "/c", "body": null}]}"#;
+        let subs = parsed(text).unwrap();
+        let range = text.as_bytes().as_ptr_range();
+        assert_eq!(subs[0].body, Some(&br#"{"data": {"payload": "D"}}"#[..]));
+        assert!(
+            range.contains(&subs[0].body.unwrap().as_ptr()),
+            "not copied"
+        );
+        assert_eq!(subs[1].body, Some(&br#"{"data": {}}"#[..]));
+        assert_eq!(subs[1].path, "/v1/b?x=1");
+        assert_eq!(subs[2].body, None);
+    }
+
+    #[test]
+    fn bodies_must_be_objects() {
+        for (text, name) in [
+            (
+                r#"{"defaults": {"body": [1]}, "requests": [{"path": "/"}]}"#,
+                "defaults.body",
+            ),
+            (
+                r#"{"requests": [{"path": "/", "body": "x"}]}"#,
+                "requests.0.body",
+            ),
+            (
+                r#"{"requests": [{"path": "/", "body": 1}]}"#,
+                "requests.0.body",
+            ),
+        ] {
+            match parsed(text) {
+                Err(Error::InvalidParameter { name: Some(n), .. }) => assert_eq!(n, name),
+                Err(other) => panic!("{text}: {other:?}"),
+                Ok(_) => panic!("{text}: accepted"),
+            }
+        }
+    }
 }

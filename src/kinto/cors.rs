@@ -26,7 +26,8 @@ fn exposed(route: Option<&Route<'_>>) -> String {
         Some(Route::Records(..)) => {
             ", Cache-Control, ETag, Last-Modified, Next-Page, Quota-Remaining, Total-Records"
         }
-        Some(Route::Record(..) | Route::Collection(..)) => {
+        Some(Route::Collections(..)) => ", Cache-Control, ETag, Last-Modified, Total-Records",
+        Some(Route::Record(..) | Route::Collection(..) | Route::Bucket(..)) => {
             ", Cache-Control, ETag, Last-Modified, Quota-Remaining"
         }
         _ => "",
@@ -60,23 +61,17 @@ pub fn decorate(
 
 /// Answer an `OPTIONS` preflight for `route`.
 pub fn preflight(config: &Config, req: &Request<'_>, route: &Route<'_>) -> Result<Response, Error> {
-    let mandatory = |name: &'static str| {
-        Error::param(
-            "headers",
-            name,
-            format!("{name} in header: this header is mandatory"),
-        )
-    };
+    let mandatory = |name: &'static str| Error::param("header", name, "this header is mandatory");
     let origin = req.header("origin").ok_or_else(|| mandatory("Origin"))?;
     let method = req
         .header("access-control-request-method")
         .ok_or_else(|| mandatory("Access-Control-Request-Method"))?;
     let allowed = origin_allowed(config, origin)
-        .ok_or_else(|| Error::param("headers", "Origin", "Origin is not allowed"))?;
+        .ok_or_else(|| Error::param("header", "Origin", "Origin is not allowed"))?;
     let allow = route.allow();
     if !route.allows(method.trim()) {
         return Err(Error::param(
-            "headers",
+            "header",
             "Access-Control-Request-Method",
             format!("Method not allowed on this endpoint (allowed: {allow})"),
         ));

@@ -17,13 +17,15 @@ pub enum Error {
     MethodNotAllowed(&'static str),
     /// 405/115: writes to this collection are not enabled.
     WriteDisabled,
-    /// 400/107: a query parameter, header or batch field is invalid.
+    /// 400/107: a query parameter, header, path segment or batch field is
+    /// invalid.
     InvalidParameter {
-        /// `querystring`, `headers`, `body`, `path`.
+        /// Where, as Kinto says it: `querystring`, `header`, `body`, `path`.
         location: &'static str,
         /// The parameter, if any.
         name: Option<Cow<'static, str>>,
-        /// What is wrong.
+        /// What is wrong (the `description` of `details`, without the
+        /// location: the document's `message` adds it as Kinto does).
         message: Cow<'static, str>,
     },
     /// 400/106: the body is not JSON.
@@ -48,6 +50,11 @@ pub enum Error {
     PreconditionFailed(Option<Value>, Option<Box<Reply>>),
     /// An upstream failure (mapped by [`Error::parts`]).
     Upstream(sync::Error),
+    /// 410/202: the end-of-service date (`eos`) has passed.
+    ServiceDeprecated,
+    /// 503/201: a batch sub-request not run because the batch's time
+    /// (`batch_timeout_seconds`) was up before it started.
+    BatchTimeUp(u64),
     /// 500/999: a bug.
     Internal,
 }
@@ -133,15 +140,16 @@ impl Error {
                 let details = json!([{"location": location, "name": name.as_deref(), "description": &*message}]);
                 Parts {
                     details: Some(details),
-                    ..p(400, 107, message)
+                    ..p(400, 107, kinto_message(location, name.as_deref(), message))
                 }
             }
             Error::InvalidJson(why) => {
-                let message = format!("body: Invalid JSON request body: {why}");
-                let details = json!([{"location": "body", "name": null, "description": &message}]);
+                let description = format!("Invalid JSON request body: {why}");
+                let details =
+                    json!([{"location": "body", "name": null, "description": &description}]);
                 Parts {
                     details: Some(details),
-                    ..p(400, 106, message.into())
+                    ..p(400, 106, format!("body: {description}").into())
                 }
             }
             Error::InvalidData { name, message } => {
@@ -175,6 +183,19 @@ impl Error {
                 reply,
                 ..p(412, 114, "Resource was modified meanwhile".into())
             },
+            Error::ServiceDeprecated => p(
+                410,
+                202,
+                "The service you are trying to connect no longer exists at this location.".into(),
+            ),
+            Error::BatchTimeUp(seconds) => p(
+                503,
+                201,
+                format!(
+                    "This batch ran out of time ({seconds} s) before this request started: it was not run."
+                )
+                .into(),
+            ),
             Error::Internal => p(
                 500,
                 999,
@@ -182,6 +203,21 @@ impl Error {
             ),
             Error::Upstream(e) => upstream(e),
         }
+    }
+}
+
+/// Kinto's `message` of a validation error: the description itself when it
+/// names the parameter, else `<name> in <location>: <description>`, or
+/// `<location>: <description>` without a name.
+fn kinto_message(
+    location: &str,
+    name: Option<&str>,
+    description: Cow<'static, str>,
+) -> Cow<'static, str> {
+    match name {
+        Some(n) if description.contains(n) => description,
+        Some(n) => format!("{n} in {location}: {description}").into(),
+        None => format!("{location}: {description}").into(),
     }
 }
 
@@ -231,7 +267,22 @@ fn upstream(e: sync::Error) -> Parts {
             }
             .into(),
         ),
-        sync::Error::BadAnswer(..) => base(503, 201, OVERLOADED.into()),
+        sync::Error::BadAnswer(..) | sync::Error::Busy(..) => base(503, 201, OVERLOADED.into()),
+        // A page of records over the read limit: the client can ask for a
+        // smaller one. Repeating the same request would not help, so this is
+        // not a 503.
+        sync::Error::TooLarge(Upstream::Storage, limit) => {
+            let description = format!(
+                "The answer is larger than the {limit} bytes this server reads at once: ask for fewer records with _limit."
+            );
+            let details =
+                json!([{"location": "querystring", "name": "_limit", "description": &description}]);
+            Parts {
+                details: Some(details),
+                ..base(400, 107, description.into())
+            }
+        }
+        sync::Error::TooLarge(Upstream::TokenServer, _) => base(503, 201, OVERLOADED.into()),
     }
 }
 
@@ -301,5 +352,65 @@ impl Parts {
             r.header("Retry-After", retry_after_seconds.to_string());
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(e: Error) -> Value {
+        serde_json::from_slice(&e.parts().into_response(30).body).unwrap()
+    }
+
+    #[test]
+    fn validation_messages_follow_kinto() {
+        let j = doc(Error::param(
+            "querystring",
+            "_since",
+            "_since should be a number.",
+        ));
+        assert_eq!(j["message"], "_since should be a number.");
+        let j = doc(Error::param("header", "Origin", "this header is mandatory"));
+        assert_eq!(j["message"], "Origin in header: this header is mandatory");
+        assert_eq!(
+            j["details"],
+            json!([{"location": "header", "name": "Origin", "description": "this header is mandatory"}])
+        );
+        let j = doc(Error::InvalidParameter {
+            location: "body",
+            name: None,
+            message: "The request body should be a JSON object".into(),
+        });
+        assert_eq!(
+            j["message"],
+            "body: The request body should be a JSON object"
+        );
+        assert_eq!(
+            j["details"][0]["description"],
+            "The request body should be a JSON object"
+        );
+        let j = doc(Error::InvalidJson("EOF".into()));
+        assert_eq!(j["message"], "body: Invalid JSON request body: EOF");
+        assert_eq!(
+            j["details"][0]["description"],
+            "Invalid JSON request body: EOF"
+        );
+    }
+
+    #[test]
+    fn an_answer_too_large_names_limit_and_is_not_a_retry() {
+        let e = Error::Upstream(sync::Error::TooLarge(Upstream::Storage, 16));
+        let r = e.parts().into_response(30);
+        assert_eq!((r.status, r.errno), (400, Some(107)));
+        assert!(!r.has("Retry-After"));
+        let j: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(j["details"][0]["name"], "_limit");
+        assert_eq!(j["details"][0]["location"], "querystring");
+        let e = Error::Upstream(sync::Error::TooLarge(Upstream::TokenServer, 16));
+        assert_eq!(e.parts().status, 503);
+        let r = Error::BatchTimeUp(30).parts().into_response(7);
+        assert_eq!((r.status, r.errno), (503, Some(201)));
+        assert!(r.has("Retry-After"));
     }
 }

@@ -8,8 +8,7 @@ use serde_json::json;
 pub fn hello(app: &App, req: &Request<'_>) -> Result<Response, Error> {
     let c = &app.config;
     let readonly = c.write_switches.values().all(|w| !w.put && !w.delete);
-    let mut r = Response::new(200);
-    r.json(&json!({
+    let mut doc = json!({
         "project_name": c.project_name,
         "project_version": VERSION,
         "http_api_version": "1.5",
@@ -22,7 +21,12 @@ pub fn hello(app: &App, req: &Request<'_>) -> Result<Response, Error> {
             "readonly": readonly,
         },
         "capabilities": {},
-    }));
+    });
+    if let Some(eos) = &c.eos {
+        doc["eos"] = json!(eos.date);
+    }
+    let mut r = Response::new(200);
+    r.json(&doc);
     Ok(r)
 }
 

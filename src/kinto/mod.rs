@@ -6,6 +6,7 @@
 
 pub mod batch;
 pub mod cors;
+pub mod eos;
 pub mod error;
 pub mod hello;
 pub mod query;
@@ -21,6 +22,7 @@ use crate::sync::{self, Credentials, Reply, timestamp};
 use error::Error;
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 /// The server's version, as shown in hello and sent upstream.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -43,6 +45,12 @@ impl<'a> Request<'a> {
     /// The body as JSON: 415/107 unless the Content-Type (when given) is
     /// JSON, 400/106 when it does not parse.
     pub fn json_body(&self) -> Result<serde_json::Value, Error> {
+        self.json_content_type()?;
+        serde_json::from_slice(self.body).map_err(|e| Error::InvalidJson(e.to_string()))
+    }
+
+    /// 415/107 unless the Content-Type (when given) is JSON.
+    pub fn json_content_type(&self) -> Result<(), Error> {
         if let Some(ct) = self.header("content-type") {
             let mime = ct
                 .split(';')
@@ -54,7 +62,7 @@ impl<'a> Request<'a> {
                 return Err(Error::UnsupportedMediaType);
             }
         }
-        serde_json::from_slice(self.body).map_err(|e| Error::InvalidJson(e.to_string()))
+        Ok(())
     }
 
     /// First value of a header, case-insensitive name.
@@ -157,6 +165,10 @@ pub enum Route<'a> {
     Version,
     /// `/v1/batch`
     Batch,
+    /// `/v1/buckets/{b}`
+    Bucket(Cow<'a, str>),
+    /// `/v1/buckets/{b}/collections`
+    Collections(Cow<'a, str>),
     /// `/v1/buckets/{b}/collections/{c}`
     Collection(Cow<'a, str>, Cow<'a, str>),
     /// `/v1/buckets/{b}/collections/{c}/records`
@@ -196,6 +208,8 @@ impl Route<'_> {
             Route::Heartbeat | Route::LbHeartbeat => "heartbeat",
             Route::Version => "version",
             Route::Batch => "batch",
+            Route::Bucket(..) => "bucket",
+            Route::Collections(..) => "collections",
             // The original's names: its list endpoint was "collection".
             Route::Collection(..) => "collection_info",
             Route::Records(..) => "collection",
@@ -238,6 +252,8 @@ pub fn route(path: &str) -> Result<Routed<'_>, Error> {
         ["__lbheartbeat__"] => Route::LbHeartbeat,
         ["__version__"] => Route::Version,
         ["batch"] => Route::Batch,
+        ["buckets", b] => Route::Bucket(decode(b)?),
+        ["buckets", b, "collections"] => Route::Collections(decode(b)?),
         ["buckets", b, "collections", c] => Route::Collection(decode(b)?, decode(c)?),
         ["buckets", b, "collections", c, "records"] => Route::Records(decode(b)?, decode(c)?),
         ["buckets", b, "collections", c, "records", id] => {
@@ -266,6 +282,16 @@ fn decode(segment: &str) -> Result<Cow<'_, str>, Error> {
     if segment.contains('%') && !well_formed_escapes(segment) {
         return Err(bad());
     }
+    // A hop that normalises paths would turn `DELETE …/records/..` into a
+    // DELETE of the whole collection (or of all storage): dot segments are
+    // never ids, whether written plainly or percent-encoded.
+    if decoded == "." || decoded == ".." {
+        return Err(Error::param(
+            "path",
+            "path",
+            "`.` and `..` are not valid ids in a path",
+        ));
+    }
     Ok(decoded)
 }
 
@@ -291,7 +317,15 @@ pub fn well_formed_escapes(s: &str) -> bool {
 #[derive(Default)]
 pub struct Memo {
     entries: Vec<([u8; 32], Arc<Credentials>)>,
+    /// Token Server exchanges made so far.
+    token_calls: usize,
 }
+
+/// Most Token Server exchanges one request (a whole batch included) may
+/// cause: one user's lookup, a fresh token after the Sync node refused the
+/// cached one, and one more. Without it one unauthenticated batch of 25
+/// sub-requests with 25 made-up tokens makes 25 Token Server calls.
+pub const MAX_TOKEN_CALLS: usize = 3;
 
 /// Shared state of the server: configuration, cache, upstream clients.
 pub struct App {
@@ -311,7 +345,12 @@ impl App {
     /// Serve one request (top level: adds CORS and the `backoff` setting).
     pub fn handle(&self, req: &Request<'_>) -> Response {
         let mut memo = Memo::default();
-        let (mut resp, route) = self.dispatch(req, &mut memo);
+        let (mut resp, route) = match check_host(req) {
+            Ok(()) => eos::guard(&self.config, req.path, SystemTime::now(), || {
+                self.dispatch(req, &mut memo)
+            }),
+            Err(e) => (self.error(e), None),
+        };
         cors::decorate(&self.config, req, route.as_ref(), &mut resp);
         if let Some(b) = self.config.backoff {
             resp.set("Backoff", b.to_string());
@@ -331,8 +370,10 @@ impl App {
             Err(e) => return (self.error(e), None),
         };
         if self.metrics.is_enabled() {
+            let method = crate::metrics::method_name(req.method);
             self.metrics
-                .incr(&format!("view.{}.{}", route.service(), req.method));
+                .incr(&format!("view.{}.{method}", route.service()));
+            self.count_authn_type(req, &route);
         }
         let result = if req.method == "OPTIONS" {
             cors::preflight(&self.config, req, &route)
@@ -370,13 +411,19 @@ impl App {
             Route::LbHeartbeat => hello::lbheartbeat(),
             Route::Version => hello::version(),
             Route::Batch => batch::batch(self, req),
+            Route::Bucket(b) => records::bucket(self, req, b, memo),
+            Route::Collections(b) => records::collections(self, req, b, memo),
             Route::Collection(b, c) => records::collection(self, req, b, c, memo),
             Route::Records(b, c) => records::list(self, req, b, c, memo),
             Route::Record(b, c, id) => records::record(self, req, b, c, id, memo),
         };
         if matches!(
             route,
-            Route::Collection(..) | Route::Records(..) | Route::Record(..)
+            Route::Bucket(..)
+                | Route::Collections(..)
+                | Route::Collection(..)
+                | Route::Records(..)
+                | Route::Record(..)
         ) && req.header("x-client-state").is_some()
         {
             let alert = serde_json::json!({
@@ -420,16 +467,14 @@ impl App {
     }
 
     /// `scheme://host` clients should use: the `http_scheme`/`http_host`
-    /// settings, else the request's Host header.
+    /// settings, else the request's Host header (checked by [`App::handle`]).
     pub fn base_url(&self, req: &Request<'_>) -> String {
         let scheme = self.config.http_scheme.as_deref().unwrap_or("http");
         let host = match &self.config.http_host {
             Some(h) => h.as_str(),
             None => req
                 .header("host")
-                .filter(|h| {
-                    !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()) && !h.contains('/')
-                })
+                .filter(|h| crate::config::is_authority(h))
                 .unwrap_or("localhost"),
         };
         format!("{scheme}://{host}")
@@ -447,13 +492,50 @@ impl App {
         if let Some((_, c)) = memo.entries.iter().find(|(k, _)| *k == key) {
             return Ok(Arc::clone(c));
         }
+        if memo.token_calls >= MAX_TOKEN_CALLS && !self.cache.knows(&key) {
+            return Err(Error::param(
+                "header",
+                "Authorization",
+                format!(
+                    "One request may ask the Token Server for credentials at most {MAX_TOKEN_CALLS} times: send the requests of other users separately."
+                ),
+            ));
+        }
+        let token_calls = &mut memo.token_calls;
+        let started = Instant::now();
+        let mut exchange = Duration::ZERO;
         let creds = self.cache.get_keyed(key, who, |duration| {
+            *token_calls += 1;
             let authorization = format!("{} {}", who.scheme.word(), who.credential);
             let key_header = (who.scheme.key_header(), who.key);
-            self.tokens.fetch(&authorization, key_header, duration, ua)
+            let exchange_started = Instant::now();
+            let token = self.tokens.fetch(&authorization, key_header, duration, ua);
+            exchange = exchange_started.elapsed();
+            token
         })?;
+        if self.metrics.is_enabled() {
+            // The original's `syncclient.start_time`: making the user's Sync client ready
+            // from known credentials. A Token Server exchange has its own timer.
+            let ready = started.elapsed().saturating_sub(exchange);
+            self.metrics.timing_fine("syncclient.start_time", ready);
+            self.metrics.set("users", &self.cache.user_tag(who));
+        }
         memo.entries.push((key, Arc::clone(&creds)));
         Ok(creds)
+    }
+
+    /// `authn_type.<scheme>`: one count per request to an endpoint that needs a user.
+    fn count_authn_type(&self, req: &Request<'_>, route: &Route<'_>) {
+        let open = matches!(
+            route,
+            Route::Hello | Route::Heartbeat | Route::LbHeartbeat | Route::Version | Route::Batch
+        );
+        if open || req.method == "OPTIONS" {
+            return;
+        }
+        if let Some(scheme) = crate::auth::authn_type(req.header("authorization")) {
+            self.metrics.incr(&format!("authn_type.{scheme}"));
+        }
     }
 
     /// Run a storage call with `who`'s credentials; a 401 from the node
@@ -480,14 +562,55 @@ impl App {
     }
 }
 
-/// `Syncto/<version> (on behalf of <client UA>)`.
+/// The Host header goes into the URLs Syncto writes (`Location`, hello
+/// `url`, `Next-Page`, which Kinto clients follow with their Authorization):
+/// it must be a plain `host[:port]`, and only one. Absent or empty, the URLs
+/// say `localhost`.
+fn check_host(req: &Request<'_>) -> Result<(), Error> {
+    let mut hosts = req
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("host"));
+    let first = hosts.next().map(|(_, v)| v.trim());
+    let ok = match first {
+        None | Some("") => true,
+        Some(h) => crate::config::is_authority(h),
+    };
+    if ok && hosts.next().is_none() {
+        Ok(())
+    } else {
+        Err(Error::param(
+            "header",
+            "Host",
+            "Host should be one host name or address, with an optional :port",
+        ))
+    }
+}
+
+/// Longest client User-Agent passed upstream, in bytes.
+const MAX_USER_AGENT: usize = 512;
+
+/// `Syncto/<version> (on behalf of <client UA>)`. The client's part has its
+/// control characters replaced (an HTTP library refuses them in a header,
+/// which must not turn a request into a 503) and is cut at 512 bytes.
 pub fn user_agent(req: &Request<'_>) -> String {
     match req
         .header("user-agent")
         .map(str::trim)
         .filter(|u| !u.is_empty())
     {
-        Some(ua) => format!("Syncto/{VERSION} (on behalf of {ua})"),
+        Some(ua) => {
+            let mut out = format!("Syncto/{VERSION} (on behalf of ");
+            let start = out.len();
+            for c in ua.chars() {
+                if out.len() - start + c.len_utf8() > MAX_USER_AGENT {
+                    break;
+                }
+                out.push(if c.is_control() { '?' } else { c });
+            }
+            out.push(')');
+            out
+        }
         None => format!("Syncto/{VERSION}"),
     }
 }
@@ -523,6 +646,11 @@ mod tests {
         assert!(matches!(route("/v2/foo"), Err(Error::VersionNotAvailable)));
         assert!(matches!(route("/v1"), Err(Error::NotFound)));
         assert!(matches!(route("/v1/buckets"), Err(Error::NotFound)));
+        assert_eq!(to("/v1/buckets/syncto"), Route::Bucket("syncto".into()));
+        assert_eq!(
+            to("/v1/buckets/syncto/collections"),
+            Route::Collections("syncto".into())
+        );
         assert!(matches!(
             route("/v1/buckets//collections/c"),
             Err(Error::NotFound)

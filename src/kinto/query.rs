@@ -2,7 +2,7 @@
 //! (syncto-original.md §6 with the CONTRACT §5 changes).
 
 use super::error::Error;
-use crate::sync::timestamp::ms_to_seconds;
+use crate::sync::timestamp::{TICK_MS, ceil_tick, floor_tick, ms_to_seconds, parse_ms};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use std::borrow::Cow;
 use std::fmt::Write;
@@ -23,12 +23,10 @@ pub fn pairs(query: &str) -> impl Iterator<Item = Result<(Cow<'_, str>, Cow<'_, 
 }
 
 fn form_decode(s: &str) -> Result<Cow<'_, str>, Error> {
-    let bad = || {
-        Error::param(
-            "querystring",
-            "querystring",
-            "Invalid percent-encoding or non UTF-8 query string",
-        )
+    let bad = || Error::InvalidParameter {
+        location: "querystring",
+        name: None,
+        message: "Invalid percent-encoding or non UTF-8 query string".into(),
     };
     if s.contains('%') && !super::well_formed_escapes(s) {
         return Err(bad());
@@ -48,8 +46,13 @@ fn form_decode(s: &str) -> Result<Cow<'_, str>, Error> {
 /// A parsed records-list query.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ListQuery {
-    /// `_since` / `gt_last_modified`, ms.
+    /// `_since` / `gt_last_modified`, ms, as the client gave it (the
+    /// empty-answer ETag rule needs the exact value).
     pub since: Option<u64>,
+    /// Sync `newer` (exclusive lower bound), ms, always a whole tick.
+    pub newer: Option<u64>,
+    /// Sync `older` (exclusive upper bound), ms, always a whole tick.
+    pub older: Option<u64>,
     /// Sync `sort`.
     pub sort: Option<&'static str>,
     /// `_limit`.
@@ -60,23 +63,58 @@ pub struct ListQuery {
     pub ids: Option<Vec<String>>,
     /// `exclude_id`: filtered out by this server.
     pub exclude: Vec<String>,
+    /// `_fields`: the only fields kept (besides `id` and `last_modified`).
+    pub fields: Option<Vec<String>>,
 }
 
 const SORTS: &str = "_sort should be one of ('-last_modified', 'newest', '-sortindex', 'index', 'last_modified', 'oldest')";
 
-/// Parse the list query. Unknown parameters (`_expected`, `_fields`…) are
-/// ignored, as Kinto ignores unknown `_` parameters.
+/// A millisecond timestamp parameter (`123` or `"123"`).
+pub fn timestamp_param(name: &str, v: &str) -> Result<u64, Error> {
+    parse_ms(v.trim_matches('"')).ok_or_else(|| {
+        let message = format!("{name} should be a number.");
+        Error::param("querystring", name.to_owned(), message)
+    })
+}
+
+/// Parse the list query. Unknown parameters (`_expected`…) are ignored, as
+/// Kinto ignores unknown `_` parameters.
+///
+/// Sync stamps records in whole 10 ms ticks and its `newer`/`older` are
+/// exclusive, while Kinto compares exact milliseconds. So each bound maps to
+/// the tick that selects exactly the same records: `last_modified > X` is
+/// `newer = floor(X)`, `< X` is `older = ceil(X)`, `>= X` is
+/// `newer = ceil(X) - 10` and `<= X` is `older = floor(X) + 10` (ticks of 10 ms).
+/// Rounding to the nearest tick would be wrong both ways.
 pub fn parse_list(query: &str) -> Result<ListQuery, Error> {
     let mut q = ListQuery::default();
+    let lower = |q: &mut ListQuery, newer: Option<u64>| {
+        if let Some(n) = newer {
+            q.newer = Some(q.newer.map_or(n, |o| o.max(n)));
+        }
+    };
+    let upper = |q: &mut ListQuery, older: u64| {
+        q.older = Some(q.older.map_or(older, |o| o.min(older)));
+    };
     for pair in pairs(query) {
         let (k, v) = pair?;
         match &*k {
             "_since" | "gt_last_modified" => {
-                let n = v.trim_matches('"');
-                q.since = Some(n.parse::<u64>().map_err(|_| {
-                    let message = format!("{k} should be a number.");
-                    Error::param("querystring", k.into_owned(), message)
-                })?);
+                let x = timestamp_param(&k, &v)?;
+                q.since = Some(x);
+                lower(&mut q, Some(floor_tick(x)));
+            }
+            "min_last_modified" => {
+                let x = timestamp_param(&k, &v)?;
+                lower(&mut q, ceil_tick(x).checked_sub(TICK_MS));
+            }
+            "_before" | "lt_last_modified" => {
+                let x = timestamp_param(&k, &v)?;
+                upper(&mut q, ceil_tick(x));
+            }
+            "max_last_modified" => {
+                let x = timestamp_param(&k, &v)?;
+                upper(&mut q, floor_tick(x).saturating_add(TICK_MS));
             }
             "_sort" => {
                 q.sort = Some(match &*v {
@@ -112,10 +150,23 @@ pub fn parse_list(query: &str) -> Result<ListQuery, Error> {
             }
             "in_ids" | "in_id" => q.ids = Some(id_list(&v)),
             "exclude_id" => q.exclude = id_list(&v),
+            "_fields" => q.fields = Some(id_list(&v)),
             _ => {}
         }
     }
     Ok(q)
+}
+
+/// `_fields` of a one-record query.
+pub fn parse_fields(query: &str) -> Result<Option<Vec<String>>, Error> {
+    let mut fields = None;
+    for pair in pairs(query) {
+        let (k, v) = pair?;
+        if k == "_fields" {
+            fields = Some(id_list(&v));
+        }
+    }
+    Ok(fields)
 }
 
 fn id_list(v: &str) -> Vec<String> {
@@ -127,7 +178,7 @@ fn id_list(v: &str) -> Vec<String> {
 }
 
 impl ListQuery {
-    /// The Sync query string (`full=1&ids=…&newer=…&limit=…&offset=…&sort=…`).
+    /// The Sync query string (`full=1&ids=…&newer=…&older=…&limit=…&offset=…&sort=…`).
     pub fn upstream(&self) -> String {
         let mut s = String::with_capacity(64);
         s.push_str("full=1");
@@ -140,8 +191,11 @@ impl ListQuery {
                 let _ = write!(s, "{}", utf8_percent_encode(id, QUERY_VALUE));
             }
         }
-        if let Some(since) = self.since {
-            let _ = write!(s, "&newer={}", ms_to_seconds(since));
+        if let Some(newer) = self.newer {
+            let _ = write!(s, "&newer={}", ms_to_seconds(newer));
+        }
+        if let Some(older) = self.older {
+            let _ = write!(s, "&older={}", ms_to_seconds(older));
         }
         if let Some(limit) = self.limit {
             let _ = write!(s, "&limit={limit}");
@@ -156,63 +210,56 @@ impl ListQuery {
     }
 }
 
-/// Preconditions → Sync headers.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Preconditions {
-    /// Headers to send upstream.
-    pub headers: Vec<(&'static str, String)>,
-    /// `If-None-Match: *`: create only.
-    pub create_only: bool,
+/// What a request's `If-Match` / `If-None-Match` ask for, exactly as Kinto
+/// means them (integer milliseconds compared for equality).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Precondition {
+    /// No precondition.
+    #[default]
+    None,
+    /// `If-Match: "X"`: the current `last_modified` must be exactly X.
+    Match(u64),
+    /// `If-None-Match: "X"`: the current `last_modified` must not be X.
+    NoneMatch(u64),
+    /// `If-None-Match: *` (or `"*"`): the resource must not exist.
+    Absent,
 }
 
-/// `If-Match: "<ms>"` → `X-If-Unmodified-Since`; `If-None-Match: "<ms>"` →
-/// `X-If-Modified-Since`; `If-None-Match: *` or `"*"` → create-only
-/// (`X-If-Unmodified-Since: 0`).
+/// Read `If-Match` / `If-None-Match`. A star wins over `If-Match` (create
+/// only); two timestamps can't be combined.
 pub fn preconditions(
     if_match: Option<&str>,
     if_none_match: Option<&str>,
-) -> Result<Preconditions, Error> {
-    let mut p = Preconditions::default();
+) -> Result<Precondition, Error> {
+    let mut p = Precondition::None;
     if let Some(v) = if_match {
-        let ms = quoted_ms(v).ok_or_else(|| {
-            Error::param("headers", "If-Match", "headers: Invalid value for If-Match")
-        })?;
-        p.headers.push(("X-If-Unmodified-Since", ms_to_seconds(ms)));
+        let ms = quoted_ms(v)
+            .ok_or_else(|| Error::param("header", "If-Match", "Invalid value for If-Match"))?;
+        p = Precondition::Match(ms);
     }
     if let Some(v) = if_none_match {
         let v = v.trim();
         if v == "*" || v == "\"*\"" {
-            p.headers.clear();
-            p.headers.push(("X-If-Unmodified-Since", "0".to_owned()));
-            p.create_only = true;
-        } else {
-            let ms = quoted_ms(v).ok_or_else(|| {
-                Error::param(
-                    "headers",
-                    "If-None-Match",
-                    "headers: Invalid value for If-None-Match",
-                )
-            })?;
-            if !p.headers.is_empty() {
-                return Err(Error::param(
-                    "headers",
-                    "If-None-Match",
-                    "headers: If-Match and If-None-Match with a timestamp can't be combined",
-                ));
-            }
-            p.headers.push(("X-If-Modified-Since", ms_to_seconds(ms)));
+            return Ok(Precondition::Absent);
         }
+        let ms = quoted_ms(v).ok_or_else(|| {
+            Error::param("header", "If-None-Match", "Invalid value for If-None-Match")
+        })?;
+        if p != Precondition::None {
+            return Err(Error::param(
+                "header",
+                "If-None-Match",
+                "If-Match and If-None-Match with a timestamp can't be combined",
+            ));
+        }
+        p = Precondition::NoneMatch(ms);
     }
     Ok(p)
 }
 
 /// `"123"` → 123.
 fn quoted_ms(v: &str) -> Option<u64> {
-    let inner = v.trim().strip_prefix('"')?.strip_suffix('"')?;
-    if inner.is_empty() || !inner.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    inner.parse().ok()
+    parse_ms(v.trim().strip_prefix('"')?.strip_suffix('"')?)
 }
 
 #[cfg(test)]
@@ -263,41 +310,120 @@ mod tests {
             );
         }
         assert!(parse_list("_since=%ff").is_err());
+        // Past year 9999 a timestamp has no HTTP date: refused, not a panic.
+        for q in ["_since=253402300800000", "_before=253402300800000"] {
+            assert!(message(parse_list(q).unwrap_err()).ends_with("should be a number."));
+        }
+        assert!(parse_list("_since=253402300799999").is_ok());
+        assert!(preconditions(Some("\"253402300800000\""), None).is_err());
         assert!(parse_list("_since=%").is_err());
     }
 
     #[test]
+    fn time_bounds_select_exactly_what_kinto_means() {
+        // A record at ...190 ms: `_since` one below it must still include it
+        // (newer = ...180 ms), `_since` at it must exclude it.
+        let up = |q: &str| parse_list(q).unwrap().upstream();
+        assert_eq!(
+            up("_since=1444385059189"),
+            "full=1&newer=1444385059.18&sort=newest"
+        );
+        assert_eq!(
+            up("_since=1444385059190"),
+            "full=1&newer=1444385059.19&sort=newest"
+        );
+        assert_eq!(
+            up("_since=1444385059191"),
+            "full=1&newer=1444385059.19&sort=newest"
+        );
+        assert_eq!(
+            up("_before=1444385059191"),
+            "full=1&older=1444385059.20&sort=newest"
+        );
+        assert_eq!(
+            up("lt_last_modified=1444385059190"),
+            "full=1&older=1444385059.19&sort=newest"
+        );
+        assert_eq!(
+            up("_before=1444385059189"),
+            "full=1&older=1444385059.19&sort=newest"
+        );
+        // >= and <=: inclusive of a record exactly at X.
+        assert_eq!(
+            up("min_last_modified=1444385059190"),
+            "full=1&newer=1444385059.18&sort=newest"
+        );
+        assert_eq!(
+            up("min_last_modified=1444385059191"),
+            "full=1&newer=1444385059.19&sort=newest"
+        );
+        assert_eq!(
+            up("max_last_modified=1444385059190"),
+            "full=1&older=1444385059.20&sort=newest"
+        );
+        assert_eq!(
+            up("max_last_modified=1444385059199"),
+            "full=1&older=1444385059.20&sort=newest"
+        );
+        // min_last_modified=0 is every record: no bound at all.
+        assert_eq!(up("min_last_modified=0"), "full=1&sort=newest");
+        // Several bounds: the tightest of each side.
+        assert_eq!(
+            up("_since=1000&min_last_modified=2000&_before=9000&max_last_modified=5000"),
+            "full=1&newer=1.99&older=5.01&sort=newest"
+        );
+        let q = parse_list("_since=5&_fields=payload,sortindex").unwrap();
+        assert_eq!((q.since, q.newer), (Some(5), Some(0)));
+        assert_eq!(
+            q.fields,
+            Some(vec!["payload".to_owned(), "sortindex".to_owned()])
+        );
+        for bad in [
+            "_before=-1",
+            "min_last_modified=x",
+            "max_last_modified=1.5",
+            "lt_last_modified=",
+        ] {
+            assert!(
+                message(parse_list(bad).unwrap_err()).ends_with("should be a number."),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn precondition_headers() {
-        let p = preconditions(None, Some("\"14377478425700\"")).unwrap();
         assert_eq!(
-            p.headers,
-            vec![("X-If-Modified-Since", "14377478425.70".to_owned())]
+            preconditions(None, Some("\"14377478425700\"")).unwrap(),
+            Precondition::NoneMatch(14377478425700)
         );
-        let p = preconditions(Some("\"14377478425700\""), None).unwrap();
         assert_eq!(
-            p.headers,
-            vec![("X-If-Unmodified-Since", "14377478425.70".to_owned())]
+            preconditions(Some("\"14377478425701\""), None).unwrap(),
+            Precondition::Match(14377478425701)
         );
+        assert_eq!(preconditions(None, None).unwrap(), Precondition::None);
         for star in ["*", "\"*\""] {
-            let p = preconditions(Some("\"1\""), Some(star)).unwrap();
-            assert!(p.create_only);
-            assert_eq!(p.headers, vec![("X-If-Unmodified-Since", "0".to_owned())]);
+            assert_eq!(
+                preconditions(Some("\"1\""), Some(star)).unwrap(),
+                Precondition::Absent
+            );
         }
         assert_eq!(
             message(preconditions(Some("42"), None).unwrap_err()),
-            "headers: Invalid value for If-Match"
+            "Invalid value for If-Match"
         );
         assert_eq!(
             message(preconditions(Some("*"), None).unwrap_err()),
-            "headers: Invalid value for If-Match"
+            "Invalid value for If-Match"
         );
         assert_eq!(
             message(preconditions(None, Some("abc")).unwrap_err()),
-            "headers: Invalid value for If-None-Match"
+            "Invalid value for If-None-Match"
         );
         assert_eq!(
             message(preconditions(None, Some("\"\"")).unwrap_err()),
-            "headers: Invalid value for If-None-Match"
+            "Invalid value for If-None-Match"
         );
+        assert!(preconditions(Some("\"1\""), Some("\"2\"")).is_err());
     }
 }

@@ -1,13 +1,21 @@
-//! The records endpoints: collection metadata, list, one record, PUT and
-//! DELETE. Each handler reads top-down: identity → preconditions and
-//! parameters → credentials → Sync call → translation.
+//! The records endpoints: the bucket, its collections, collection metadata,
+//! the records list, one record, PUT and DELETE. Each handler reads
+//! top-down: identity → preconditions and parameters → Sync call(s) →
+//! translation.
+//!
+//! Preconditions are exact. Kinto compares integer milliseconds for
+//! equality; Sync stamps in 10 ms ticks and only knows "modified since" and
+//! "not modified since". So a value that is not a whole tick can never be
+//! current, and where Sync's comparison is weaker than equality the current
+//! timestamp is read first and the write then made conditional on it.
 
 use super::error::Error;
-use super::query::{self, QUERY_VALUE, preconditions};
+use super::query::{self, Precondition, QUERY_VALUE, preconditions};
 use super::{App, Memo, Request, Response, translate_headers};
 use crate::auth::{self, Identity};
 use crate::sync::storage::Call;
-use crate::sync::{self, Upstream, timestamp};
+use crate::sync::timestamp::{self, TICK_MS, floor_tick, ms_to_seconds};
+use crate::sync::{self, Reply, Upstream};
 use percent_encoding::utf8_percent_encode;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
@@ -15,13 +23,120 @@ use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::fmt;
 
-fn identity<'a>(req: &Request<'a>, bucket: &'a str) -> Result<Identity<'a>, Error> {
-    auth::identify(
-        req.header("authorization"),
-        req.header("x-keyid"),
-        req.header("x-client-state"),
-        bucket,
-    )
+/// What every upstream call of one request shares: who, on whose behalf,
+/// and the credentials already looked up.
+struct Ctx<'a> {
+    app: &'a App,
+    req: &'a Request<'a>,
+    who: Identity<'a>,
+    ua: String,
+    memo: &'a mut Memo,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(
+        app: &'a App,
+        req: &'a Request<'a>,
+        bucket: &'a str,
+        memo: &'a mut Memo,
+    ) -> Result<Ctx<'a>, Error> {
+        let who = auth::identify(
+            req.header("authorization"),
+            req.header("x-keyid"),
+            req.header("x-client-state"),
+            bucket,
+        )?;
+        Ok(Ctx {
+            app,
+            req,
+            who,
+            ua: super::user_agent(req),
+            memo,
+        })
+    }
+
+    /// One Sync call with this user's credentials (see [`App::with_storage`]).
+    fn call(
+        &mut self,
+        method: &'static str,
+        path: &str,
+        headers: &[(&'static str, String)],
+        body: Option<&[u8]>,
+        metric: &'static str,
+    ) -> Result<Reply, Error> {
+        let ua = self.ua.as_str();
+        self.app.with_storage(&self.who, ua, self.memo, |s, c| {
+            s.call(
+                c,
+                &Call {
+                    method,
+                    path,
+                    headers,
+                    body,
+                    user_agent: ua,
+                    metric,
+                },
+            )
+        })
+    }
+
+    /// Sync's `info/collections`: collection → last modified (ms).
+    fn collections(&mut self) -> Result<Vec<(String, u64)>, Error> {
+        let reply = self.call("GET", "/info/collections", &[], None, "info_collections")?;
+        let bad = |why: &str| sync::Error::BadAnswer(Upstream::Storage, why.into());
+        let map: std::collections::BTreeMap<String, &RawValue> =
+            serde_json::from_slice(&reply.body)
+                .map_err(|_| bad("info/collections is not a JSON object"))?;
+        map.into_iter()
+            .map(|(name, raw)| {
+                timestamp::seconds_to_ms(raw.get())
+                    .map(|ms| (name, ms))
+                    .ok_or_else(|| bad("bad timestamp in info/collections").into())
+            })
+            .collect()
+    }
+
+    /// One record, translated to Kinto JSON (no envelope).
+    fn fetch(
+        &mut self,
+        path: &str,
+        headers: &[(&'static str, String)],
+        fields: Option<&[String]>,
+    ) -> Result<(Reply, Vec<u8>), Error> {
+        let reply = self.call("GET", path, headers, None, "get_record")?;
+        let mut record = Vec::with_capacity(reply.body.len() + 8);
+        rewrite_record(&reply.body, fields, &mut record)
+            .map_err(|why| sync::Error::BadAnswer(Upstream::Storage, why))?;
+        Ok((reply, record))
+    }
+
+    /// The record's current `last_modified` and Kinto JSON, `None` when it
+    /// does not exist.
+    fn current(&mut self, path: &str) -> Result<Option<(u64, Value)>, Error> {
+        match self.fetch(path, &[], None) {
+            Ok((reply, record)) => {
+                let value: Value = serde_json::from_slice(&record).map_err(|_| Error::Internal)?;
+                let lm = value["last_modified"]
+                    .as_u64()
+                    .or(reply.last_modified)
+                    .ok_or_else(|| {
+                        sync::Error::BadAnswer(Upstream::Storage, "record without modified".into())
+                    })?;
+                Ok(Some((lm, value)))
+            }
+            Err(Error::Upstream(sync::Error::Status(Upstream::Storage, r))) if r.status == 404 => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The 412 of a record: Kinto.js builds its conflict from
+    /// `details.existing`, the record as it is now.
+    fn conflict(&mut self, path: &str, reply: Option<Box<Reply>>) -> Error {
+        let existing = self.current(path).ok().flatten().map(|(_, v)| v);
+        Error::PreconditionFailed(existing, reply)
+    }
 }
 
 /// Sync's collection rule: `[a-zA-Z0-9._-]{1,32}`.
@@ -61,6 +176,107 @@ fn record_path(collection: &str, id: &str) -> String {
     )
 }
 
+/// Headers of a Sync request (precondition headers).
+type SyncHeaders = Vec<(&'static str, String)>;
+
+/// A Sync timestamp header value of a whole tick.
+fn seconds(ms: u64) -> String {
+    ms_to_seconds(floor_tick(ms))
+}
+
+fn is_tick(ms: u64) -> bool {
+    ms % TICK_MS == 0
+}
+
+/// A metadata answer (`{"data": {...}}`) with its ETag, honouring
+/// `If-None-Match` (304) and `If-Match` (412) by exact comparison.
+fn metadata(req: &Request<'_>, data: Value, last_modified: u64) -> Result<Response, Error> {
+    let etag = format!("\"{last_modified}\"");
+    if req.header("if-none-match").map(str::trim) == Some(etag.as_str()) {
+        let mut r = Response::new(304);
+        r.header("ETag", etag);
+        r.header("Cache-Control", "no-cache");
+        return Ok(r);
+    }
+    if req.header("if-match").is_some_and(|im| im.trim() != etag) {
+        return Err(Error::PreconditionFailed(None, None));
+    }
+    let mut r = Response::new(200);
+    r.json(&serde_json::json!({ "data": data }));
+    r.header("Cache-Control", "no-cache");
+    r.header("ETag", etag);
+    r.header("Last-Modified", timestamp::http_date(last_modified));
+    Ok(r)
+}
+
+/// `GET …/buckets/{b}`: the bucket, last modified with its newest collection.
+pub fn bucket(
+    app: &App,
+    req: &Request<'_>,
+    bucket: &str,
+    memo: &mut Memo,
+) -> Result<Response, Error> {
+    let mut cx = Ctx::new(app, req, bucket, memo)?;
+    let newest = cx.collections()?.iter().map(|(_, t)| *t).max().unwrap_or(0);
+    metadata(
+        req,
+        serde_json::json!({"id": bucket, "last_modified": newest}),
+        newest,
+    )
+}
+
+/// `GET …/buckets/{b}/collections`: the user's Sync collections, newest
+/// first (or as `_sort` says), filtered by the time bounds of the query.
+pub fn collections(
+    app: &App,
+    req: &Request<'_>,
+    bucket: &str,
+    memo: &mut Memo,
+) -> Result<Response, Error> {
+    let mut cx = Ctx::new(app, req, bucket, memo)?;
+    let all = cx.collections()?;
+    let newest = all.iter().map(|(_, t)| *t).max().unwrap_or(0);
+    let mut lower = None;
+    let mut upper = None;
+    let mut sort = "-last_modified".to_owned();
+    for pair in query::pairs(req.query) {
+        let (k, v) = pair?;
+        let ms = || query::timestamp_param(&k, &v);
+        match &*k {
+            "_since" | "gt_last_modified" => lower = Some(ms()?),
+            "_before" | "lt_last_modified" => upper = Some(ms()?),
+            "_sort" => sort = v.into_owned(),
+            _ => {}
+        }
+    }
+    let mut kept: Vec<&(String, u64)> = all
+        .iter()
+        .filter(|(_, t)| lower.is_none_or(|x| *t > x) && upper.is_none_or(|x| *t < x))
+        .collect();
+    match sort.as_str() {
+        "id" => kept.sort_by(|a, b| a.0.cmp(&b.0)),
+        "-id" => kept.sort_by(|a, b| b.0.cmp(&a.0)),
+        "last_modified" => kept.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0))),
+        "-last_modified" => kept.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0))),
+        _ => {
+            return Err(Error::param(
+                "querystring",
+                "_sort",
+                "_sort should be one of ('id', '-id', 'last_modified', '-last_modified')",
+            ));
+        }
+    }
+    let data: Vec<Value> = kept
+        .iter()
+        .map(|(id, t)| serde_json::json!({"id": id, "last_modified": t}))
+        .collect();
+    let mut r = metadata(req, Value::Array(data), newest)?;
+    if r.status == 200 {
+        r.header("Total-Records", kept.len().to_string());
+    }
+    Ok(r)
+}
+
 /// `GET …/collections/{c}`: `{"data": {"id", "last_modified"}}` from
 /// Sync's `info/collections` (Kinto.js reads it first on every sync).
 pub fn collection(
@@ -70,59 +286,19 @@ pub fn collection(
     coll: &str,
     memo: &mut Memo,
 ) -> Result<Response, Error> {
-    let who = identity(req, bucket)?;
+    let mut cx = Ctx::new(app, req, bucket, memo)?;
     check_collection(coll)?;
-    let ua = super::user_agent(req);
-    let reply = app.with_storage(&who, &ua, memo, |s, c| {
-        s.call(
-            c,
-            &Call {
-                method: "GET",
-                path: "/info/collections",
-                headers: &[],
-                body: None,
-                user_agent: &ua,
-                metric: "info_collections",
-            },
-        )
-    })?;
-    let map: std::collections::HashMap<Cow<'_, str>, &RawValue> =
-        serde_json::from_slice(&reply.body).map_err(|_| {
-            sync::Error::BadAnswer(
-                Upstream::Storage,
-                "info/collections is not a JSON object".into(),
-            )
-        })?;
     let lower = coll.to_ascii_lowercase();
-    let last_modified = match map.get(lower.as_str()) {
-        Some(raw) => timestamp::seconds_to_ms(raw.get()).ok_or_else(|| {
-            sync::Error::BadAnswer(
-                Upstream::Storage,
-                "bad timestamp in info/collections".into(),
-            )
-        })?,
-        None => 0,
-    };
-    let etag = format!("\"{last_modified}\"");
-    if let Some(inm) = req.header("if-none-match") {
-        if inm.trim() == etag {
-            let mut r = Response::new(304);
-            r.header("ETag", etag);
-            r.header("Cache-Control", "no-cache");
-            return Ok(r);
-        }
-    }
-    if let Some(im) = req.header("if-match") {
-        if im.trim() != etag {
-            return Err(Error::PreconditionFailed(None, None));
-        }
-    }
-    let mut r = Response::new(200);
-    r.json(&serde_json::json!({"data": {"id": coll, "last_modified": last_modified}}));
-    r.header("Cache-Control", "no-cache");
-    r.header("ETag", etag);
-    r.header("Last-Modified", timestamp::http_date(last_modified));
-    Ok(r)
+    let last_modified = cx
+        .collections()?
+        .into_iter()
+        .find(|(name, _)| *name == lower)
+        .map_or(0, |(_, t)| t);
+    metadata(
+        req,
+        serde_json::json!({"id": coll, "last_modified": last_modified}),
+        last_modified,
+    )
 }
 
 /// `GET/HEAD …/records`.
@@ -133,28 +309,45 @@ pub fn list(
     coll: &str,
     memo: &mut Memo,
 ) -> Result<Response, Error> {
-    let who = identity(req, bucket)?;
+    let mut cx = Ctx::new(app, req, bucket, memo)?;
     check_collection(coll)?;
     let pre = preconditions(req.header("if-match"), req.header("if-none-match"))?;
-    let q = query::parse_list(req.query)?;
+    let mut q = query::parse_list(req.query)?;
+    // Pages are bounded, as Kinto's `paginate_by`: Sync would otherwise
+    // answer every record at once.
+    let asked = q.limit;
+    q.limit = Some(asked.map_or(app.config.paginate_by, |l| l.min(app.config.paginate_by)));
     let path = format!("/storage/{}?{}", coll.to_ascii_lowercase(), q.upstream());
-    let ua = super::user_agent(req);
-    let reply = app.with_storage(&who, &ua, memo, |s, c| {
-        s.call(
-            c,
-            &Call {
-                method: "GET",
-                path: &path,
-                headers: &pre.headers,
-                body: None,
-                user_agent: &ua,
-                metric: "get_records",
-            },
-        )
-    })?;
+    let mut headers = Vec::new();
+    match pre {
+        // A value between two ticks is never the collection's: no 304.
+        Precondition::NoneMatch(x) if is_tick(x) => {
+            headers.push(("X-If-Modified-Since", seconds(x)));
+        }
+        Precondition::Match(x) => headers.push(("X-If-Unmodified-Since", seconds(x))),
+        Precondition::Absent => headers.push(("X-If-Unmodified-Since", "0".to_owned())),
+        _ => {}
+    }
+    let reply = match cx.call("GET", &path, &headers, None, "get_records") {
+        // Sync's 304 means "not modified since X"; Kinto's means "is X".
+        Err(Error::Upstream(sync::Error::Status(Upstream::Storage, r)))
+            if r.status == 304 && r.last_modified != Some(pre_value(pre)) =>
+        {
+            cx.call("GET", &path, &[], None, "get_records")?
+        }
+        Err(Error::Upstream(sync::Error::Status(Upstream::Storage, r))) if r.status == 412 => {
+            return Err(Error::PreconditionFailed(None, Some(r)));
+        }
+        other => other?,
+    };
+    if let Precondition::Match(x) = pre {
+        if reply.last_modified != Some(x) {
+            return Err(Error::PreconditionFailed(None, Some(Box::new(reply))));
+        }
+    }
     let mut out = Vec::with_capacity(reply.body.len() + 64);
     out.extend_from_slice(b"{\"data\":");
-    let (kept, dropped) = rewrite_list(&reply.body, &q.exclude, &mut out)
+    let (kept, dropped) = rewrite_list(&reply.body, &q.exclude, q.fields.as_deref(), &mut out)
         .map_err(|why| sync::Error::BadAnswer(Upstream::Storage, why))?;
     out.push(b'}');
     let mut r = Response::new(200);
@@ -168,7 +361,9 @@ pub fn list(
             r.set("Last-Modified", timestamp::http_date(since));
         }
     }
-    if q.limit.is_none() {
+    // X-Weave-Records counts this page only: the total of all pages is
+    // known when this page is the only one.
+    if asked.is_none() && reply.next_offset.is_none() {
         if let Some(total) = reply.records {
             r.header(
                 "Total-Records",
@@ -180,6 +375,14 @@ pub fn list(
         r.header("Next-Page", next_page(app, req, offset));
     }
     Ok(r)
+}
+
+/// The timestamp a precondition names (0 for none or `*`).
+fn pre_value(pre: Precondition) -> u64 {
+    match pre {
+        Precondition::Match(x) | Precondition::NoneMatch(x) => x,
+        Precondition::None | Precondition::Absent => 0,
+    }
 }
 
 /// The absolute URL of the next page: same path and query, new `_token`.
@@ -213,27 +416,20 @@ pub fn record(
         "DELETE" if !app.config.delete_enabled(coll) => return Err(Error::WriteDisabled),
         _ => {}
     }
-    let who = identity(req, bucket)?;
+    let mut cx = Ctx::new(app, req, bucket, memo)?;
     check_collection(coll)?;
     check_id(id)?;
     let pre = preconditions(req.header("if-match"), req.header("if-none-match"))?;
     let path = record_path(coll, id);
-    let ua = super::user_agent(req);
     let result = match req.method {
-        "PUT" => put(app, req, &who, &path, id, &pre, &ua, memo),
-        "DELETE" => delete(app, &who, &path, id, &pre.headers, &ua, memo),
-        _ => get(app, &who, &path, &pre.headers, &ua, memo),
+        "PUT" => put(&mut cx, &path, id, pre),
+        "DELETE" => delete(&mut cx, &path, id, pre),
+        _ => get(&mut cx, &path, pre),
     };
     match result {
         Err(Error::Upstream(sync::Error::Status(Upstream::Storage, reply))) => match reply.status {
             404 => Err(Error::RecordNotFound(id.to_owned(), Some(reply))),
-            412 => {
-                // Kinto.js builds its conflict from details.existing.
-                let existing = fetch_record(app, &who, &path, &[], &ua, memo)
-                    .ok()
-                    .and_then(|(_, record)| serde_json::from_slice::<Value>(&record).ok());
-                Err(Error::PreconditionFailed(existing, Some(reply)))
-            }
+            412 => Err(cx.conflict(&path, Some(reply))),
             _ => Err(Error::Upstream(sync::Error::Status(
                 Upstream::Storage,
                 reply,
@@ -243,15 +439,31 @@ pub fn record(
     }
 }
 
-fn get(
-    app: &App,
-    who: &Identity<'_>,
-    path: &str,
-    headers: &[(&'static str, String)],
-    ua: &str,
-    memo: &mut Memo,
-) -> Result<Response, Error> {
-    let (reply, record) = fetch_record(app, who, path, headers, ua, memo)?;
+fn get(cx: &mut Ctx<'_>, path: &str, pre: Precondition) -> Result<Response, Error> {
+    let fields = query::parse_fields(cx.req.query)?;
+    let fields = fields.as_deref();
+    let headers = match pre {
+        // A value between two ticks is never the record's: no 304.
+        Precondition::NoneMatch(x) if is_tick(x) => vec![("X-If-Modified-Since", seconds(x))],
+        Precondition::Match(x) => vec![("X-If-Unmodified-Since", seconds(x))],
+        Precondition::Absent => vec![("X-If-Unmodified-Since", "0".to_owned())],
+        _ => vec![],
+    };
+    let (reply, record) = match cx.fetch(path, &headers, fields) {
+        // Sync's 304 means "not modified since X"; Kinto's means "is X".
+        Err(Error::Upstream(sync::Error::Status(Upstream::Storage, r)))
+            if r.status == 304 && r.last_modified != Some(pre_value(pre)) =>
+        {
+            cx.fetch(path, &[], fields)?
+        }
+        other => other?,
+    };
+    if let Precondition::Match(x) = pre {
+        if reply.last_modified != Some(x) {
+            let existing = serde_json::from_slice(&record).ok();
+            return Err(Error::PreconditionFailed(existing, Some(Box::new(reply))));
+        }
+    }
     let mut out = Vec::with_capacity(record.len() + 10);
     out.extend_from_slice(b"{\"data\":");
     out.extend_from_slice(&record);
@@ -262,60 +474,45 @@ fn get(
     Ok(r)
 }
 
-/// One record from Sync, translated to Kinto JSON (no envelope).
-fn fetch_record(
-    app: &App,
-    who: &Identity<'_>,
-    path: &str,
-    headers: &[(&'static str, String)],
-    ua: &str,
-    memo: &mut Memo,
-) -> Result<(sync::Reply, Vec<u8>), Error> {
-    let reply = app.with_storage(who, ua, memo, |s, c| {
-        s.call(
-            c,
-            &Call {
-                method: "GET",
-                path,
-                headers,
-                body: None,
-                user_agent: ua,
-                metric: "get_record",
-            },
-        )
-    })?;
-    let mut record = Vec::with_capacity(reply.body.len() + 8);
-    rewrite_record(&reply.body, &mut record)
-        .map_err(|why| sync::Error::BadAnswer(Upstream::Storage, why))?;
-    Ok((reply, record))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn put(
-    app: &App,
-    req: &Request<'_>,
-    who: &Identity<'_>,
+/// The Sync precondition header for a write, and whether the write creates
+/// the record. `If-Match: "X"` needs the record to be exactly at X, but
+/// Sync's `X-If-Unmodified-Since` only refuses what is newer: the record is
+/// read first, and the write is then conditional on what was read, so a
+/// change in between still fails with 412.
+fn write_precondition(
+    cx: &mut Ctx<'_>,
     path: &str,
     id: &str,
-    pre: &query::Preconditions,
-    ua: &str,
-    memo: &mut Memo,
-) -> Result<Response, Error> {
-    let fields = put_fields(req, id)?;
+    pre: Precondition,
+    absent: impl Fn(&str) -> Error,
+) -> Result<(SyncHeaders, bool), Error> {
+    let unmodified = |ms: u64| vec![("X-If-Unmodified-Since", seconds(ms))];
+    let create_only = || vec![("X-If-Unmodified-Since", "0".to_owned())];
+    Ok(match pre {
+        Precondition::None => (vec![], false),
+        Precondition::Absent => (create_only(), true),
+        Precondition::Match(x) => match cx.current(path)? {
+            Some((lm, _)) if lm == x => (unmodified(x), false),
+            Some((_, existing)) => return Err(Error::PreconditionFailed(Some(existing), None)),
+            None => return Err(absent(id)),
+        },
+        Precondition::NoneMatch(x) => match cx.current(path)? {
+            Some((lm, existing)) if lm == x => {
+                return Err(Error::PreconditionFailed(Some(existing), None));
+            }
+            Some((lm, _)) => (unmodified(lm), false),
+            None => (create_only(), true),
+        },
+    })
+}
+
+fn put(cx: &mut Ctx<'_>, path: &str, id: &str, pre: Precondition) -> Result<Response, Error> {
+    let fields = put_fields(cx.req, id)?;
     let body = serde_json::to_vec(&fields).map_err(|_| Error::Internal)?;
-    let reply = app.with_storage(who, ua, memo, |s, c| {
-        s.call(
-            c,
-            &Call {
-                method: "PUT",
-                path,
-                headers: &pre.headers,
-                body: Some(&body),
-                user_agent: ua,
-                metric: "put_record",
-            },
-        )
-    })?;
+    // Kinto answers 412 to If-Match on a record that does not exist.
+    let (headers, creates) =
+        write_precondition(cx, path, id, pre, |_| Error::PreconditionFailed(None, None))?;
+    let reply = cx.call("PUT", path, &headers, Some(&body), "put_record")?;
     let modified = std::str::from_utf8(&reply.body)
         .ok()
         .and_then(timestamp::seconds_to_ms)
@@ -327,7 +524,7 @@ fn put(
     data.insert("id".into(), Value::String(id.to_owned()));
     data.extend(fields);
     data.insert("last_modified".into(), modified.into());
-    let mut r = Response::new(if pre.create_only { 201 } else { 200 });
+    let mut r = Response::new(if creates { 201 } else { 200 });
     r.json(&serde_json::json!({ "data": data }));
     translate_headers(&mut r, &reply);
     r.set("ETag", format!("\"{modified}\""));
@@ -343,7 +540,7 @@ fn put_fields(req: &Request<'_>, id: &str) -> Result<Map<String, Value>, Error> 
         return Err(Error::InvalidParameter {
             location: "body",
             name: None,
-            message: "body: The request body should be a JSON object with a `data` object".into(),
+            message: "The request body should be a JSON object with a `data` object".into(),
         });
     };
     for key in top.keys() {
@@ -419,28 +616,12 @@ fn put_fields(req: &Request<'_>, id: &str) -> Result<Map<String, Value>, Error> 
     Ok(fields)
 }
 
-fn delete(
-    app: &App,
-    who: &Identity<'_>,
-    path: &str,
-    id: &str,
-    headers: &[(&'static str, String)],
-    ua: &str,
-    memo: &mut Memo,
-) -> Result<Response, Error> {
-    let reply = app.with_storage(who, ua, memo, |s, c| {
-        s.call(
-            c,
-            &Call {
-                method: "DELETE",
-                path,
-                headers,
-                body: None,
-                user_agent: ua,
-                metric: "delete_record",
-            },
-        )
+fn delete(cx: &mut Ctx<'_>, path: &str, id: &str, pre: Precondition) -> Result<Response, Error> {
+    // A missing record is a 404 whatever the precondition, as Kinto.
+    let (headers, _) = write_precondition(cx, path, id, pre, |id| {
+        Error::RecordNotFound(id.to_owned(), None)
     })?;
+    let reply = cx.call("DELETE", path, &headers, None, "delete_record")?;
     #[derive(serde::Deserialize)]
     struct Deleted<'a> {
         #[serde(borrow)]
@@ -473,14 +654,18 @@ fn delete(
 // unescaped or re-encoded.
 
 /// Rewrite a Sync list body into `out`; returns (records kept, excluded).
+/// With `fields`, records keep only those fields besides `id` and
+/// `last_modified` (Kinto's `_fields`).
 pub fn rewrite_list(
     body: &[u8],
     exclude: &[String],
+    fields: Option<&[String]>,
     out: &mut Vec<u8>,
 ) -> Result<(usize, usize), String> {
     let mut w = ListWriter {
         out,
         exclude,
+        fields,
         kept: 0,
         dropped: 0,
     };
@@ -492,18 +677,27 @@ pub fn rewrite_list(
     Ok((w.kept, w.dropped))
 }
 
-/// Rewrite one Sync record into `out`.
-pub fn rewrite_record(body: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+/// Rewrite one Sync record into `out` (`fields` as in [`rewrite_list`]).
+pub fn rewrite_record(
+    body: &[u8],
+    fields: Option<&[String]>,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    RecordWriter { out, exclude: &[] }
-        .deserialize(&mut de)
-        .map_err(|e| format!("record: {e}"))?;
+    RecordWriter {
+        out,
+        exclude: &[],
+        fields,
+    }
+    .deserialize(&mut de)
+    .map_err(|e| format!("record: {e}"))?;
     de.end().map_err(|e| format!("record: {e}"))
 }
 
 struct ListWriter<'o> {
     out: &'o mut Vec<u8>,
     exclude: &'o [String],
+    fields: Option<&'o [String]>,
     kept: usize,
     dropped: usize,
 }
@@ -530,6 +724,7 @@ impl<'de> Visitor<'de> for &mut ListWriter<'_> {
             let seed = RecordWriter {
                 out: self.out,
                 exclude: self.exclude,
+                fields: self.fields,
             };
             match seq.next_element_seed(seed)? {
                 None => {
@@ -552,6 +747,7 @@ impl<'de> Visitor<'de> for &mut ListWriter<'_> {
 struct RecordWriter<'o> {
     out: &'o mut Vec<u8>,
     exclude: &'o [String],
+    fields: Option<&'o [String]>,
 }
 
 impl<'de> DeserializeSeed<'de> for RecordWriter<'_> {
@@ -573,6 +769,13 @@ impl<'de> Visitor<'de> for RecordWriter<'_> {
         let mut keep = true;
         while let Some(key) = map.next_key::<Key<'de>>()? {
             let value: &'de RawValue = map.next_value()?;
+            let wanted = match self.fields {
+                Some(f) => matches!(&*key.0, "id" | "modified") || f.iter().any(|n| *n == key.0),
+                None => true,
+            };
+            if !wanted {
+                continue;
+            }
             if !first {
                 out.push(b',');
             }
@@ -628,7 +831,7 @@ mod tests {
     fn list(body: &str, exclude: &[&str]) -> (String, usize, usize) {
         let exclude: Vec<String> = exclude.iter().map(|s| s.to_string()).collect();
         let mut out = Vec::new();
-        let (k, d) = rewrite_list(body.as_bytes(), &exclude, &mut out).unwrap();
+        let (k, d) = rewrite_list(body.as_bytes(), &exclude, None, &mut out).unwrap();
         (String::from_utf8(out).unwrap(), k, d)
     }
 
@@ -672,7 +875,7 @@ mod tests {
             "0",
         ] {
             assert!(
-                rewrite_list(bad.as_bytes(), &[], &mut out).is_err(),
+                rewrite_list(bad.as_bytes(), &[], None, &mut out).is_err(),
                 "{bad}"
             );
         }
@@ -681,10 +884,39 @@ mod tests {
     #[test]
     fn record_rewrite() {
         let mut out = Vec::new();
-        rewrite_record(br#"{"id":"x","modified":1.5,"payload":"p"}"#, &mut out).unwrap();
+        rewrite_record(
+            br#"{"id":"x","modified":1.5,"payload":"p"}"#,
+            None,
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             r#"{"id":"x","last_modified":1500,"payload":"p"}"#
+        );
+    }
+
+    #[test]
+    fn fields_keep_only_what_is_asked_plus_id_and_last_modified() {
+        let body = r#"[{"payload":"p","id":"a","sortindex":3,"modified":1.00},{"id":"b","modified":2.00,"payload":"q"}]"#;
+        let fields = ["sortindex".to_owned()];
+        let mut out = Vec::new();
+        rewrite_list(body.as_bytes(), &[], Some(&fields), &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"[{"id":"a","sortindex":3,"last_modified":1000},{"id":"b","last_modified":2000}]"#
+        );
+        let mut out = Vec::new();
+        let none: [String; 0] = [];
+        rewrite_record(
+            br#"{"payload":"p","id":"x","modified":1.5}"#,
+            Some(&none),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"id":"x","last_modified":1500}"#
         );
     }
 }

@@ -6,11 +6,13 @@
 //! the Kinto side maps to status codes and errnos in one place.
 
 pub mod hawk;
+pub mod pacing;
 pub mod storage;
 pub mod timestamp;
 pub mod tokenserver;
 
 use std::fmt;
+use std::io::Read;
 use ureq::http;
 
 /// Where and how to reach one user's storage, from a Token Server answer.
@@ -112,6 +114,11 @@ pub struct Reply {
 
 impl Reply {
     /// Read the translated headers and the body (at most `limit` bytes).
+    ///
+    /// A body over `limit` is [`ureq::Error::BodyExceedsLimit`] (refused
+    /// before reading when its `Content-Length` says so); an
+    /// `X-Last-Modified` that is not a timestamp Syncto can represent makes
+    /// the whole answer unusable. [`Error::transport`] maps both.
     fn read(mut resp: http::Response<ureq::Body>, limit: u64) -> Result<Reply, ureq::Error> {
         let h = resp.headers();
         let text = |name: &str| {
@@ -126,9 +133,18 @@ impl Reply {
                 .filter(|v| v.len() <= 20 && v.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
                 .map(str::to_owned)
         };
+        let last_modified = match h.get("x-last-modified") {
+            None => None,
+            Some(v) => Some(
+                v.to_str()
+                    .ok()
+                    .and_then(timestamp::seconds_to_ms)
+                    .ok_or_else(|| unusable("X-Last-Modified is not a timestamp"))?,
+            ),
+        };
         let mut reply = Reply {
             status: resp.status().as_u16(),
-            last_modified: text("x-last-modified").and_then(timestamp::seconds_to_ms),
+            last_modified,
             records: text("x-weave-records").and_then(|v| v.parse().ok()),
             next_offset: text("x-weave-next-offset")
                 .filter(|v| v.len() <= 1024)
@@ -141,7 +157,19 @@ impl Reply {
             retry_after: number("retry-after"),
             body: Vec::new(),
         };
-        reply.body = resp.body_mut().with_config().limit(limit).read_to_vec()?;
+        // Sized once from Content-Length: no doubling of a large buffer.
+        let declared = resp.body().content_length();
+        if declared.is_some_and(|n| n > limit) {
+            return Err(ureq::Error::BodyExceedsLimit(limit));
+        }
+        let mut body = Vec::with_capacity(declared.unwrap_or(0) as usize);
+        resp.body_mut()
+            .with_config()
+            .limit(limit)
+            .reader()
+            .read_to_end(&mut body)
+            .map_err(ureq::Error::from)?;
+        reply.body = body;
         Ok(reply)
     }
 
@@ -188,8 +216,13 @@ pub enum Error {
     /// The upstream did not answer in time.
     Timeout(Upstream, String),
     /// The upstream answered something unusable (bad JSON, bad token fields,
-    /// an endpoint our policy forbids).
+    /// an endpoint our policy forbids, a timestamp out of range).
     BadAnswer(Upstream, String),
+    /// The request could not be sent in time because others of the same
+    /// user had to go first (write pacing).
+    Busy(Upstream, String),
+    /// The answer's body is larger than the limit (bytes) Syncto reads.
+    TooLarge(Upstream, u64),
 }
 
 impl fmt::Display for Error {
@@ -199,6 +232,8 @@ impl fmt::Display for Error {
             Error::Unreachable(u, why) => write!(f, "{u} unreachable: {why}"),
             Error::Timeout(u, why) => write!(f, "{u} timed out: {why}"),
             Error::BadAnswer(u, why) => write!(f, "{u} gave an unusable answer: {why}"),
+            Error::Busy(u, why) => write!(f, "{u} write not sent: {why}"),
+            Error::TooLarge(u, limit) => write!(f, "{u} answer is larger than {limit} bytes"),
         }
     }
 }
@@ -206,8 +241,17 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 impl Error {
-    /// From a transport error of ureq.
+    /// From a transport error of ureq (or of [`Reply::read`]).
     pub(crate) fn transport(upstream: Upstream, host: &str, e: &ureq::Error) -> Error {
+        match e {
+            ureq::Error::BodyExceedsLimit(limit) => return Error::TooLarge(upstream, *limit),
+            ureq::Error::Other(inner) => {
+                if let Some(Unusable(why)) = inner.downcast_ref::<Unusable>() {
+                    return Error::BadAnswer(upstream, format!("{host}: {why}"));
+                }
+            }
+            _ => {}
+        }
         let (kind, reason) = crate::tls::classify(e);
         let why = format!("{host}: {reason}");
         match kind {
@@ -217,8 +261,30 @@ impl Error {
     }
 }
 
-/// Limits on what is read from upstreams.
-pub const MAX_UPSTREAM_BODY: u64 = 64 * 1024 * 1024;
+/// An answer [`Reply::read`] refuses, and why.
+#[derive(Debug)]
+struct Unusable(&'static str);
+
+impl fmt::Display for Unusable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for Unusable {}
+
+fn unusable(why: &'static str) -> ureq::Error {
+    ureq::Error::Other(Box::new(Unusable(why)))
+}
+
+/// Most bytes read from one storage-node answer: 16 MiB.
+///
+/// Sync refuses a record whose payload is over 2.5 MiB (a PUT body is at
+/// most 2.5 MiB + 4 KiB), so one record always fits, and so does a page of
+/// `paginate_by` records of ordinary size (Sync pages are otherwise only
+/// bounded by the `limit` asked for). A larger page is refused with a clear
+/// error naming `_limit`, instead of holding whatever a user has stored.
+pub const MAX_UPSTREAM_BODY: u64 = 16 * 1024 * 1024;
 
 #[cfg(test)]
 mod tests {

@@ -1,9 +1,11 @@
 //! The Sync 1.5 storage-node client: one Hawk-signed request per call,
 //! through the shared agent.
 
+use super::pacing::Pacer;
 use super::{Credentials, Error, MAX_UPSTREAM_BODY, Reply, Upstream, hawk, split_url};
 use crate::metrics::Metrics;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ureq::http;
 
 /// One call to the storage node.
@@ -28,17 +30,31 @@ pub struct Call<'a> {
 pub struct Storage {
     agent: ureq::Agent,
     metrics: Metrics,
+    pacer: Arc<Pacer>,
 }
 
 impl Storage {
-    /// A client over the shared agent.
-    pub fn new(agent: ureq::Agent, metrics: Metrics) -> Storage {
-        Storage { agent, metrics }
+    /// A client over the shared agent; `write_budget` bounds the pacing and
+    /// repeats of one write (see [`Pacer`]).
+    pub fn new(agent: ureq::Agent, metrics: Metrics, write_budget: Duration) -> Storage {
+        Storage {
+            agent,
+            metrics,
+            pacer: Arc::new(Pacer::new(write_budget)),
+        }
     }
 
     /// Make `call` for the user behind `creds`. 2xx → `Ok`; 304 and ≥ 400
-    /// → [`Error::Status`]; transport trouble → the other variants.
+    /// → [`Error::Status`]; transport trouble → the other variants. Writes
+    /// to a collection are paced per user and collection.
     pub fn call(&self, creds: &Credentials, call: &Call<'_>) -> Result<Reply, Error> {
+        if call.method != "GET" {
+            if let Some(collection) = written_collection(call.path) {
+                return self
+                    .pacer
+                    .write(&creds.endpoint, collection, || self.call_once(creds, call));
+            }
+        }
         let result = self.call_once(creds, call);
         // A pooled keep-alive connection the node closed between ureq's
         // liveness probe and our request fails before any answer: a GET is
@@ -47,6 +63,11 @@ impl Storage {
             Err(Error::Unreachable(..)) if call.method == "GET" => self.call_once(creds, call),
             other => other,
         }
+    }
+
+    /// Write gates currently kept (for leak checks).
+    pub fn pacing_gates(&self) -> usize {
+        self.pacer.len()
     }
 
     fn call_once(&self, creds: &Credentials, call: &Call<'_>) -> Result<Reply, Error> {
@@ -58,6 +79,7 @@ impl Storage {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
+        let signing = Instant::now();
         let nonce = hawk::nonce();
         let hash = call.body.map(|b| hawk::payload_hash("application/json", b));
         let auth = hawk::header(
@@ -74,6 +96,9 @@ impl Storage {
                 ext: None,
             },
         );
+        // The original's `syncclient.syncclient.auth`: signing one request, payload hash included.
+        self.metrics
+            .timing_fine("syncclient.syncclient.auth", signing.elapsed());
         let mut builder = http::Request::builder()
             .method(call.method)
             .uri(&url)
@@ -128,5 +153,26 @@ impl Storage {
                 format!("unexpected status {}", reply.status),
             )),
         }
+    }
+}
+
+/// The collection a write path (`/storage/<collection>[/<id>][?…]`) changes.
+fn written_collection(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/storage/")?;
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    Some(&rest[..end]).filter(|c| !c.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_collection_of_a_write() {
+        assert_eq!(written_collection("/storage/tabs/abc"), Some("tabs"));
+        assert_eq!(written_collection("/storage/tabs?ids=a,b"), Some("tabs"));
+        assert_eq!(written_collection("/storage/tabs"), Some("tabs"));
+        assert_eq!(written_collection("/storage/"), None);
+        assert_eq!(written_collection("/info/collections"), None);
     }
 }

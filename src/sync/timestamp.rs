@@ -8,9 +8,25 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+/// The last millisecond an HTTP date can express (9999-12-31T23:59:59.999Z).
+/// Every timestamp Syncto accepts, from a client or from an upstream, is at
+/// most this, so `Last-Modified` can always be written.
+pub const MAX_MS: u64 = 253_402_300_799_999;
+
+/// Parse a client's millisecond timestamp (`"1444385059190"`): ASCII digits
+/// only, at most [`MAX_MS`]. Signs, decimals, exponents, garbage and values
+/// past year 9999 give `None`.
+pub fn parse_ms(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse::<u64>().ok().filter(|ms| *ms <= MAX_MS)
+}
+
 /// Parse a Sync timestamp (`"1444385059.19"`, `"0.00"`, `"12"`) into
 /// integer milliseconds, exactly. More than three decimals round half up.
-/// Negative numbers, exponents and garbage give `None`.
+/// Negative numbers, exponents, garbage and values past [`MAX_MS`] give
+/// `None`.
 pub fn seconds_to_ms(text: &str) -> Option<u64> {
     let text = text.trim();
     let (int, frac) = match text.split_once('.') {
@@ -33,7 +49,7 @@ pub fn seconds_to_ms(text: &str) -> Option<u64> {
     if digits.len() > 3 && digits[3] >= b'5' {
         ms = ms.checked_add(1)?;
     }
-    Some(ms)
+    (ms <= MAX_MS).then_some(ms)
 }
 
 /// Format integer milliseconds as Sync seconds with exactly two decimals,
@@ -43,9 +59,29 @@ pub fn ms_to_seconds(ms: u64) -> String {
     format!("{}.{:02}", centis / 100, centis % 100)
 }
 
+/// Sync's clock step, in milliseconds: every Sync timestamp is a multiple.
+pub const TICK_MS: u64 = 10;
+
+/// The Sync timestamp at or below `ms` (`1444385059189` → `1444385059180`).
+pub fn floor_tick(ms: u64) -> u64 {
+    ms - ms % TICK_MS
+}
+
+/// The Sync timestamp at or above `ms` (`1444385059181` → `1444385059190`),
+/// saturating at the largest tick.
+pub fn ceil_tick(ms: u64) -> u64 {
+    match ms % TICK_MS {
+        0 => ms,
+        r => ms.checked_add(TICK_MS - r).unwrap_or(floor_tick(ms)),
+    }
+}
+
 /// HTTP date (`Last-Modified`) of a millisecond timestamp, seconds truncated.
+/// Never panics: a value past [`MAX_MS`] (which the parsers above never
+/// give) is written as the last HTTP date.
 pub fn http_date(ms: u64) -> String {
-    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(ms / 1000))
+    let secs = ms.min(MAX_MS) / 1000;
+    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs))
 }
 
 #[cfg(test)]
@@ -80,11 +116,39 @@ mod tests {
     }
 
     #[test]
+    fn ticks() {
+        assert_eq!(floor_tick(1444385059189), 1444385059180);
+        assert_eq!(floor_tick(1444385059180), 1444385059180);
+        assert_eq!(ceil_tick(1444385059181), 1444385059190);
+        assert_eq!(ceil_tick(1444385059190), 1444385059190);
+        assert_eq!((floor_tick(0), ceil_tick(0), ceil_tick(1)), (0, 0, 10));
+        assert_eq!(ceil_tick(u64::MAX), floor_tick(u64::MAX));
+    }
+
+    #[test]
     fn http_date_vector() {
         assert_eq!(
             http_date(seconds_to_ms("1444385059.19").unwrap()),
             "Fri, 09 Oct 2015 10:04:19 GMT"
         );
+    }
+
+    #[test]
+    fn the_range_ends_with_year_9999() {
+        assert_eq!(http_date(MAX_MS), "Fri, 31 Dec 9999 23:59:59 GMT");
+        // Past it: clamped, never the panic of httpdate.
+        assert_eq!(http_date(MAX_MS + 1), "Fri, 31 Dec 9999 23:59:59 GMT");
+        assert_eq!(http_date(u64::MAX), "Fri, 31 Dec 9999 23:59:59 GMT");
+        assert_eq!(seconds_to_ms("253402300799.99"), Some(MAX_MS - 9));
+        assert_eq!(seconds_to_ms("253402300800.00"), None);
+        assert_eq!(seconds_to_ms("18446744073709551.61"), None);
+        assert_eq!(parse_ms("253402300799999"), Some(MAX_MS));
+        assert_eq!(parse_ms("253402300800000"), None);
+        assert_eq!(parse_ms("18446744073709551616"), None);
+        for bad in ["", "-1", "+1", "1.5", "1e3", " 1", "0x10"] {
+            assert_eq!(parse_ms(bad), None, "{bad}");
+        }
+        assert_eq!(parse_ms("0"), Some(0));
     }
 
     #[test]

@@ -1,17 +1,27 @@
 #!/usr/bin/env node
 // Real Kinto clients against a real Syncto.
 //
-// Starts the fake Token Server + Sync node (`fake_upstream` example) and the
-// `syncto` binary on 127.0.0.1, then drives them with the published npm
-// packages kinto-http 5.3.0 and kinto (Kinto.js) 17.1.1. Prints one line per
-// check (`ok - name` / `not ok - name: reason`), then `N passed, M failed`;
-// exits non-zero when anything failed. Diagnostics (request traces, server
-// logs) go to stderr.
+// Starts the `syncto` binary on 127.0.0.1 in front of either the fake Token
+// Server + Sync node (`fake_upstream` example, the default) or the real Firefox
+// Sync server (`--peer`: syncstorage-rs started by peer.sh, with OAuth tokens
+// minted by `peer.sh token`), then drives it with the published npm packages
+// kinto-http 5.3.0 and kinto (Kinto.js) 17.1.1, and (when KINTO_PYTHON is set)
+// kinto-http.py 11.11. Prints one line per check (`ok - name` / `not ok - name:
+// reason`), `# …` lines with the measured write throughput, then `N passed, M
+// failed`; exits non-zero when anything failed. Diagnostics (request traces,
+// server logs) go to stderr.
 //
-// Usage: node run.mjs [--syncto PATH] [--fake PATH]
+// Usage: node run.mjs [--syncto PATH] [--fake PATH] [--peer] [--form bucket|header]
 //   env SYNCTO_BIN / FAKE_UPSTREAM_BIN work too; defaults are
 //   ../../target/debug/syncto and ../../target/debug/examples/fake_upstream
 //   relative to this file.
+//   --peer (or KINTO_PEER=1): no fake; KINTO_PEER_TOKEN_URL is the token server
+//   and KINTO_PEER_USERS a JSON array of at least 7 `peer.sh token … --json`
+//   objects ({"Authorization", "X-KeyID", …}), one distinct user each.
+//   --form (or KINTO_KEYID_FORM): how requests name the key id: `bucket` (the
+//   bucket id is the key id, the default) or `header` (bucket `syncto` plus an
+//   X-KeyID header).
+//   KINTO_PYTHON: a Python with kinto-http 11.11 installed, for kinto_http_py.py.
 
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
@@ -24,7 +34,7 @@ import { fileURLToPath } from "node:url";
 const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 
-const OVERALL_TIMEOUT_MS = 120_000;
+const OVERALL_TIMEOUT_MS = 180_000;
 const CHECK_TIMEOUT_MS = 30_000;
 const START_TIMEOUT_MS = 20_000;
 
@@ -38,6 +48,14 @@ function option(flag, envName, fallback) {
 }
 const SYNCTO_BIN = option("--syncto", "SYNCTO_BIN", "../../target/debug/syncto");
 const FAKE_BIN = option("--fake", "FAKE_UPSTREAM_BIN", "../../target/debug/examples/fake_upstream");
+const PEER = process.argv.includes("--peer") || process.env.KINTO_PEER === "1";
+const FORM = (() => {
+  const i = process.argv.indexOf("--form");
+  return (i !== -1 && process.argv[i + 1]) || process.env.KINTO_KEYID_FORM || "bucket";
+})();
+const PYTHON = process.env.KINTO_PYTHON || "";
+// One distinct Sync user per group of checks, so they don't see each other's records.
+const ROLES = ["http", "sync", "conflict", "sequential", "concurrent", "push", "python"];
 
 // ---------------------------------------------------------------- tracing
 // Both libraries bind `globalThis.fetch` when a client is constructed, so
@@ -215,8 +233,13 @@ async function startSyncto(tokenUrl) {
 let passed = 0;
 let failed = 0;
 
+// Tokens never reach the output: clients copy the Authorization header into batch bodies.
+function redact(s) {
+  return String(s).replace(/(Bearer\s+)[A-Za-z0-9._~+/=-]+/gi, "$1…");
+}
+
 function oneLine(s) {
-  return String(s).replace(/\s+/g, " ").trim();
+  return redact(s).replace(/\s+/g, " ").trim();
 }
 
 function describe(e) {
@@ -257,15 +280,20 @@ function traceText(from) {
   return trace
     .slice(from)
     .map((t) => {
-      const body = t.body && t.body.length > 300 ? `${t.body.slice(0, 300)}…` : t.body;
+      const text = t.body && redact(t.body);
+      const body = text && text.length > 300 ? `${text.slice(0, 300)}…` : text;
       return `#   ${t.method} ${t.url} -> ${t.status ?? "no response"}${body ? ` body=${body}` : ""}`;
     })
     .join("\n");
 }
 
+// Set by a check that cannot run here (prints `ok - name # SKIP reason`, TAP style).
+let skip = null;
+
 async function check(name, fn) {
   const from = trace.length;
   let timer;
+  skip = null;
   try {
     await Promise.race([
       fn(),
@@ -274,7 +302,7 @@ async function check(name, fn) {
       }),
     ]);
     passed++;
-    console.log(`ok - ${name}`);
+    console.log(`ok - ${name}${skip ? ` # SKIP ${skip}` : ""}`);
   } catch (e) {
     failed++;
     console.log(`not ok - ${name}: ${oneLine(describe(e))}`);
@@ -293,15 +321,58 @@ function keyId(n) {
   return `${n}-${Buffer.from(bytes).toString("base64url")}`;
 }
 
-async function runChecks(base) {
-  const remote = `${base}/v1`;
-  const auth = { Authorization: "Bearer kinto-http-token" };
-  // One Sync user for the kinto-http checks, another for the Kinto.js devices.
-  const HTTP_KID = keyId(4321);
-  const SYNC_KID = "1234-Yw3NKWbEM2aRElRIu7JbTw";
+// A user as the clients present it: the headers to send and the bucket to use.
+function user(authorization, kid) {
+  const header = FORM === "header";
+  return {
+    kid,
+    bucket: header ? "syncto" : kid,
+    headers: header ? { Authorization: authorization, "X-KeyID": kid } : { Authorization: authorization },
+  };
+}
 
-  const client = new KintoHttp(remote, { headers: auth });
-  const tabs = client.bucket(HTTP_KID).collection("tabs");
+// The fake accepts any bearer token; the real token server only those peer.sh minted.
+function users() {
+  if (!PEER) {
+    const fixed = { http: keyId(4321), sync: "1234-Yw3NKWbEM2aRElRIu7JbTw", conflict: keyId(77) };
+    return Object.fromEntries(ROLES.map((r, i) => [r, user(`Bearer kinto-${r}-token`, fixed[r] || keyId(5000 + i))]));
+  }
+  let given;
+  try {
+    given = JSON.parse(process.env.KINTO_PEER_USERS || "[]");
+  } catch (e) {
+    throw new Error(`KINTO_PEER_USERS is not JSON: ${e.message}`);
+  }
+  if (!Array.isArray(given) || given.length < ROLES.length) {
+    throw new Error(`KINTO_PEER_USERS must be a JSON array of ${ROLES.length} \`peer.sh token … --json\` objects`);
+  }
+  return Object.fromEntries(ROLES.map((r, i) => [r, user(given[i].Authorization, given[i]["X-KeyID"])]));
+}
+
+// `200×14, 503×26`
+function tally(statuses) {
+  const n = new Map();
+  for (const s of statuses) n.set(s, (n.get(s) || 0) + 1);
+  return [...n.entries()]
+    .sort((a, b) => String(a[0]).localeCompare(String(b[0])))
+    .map(([s, c]) => `${s}×${c}`)
+    .join(", ");
+}
+const is2xx = (s) => s >= 200 && s < 300;
+function rate(writes, ms) {
+  return `${(writes / (ms / 1000)).toFixed(1)} writes/s`;
+}
+// A measurement line (the write throughput figures of the report).
+function measured(text) {
+  console.log(`# ${text}`);
+}
+
+async function runChecks(base, who) {
+  const remote = `${base}/v1`;
+  const http = who.http;
+
+  const client = new KintoHttp(remote, { headers: http.headers });
+  const tabs = client.bucket(http.bucket).collection("tabs");
   const five = [];
 
   await check("kinto-http fetchServerInfo/fetchServerSettings: batch_max_requests is 25", async () => {
@@ -342,7 +413,7 @@ async function runChecks(base) {
     const gets = trace.slice(from).filter((t) => t.method === "GET");
     eq(gets.length, 3, "pages fetched (2 + 2 + 1)");
     for (const g of gets.slice(1)) {
-      assert(g.url.startsWith(`${remote}/buckets/${HTTP_KID}/collections/tabs/records?`), `Next-Page is not an absolute URL of the list: ${g.url}`);
+      assert(g.url.startsWith(`${remote}/buckets/${http.bucket}/collections/tabs/records?`), `Next-Page is not an absolute URL of the list: ${g.url}`);
       assert(/[?&]_token=/.test(g.url) && /[?&]_limit=2(&|$)/.test(g.url), `Next-Page lacks _token/_limit: ${g.url}`);
     }
   });
@@ -425,18 +496,17 @@ async function runChecks(base) {
   });
 
   await check("Kinto.js sync(): push, pull, conflict + resolve, remote delete keeps other devices syncing", async () => {
+    const u = who.sync;
     const device = () =>
       new Kinto({
         remote,
-        bucket: SYNC_KID,
-        headers: { Authorization: "Bearer kinto-js-token" },
+        bucket: u.bucket,
+        headers: u.headers,
         adapter: (name, options) => new Memory(name, options),
       });
     const a = device().collection("tabs");
     const b = device().collection("tabs");
-    const server = new KintoHttp(remote, { headers: { Authorization: "Bearer kinto-js-token" } })
-      .bucket(SYNC_KID)
-      .collection("tabs");
+    const server = new KintoHttp(remote, { headers: u.headers }).bucket(u.bucket).collection("tabs");
 
     // A creates two records and pushes them.
     const { data: r1 } = await a.create({ payload: payload("tab one") });
@@ -494,8 +564,7 @@ async function runChecks(base) {
 
   await check("Kinto.js sync(): pushes refused with 412 (update and delete) become conflicts with the server's record", async () => {
     // Another user, so the previous check's state does not matter.
-    const kid = keyId(77);
-    const headers = { Authorization: "Bearer kinto-js-token-2" };
+    const { bucket: kid, headers } = who.conflict;
     const server = new KintoHttp(remote, { headers }).bucket(kid).collection("tabs");
     // Someone else writes between this device's pull and its push: the hook
     // runs inside sync(), after the records GET and before the batch.
@@ -557,9 +626,130 @@ async function runChecks(base) {
     eq((await c.get(y.id)).data.payload, payload("y, changed elsewhere"), "y on this device");
   });
 
+  await check("kinto-http listRecords({fields: [\"payload\"]}): only id, last_modified and payload", async () => {
+    const { data } = await tabs.listRecords({ fields: ["payload"], pages: Infinity });
+    assert(data.length > 0, "no records to look at");
+    for (const r of data) eq(Object.keys(r).sort(), ["id", "last_modified", "payload"], `fields of ${r.id}`);
+    const withIndex = (await tabs.listRecords({ pages: Infinity })).data.find((r) => r.sortindex !== undefined);
+    assert(withIndex, "no record with a sortindex (set by the 5-record check)");
+  });
+
+  await check("kinto-http bucket.listCollections() and getData(): the user's collections and the bucket", async () => {
+    const bucket = client.bucket(http.bucket);
+    const list = await tabs.listRecords();
+    const { data } = await bucket.listCollections();
+    const mine = data.find((c) => c.id === "tabs");
+    assert(mine, `tabs is not listed: ${JSON.stringify(data)}`);
+    eq(Object.keys(mine).sort(), ["id", "last_modified"], "fields of a collection");
+    eq(String(mine.last_modified), list.last_modified, "tabs' last_modified = its records list ETag");
+    const info = await bucket.getData();
+    eq(info.id, http.bucket, "bucket id");
+    eq(info.last_modified, Math.max(...data.map((c) => c.last_modified)), "bucket last_modified = newest collection");
+  });
+
+  await check("kinto-http: 40 sequential createRecord by one client → 40 × 2xx, 40 listed", async () => {
+    const u = who.sequential;
+    const coll = new KintoHttp(remote, { headers: u.headers }).bucket(u.bucket).collection("tabs");
+    const from = trace.length;
+    const t0 = performance.now();
+    for (let i = 0; i < 40; i++) {
+      try {
+        await coll.createRecord({ id: newId(), payload: payload(`sequential ${i}`) });
+      } catch {
+        // counted from the trace below
+      }
+    }
+    const ms = performance.now() - t0;
+    const statuses = trace.slice(from).filter((t) => t.method === "PUT").map((t) => t.status ?? "no response");
+    const ok = statuses.filter(is2xx).length;
+    measured(`kinto-http 40 sequential writes: ${ms.toFixed(0)} ms, ${rate(ok, ms)} (${ok} of 40 succeeded; ${tally(statuses)})`);
+    const listed = (await coll.listRecords({ pages: Infinity })).data.length;
+    assert(statuses.length === 40 && ok === 40 && listed === 40, `statuses ${tally(statuses)}; ${listed} of 40 listed`);
+  });
+
+  await check("kinto-http: 4 concurrent writers of one user, 10 writes each → 40 × 2xx, 40 listed", async () => {
+    const u = who.concurrent;
+    const from = trace.length;
+    const t0 = performance.now();
+    await Promise.all(
+      [0, 1, 2, 3].map(async (w) => {
+        const coll = new KintoHttp(remote, { headers: u.headers }).bucket(u.bucket).collection("tabs");
+        for (let i = 0; i < 10; i++) {
+          try {
+            await coll.createRecord({ id: newId(), payload: payload(`writer ${w} write ${i}`) });
+          } catch {
+            // counted from the trace below
+          }
+        }
+      }),
+    );
+    const ms = performance.now() - t0;
+    const statuses = trace.slice(from).filter((t) => t.method === "PUT").map((t) => t.status ?? "no response");
+    const ok = statuses.filter(is2xx).length;
+    measured(`kinto-http 4 concurrent writers × 10: ${ms.toFixed(0)} ms, ${rate(ok, ms)} (${ok} of 40 succeeded; ${tally(statuses)})`);
+    const reader = new KintoHttp(remote, { headers: u.headers }).bucket(u.bucket).collection("tabs");
+    const listed = (await reader.listRecords({ pages: Infinity })).data.length;
+    assert(statuses.length === 40 && ok === 40 && listed === 40, `statuses ${tally(statuses)}; ${listed} of 40 listed`);
+  });
+
+  await check("Kinto.js sync(): device A pushes 200 records, device B pulls all 200, no error or conflict", async () => {
+    const u = who.push;
+    const device = () =>
+      new Kinto({ remote, bucket: u.bucket, headers: u.headers, adapter: (name, options) => new Memory(name, options) }).collection("tabs");
+    const a = device();
+    const b = device();
+    for (let i = 0; i < 200; i++) await a.create({ payload: payload(`pushed ${i}`) });
+    const from = trace.length;
+    const t0 = performance.now();
+    const res = await a.sync();
+    const ms = performance.now() - t0;
+    const batches = trace.slice(from).filter((t) => t.method === "POST");
+    const published = res.published.length;
+    measured(
+      `Kinto.js push of 200 records: ${ms.toFixed(0)} ms, ${rate(published, ms)} (${published} published, ${res.errors.length} errors, ` +
+        `${res.conflicts.length} conflicts; ${batches.length} POST /batch: ${tally(batches.map((t) => t.status ?? "no response"))})`,
+    );
+    const firstError = res.errors[0] ? JSON.stringify(res.errors[0]).slice(0, 300) : "";
+    assert(res.ok && published === 200 && res.errors.length === 0 && res.conflicts.length === 0,
+      `A's sync: ok ${res.ok}, ${published} published, ${res.errors.length} errors, ${res.conflicts.length} conflicts ${firstError}`);
+    const pulled = await b.sync();
+    assert(pulled.ok, `B's sync not ok: ${JSON.stringify(pulled).slice(0, 300)}`);
+    eq(pulled.created.length, 200, "records B created from the pull");
+    eq((await b.list()).data.length, 200, "records on B");
+  });
+
+  await check("kinto-http.py 11.11: 40 sequential create_record → 40 × 2xx, 40 listed", async () => {
+    if (!PYTHON) {
+      skip = "KINTO_PYTHON is not set";
+      return;
+    }
+    const u = who.python;
+    const child = spawn(PYTHON, [path.join(here, "kinto_http_py.py"), remote, u.bucket], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, KINTO_AUTHORIZATION: u.headers.Authorization, KINTO_KEYID: u.headers["X-KeyID"] || "" },
+    });
+    children.add(child);
+    let out = "";
+    let err = "";
+    child.stdout.setEncoding("utf8").on("data", (c) => (out += c));
+    child.stderr.setEncoding("utf8").on("data", (c) => (err += c));
+    const r = await exited(child, CHECK_TIMEOUT_MS - 1000);
+    if (!r) child.kill("SIGKILL");
+    assert(r, "kinto_http_py.py did not finish");
+    let result;
+    try {
+      result = JSON.parse(out.trim().split("\n").pop());
+    } catch {
+      throw new CheckFailed(`kinto_http_py.py exited ${r.code} without a result: ${oneLine(err).slice(-300)}`);
+    }
+    const ok = result.statuses.filter(is2xx).length;
+    measured(`kinto-http.py 40 sequential writes: ${result.ms} ms, ${rate(ok, result.ms)} (${ok} of 40 succeeded; ${tally(result.statuses)})`);
+    assert(ok === 40 && result.listed === 40, `statuses ${tally(result.statuses)}; ${result.listed} of 40 listed${result.error ? `; first error: ${result.error}` : ""}`);
+  });
+
   await check("kinto-http without Authorization → 401, errno 104", async () => {
     const anonymous = new KintoHttp(remote);
-    const e = await rejects(anonymous.bucket(HTTP_KID).collection("tabs").listRecords(), "anonymous list");
+    const e = await rejects(anonymous.bucket(http.kid).collection("tabs").listRecords(), "anonymous list");
     eq(e.response && e.response.status, 401, "status");
     eq(e.data && e.data.errno, 104, "errno");
     assert(e.response.headers.get("WWW-Authenticate"), "no WWW-Authenticate header");
@@ -577,21 +767,32 @@ async function main() {
     process.exit(1);
   }, OVERALL_TIMEOUT_MS);
 
+  const upstream = PEER ? "the real Sync server" : "the fake upstream";
+  console.log(`# syncto in front of ${upstream}; key id in the ${FORM === "header" ? "X-KeyID header (bucket syncto)" : "bucket id"}`);
   let base;
+  let who;
   try {
-    const f = await startFake();
-    fake = f.child;
-    const s = await startSyncto(f.tokenUrl);
+    if (FORM !== "bucket" && FORM !== "header") throw new Error(`--form must be bucket or header, not ${FORM}`);
+    who = users();
+    let tokenUrl = process.env.KINTO_PEER_TOKEN_URL;
+    if (PEER) {
+      if (!tokenUrl) throw new Error("--peer needs KINTO_PEER_TOKEN_URL (the peer's PEER_TOKEN_SERVER_URL)");
+    } else {
+      const f = await startFake();
+      fake = f.child;
+      tokenUrl = f.tokenUrl;
+    }
+    const s = await startSyncto(tokenUrl);
     syncto = s.child;
     base = s.base;
   } catch (e) {
     failed++;
-    console.log(`not ok - start fake upstream and syncto: ${oneLine(e.message.split("\n")[0])}`);
+    console.log(`not ok - start ${PEER ? "" : "fake upstream and "}syncto: ${oneLine(e.message.split("\n")[0])}`);
     process.stderr.write(`${e.message}\n`);
   }
 
   if (base) {
-    await runChecks(base);
+    await runChecks(base, who);
     await check("syncto exits 0 on SIGTERM", async () => {
       syncto.kill("SIGTERM");
       const r = await exited(syncto, 10_000);

@@ -46,6 +46,12 @@ pub struct Canned {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// When served from the script: another device rewrites this record
+    /// (collection, id) of the requesting user at the same moment.
+    pub touch: Option<(String, String)>,
+    /// In the script: answers only a request of this method (the others
+    /// pass it by and are served normally).
+    pub method: Option<&'static str>,
 }
 
 impl Canned {
@@ -54,7 +60,24 @@ impl Canned {
             status,
             headers: vec![],
             body: body.to_owned(),
+            touch: None,
+            method: None,
         }
+    }
+
+    pub fn for_method(mut self, method: &'static str) -> Canned {
+        self.method = Some(method);
+        self
+    }
+
+    /// The node's write conflict: 503, `Retry-After: 10`, body `0`.
+    pub fn conflict() -> Canned {
+        Canned::new(503, "0").with("Retry-After", "10")
+    }
+
+    pub fn touching(mut self, coll: &str, id: &str) -> Canned {
+        self.touch = Some((coll.to_owned(), id.to_owned()));
+        self
     }
     pub fn with(mut self, name: &str, value: &str) -> Canned {
         self.headers.push((name.to_owned(), value.to_owned()));
@@ -107,13 +130,21 @@ pub struct State {
     /// Reject every token id issued so far (as after a node reassignment
     /// or expiry): the next storage call is a 401.
     pub revoked: Vec<String>,
-    /// ss-rs answers 503 + Retry-After: 10 to two writes within 10 ms.
-    pub strict_conflicts: bool,
+    /// Like syncstorage-rs, writes are refused with 503 + Retry-After: 10
+    /// (body `0`, nothing written) when they fall in the same 10 ms tick as
+    /// the collection's last write, or meet another write of the same user
+    /// to the same collection in progress. This switches that off.
+    pub lenient_writes: bool,
+    /// How long a write holds its (user, collection) "lock" (default 2 ms),
+    /// so that concurrent writes can meet as on a real node.
+    pub write_work: Duration,
+    /// (uid, collection) with a write in progress.
+    pub writing: std::collections::HashSet<(u64, String)>,
+    /// Writes refused as conflicts so far.
+    pub conflicts: usize,
     /// Skip the Hawk check (benchmarks hit the node directly with wrk);
     /// the uid then comes from the path.
     pub open: bool,
-    /// Last write time per user, centiseconds.
-    pub clock: HashMap<u64, u64>,
     pub next_uid: u64,
 }
 
@@ -130,6 +161,7 @@ impl Fake {
         let state = Arc::new(Mutex::new(State {
             heartbeat_status: 200,
             duration: 3600,
+            write_work: Duration::from_millis(2),
             next_uid: 1,
             ..State::default()
         }));
@@ -542,14 +574,65 @@ fn sync_answer(state: &Mutex<State>, seen: &Seen, stop: &AtomicBool) -> Canned {
             return stamp(Canned::new(401, "0"));
         }
     };
-    if !st.sync_script.is_empty() {
-        return stamp(st.sync_script.remove(0));
+    let scripted = st
+        .sync_script
+        .first()
+        .is_some_and(|c| c.method.is_none_or(|m| m == seen.method));
+    if scripted {
+        let canned = st.sync_script.remove(0);
+        if let Some((coll, id)) = &canned.touch {
+            let c = st
+                .users
+                .entry(uid)
+                .or_default()
+                .entry(coll.clone())
+                .or_default();
+            let t = now_cs().max(c.modified + 1);
+            if let Some(b) = c.bsos.get_mut(id) {
+                b.payload.push_str(" (changed elsewhere)");
+                b.modified = t;
+                c.modified = t;
+            }
+        }
+        return stamp(canned);
     }
     let path = seen.url.split('?').next().unwrap_or("").to_owned();
     let prefix = format!("/1.5/{uid}/");
     let Some(rest) = path.strip_prefix(&prefix) else {
         return stamp(Canned::new(400, "0"));
     };
+    // A write takes its tick when it starts and holds the (user,
+    // collection) lock while it works, as syncstorage-rs does.
+    let mut write_tick = now_cs();
+    let write_coll = match seen.method.as_str() {
+        "PUT" | "DELETE" | "POST" => rest
+            .strip_prefix("storage/")
+            .map(|r| r.split('/').next().unwrap_or("").to_owned()),
+        _ => None,
+    };
+    if let Some(coll) = write_coll {
+        let last = st
+            .users
+            .get(&uid)
+            .and_then(|u| u.get(&coll))
+            .map_or(0, |c| c.modified);
+        if st.lenient_writes {
+            // As if every write came a tick later than the last one.
+            write_tick = write_tick.max(last + 1);
+        } else {
+            let key = (uid, coll);
+            if st.writing.contains(&key) || write_tick <= last {
+                st.conflicts += 1;
+                return stamp(Canned::new(503, "0").with("Retry-After", "10"));
+            }
+            st.writing.insert(key.clone());
+            let work = st.write_work;
+            drop(st);
+            std::thread::sleep(work);
+            st = state.lock().unwrap_or_else(|e| e.into_inner());
+            st.writing.remove(&key);
+        }
+    }
     let q = query_of(&seen.url);
     let ims = seen.header("x-if-modified-since").map(parse_cs);
     let iums = seen.header("x-if-unmodified-since").map(parse_cs);
@@ -566,8 +649,6 @@ fn sync_answer(state: &Mutex<State>, seen: &Seen, stop: &AtomicBool) -> Canned {
                 .into_owned()
         })
         .collect();
-    let strict = st.strict_conflicts;
-    let last_write = st.clock.get(&uid).copied().unwrap_or(0);
     let user = st.users.entry(uid).or_default();
     let answer = match (
         seen.method.as_str(),
@@ -616,6 +697,11 @@ fn sync_answer(state: &Mutex<State>, seen: &Seen, stop: &AtomicBool) -> Canned {
                 Some(Some(n)) => Some(n),
                 None => None,
             };
+            let older = match q.get("older").map(|n| parse_cs(n)) {
+                Some(None) => return stamp(Canned::new(400, "0")),
+                Some(Some(n)) => Some(n),
+                None => None,
+            };
             let ids: Option<Vec<String>> = q.get("ids").map(|v| {
                 v.split(',')
                     .map(|s| s.trim().to_owned())
@@ -629,6 +715,7 @@ fn sync_answer(state: &Mutex<State>, seen: &Seen, stop: &AtomicBool) -> Canned {
                 .bsos
                 .iter()
                 .filter(|(_, b)| newer.is_none_or(|n| b.modified > n))
+                .filter(|(_, b)| older.is_none_or(|o| b.modified < o))
                 .filter(|(id, _)| ids.as_ref().is_none_or(|ids| ids.contains(id)))
                 .collect();
             match q.get("sort").map(String::as_str) {
@@ -706,11 +793,7 @@ fn sync_answer(state: &Mutex<State>, seen: &Seen, stop: &AtomicBool) -> Canned {
             if iums.is_some_and(|t| current > t) {
                 return stamp(Canned::new(412, "").with("X-Last-Modified", &fmt_cs(current)));
             }
-            let now = now_cs();
-            if strict && now <= last_write {
-                return stamp(Canned::new(503, "0").with("Retry-After", "10"));
-            }
-            let t = now.max(c.modified + 1).max(last_write + 1);
+            let t = write_tick;
             let mut b = existing.cloned().unwrap_or(Bso {
                 payload: String::new(),
                 sortindex: None,
@@ -725,7 +808,6 @@ fn sync_answer(state: &Mutex<State>, seen: &Seen, stop: &AtomicBool) -> Canned {
             b.modified = t;
             c.bsos.insert((*id).to_owned(), b);
             c.modified = t;
-            st.clock.insert(uid, t);
             Canned::new(200, &fmt_cs(t)).with("X-Last-Modified", &fmt_cs(t))
         }
         ("DELETE", ["storage", coll, id]) => {
@@ -738,15 +820,10 @@ fn sync_answer(state: &Mutex<State>, seen: &Seen, stop: &AtomicBool) -> Canned {
             if iums.is_some_and(|t| b.modified > t) {
                 return stamp(Canned::new(412, "").with("X-Last-Modified", &fmt_cs(b.modified)));
             }
-            let now = now_cs();
-            if strict && now <= last_write {
-                return stamp(Canned::new(503, "0").with("Retry-After", "10"));
-            }
             let previous = c.modified;
-            let t = now.max(c.modified + 1).max(last_write + 1);
+            let t = write_tick;
             c.bsos.remove(*id);
             c.modified = t;
-            st.clock.insert(uid, t);
             Canned::new(200, &format!(r#"{{"modified":{}}}"#, fmt_cs(t)))
                 .with("X-Last-Modified", &fmt_cs(previous))
         }

@@ -156,7 +156,12 @@ pub fn request(
         .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
         .collect();
     let status = resp.status().as_u16();
-    let body = resp.body_mut().read_to_string().unwrap_or_default();
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(64 * 1024 * 1024)
+        .read_to_string()
+        .unwrap_or_default();
     Resp {
         status,
         headers,

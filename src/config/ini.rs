@@ -1,0 +1,159 @@
+//! The INI reader: Python-configparser-like syntax, so that an original Syncto `.ini` loads
+//! unchanged, and the raw settings it yields, each remembering where it came from (file and
+//! line, or environment variable) so that every error can say so.
+
+use std::fmt;
+
+use super::{StartupError, parse_bool};
+
+/// Where a raw value came from, for messages.
+#[derive(Debug, Clone)]
+pub(super) enum Whence {
+    /// File label and 1-based line.
+    Line(String, usize),
+    /// Environment variable name.
+    Env(String),
+}
+
+impl fmt::Display for Whence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Whence::Line(file, line) => write!(f, "{file}:{line}"),
+            Whence::Env(var) => write!(f, "environment variable {var}"),
+        }
+    }
+}
+
+/// One setting as written: key (with any prefix, for messages), unquoted value, origin.
+#[derive(Debug, Clone)]
+pub(super) struct Raw {
+    pub(super) key: String,
+    pub(super) value: String,
+    pub(super) whence: Whence,
+}
+
+impl Raw {
+    /// The standard "invalid value" error; `value` is echoed, so never use it for secrets.
+    pub(super) fn invalid(&self, expected: &str) -> StartupError {
+        StartupError::new(format!(
+            "{}: invalid value for `{}`: expected {expected}, got {:?}",
+            self.whence, self.key, self.value
+        ))
+    }
+
+    pub(super) fn number(&self, min: u64, max: u64, what: &str) -> Result<u64, StartupError> {
+        let v = self.value.as_str();
+        let parsed = if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+            v.parse::<u64>().ok()
+        } else {
+            None
+        };
+        match parsed {
+            Some(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(self.invalid(&format!("{what} between {min} and {max}"))),
+        }
+    }
+
+    pub(super) fn seconds(&self, min: u64, max: u64) -> Result<u64, StartupError> {
+        self.number(min, max, "a whole number of seconds")
+    }
+
+    pub(super) fn boolean(&self) -> Result<bool, StartupError> {
+        parse_bool(&self.value)
+            .ok_or_else(|| self.invalid("true or false (or yes/no, on/off, 1/0)"))
+    }
+
+    /// Comma and/or whitespace separated items.
+    pub(super) fn list(&self) -> Vec<String> {
+        self.value
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    }
+}
+
+/// Lines of the two sections we read, in file order.
+#[derive(Default)]
+pub(super) struct Ini {
+    pub(super) app: Vec<(String, String, usize)>,
+    pub(super) server: Vec<(String, String, usize)>,
+}
+
+/// Python-configparser-like reader: `[section]`, `key = value` / `key: value` (split at the
+/// first `=` or `:`), lower-cased keys, `#`/`;` full-line comments, indented continuation
+/// lines joined with "\n", no inline comments, no interpolation.
+pub(super) fn read_ini(text: &str, file: &str) -> Result<Ini, StartupError> {
+    enum Section {
+        None,
+        App,
+        Server,
+        Other,
+    }
+    let mut ini = Ini::default();
+    let mut section = Section::None;
+    let mut in_value = false; // the previous item line was a key: indented lines continue it
+    for (index, line) in text.trim_start_matches('\u{feff}').lines().enumerate() {
+        let number = index + 1;
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with(';') {
+            continue;
+        }
+        if in_value && line.starts_with([' ', '\t']) {
+            let items = match section {
+                Section::App => &mut ini.app,
+                Section::Server => &mut ini.server,
+                _ => continue,
+            };
+            if let Some((_, value, _)) = items.last_mut() {
+                value.push('\n');
+                value.push_str(trimmed);
+            }
+            continue;
+        }
+        if let Some(name) = trimmed.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+            section = match name.trim() {
+                "app:main" => Section::App,
+                "server:main" => Section::Server,
+                _ => Section::Other,
+            };
+            in_value = false;
+            continue;
+        }
+        let Some((key, value)) = trimmed
+            .split_once(['=', ':'])
+            .filter(|(k, _)| !k.trim().is_empty())
+        else {
+            return Err(StartupError::new(format!(
+                "{file}:{number}: syntax error: expected `[section]`, `key = value`, a comment or an indented continuation line"
+            )));
+        };
+        let key = key.trim().to_lowercase();
+        let item = (key, value.trim().to_string(), number);
+        match section {
+            Section::None => {
+                return Err(StartupError::new(format!(
+                    "{file}:{number}: `{}` appears before any [section] header",
+                    item.0
+                )));
+            }
+            Section::App => ini.app.push(item),
+            Section::Server => ini.server.push(item),
+            Section::Other => {}
+        }
+        in_value = true;
+    }
+    Ok(ini)
+}
+
+/// A value wrapped in matching single or double quotes loses them (Python-literal coercion
+/// in cliquet is why the original development.ini quotes its secret).
+pub(super) fn unquote(value: &str) -> &str {
+    let v = value.trim();
+    for q in ['"', '\''] {
+        if let Some(inner) = v.strip_prefix(q).and_then(|r| r.strip_suffix(q)) {
+            return inner;
+        }
+    }
+    v
+}

@@ -1,0 +1,359 @@
+//! One user's writes to one collection: one at a time, a clock tick apart,
+//! and repeated when the storage node certainly refused them.
+//!
+//! A Sync storage node stamps each write with its clock in 10 ms ticks. It
+//! refuses a write to a collection whose last write carries the same tick,
+//! and a write that meets another write of the same user to the same
+//! collection still in progress: `503`, `Retry-After`, body `0`, and nothing
+//! written (syncstorage-rs calls it a conflict). That is an artefact of its
+//! clock, not an outage, so a client must never see it for an ordinary
+//! sequence of writes:
+//!
+//! - writes of one user to one collection go out one at a time from this
+//!   process, each at least [`SPACING`] after the previous answer arrived
+//!   (the node's clock has then moved on by at least one tick);
+//! - a conflict answer (and only that: a timeout or a dropped connection
+//!   leaves the write's fate unknown) is repeated after the spacing plus a
+//!   little jitter, which covers other processes writing for the same user;
+//! - all of it within a budget per write; past it the conflict answer (503
+//!   with `Retry-After`) goes to the client.
+//!
+//! The repeated request is the same request: a precondition it carries is
+//! checked again by the node, so a write that another device overtook in
+//! between still fails with 412.
+
+use super::{Error, Reply, Upstream};
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Time between one write's answer and the next write of the same user to
+/// the same collection: one 10 ms tick, plus a millisecond for rounding.
+pub const SPACING: Duration = Duration::from_millis(11);
+
+/// Gates kept before idle ones are swept.
+const SWEEP_AT: usize = 4096;
+
+/// The pacing of every (user, collection) this process writes to.
+pub struct Pacer {
+    gates: Mutex<HashMap<u64, Arc<Gate>>>,
+    hasher: RandomState,
+    budget: Duration,
+}
+
+#[derive(Default)]
+struct Gate {
+    state: Mutex<GateState>,
+    free: Condvar,
+}
+
+#[derive(Default)]
+struct GateState {
+    busy: bool,
+    last_answer: Option<Instant>,
+}
+
+impl Pacer {
+    /// A pacer giving each write at most `budget` (zero: no waiting and no
+    /// repeat, conflicts go straight to the client).
+    pub fn new(budget: Duration) -> Pacer {
+        Pacer {
+            gates: Mutex::new(HashMap::new()),
+            hasher: RandomState::new(),
+            budget,
+        }
+    }
+
+    /// Run the write `send` for the user at `endpoint` (the `api_endpoint`,
+    /// which names the user on its node) to `collection`.
+    pub fn write(
+        &self,
+        endpoint: &str,
+        collection: &str,
+        mut send: impl FnMut() -> Result<Reply, Error>,
+    ) -> Result<Reply, Error> {
+        if self.budget.is_zero() {
+            return send();
+        }
+        let deadline = Instant::now() + self.budget;
+        let gate = self.gate(endpoint, collection);
+        let mut attempt: u32 = 0;
+        let mut refused: Option<Box<Reply>> = None;
+        loop {
+            if let Err(busy) = gate.enter(deadline, jitter(&self.hasher, attempt)) {
+                // Out of time: the node's own refusal, if there was one, is
+                // the truest answer (its Retry-After included).
+                return Err(match refused {
+                    Some(reply) => Error::Status(Upstream::Storage, reply),
+                    None => busy,
+                });
+            }
+            let result = send();
+            gate.leave();
+            match result {
+                Err(Error::Status(Upstream::Storage, reply)) if is_conflict(&reply) => {
+                    attempt += 1;
+                    log::debug!("sync node refused a write as a conflict; repeating it");
+                    refused = Some(reply);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn gate(&self, endpoint: &str, collection: &str) -> Arc<Gate> {
+        let key = self
+            .hasher
+            .hash_one((endpoint, collection.to_ascii_lowercase()));
+        let mut gates = lock(&self.gates);
+        if gates.len() >= SWEEP_AT {
+            // Only this map holds an idle gate; its pacing no longer matters
+            // once its last answer is older than the spacing.
+            gates.retain(|_, g| {
+                Arc::strong_count(g) > 1
+                    || lock(&g.state)
+                        .last_answer
+                        .is_some_and(|t| t.elapsed() < SPACING)
+            });
+        }
+        Arc::clone(gates.entry(key).or_default())
+    }
+
+    /// Gates currently kept (for tests and leak checks).
+    pub fn len(&self) -> usize {
+        lock(&self.gates).len()
+    }
+
+    /// Whether no gate is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Gate {
+    /// Wait until no write is in progress and the spacing (plus `jitter`)
+    /// since the last answer has passed, then mark a write in progress.
+    fn enter(&self, deadline: Instant, jitter: Duration) -> Result<(), Error> {
+        let mut st = lock(&self.state);
+        loop {
+            let now = Instant::now();
+            if !st.busy {
+                let ready = st.last_answer.map_or(now, |t| t + SPACING + jitter);
+                if ready <= now {
+                    st.busy = true;
+                    return Ok(());
+                }
+                if ready >= deadline {
+                    return Err(busy());
+                }
+                drop(st);
+                std::thread::sleep(ready - now);
+                st = lock(&self.state);
+                continue;
+            }
+            if now >= deadline {
+                return Err(busy());
+            }
+            st = self
+                .free
+                .wait_timeout(st, deadline - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+
+    fn leave(&self) {
+        let mut st = lock(&self.state);
+        st.busy = false;
+        st.last_answer = Some(Instant::now());
+        drop(st);
+        self.free.notify_one();
+    }
+}
+
+fn busy() -> Error {
+    Error::Busy(
+        Upstream::Storage,
+        "other writes to this collection did not leave room in time".into(),
+    )
+}
+
+/// The node's "conflict": `503` with `Retry-After` and the bare error code
+/// `0` as body. Nothing else proves the write was not applied.
+pub fn is_conflict(reply: &Reply) -> bool {
+    reply.status == 503 && reply.retry_after.is_some() && reply.body.trim_ascii() == b"0"
+}
+
+/// 0–4 ms more per repeat, so two processes refused together don't collide
+/// again in the next tick.
+fn jitter(hasher: &RandomState, attempt: u32) -> Duration {
+    if attempt == 0 {
+        return Duration::ZERO;
+    }
+    let r = hasher.hash_one((Instant::now(), std::thread::current().id()));
+    Duration::from_micros(r % 4000)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn conflict() -> Error {
+        Error::Status(
+            Upstream::Storage,
+            Box::new(Reply {
+                status: 503,
+                retry_after: Some("10".into()),
+                body: b"0".to_vec(),
+                ..Reply::default()
+            }),
+        )
+    }
+
+    fn ok() -> Result<Reply, Error> {
+        Ok(Reply {
+            status: 200,
+            ..Reply::default()
+        })
+    }
+
+    #[test]
+    fn a_conflict_is_repeated_until_it_passes() {
+        let p = Pacer::new(Duration::from_secs(2));
+        let calls = AtomicUsize::new(0);
+        let r = p.write("http://n/1.5/1", "tabs", || {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0 | 1 => Err(conflict()),
+                _ => ok(),
+            }
+        });
+        assert_eq!(r.unwrap().status, 200);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn only_a_conflict_is_repeated() {
+        let p = Pacer::new(Duration::from_secs(2));
+        let other_503 = |body: &[u8], retry_after: Option<&str>| {
+            Error::Status(
+                Upstream::Storage,
+                Box::new(Reply {
+                    status: 503,
+                    retry_after: retry_after.map(str::to_owned),
+                    body: body.to_vec(),
+                    ..Reply::default()
+                }),
+            )
+        };
+        for e in [
+            Error::Timeout(Upstream::Storage, "slow".into()),
+            Error::Unreachable(Upstream::Storage, "reset".into()),
+            other_503(b"0", None),
+            other_503(b"<html>busy</html>", Some("10")),
+        ] {
+            let calls = AtomicUsize::new(0);
+            let r = p.write("http://n/1.5/1", "tabs", || {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(e.clone())
+            });
+            assert!(r.is_err());
+            assert_eq!(calls.load(Ordering::SeqCst), 1, "{e}");
+        }
+    }
+
+    #[test]
+    fn past_the_budget_the_conflict_goes_to_the_client() {
+        let p = Pacer::new(Duration::from_millis(100));
+        let calls = AtomicUsize::new(0);
+        let r = p.write("http://n/1.5/1", "tabs", || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(conflict())
+        });
+        match r {
+            Err(Error::Status(_, reply)) => assert!(is_conflict(&reply)),
+            other => panic!("{other:?}"),
+        }
+        // About budget / spacing attempts, and never unbounded.
+        let n = calls.load(Ordering::SeqCst);
+        assert!((1..=10).contains(&n), "{n} attempts");
+    }
+
+    #[test]
+    fn writes_of_one_collection_never_overlap_and_are_spaced() {
+        let p = Arc::new(Pacer::new(Duration::from_secs(5)));
+        let log = Arc::new(Mutex::new(Vec::<(Instant, Instant)>::new()));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (p, log) = (Arc::clone(&p), Arc::clone(&log));
+                std::thread::spawn(move || {
+                    for _ in 0..5 {
+                        p.write("http://n/1.5/7", "History", || {
+                            let start = Instant::now();
+                            std::thread::sleep(Duration::from_millis(1));
+                            lock(&log).push((start, Instant::now()));
+                            ok()
+                        })
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let mut spans = lock(&log).clone();
+        spans.sort();
+        assert_eq!(spans.len(), 20);
+        for w in spans.windows(2) {
+            assert!(w[1].0 >= w[0].1 + SPACING, "overlapping or too close");
+        }
+        // The collection name is case-insensitive: one gate.
+        assert_eq!(p.len(), 1);
+    }
+
+    #[test]
+    fn other_users_and_collections_are_not_held_up() {
+        let p = Arc::new(Pacer::new(Duration::from_millis(50)));
+        let p2 = Arc::clone(&p);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            p2.write("http://n/1.5/1", "tabs", || {
+                tx.send(()).unwrap();
+                let _ = release_rx.recv_timeout(Duration::from_secs(10));
+                ok()
+            })
+        });
+        rx.recv().unwrap();
+        // User 1's tabs write is in progress; these never wait for it.
+        p.write("http://n/1.5/1", "history", ok).unwrap();
+        p.write("http://n/1.5/2", "tabs", ok).unwrap();
+        release_tx.send(()).unwrap();
+        holder.join().unwrap().unwrap();
+        assert_eq!(p.len(), 3);
+    }
+
+    #[test]
+    fn a_gate_held_past_the_budget_is_a_busy_error() {
+        let p = Arc::new(Pacer::new(Duration::from_millis(50)));
+        let p2 = Arc::clone(&p);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            p2.write("http://n/1.5/1", "tabs", || {
+                tx.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(300));
+                ok()
+            })
+        });
+        rx.recv().unwrap();
+        let r = p.write("http://n/1.5/1", "tabs", ok);
+        assert!(matches!(r, Err(Error::Busy(..))), "{r:?}");
+        assert_eq!(holder.join().unwrap().unwrap().status, 200);
+    }
+}

@@ -1,0 +1,244 @@
+//! Kinto counts in milliseconds, Sync in 10 ms ticks: preconditions and
+//! time filters keep the client's exact meaning (never rounded to the
+//! nearest tick), and the Kinto reads that Sync has no direct word for
+//! (`_fields`, the bucket, its collections).
+
+use crate::support::*;
+use serde_json::{Value, json};
+
+/// Three records 10 ms apart in `tabs`: r0 < r1 < r2 (ms).
+fn three(s: &Syncto) -> [u64; 3] {
+    let base_cs = 179_000_000_000;
+    for (i, id) in ["r0", "r1", "r2"].iter().enumerate() {
+        s.fake.put(KID, "tabs", id, "x", base_cs + i as u64);
+    }
+    [0, 1, 2].map(|i| (base_cs + i) * 10)
+}
+
+fn ids(r: &Resp) -> Vec<String> {
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut v: Vec<String> = r.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap().to_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn time_filters_select_exactly() {
+    let s = Syncto::start();
+    let [_, t1, _] = three(&s);
+    let q = |query: String| ids(&s.auth_get(&format!("{}?{query}", records("tabs"))));
+    for name in ["_since", "gt_last_modified"] {
+        assert_eq!(q(format!("{name}={}", t1 - 1)), ["r1", "r2"], "{name}");
+        assert_eq!(q(format!("{name}={t1}")), ["r2"], "{name}");
+        assert_eq!(q(format!("{name}={}", t1 + 1)), ["r2"], "{name}");
+    }
+    for name in ["_before", "lt_last_modified"] {
+        assert_eq!(q(format!("{name}={}", t1 + 1)), ["r0", "r1"], "{name}");
+        assert_eq!(q(format!("{name}={t1}")), ["r0"], "{name}");
+        assert_eq!(q(format!("{name}={}", t1 - 1)), ["r0"], "{name}");
+    }
+    assert_eq!(q(format!("min_last_modified={t1}")), ["r1", "r2"]);
+    assert_eq!(q(format!("min_last_modified={}", t1 + 1)), ["r2"]);
+    assert_eq!(q(format!("max_last_modified={t1}")), ["r0", "r1"]);
+    assert_eq!(q(format!("max_last_modified={}", t1 - 1)), ["r0"]);
+    assert_eq!(q(format!("_since={}&_before={}", t1 - 1, t1 + 1)), ["r1"]);
+    // Empty `_since` answer: the ETag is the client's value.
+    let r = s.auth_get(&format!("{}?_since={}", records("tabs"), t1 + 15));
+    assert_eq!(ids(&r), Vec::<String>::new());
+    assert_eq!(r.header("ETag"), Some(format!("\"{}\"", t1 + 15).as_str()));
+    for bad in ["_before=-1", "min_last_modified=abc", "_since=1.5"] {
+        s.auth_get(&format!("{}?{bad}", records("tabs")))
+            .assert_error(400, 107);
+    }
+}
+
+#[test]
+fn if_match_holds_only_for_the_exact_timestamp() {
+    let s = writable();
+    let [_, t1, t2] = three(&s);
+    for other in [t1 - 1, t1 + 1, t1 - 10, t1 + 10] {
+        let etag = format!("\"{other}\"");
+        let r = s.req(
+            "PUT",
+            &record("tabs", "r1"),
+            &[BEARER, JSON, ("If-Match", &etag)],
+            Some(r#"{"data": {"payload": "new"}}"#),
+        );
+        let j = r.assert_error(412, 114);
+        assert_eq!(j["details"]["existing"]["last_modified"], t1, "{other}");
+        let r = s.req(
+            "DELETE",
+            &record("tabs", "r1"),
+            &[BEARER, ("If-Match", &etag)],
+            None,
+        );
+        r.assert_error(412, 114);
+        // GET of the record with that If-Match: 412 too.
+        s.req(
+            "GET",
+            &record("tabs", "r1"),
+            &[BEARER, ("If-Match", &etag)],
+            None,
+        )
+        .assert_error(412, 114);
+    }
+    // The list's ETag is the collection's timestamp (r2's).
+    for other in [t2 - 1, t2 + 1, t2 - 10, t2 + 10] {
+        let etag = format!("\"{other}\"");
+        s.req(
+            "GET",
+            &records("tabs"),
+            &[BEARER, ("If-Match", &etag)],
+            None,
+        )
+        .assert_error(412, 114);
+    }
+    let etag = format!("\"{t2}\"");
+    let r = s.req(
+        "GET",
+        &records("tabs"),
+        &[BEARER, ("If-Match", &etag)],
+        None,
+    );
+    assert_eq!(ids(&r).len(), 3);
+    assert_eq!(s.fake.record(KID, "tabs", "r1").unwrap().payload, "x");
+    // The exact value passes.
+    let etag = format!("\"{t1}\"");
+    let r = s.req(
+        "GET",
+        &record("tabs", "r1"),
+        &[BEARER, ("If-Match", &etag)],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = s.req(
+        "PUT",
+        &record("tabs", "r1"),
+        &[BEARER, JSON, ("If-Match", &etag)],
+        Some(r#"{"data": {"payload": "new"}}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let lm = r.json()["data"]["last_modified"].as_u64().unwrap();
+    let etag = format!("\"{lm}\"");
+    let r = s.req(
+        "DELETE",
+        &record("tabs", "r1"),
+        &[BEARER, ("If-Match", &etag)],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // If-Match on a record that does not exist: PUT 412 (Kinto), DELETE 404.
+    let r = s.req(
+        "PUT",
+        &record("tabs", "r1"),
+        &[BEARER, JSON, ("If-Match", &etag)],
+        Some(r#"{"data": {"payload": "again"}}"#),
+    );
+    r.assert_error(412, 114);
+    assert!(s.fake.record(KID, "tabs", "r1").is_none(), "not recreated");
+    s.req(
+        "DELETE",
+        &record("tabs", "r1"),
+        &[BEARER, ("If-Match", &etag)],
+        None,
+    )
+    .assert_error(404, 110);
+}
+
+#[test]
+fn if_none_match_is_304_only_for_the_exact_timestamp() {
+    let s = Syncto::start();
+    let [_, t1, t2] = three(&s);
+    let get = |path: &str, v: u64| {
+        s.req(
+            "GET",
+            path,
+            &[BEARER, ("If-None-Match", &format!("\"{v}\""))],
+            None,
+        )
+    };
+    assert_eq!(get(&record("tabs", "r1"), t1).status, 304);
+    for other in [t1 - 1, t1 + 1, t1 + 10] {
+        let r = get(&record("tabs", "r1"), other);
+        assert_eq!(r.status, 200, "{other}: {}", r.body);
+        assert_eq!(r.json()["data"]["id"], "r1");
+    }
+    assert_eq!(get(&records("tabs"), t2).status, 304);
+    for other in [t2 - 1, t2 + 1, t2 + 10] {
+        let r = get(&records("tabs"), other);
+        assert_eq!(ids(&r).len(), 3, "{other}");
+    }
+}
+
+#[test]
+fn fields_keep_only_what_was_asked() {
+    let s = Syncto::start();
+    s.fake
+        .put(KID, "tabs", "a", "secret-payload", 179_000_000_000);
+    let r = s.auth_get(&format!("{}?_fields=sortindex", records("tabs")));
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["data"],
+        json!([{"id": "a", "last_modified": 1_790_000_000_000u64}])
+    );
+    let r = s.auth_get(&format!("{}?_fields=payload", record("tabs", "a")));
+    assert_eq!(
+        r.json()["data"],
+        json!({"id": "a", "last_modified": 1_790_000_000_000u64, "payload": "secret-payload"})
+    );
+}
+
+#[test]
+fn the_bucket_and_its_collections() {
+    let s = Syncto::start();
+    s.fake.put(KID, "tabs", "a", "x", 179_000_000_000);
+    s.fake.put(KID, "history", "h", "x", 179_000_000_500);
+    let r = s.auth_get(&format!("/v1/buckets/{KID}/collections"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.json(),
+        json!({"data": [
+            {"id": "history", "last_modified": 1_790_000_005_000u64},
+            {"id": "tabs", "last_modified": 1_790_000_000_000u64},
+        ]})
+    );
+    assert_eq!(r.header("Total-Records"), Some("2"));
+    assert_eq!(r.header("ETag"), Some("\"1790000005000\""));
+    let r = s.auth_get(&format!(
+        "/v1/buckets/{KID}/collections?_sort=id&_since=1790000000000"
+    ));
+    assert_eq!(
+        r.json()["data"],
+        json!([{"id": "history", "last_modified": 1_790_000_005_000u64}])
+    );
+    let r = s.auth_get(&format!("/v1/buckets/{KID}"));
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json(),
+        json!({"data": {"id": KID, "last_modified": 1_790_000_005_000u64}})
+    );
+    let r = s.req(
+        "GET",
+        &format!("/v1/buckets/{KID}"),
+        &[BEARER, ("If-None-Match", "\"1790000005000\"")],
+        None,
+    );
+    assert_eq!(r.status, 304);
+    // Both need the user's credentials; other methods are 405 with Allow.
+    s.get(&format!("/v1/buckets/{KID}"), &[])
+        .assert_error(401, 104);
+    let r = s.req(
+        "DELETE",
+        &format!("/v1/buckets/{KID}/collections"),
+        &[BEARER],
+        None,
+    );
+    r.assert_error(405, 115);
+    assert_eq!(r.header("Allow"), Some("GET, HEAD, OPTIONS"));
+    let _: Value = r.json();
+}

@@ -1,0 +1,363 @@
+//! Operations: end of service (`eos`), the statsd metrics of the original's dashboards
+//! (`users`, `authn_type.*`, `syncclient.start_time`, `syncclient.syncclient.auth`), client
+//! addresses behind trusted proxies, and the unix socket with its mode.
+
+use crate::cli::spawn_with;
+use crate::support::fake::Fake;
+use crate::support::*;
+use serde_json::{Value, json};
+use std::io::{BufRead, Read, Write};
+use std::net::UdpSocket;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use syncto::config::{Eos, Listen, WriteSwitch};
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn with_eos(at: u64, message: Option<&str>) -> Syncto {
+    Syncto::with(|c| {
+        c.eos = Some(Eos {
+            date: "2030-01-01".into(),
+            at,
+        });
+        c.eos_message = message.map(String::from);
+        c.write_switches.insert(
+            "tabs".into(),
+            WriteSwitch {
+                put: true,
+                delete: true,
+            },
+        );
+    })
+}
+
+fn alert(r: &Resp) -> Value {
+    let raw = r
+        .header("Alert")
+        .unwrap_or_else(|| panic!("no Alert: {:?}", r.headers));
+    serde_json::from_str(raw).unwrap()
+}
+
+#[test]
+fn before_end_of_service_every_response_warns() {
+    let s = with_eos(now() + 86_400, Some("Syncto moves, see the URL"));
+    s.fake.put(KID, "tabs", "a", "x", 1000);
+    let soft = json!({
+        "code": "soft-eol",
+        "message": "Syncto moves, see the URL",
+        "url": "https://syncto.readthedocs.io/",
+    });
+    let r = s.auth_get(&records("tabs"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["data"][0]["id"], "a");
+    assert_eq!(alert(&r), soft);
+    let hello = s.get("/v1/", &[]);
+    assert_eq!(hello.json()["eos"], "2030-01-01");
+    assert_eq!(alert(&hello), soft);
+    for r in [
+        s.get("/v1/__heartbeat__", &[]),
+        s.get("/v1/nowhere", &[]),
+        s.req("GET", &records("tabs"), &[], None),
+    ] {
+        assert_eq!(alert(&r), soft, "{}", r.body);
+    }
+    // Without the setting, no Alert and no `eos` in hello.
+    let plain = Syncto::start();
+    assert_eq!(plain.get("/v1/", &[]).header("Alert"), None);
+    assert!(plain.get("/v1/", &[]).json().get("eos").is_none());
+}
+
+#[test]
+fn after_end_of_service_everything_is_gone_but_health_checks() {
+    let s = with_eos(now() - 1, None);
+    s.fake.put(KID, "tabs", "a", "x", 1000);
+    let hard = json!({
+        "code": "hard-eol",
+        "message": null,
+        "url": "https://syncto.readthedocs.io/",
+    });
+    let origin = ("Origin", "https://app.example");
+    let put_body = r#"{"data": {"payload": "overwritten"}}"#;
+    let batch_body = format!(r#"{{"requests": [{{"path": "{}"}}]}}"#, records("tabs"));
+    for r in [
+        s.req("GET", &records("tabs"), &[BEARER, origin], None),
+        s.req("HEAD", &record("tabs", "a"), &[BEARER], None),
+        s.req("PUT", &record("tabs", "a"), &[BEARER, JSON], Some(put_body)),
+        s.req("DELETE", &record("tabs", "a"), &[BEARER], None),
+        s.req("POST", "/v1/batch", &[BEARER, JSON], Some(&batch_body)),
+        s.get("/v1/", &[]),
+        s.get("/", &[]),
+    ] {
+        assert_eq!(r.status, 410, "{:?}", r.headers);
+        assert_eq!(alert(&r), hard);
+        if !r.body.is_empty() {
+            let j = r.assert_error(410, 202);
+            assert_eq!(
+                j["message"],
+                "The service you are trying to connect no longer exists at this location."
+            );
+            assert_eq!(j["error"], "Gone");
+        }
+    }
+    // A browser can read the answer and its Alert.
+    let r = s.req("GET", &records("tabs"), &[BEARER, origin], None);
+    assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"));
+    assert!(
+        r.header("Access-Control-Expose-Headers")
+            .unwrap()
+            .contains("Alert")
+    );
+    // Nothing reached the Token Server or the Sync node; the record is untouched.
+    assert_eq!(s.fake.token_calls(), 0);
+    assert!(s.fake.sync_seen().is_empty());
+    assert_eq!(s.fake.record(KID, "tabs", "a").unwrap().payload, "x");
+    // The load balancer's checks keep the node in rotation.
+    for path in [
+        "/v1/__heartbeat__",
+        "/v1/__lbheartbeat__",
+        "/v1/__version__",
+    ] {
+        let r = s.get(path, &[]);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        assert_eq!(alert(&r), hard, "{path}");
+    }
+}
+
+/// A statsd stand-in: every datagram received until `quiet` passes without one.
+fn statsd_lines(socket: &UdpSocket, quiet: Duration) -> Vec<String> {
+    socket.set_read_timeout(Some(quiet)).unwrap();
+    let mut lines = Vec::new();
+    let mut buf = [0u8; 1024];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        match socket.recv(&mut buf) {
+            Ok(n) => lines.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(_) => break,
+        }
+    }
+    lines
+}
+
+#[test]
+fn dashboard_metrics_users_authn_types_and_client_timers() {
+    let statsd = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = statsd.local_addr().unwrap().to_string();
+    let s = Syncto::with(|c| {
+        c.statsd_url = Some(addr);
+        c.statsd_prefix = "syncto".into();
+    });
+    s.fake.put(KID, "tabs", "a", "x", 1000);
+    let other_kid = "99-AAAAAAAAAAAAAAAAAAAAAA";
+    let other = format!("/v1/buckets/{other_kid}/collections/tabs/records");
+    let browserid = format!("/v1/buckets/{CS}/collections/tabs/records");
+    let preflight = [
+        ("Origin", "https://app.example"),
+        ("Access-Control-Request-Method", "GET"),
+    ];
+    let answers = [
+        s.auth_get(&records("tabs")),
+        // The same user with next hour's token.
+        s.get(
+            &records("tabs"),
+            &[("Authorization", "Bearer next-hour-token")],
+        ),
+        s.get(&other, &[("Authorization", "bearer other-user-token")]),
+        s.get(
+            &browserid,
+            &[("Authorization", "BrowserID an.assertion.here")],
+        ),
+        s.get(&records("tabs"), &[("Authorization", "Basic dXNlcjpwYXNz")]),
+        s.get(&records("tabs"), &[("Authorization", "x:1|c evil")]),
+        s.get(&records("tabs"), &[]),
+        s.req("OPTIONS", &records("tabs"), &preflight, None),
+        s.get("/v1/", &[BEARER]),
+    ];
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 200, 200, 200, 401, 401, 401, 200, 200]);
+    let lines = statsd_lines(&statsd, Duration::from_millis(500));
+    let count = |line: &str| lines.iter().filter(|l| *l == line).count();
+
+    // One count per request to a user endpoint, by scheme; unknown ones folded to `other`.
+    assert_eq!(count("syncto.authn_type.Bearer:1|c"), 3, "{lines:#?}");
+    assert_eq!(count("syncto.authn_type.BrowserID:1|c"), 1);
+    assert_eq!(count("syncto.authn_type.other:1|c"), 2);
+    let authn: Vec<&String> = lines.iter().filter(|l| l.contains("authn_type")).collect();
+    assert_eq!(authn.len(), 6, "{authn:?}");
+
+    // One set value per user: a 32-hex-digit keyed hash, the same for both of the first
+    // user's tokens, never the token, key id or client state.
+    let users: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("syncto.users:")?.strip_suffix("|s"))
+        .collect();
+    assert_eq!(users.len(), 4, "{lines:#?}");
+    for u in &users {
+        assert!(
+            u.len() == 32 && u.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{u}"
+        );
+    }
+    assert_eq!(users[0], users[1], "one user, two tokens");
+    let mut distinct = users.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3);
+    for secret in [
+        "good-token",
+        "next-hour",
+        "Yw3NKWbEM2aRElRIu7JbTw",
+        CS,
+        "assertion",
+    ] {
+        assert!(lines.iter().all(|l| !l.contains(secret)), "{secret}");
+    }
+
+    // The original's Sync client timers: ready-making per request with a user, Hawk
+    // signing per Sync call; sub-millisecond values keep their precision.
+    let timer = |name: &str| -> Vec<f64> {
+        lines
+            .iter()
+            .filter_map(|l| l.strip_prefix(name)?.strip_suffix("|ms")?.parse().ok())
+            .collect()
+    };
+    assert_eq!(
+        timer("syncto.syncclient.start_time:").len(),
+        4,
+        "{lines:#?}"
+    );
+    let signing = timer("syncto.syncclient.syncclient.auth:");
+    assert_eq!(signing.len(), 4, "{lines:#?}");
+    assert!(signing.iter().all(|ms| ms.is_finite() && *ms >= 0.0));
+    let calls = timer("syncto.syncclient.syncclient.get_records:");
+    assert_eq!(calls.len(), 4, "{lines:#?}");
+}
+
+#[test]
+fn forwarded_addresses_are_logged_only_from_trusted_proxies() {
+    let fake = Fake::start();
+    let xff = ("X-Forwarded-For", "203.0.113.7, 127.0.0.1");
+    let logged = |env: &[(&str, &str)], headers: &[(&str, &str)]| -> String {
+        let (mut child, port, mut stderr) = spawn_with(&fake, env);
+        let r = request(
+            &client(),
+            "GET",
+            &format!("http://127.0.0.1:{port}/v1/__lbheartbeat__"),
+            headers,
+            None,
+        );
+        assert_eq!(r.status, 200);
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert_eq!(child.wait().unwrap().code(), Some(0));
+        let mut log = String::new();
+        stderr.read_to_string(&mut log).unwrap();
+        log.lines()
+            .find(|l| l.contains("GET /v1/__lbheartbeat__"))
+            .unwrap_or_else(|| panic!("no summary line: {log}"))
+            .to_owned()
+    };
+    // Not trusted (the default): the peer, whatever the headers claim.
+    let line = logged(&[], &[xff, ("Forwarded", "for=198.51.100.1")]);
+    assert!(line.ends_with("remote=127.0.0.1"), "{line}");
+    // Trusted: the first hop from the right that is not a trusted proxy.
+    let trusted = [("SYNCTO_TRUSTED_PROXIES", "127.0.0.1")];
+    let line = logged(&trusted, &[xff]);
+    assert!(line.ends_with("remote=203.0.113.7"), "{line}");
+    let line = logged(&trusted, &[xff, ("Forwarded", "for=\"[2001:db8::9]:443\"")]);
+    assert!(line.ends_with("remote=2001:db8::9"), "{line}");
+    // A peer outside the trusted networks is logged as itself.
+    let line = logged(&[("SYNCTO_TRUSTED_PROXIES", "10.0.0.0/8")], &[xff]);
+    assert!(line.ends_with("remote=127.0.0.1"), "{line}");
+    // Whatever a client writes, only an IP address is logged.
+    let line = logged(&trusted, &[("X-Forwarded-For", "evil remote=1.2.3.4")]);
+    assert!(line.ends_with("remote=127.0.0.1"), "{line}");
+}
+
+/// One request over a unix socket; the raw answer.
+fn over_unix(path: &std::path::Path, head: &str) -> String {
+    let mut s = std::os::unix::net::UnixStream::connect(path).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn unix_socket_gets_its_mode_in_process() {
+    let dir = std::env::temp_dir().join(format!("syncto-ops-unix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("syncto.sock");
+    let fake = Fake::start();
+    let config = syncto::config::Config {
+        listen: Listen::Unix(path.clone()),
+        // An unusual mode, so that no umask could have produced it by chance.
+        unix_socket_mode: Some(0o604),
+        ..test_config(&fake)
+    };
+    let running = syncto::start(config).expect("server starts");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o604, "{mode:o}");
+    let answer = over_unix(
+        &path,
+        "GET /v1/__lbheartbeat__ HTTP/1.1\r\nHost: s\r\nConnection: close\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    running.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bind_unix_flag_with_mode_and_trusted_socket_peers() {
+    let dir = std::env::temp_dir().join(format!("syncto-ops-bind-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("s.sock");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_syncto"))
+        .env_remove("SYNCTO_INI")
+        .env("SYNCTO_UNIX_SOCKET_MODE", "0640")
+        .env("SYNCTO_TRUSTED_PROXIES", "unix")
+        .arg("--bind")
+        .arg(format!("unix:{}", path.display()))
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut line = String::new();
+    while !line.contains("listening on unix:") {
+        assert!(Instant::now() < deadline, "no 'listening on' line");
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "server exited");
+    }
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o640, "{mode:o}");
+    let answer = over_unix(
+        &path,
+        "GET /v1/__lbheartbeat__ HTTP/1.1\r\nHost: s\r\nX-Forwarded-For: 192.0.2.44\r\n\
+         Connection: close\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let mut log = String::new();
+    stderr.read_to_string(&mut log).unwrap();
+    let summary = log
+        .lines()
+        .find(|l| l.contains("GET /v1/__lbheartbeat__"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(summary.ends_with("remote=192.0.2.44"), "{summary}");
+    assert!(!path.exists(), "the socket is removed on exit");
+    let _ = std::fs::remove_dir_all(&dir);
+}
