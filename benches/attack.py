@@ -4,7 +4,8 @@
     benches/attack.py [--bin target/release/syncto] [--fake target/release/examples/fake_upstream]
                       [--seconds 20] [scenario ...]
 
-Scenarios (all by default): idle, slowloris, blackhole, framing, upgrade.
+Scenarios (all by default): idle, slowloris, blackhole, framing, upgrade; and `cases`,
+which only sends each framing case once and reports what came back.
 
 Each scenario starts the fake Token Server + Sync node (`examples/fake_upstream`, 10
 records) and a Syncto with default settings on 127.0.0.1, warms the credentials cache,
@@ -28,6 +29,7 @@ the attack stops. Everything is bounded in count and time and stops by itself.
 import argparse
 import json
 import math
+import re
 import os
 import resource
 import selectors
@@ -347,6 +349,19 @@ def exchange(port, data, timeout=10.0):
     return out, closed, time.monotonic() - t0
 
 
+def describe(out, closed, secs):
+    """How many answers came back (pipelined ones follow a body directly), the first status
+    line, whether a Set-Cookie header was injected, and whether the server closed."""
+    statuses = re.findall(rb"HTTP/1\.[01] (\d{3}) ", out)
+    first = out.split(b"\r\n", 1)[0].decode("latin-1") if out else None
+    return {"answers": len(statuses), "first": first,
+            "set_cookie": b"\nSet-Cookie" in out, "closed": closed, "seconds": round(secs, 2)}
+
+
+def framing_cases(port):
+    return {name: describe(*exchange(port, data)) for name, data in FRAMING.items()}
+
+
 def framing_loop(port, stop_ev, results):
     first = True
     while not stop_ev.is_set():
@@ -355,12 +370,7 @@ def framing_loop(port, stop_ev, results):
                 return
             out, closed, secs = exchange(port, data)
             if first:
-                heads = [l for l in out.split(b"\r\n") if l.startswith(b"HTTP/1.")]
-                results[name] = {
-                    "answers": len(heads),
-                    "first": heads[0].decode("latin-1") if heads else None,
-                    "set_cookie": b"\nSet-Cookie" in out or b"\r\nSet-Cookie" in out,
-                    "closed": closed, "seconds": round(secs, 2)}
+                results[name] = describe(out, closed, secs)
         first = False
 
 
@@ -376,6 +386,13 @@ def scenario(name, args, logdir):
         env["SYNCTO_UPSTREAM_TIMEOUT_SECONDS"] = "20"
     s = Syncto(args.bin, token_url, nofile=nofile, env=env, logdir=logdir)
     report = {"scenario": name, "binary": args.bin}
+    if name == "cases":
+        try:
+            report["framing"] = framing_cases(s.port)
+        finally:
+            s.stop()
+            fake.stop()
+        return report
     try:
         assert get(s.port, RECORDS, GOOD)[1] == 200, "records through the fake"
         report["idle_before"] = s.stats()

@@ -14,9 +14,10 @@
 //!   `Retry-After` by its connection thread instead of waiting behind a
 //!   slow upstream.
 //!
-//! Workers never touch a socket: a client that sends or reads slowly holds
-//! only its own connection thread. A panic in one request becomes a 500 for
-//! that request only, and shutdown drains what is in flight.
+//! A worker never reads from a client, and writes only small answers itself
+//! (see `WORKER_WRITES_UP_TO`): a client that sends or reads slowly holds
+//! its own connection thread, not a worker. A panic in one request becomes
+//! a 500 for that request only, and shutdown drains what is in flight.
 
 use crate::auth;
 use crate::config::{Listen, StartupError};
@@ -303,8 +304,10 @@ fn handle(shared: &Shared, mut rq: tiny_http::Request) {
             (rq, resp)
         }
         Ok(body) if needs_upstream(app, &rq) => {
-            match shared.pool.run(rq, body, shared.queue_timeout) {
-                Outcome::Served(rq, resp) => (rq, resp),
+            match shared.pool.run(rq, body, shared.queue_timeout, started) {
+                // The worker wrote the answer.
+                Outcome::Served(None) => return,
+                Outcome::Served(Some((rq, resp))) => (rq, resp),
                 Outcome::Shed(rq) => {
                     shared.shed.event(|n| {
                         log::warn!(
@@ -538,28 +541,55 @@ struct Pool {
 struct Job {
     slot: Mutex<Slot>,
     done: Condvar,
+    started: Instant,
 }
+
+/// A request and its answer, for the connection thread to write.
+type Answered = Option<(tiny_http::Request, Response)>;
 
 enum Slot {
     Queued(tiny_http::Request, Vec<u8>),
     Running,
-    Done(tiny_http::Request, Response),
+    /// Served: the worker wrote a small answer itself (`None`), or left a
+    /// large one to the connection thread.
+    Done(Answered),
     /// Taken back by its connection thread (shed) or its answer collected.
     Taken,
 }
 
 enum Outcome {
-    Served(tiny_http::Request, Response),
+    Served(Answered),
     Shed(tiny_http::Request),
 }
+
+/// A worker writes an answer whose body is at most this long itself: head
+/// and body then fit in one write into a send buffer that a client which
+/// read its previous answer has drained, so the write doesn't wait for the
+/// client. Writing it there saves the connection thread a wake-up: woken
+/// only once the answer is out, it usually finds the client's next request
+/// already there. Larger answers go back to the connection thread, so a
+/// client that reads slowly holds no worker.
+const WORKER_WRITES_UP_TO: usize = 12 * 1024;
+
+/// How long a worker may take to write a small answer. Only a client that
+/// sends requests without reading the answers fills its send buffer; it is
+/// disconnected rather than allowed to hold a worker.
+const WORKER_SEND_LIMIT: Duration = Duration::from_secs(1);
 
 impl Pool {
     /// Queue a request and wait for its answer; if no worker has started it
     /// within `wait`, take it back unanswered.
-    fn run(&self, rq: tiny_http::Request, body: Vec<u8>, wait: Duration) -> Outcome {
+    fn run(
+        &self,
+        rq: tiny_http::Request,
+        body: Vec<u8>,
+        wait: Duration,
+        started: Instant,
+    ) -> Outcome {
         let job = Arc::new(Job {
             slot: Mutex::new(Slot::Queued(rq, body)),
             done: Condvar::new(),
+            started,
         });
         lock(&self.queue).push_back(Arc::clone(&job));
         self.ready.notify_one();
@@ -581,7 +611,7 @@ impl Pool {
         let taken = std::mem::replace(&mut *slot, Slot::Taken);
         drop(slot);
         match taken {
-            Slot::Done(rq, resp) => Outcome::Served(rq, resp),
+            Slot::Done(answered) => Outcome::Served(answered),
             Slot::Queued(rq, _) => {
                 lock(&self.queue).retain(|j| !Arc::ptr_eq(j, &job));
                 Outcome::Shed(rq)
@@ -624,9 +654,18 @@ fn worker(shared: &Shared) {
                 }
             }
         };
-        let Some((rq, body)) = taken else { continue };
+        let Some((mut rq, body)) = taken else {
+            continue;
+        };
         let resp = answer(&shared.app, &rq, &body);
-        *lock(&job.slot) = Slot::Done(rq, resp);
+        let answered = if resp.body.len() <= WORKER_WRITES_UP_TO {
+            rq.set_send_limit(WORKER_SEND_LIMIT);
+            finish(shared, rq, resp, job.started);
+            None
+        } else {
+            Some((rq, resp))
+        };
+        *lock(&job.slot) = Slot::Done(answered);
         job.done.notify_one();
     }
 }

@@ -835,3 +835,36 @@ fn the_soft_open_files_limit_is_raised_to_the_hard_one() {
     );
     stop(child);
 }
+
+#[test]
+fn a_client_that_never_reads_its_answers_holds_no_worker() {
+    let s = Syncto::with(|c| c.workers = 1);
+    // Answers of about 9 KiB: small enough for the worker to write itself.
+    for i in 0..30 {
+        s.fake
+            .put(KID, "tabs", &format!("r{i:02}"), &"p".repeat(260), 1000 + i);
+    }
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer reader\r\n\r\n",
+        records("tabs")
+    );
+    // Thousands of pipelined requests, answers never read: the socket
+    // buffers fill and a write can't finish.
+    let mut greedy = connect(&addr(&s));
+    let pipelined = request.repeat(4000);
+    let writer = std::thread::spawn(move || {
+        let _ = greedy.write_all(pipelined.as_bytes());
+        greedy
+    });
+    // Another client is still served by the only worker.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut served = 0;
+    while Instant::now() < deadline && served < 5 {
+        let r = s.auth_get(&records("tabs"));
+        assert_eq!(r.status, 200, "{}", r.body);
+        served += 1;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(served, 5);
+    drop(writer);
+}

@@ -276,7 +276,7 @@ impl Iterator for ClientConnection {
                 self.no_more_requests = true;
                 self.linger = true;
                 self.socket.set_close();
-                self.socket.start_send();
+                self.socket.start_send(None);
                 let writer = self.sink.next().unwrap();
                 kinto_error(status, message)
                     .raw_print(writer, HTTPVersion(1, 1), &[], false, true)

@@ -80,6 +80,9 @@ pub struct Request {
 
     // Syncto patch: the server ends the connection after the response.
     close: bool,
+
+    // Syncto patch: a shorter limit for writing the response.
+    send_limit: Option<std::time::Duration>,
 }
 
 /// Syncto patch: a request body that knows whether it was read to its end.
@@ -294,6 +297,7 @@ where
         socket,
         keep_alive,
         close: false,
+        send_limit: None,
     })
 }
 
@@ -368,7 +372,7 @@ impl Request {
     pub fn as_reader(&mut self) -> &mut dyn Read {
         if self.must_send_continue {
             if let Some(s) = &self.socket {
-                s.start_send();
+                s.start_send(None);
             }
             let msg = Response::new_empty(StatusCode(100));
             msg.raw_print(
@@ -397,6 +401,12 @@ impl Request {
     /// `Connection: close`).
     pub fn set_close(&mut self) {
         self.close = true;
+    }
+
+    /// Syncto patch: the response must be written within `limit` (instead of
+    /// the listener's send limit), or the connection is closed.
+    pub fn set_send_limit(&mut self, limit: std::time::Duration) {
+        self.send_limit = Some(limit);
     }
 
     /// Syncto patch: whether the client keeps the connection open after this
@@ -443,18 +453,26 @@ impl Request {
             if close {
                 s.set_close();
             }
-            s.start_send();
+            s.start_send(self.send_limit);
         }
 
-        Self::ignore_client_closing_errors(response.raw_print(
-            writer.by_ref(),
-            self.http_version.clone(),
-            &self.headers,
-            do_not_send_body,
-            close || !self.keep_alive,
-        ))?;
-
-        Self::ignore_client_closing_errors(writer.flush())
+        let written = response
+            .raw_print(
+                writer.by_ref(),
+                self.http_version.clone(),
+                &self.headers,
+                do_not_send_body,
+                close || !self.keep_alive,
+            )
+            .and_then(|()| writer.flush());
+        // Syncto patch: a response not written whole leaves the connection
+        // in the middle of an answer: it ends there.
+        if written.is_err() {
+            if let Some(s) = &self.socket {
+                s.set_close();
+            }
+        }
+        Self::ignore_client_closing_errors(written)
     }
 
     fn ignore_client_closing_errors(result: io::Result<()>) -> io::Result<()> {

@@ -194,10 +194,12 @@ impl Socket {
             .is_ok()
     }
 
-    /// A response is about to be written.
-    pub(crate) fn start_send(&self) {
+    /// A response is about to be written, within `limit` if it is shorter
+    /// than the usual send limit.
+    pub(crate) fn start_send(&self, limit: Option<Duration>) {
         let _ = self.state.compare_exchange(SERVING, OPEN, Relaxed, Relaxed);
-        self.start(&self.write, self.send, false);
+        let send = limit.map_or(self.send, |l| nanos(l).min(self.send));
+        self.start(&self.write, send, false);
     }
 
     /// Close the connection to make room for a new one, unless a request
