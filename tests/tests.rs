@@ -14,6 +14,7 @@ mod cli;
 mod conflicts;
 mod errors;
 mod exact;
+mod faults;
 mod ops;
 mod real;
 mod records;
