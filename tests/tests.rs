@@ -16,6 +16,7 @@ mod errors;
 mod exact;
 mod faults;
 mod ops;
+mod properties;
 mod real;
 mod records;
 mod security;
