@@ -18,7 +18,7 @@ use syncto::config::Config;
 use syncto::kinto::query::{ListQuery, parse_list};
 use syncto::kinto::{App, Request};
 use syncto::sync::hawk;
-use syncto::sync::timestamp::{ms_to_seconds, seconds_to_ms};
+use syncto::sync::timestamp::{ceil_tick, floor_tick, ms_to_seconds, seconds_to_ms};
 
 /// The default case count (`PROPTEST_CASES` or 256) divided by `div`.
 /// A failing case is saved (and replayed first from then on) in
@@ -36,17 +36,32 @@ fn cases(div: u32) -> Cases {
 
 // ---- Query parsing and Next-Page ----
 
+/// The time filters of a list query.
+const BOUNDS: [&str; 6] = [
+    "_since",
+    "gt_last_modified",
+    "_before",
+    "lt_last_modified",
+    "min_last_modified",
+    "max_last_modified",
+];
+
+/// Timestamps the properties use: up to 10^16 ms (year ~318,000), far past
+/// any real one, short of where a tick can't be rounded up.
+const MAX_MS: u64 = 10_000_000_000_000_000;
+
 /// A list query as a client would write it.
 #[derive(Debug, Clone)]
 struct Written {
-    since: Option<(u64, bool)>,
-    since_name: &'static str,
+    /// (filter, value in ms, written in quotes)
+    bounds: Vec<(&'static str, u64, bool)>,
     sort: Option<(&'static str, &'static str)>,
     limit: Option<u64>,
     token: Option<String>,
     ids: Option<Vec<String>>,
     ids_name: &'static str,
     exclude: Vec<String>,
+    fields: Option<Vec<String>>,
     unknown: Vec<(String, String)>,
 }
 
@@ -64,13 +79,13 @@ fn form(value: &str, plus: bool) -> String {
 impl Written {
     fn query(&self, plus: bool) -> String {
         let mut pairs: Vec<String> = Vec::new();
-        if let Some((since, quoted)) = self.since {
-            let v = if quoted {
-                format!("%22{since}%22")
+        for (name, ms, quoted) in &self.bounds {
+            let v = if *quoted {
+                format!("%22{ms}%22")
             } else {
-                since.to_string()
+                ms.to_string()
             };
-            pairs.push(format!("{}={v}", self.since_name));
+            pairs.push(format!("{name}={v}"));
         }
         if let Some((written, _)) = self.sort {
             pairs.push(format!("_sort={}", form(written, plus)));
@@ -90,22 +105,42 @@ impl Written {
                 form(&self.exclude.join(","), plus)
             ));
         }
+        if let Some(fields) = &self.fields {
+            pairs.push(format!("_fields={}", form(&fields.join(","), plus)));
+        }
         for (k, v) in &self.unknown {
             pairs.push(format!("{}={}", form(k, plus), form(v, plus)));
         }
         pairs.join("&")
     }
 
-    /// What the parser must make of it.
-    fn parsed(&self) -> ListQuery {
-        ListQuery {
-            since: self.since.map(|(s, _)| s),
-            sort: self.sort.map(|(_, sync)| sync),
-            limit: self.limit,
-            token: self.token.clone(),
-            ids: self.ids.clone(),
-            exclude: self.exclude.clone(),
-        }
+    /// Whether a record stamped `t` passes the Kinto time filters.
+    fn keeps(&self, t: u64) -> bool {
+        self.bounds.iter().all(|(name, x, _)| match *name {
+            "_since" | "gt_last_modified" => t > *x,
+            "_before" | "lt_last_modified" => t < *x,
+            "min_last_modified" => t >= *x,
+            _ => t <= *x,
+        })
+    }
+
+    /// The parsed query, except the Sync time bounds (which [`Written::keeps`]
+    /// checks by what they select).
+    fn check(&self, q: &ListQuery) -> Result<(), TestCaseError> {
+        let since = self
+            .bounds
+            .iter()
+            .rev()
+            .find(|(n, _, _)| matches!(*n, "_since" | "gt_last_modified"))
+            .map(|(_, x, _)| *x);
+        prop_assert_eq!(q.since, since);
+        prop_assert_eq!(q.sort, self.sort.map(|(_, sync)| sync));
+        prop_assert_eq!(q.limit, self.limit);
+        prop_assert_eq!(&q.token, &self.token);
+        prop_assert_eq!(&q.ids, &self.ids);
+        prop_assert_eq!(&q.exclude, &self.exclude);
+        prop_assert_eq!(&q.fields, &self.fields);
+        Ok(())
     }
 }
 
@@ -126,24 +161,33 @@ fn written() -> impl Strategy<Value = Written> {
         ("oldest", "oldest"),
     ]);
     let unknown_key = "[a-z][a-z_]{0,7}".prop_filter("not a known parameter", |k| {
-        ![
-            "_since",
-            "gt_last_modified",
-            "_sort",
-            "_limit",
-            "_token",
-            "in_ids",
-            "in_id",
-            "exclude_id",
-        ]
-        .contains(&k.as_str())
+        !BOUNDS.contains(&k.as_str())
+            && ![
+                "_fields",
+                "_sort",
+                "_limit",
+                "_token",
+                "in_ids",
+                "in_id",
+                "exclude_id",
+            ]
+            .contains(&k.as_str())
     });
+    let bound = (
+        prop::sample::select(BOUNDS.to_vec()),
+        prop_oneof![
+            0..MAX_MS,
+            1_000_000_000_000u64..2_000_000_000_000,
+            0u64..100
+        ],
+        any::<bool>(),
+    );
     (
         (
-            prop::option::of((any::<u64>(), any::<bool>())),
-            prop::sample::select(vec!["_since", "gt_last_modified"]),
+            prop::collection::vec(bound, 0..4),
             prop::option::of(sorts),
             prop::option::of(1u64..=1_000_000),
+            prop::option::of(prop::collection::vec(an_id(), 1..4)),
         ),
         (
             prop::option::of("\\PC{1,40}"),
@@ -154,18 +198,16 @@ fn written() -> impl Strategy<Value = Written> {
         ),
     )
         .prop_map(
-            |((since, since_name, sort, limit), (token, ids, ids_name, exclude, unknown))| {
-                Written {
-                    since,
-                    since_name,
-                    sort,
-                    limit,
-                    token,
-                    ids,
-                    ids_name,
-                    exclude,
-                    unknown,
-                }
+            |((bounds, sort, limit, fields), (token, ids, ids_name, exclude, unknown))| Written {
+                bounds,
+                sort,
+                limit,
+                token,
+                ids,
+                ids_name,
+                exclude,
+                fields,
+                unknown,
             },
         )
 }
@@ -178,7 +220,27 @@ proptest! {
         let query = w.query(plus);
         let parsed = parse_list(&query);
         prop_assert!(parsed.is_ok(), "{query}: {:?}", parsed.err());
-        prop_assert_eq!(parsed.unwrap(), w.parsed(), "{}", query);
+        w.check(&parsed.unwrap())?;
+    }
+
+    /// Sync's `newer`/`older` (exclusive, whole 10 ms ticks) select exactly
+    /// the records the Kinto filters select: checked on every tick near
+    /// each bound, and at the ends.
+    #[test]
+    fn time_filters_select_exactly_the_same_records(w in written()) {
+        let q = parse_list(&w.query(false)).unwrap();
+        for bound in [q.newer, q.older].into_iter().flatten() {
+            prop_assert_eq!(bound % 10, 0, "Sync bounds are whole ticks");
+        }
+        let mut ticks = vec![0, MAX_MS + 100];
+        for (_, x, _) in &w.bounds {
+            let base = x - x % 10;
+            ticks.extend((0..6).map(|i| (base + i * 10).saturating_sub(20)));
+        }
+        for t in ticks {
+            let sync = q.newer.is_none_or(|n| t > n) && q.older.is_none_or(|o| t < o);
+            prop_assert_eq!(sync, w.keeps(t), "t = {}, newer {:?}, older {:?}", t, q.newer, q.older);
+        }
     }
 
     #[test]
@@ -209,7 +271,9 @@ proptest! {
         let path = records("tabs");
         let query = w.query(false);
         {
+            // (A case that failed half-way may have left its answers.)
             let mut st = s.fake.state();
+            st.sync_script.clear();
             st.sync_script.push(Canned::new(200, "[]").with("X-Weave-Next-Offset", &offset));
             st.sync_script.push(Canned::new(200, "[]"));
         }
@@ -222,7 +286,7 @@ proptest! {
         let prefix = format!("http://h.example:8000{path}?");
         prop_assert!(next.starts_with(&prefix), "{}", next);
         let next_query = &next[prefix.len()..];
-        let expected = ListQuery { token: Some(offset.clone()), ..w.parsed() };
+        let expected = ListQuery { token: Some(offset.clone()), ..parse_list(&query).unwrap() };
         prop_assert_eq!(parse_list(next_query).unwrap(), expected);
         // Follow it: Sync gets the offset, and otherwise the same request.
         let r = s.get(&next["http://h.example:8000".len()..], &[BEARER]);
@@ -297,6 +361,18 @@ proptest! {
         prop_assert!(back.abs_diff(ms) <= 5, "{} -> {}", ms, back);
         // Half a tick goes up; less goes down.
         prop_assert_eq!(back, (ms + 5) / 10 * 10);
+    }
+
+    /// The ticks around a millisecond value bracket it, and the Sync text of
+    /// either says exactly that tick.
+    #[test]
+    fn ticks_bracket_every_ms(ms in 0..MAX_TICKS * 10) {
+        let (lo, hi) = (floor_tick(ms), ceil_tick(ms));
+        prop_assert!(lo <= ms && ms <= hi);
+        prop_assert_eq!((lo % 10, hi % 10), (0, 0));
+        prop_assert_eq!(hi - lo, if ms % 10 == 0 { 0 } else { 10 });
+        prop_assert_eq!(seconds_to_ms(&ms_to_seconds(lo)), Some(lo));
+        prop_assert_eq!(seconds_to_ms(&ms_to_seconds(hi)), Some(hi));
     }
 
     #[test]
