@@ -182,6 +182,28 @@ fn sync_node_faults() {
     assert_eq!(rig.s.fake.token_calls(), 1);
 }
 
+/// A GET whose connection failed at once is sent again (a pooled
+/// connection the node had closed); one that failed late is not, so the
+/// call ends within its deadline.
+#[test]
+fn only_a_quick_failure_is_retried() {
+    let rig = rig(2, |_| {});
+    assert_eq!(rig.s.auth_get(&records("tabs")).status, 200);
+    let ua = ("User-Agent", "fault=late-close");
+    let late = Fault::CloseAfter(Duration::from_millis(1500));
+    rig.sync.inject("fault=late-close", late, usize::MAX);
+    let played = rig.sync.played();
+    rig.expect("late close", Seen::Unreachable, || {
+        rig.s.get(&records("tabs"), &[BEARER, ua])
+    });
+    assert_eq!(rig.sync.played() - played, 1, "not sent again");
+    rig.sync.clear();
+    rig.sync.inject("fault=quick-close", Fault::Close, 1);
+    let ua = ("User-Agent", "fault=quick-close");
+    let r = rig.s.get(&records("tabs"), &[BEARER, ua]);
+    assert_eq!(r.status, 200, "sent again on a new connection: {}", r.body);
+}
+
 #[test]
 fn refused_connections() {
     let mut rig = rig(1, |_| {});

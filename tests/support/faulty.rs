@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 pub enum Fault {
     /// Close the connection without answering.
     Close,
+    /// Read the request, wait this long, then close without answering.
+    CloseAfter(Duration),
     /// Send the answer head and part of the body, then reset the connection.
     ResetMidBody,
     /// Read the request and never answer.
@@ -339,6 +341,14 @@ fn play(conn: &mut TcpStream, fault: &Fault, shared: &Shared) -> io::Result<bool
     };
     match fault {
         Fault::Close | Fault::ResetMidBody => {
+            let _ = conn.shutdown(Shutdown::Both);
+            Ok(false)
+        }
+        Fault::CloseAfter(wait) => {
+            let until = Instant::now() + *wait;
+            while Instant::now() < until && !shared.stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
             let _ = conn.shutdown(Shutdown::Both);
             Ok(false)
         }
