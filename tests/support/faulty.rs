@@ -77,8 +77,6 @@ struct Shared {
     played: AtomicUsize,
     /// Requests forwarded so far.
     forwarded: AtomicUsize,
-    /// Connection threads alive.
-    connections: AtomicUsize,
     /// Bumped by [`Faulty::refuse`]: connections of an older epoch close,
     /// as after a server restart.
     epoch: AtomicUsize,
@@ -115,7 +113,6 @@ impl Faulty {
             stop: AtomicBool::new(false),
             played: AtomicUsize::new(0),
             forwarded: AtomicUsize::new(0),
-            connections: AtomicUsize::new(0),
             epoch: AtomicUsize::new(0),
         });
         let mut f = Faulty {
@@ -159,11 +156,6 @@ impl Faulty {
         self.shared.forwarded.load(Ordering::SeqCst)
     }
 
-    /// Connection threads alive now.
-    pub fn connections(&self) -> usize {
-        self.shared.connections.load(Ordering::SeqCst)
-    }
-
     /// Stop listening and close every open connection: connections are
     /// refused until [`Faulty::listen`].
     pub fn refuse(&mut self) {
@@ -203,10 +195,8 @@ fn accept_loop(listener: TcpListener, shared: &Arc<Shared>) -> (Arc<AtomicBool>,
                 }
                 let Ok(conn) = conn else { continue };
                 let shared = Arc::clone(&shared);
-                shared.connections.fetch_add(1, Ordering::SeqCst);
                 std::thread::spawn(move || {
                     let _ = serve(conn, &shared);
-                    shared.connections.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         }
