@@ -130,6 +130,15 @@ impl Storage {
                 .map_err(|e| Error::BadAnswer(Upstream::Storage, e.to_string()))
                 .and_then(|rq| self.run(rq, target.host)),
         };
+        // Only a page of records can be asked for smaller (`_limit`); an
+        // oversized answer to a write is simply unusable.
+        let result = match result {
+            Err(Error::TooLarge(upstream, limit)) if call.method != "GET" => Err(Error::BadAnswer(
+                upstream,
+                format!("answer larger than {limit} bytes"),
+            )),
+            other => other,
+        };
         if self.metrics.is_enabled() {
             self.metrics.timing(
                 &format!("syncclient.syncclient.{}", call.metric),
