@@ -57,6 +57,9 @@ fn key_id(n: usize) -> String {
     format!("{n}-Yw3NKWbEM2aRElRIu7JbTw")
 }
 
+/// A Token Server answer over its 64 KiB limit: unusable.
+const TOKEN_OVERSIZED: (u64, Seen) = (1024 * 1024, Seen::Unusable("30"));
+
 /// Matches the Token Server request of the user with this key id.
 fn keyid_marker(key: &str) -> String {
     format!("x-keyid: {key}\r\n")
@@ -78,11 +81,15 @@ enum Seen {
     Unusable(&'static str),
     /// 504/201, "… did not answer in time …", our Retry-After.
     Late,
+    /// 400/107 naming `_limit`: a page of records over the read limit,
+    /// which a smaller `_limit` avoids (no Retry-After: repeating won't help).
+    TooLarge,
 }
 
 /// Every fault a proxy can play, with what the client must see.
-/// `oversized` is a body size over the upstream's limit.
-fn faults(oversized: u64) -> Vec<(&'static str, Fault, Seen)> {
+/// `oversized` is a body size over the upstream's limit, and what a body
+/// that large must give.
+fn faults(oversized: (u64, Seen)) -> Vec<(&'static str, Fault, Seen)> {
     vec![
         ("close", Fault::Close, Seen::Unreachable),
         ("reset", Fault::ResetMidBody, Seen::Unreachable),
@@ -90,11 +97,7 @@ fn faults(oversized: u64) -> Vec<(&'static str, Fault, Seen)> {
         ("drip", Fault::Drip, Seen::Late),
         ("invalid-json", Fault::InvalidJson, Seen::Unusable("30")),
         ("html", Fault::Html, Seen::Unusable("30")),
-        (
-            "oversized",
-            Fault::Oversized(oversized),
-            Seen::Unusable("30"),
-        ),
+        ("oversized", Fault::Oversized(oversized.0), oversized.1),
         (
             "503",
             Fault::status(503, &[("Retry-After", "17")], "0"),
@@ -128,8 +131,15 @@ impl Rig {
                 ra,
             ),
             Seen::Late => (504, "", "30"),
+            Seen::TooLarge => (400, "", ""),
         };
         assert_eq!(r.status, status, "{what}: {}", r.body);
+        if want == Seen::TooLarge {
+            let j = r.assert_error(400, 107);
+            assert_eq!(j["details"][0]["name"], "_limit", "{what}");
+            assert_eq!(r.header("Retry-After"), None, "{what}");
+            return r;
+        }
         let j = r.assert_error(status, 201);
         if want == Seen::Late {
             let m = j["message"].as_str().unwrap_or("");
@@ -149,7 +159,7 @@ impl Rig {
 #[test]
 fn token_server_faults() {
     let rig = rig(1, |_| {});
-    for (i, (name, fault, want)) in faults(1024 * 1024).into_iter().enumerate() {
+    for (i, (name, fault, want)) in faults(TOKEN_OVERSIZED).into_iter().enumerate() {
         // A user of its own, so that the request needs a token exchange.
         let key = key_id(100 + i);
         rig.token.inject(&keyid_marker(&key), fault, usize::MAX);
@@ -167,8 +177,9 @@ fn token_server_faults() {
 fn sync_node_faults() {
     let rig = rig(1, |_| {});
     assert_eq!(rig.s.auth_get(&records("tabs")).status, 200);
+    // A page of records over the limit: the client can ask for less.
     let limit = syncto::sync::MAX_UPSTREAM_BODY + 1;
-    for (name, fault, want) in faults(limit) {
+    for (name, fault, want) in faults((limit, Seen::TooLarge)) {
         let marker = format!("fault={name}");
         rig.sync.inject(&marker, fault, usize::MAX);
         let ua = ("User-Agent", marker.as_str());
@@ -270,7 +281,9 @@ fn a_write_that_met_a_fault_was_not_made() {
     let rig = rig(1, writable);
     assert_eq!(rig.s.auth_get(&records("tabs")).status, 200);
     let body = r#"{"data": {"payload": "p"}}"#;
-    for (name, fault, want) in faults(syncto::sync::MAX_UPSTREAM_BODY + 1) {
+    // An answer to a write over the limit is just unusable.
+    let oversized = (syncto::sync::MAX_UPSTREAM_BODY + 1, Seen::Unusable("30"));
+    for (name, fault, want) in faults(oversized) {
         let marker = format!("fault=put-{name}");
         let headers = [BEARER, JSON, ("User-Agent", marker.as_str())];
         rig.sync.inject(&marker, fault, usize::MAX);
@@ -378,12 +391,12 @@ fn thousand_faults_in_this_process() {
     let stay = records("tabs");
     // Faults that each need a fresh Token Server exchange, and faults at
     // the node for a user whose credentials are cached.
-    let token_faults: Vec<Fault> = faults(1024 * 1024)
+    let token_faults: Vec<Fault> = faults(TOKEN_OVERSIZED)
         .into_iter()
         .filter(|(_, _, w)| *w != Seen::Late)
         .map(|(_, f, _)| f)
         .collect();
-    let sync_faults: Vec<Fault> = faults(0)
+    let sync_faults: Vec<Fault> = faults((0, Seen::TooLarge))
         .into_iter()
         .filter(|(n, _, w)| *w != Seen::Late && *n != "oversized")
         .map(|(_, f, _)| f)
