@@ -217,7 +217,8 @@ pub struct Config {
     pub token_server_url: String,
     /// `token_server_heartbeat_timeout_seconds`: default 5.
     pub token_server_heartbeat_timeout_seconds: u64,
-    /// `upstream_timeout_seconds`: read timeout of Token Server and Sync calls; default 30.
+    /// `upstream_timeout_seconds`: deadline of each Token Server or Sync call (lookup, connect,
+    /// request, answer and body); default 30.
     pub upstream_timeout_seconds: u64,
     /// `upstream_connect_timeout_seconds`: default 5.
     pub upstream_connect_timeout_seconds: u64,
@@ -529,7 +530,7 @@ impl Config {
             "{source}: listening on {} with {} workers, at most {connections} connections (request \
              head {} s, body {} s, keep-alive {} s, response {} s; a request waits at most {} ms \
              for a worker); token server {} (connect timeout {} s, \
-             read timeout {} s); credentials cached in process for up to {} s, at most {} \
+             call deadline {} s); credentials cached in process for up to {} s, at most {} \
              entries, {secret} secret; {writes}; {tls}; {statsd}; {format} logs at level {}",
             self.listen,
             self.workers,

@@ -19,6 +19,7 @@ pub mod forwarded;
 pub mod kinto;
 pub mod logging;
 pub mod metrics;
+pub mod resolve;
 pub mod server;
 pub mod sync;
 pub mod systemd;

@@ -18,6 +18,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::resolve::CachingResolver;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{WebPkiServerVerifier, verify_server_cert_signed_by_trust_anchor};
 use rustls::crypto::WebPkiSupportedAlgorithms;
@@ -27,7 +28,6 @@ use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct};
 use rustls::{RootCertStore, SignatureScheme, StreamOwned};
 use ureq::config::{AutoHeaderValue, Config};
-use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::time::{Duration as UDuration, Instant as UInstant};
 use ureq::unversioned::transport::{Buffers, ConnectProxyConnector, ConnectionDetails, Connector};
 use ureq::unversioned::transport::{Either, LazyBuffers, NextTimeout, TcpConnector};
@@ -97,10 +97,16 @@ fn load_bundle(path: &Path) -> Result<RootCertStore, String> {
 /// variables, returns 4xx/5xx as responses, and sends no User-Agent of its
 /// own. Plain `http://` stays allowed for loopback test upstreams; the caller
 /// enforces the https policy.
+///
+/// Each call has one `deadline` for all of it: name lookup, connect (itself
+/// at most `connect`), TLS handshake, request, answer head and body. An
+/// upstream that sends a byte now and then is cut off at the deadline like
+/// one that sends nothing. Names go through [`CachingResolver`], which keeps
+/// that deadline without a thread per request.
 pub fn agent(
     tls: Arc<ClientConfig>,
     connect: Duration,
-    read: Duration,
+    deadline: Duration,
     pool_size: usize,
 ) -> ureq::Agent {
     let config = Config::builder()
@@ -109,16 +115,8 @@ pub fn agent(
         .max_redirects(0)
         .https_only(false)
         .user_agent(AutoHeaderValue::None)
-        // Per-read/per-write limits rather than per-phase deadlines: the
-        // value handed to the socket then stays the same from call to call,
-        // so ureq doesn't re-set SO_RCVTIMEO/SO_SNDTIMEO (two syscalls per
-        // request). A silent upstream still fails after `read`. No global
-        // or per-call deadline: those also bound name resolution, which
-        // ureq then runs on a new thread for every request (measured: 2x
-        // the CPU per request).
+        .timeout_global(Some(deadline))
         .timeout_connect(Some(connect))
-        .timeout_per_read(Some(read))
-        .timeout_per_write(Some(read))
         .max_idle_connections(pool_size)
         .max_idle_connections_per_host(pool_size)
         .max_idle_age(Duration::from_secs(30))
@@ -128,7 +126,25 @@ pub fn agent(
             .chain(TcpConnector::default())
             .chain(ProbeOnCheckout)
             .chain(PinnedTls(tls));
-    ureq::Agent::with_parts(config, connector, DefaultResolver::default())
+    ureq::Agent::with_parts(config, connector, CachingResolver::default())
+}
+
+/// The time left before a call's deadline, rounded down to a tenth of a
+/// second (when it is longer than that). ureq hands each socket operation
+/// the exact time left, which differs from one read to the next, and the TCP
+/// transport re-sets SO_RCVTIMEO/SO_SNDTIMEO whenever the value changes (two
+/// syscalls per request). Rounded, the value stays the same across the
+/// reads and requests of a quiet period. The deadline may fire up to 100 ms
+/// early, never late.
+fn steady(mut timeout: NextTimeout) -> NextTimeout {
+    if let UDuration::Exact(left) = timeout.after {
+        let tenths = left.as_millis() / 100;
+        if tenths > 0 {
+            let millis = u64::try_from(tenths * 100).unwrap_or(u64::MAX);
+            timeout.after = UDuration::Exact(Duration::from_millis(millis));
+        }
+    }
+    timeout
 }
 
 /// ureq probes a pooled TCP connection twice per request: when it goes
@@ -171,12 +187,12 @@ impl<T: Transport> Transport for CheckoutProbed<T> {
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
         self.returned = false;
-        self.inner.transmit_output(amount, timeout)
+        self.inner.transmit_output(amount, steady(timeout))
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         self.returned = false;
-        self.inner.await_input(timeout)
+        self.inner.await_input(steady(timeout))
     }
 
     fn is_open(&mut self) -> bool {
@@ -202,14 +218,17 @@ pub enum FailureKind {
     /// The TLS handshake failed: untrusted, expired or misnamed certificate,
     /// pin mismatch, TLS alert or protocol error.
     Tls,
-    /// Anything else: refused, reset, DNS, bad HTTP from upstream.
+    /// The upstream answered something unusable: not HTTP, or a head or
+    /// body over the size limit.
+    Unusable,
+    /// Anything else: refused, reset, closed, DNS.
     Network,
 }
 
 /// Classify a ureq error and give a one-line reason for the log. Reasons
 /// are fixed phrases or rustls/OS descriptions, never request data.
 pub fn classify(err: &ureq::Error) -> (FailureKind, String) {
-    use FailureKind::{Network, Tls};
+    use FailureKind::{Network, Tls, Unusable};
     let fixed = |kind, reason: &str| (kind, reason.to_owned());
     match err {
         ureq::Error::Timeout(t) => (FailureKind::Timeout, format!("timed out ({t})")),
@@ -219,8 +238,11 @@ pub fn classify(err: &ureq::Error) -> (FailureKind, String) {
         ureq::Error::Tls(reason) => fixed(Tls, reason),
         ureq::Error::TlsRequired => fixed(Tls, "TLS required but the connection is plain"),
         ureq::Error::HostNotFound => fixed(Network, "host not found"),
-        ureq::Error::Protocol(_) => fixed(Network, "invalid HTTP response"),
-        ureq::Error::LargeResponseHeader(..) => fixed(Network, "response header too large"),
+        ureq::Error::Protocol(_) => fixed(Unusable, "invalid HTTP response"),
+        ureq::Error::LargeResponseHeader(..) => fixed(Unusable, "response header too large"),
+        ureq::Error::BodyExceedsLimit(limit) => {
+            (Unusable, format!("response body over {limit} bytes"))
+        }
         ureq::Error::BadUri(_) => fixed(Network, "invalid upstream URL"),
         ureq::Error::ConnectProxyFailed(_) => fixed(Network, "proxy CONNECT failed"),
         _ => fixed(Network, "upstream request failed"),
@@ -643,6 +665,52 @@ mod tests {
             .recv_timeout(Duration::from_secs(2))
             .expect("handshake must time out");
         assert_eq!(got, Err((Timeout, "timed out (connect)".into())));
+    }
+
+    #[test]
+    fn a_dripping_upstream_is_cut_off_at_the_deadline() {
+        // One byte every 100 ms: no single read ever waits long, only the
+        // whole call's deadline can stop it.
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let url = format!("http://{}/x", listener.local_addr().unwrap());
+        let upstream = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0; 2048];
+            let _ = s.read(&mut buf);
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{}",
+                "x".repeat(100)
+            );
+            for b in answer.bytes() {
+                if s.write_all(&[b]).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let started = Instant::now();
+        let got = get(config("ca.pem", &[]), &url, Duration::from_millis(800));
+        let elapsed = started.elapsed();
+        let Err((Timeout, reason)) = got else {
+            panic!("{got:?}")
+        };
+        assert_eq!(reason, "timed out (global)");
+        assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+        upstream.join().unwrap();
+    }
+
+    #[test]
+    fn socket_timeouts_round_down_to_tenths() {
+        let t = |ms: u64| NextTimeout {
+            after: UDuration::from_millis(ms),
+            ..NextTimeout::default()
+        };
+        assert_eq!(steady(t(29_999)).after, UDuration::from_millis(29_900));
+        assert_eq!(steady(t(29_950)).after, UDuration::from_millis(29_900));
+        assert_eq!(steady(t(150)).after, UDuration::from_millis(100));
+        assert_eq!(steady(t(99)).after, UDuration::from_millis(99));
+        let never = NextTimeout::default();
+        assert_eq!(steady(never), never);
     }
 
     #[test]

@@ -256,6 +256,7 @@ impl Error {
         let why = format!("{host}: {reason}");
         match kind {
             crate::tls::FailureKind::Timeout => Error::Timeout(upstream, why),
+            crate::tls::FailureKind::Unusable => Error::BadAnswer(upstream, why),
             _ => Error::Unreachable(upstream, why),
         }
     }

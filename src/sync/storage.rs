@@ -25,6 +25,9 @@ pub struct Call<'a> {
     pub metric: &'static str,
 }
 
+/// A GET that failed on a connection within this time is sent again.
+const RETRY_WITHIN: Duration = Duration::from_secs(1);
+
 /// Storage-node client.
 #[derive(Clone)]
 pub struct Storage {
@@ -55,12 +58,19 @@ impl Storage {
                     .write(&creds.endpoint, collection, || self.call_once(creds, call));
             }
         }
+        let started = Instant::now();
         let result = self.call_once(creds, call);
         // A pooled keep-alive connection the node closed between ureq's
-        // liveness probe and our request fails before any answer: a GET is
-        // safe to send again, once, on a new connection.
+        // liveness probe and our request fails at once, before any answer:
+        // a GET is safe to send again, once, on a new connection. Only a
+        // failure that quick is repeated, so the repeat never stretches a
+        // call by more than [`RETRY_WITHIN`] past its deadline.
         match result {
-            Err(Error::Unreachable(..)) if call.method == "GET" => self.call_once(creds, call),
+            Err(Error::Unreachable(..))
+                if call.method == "GET" && started.elapsed() < RETRY_WITHIN =>
+            {
+                self.call_once(creds, call)
+            }
             other => other,
         }
     }
@@ -119,6 +129,15 @@ impl Storage {
                 .body(())
                 .map_err(|e| Error::BadAnswer(Upstream::Storage, e.to_string()))
                 .and_then(|rq| self.run(rq, target.host)),
+        };
+        // Only a page of records can be asked for smaller (`_limit`); an
+        // oversized answer to a write is simply unusable.
+        let result = match result {
+            Err(Error::TooLarge(upstream, limit)) if call.method != "GET" => Err(Error::BadAnswer(
+                upstream,
+                format!("answer larger than {limit} bytes"),
+            )),
+            other => other,
         };
         if self.metrics.is_enabled() {
             self.metrics.timing(

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fake;
+pub mod faulty;
 
 use fake::Fake;
 use serde_json::Value;
