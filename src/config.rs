@@ -523,11 +523,11 @@ impl Config {
             LogFormat::Json => "JSON",
         };
         let connections = match self.max_connections {
-            Some(n) => n.to_string(),
-            None => "(from the open-files limit)".to_string(),
+            Some(n) => format!("at most {n} connections"),
+            None => "connections bounded by the open-files limit".to_string(),
         };
         let mut out = format!(
-            "{source}: listening on {} with {} workers, at most {connections} connections (request \
+            "{source}: listening on {} with {} workers, {connections} (request \
              head {} s, body {} s, keep-alive {} s, response {} s; a request waits at most {} ms \
              for a worker); token server {} (connect timeout {} s, \
              call deadline {} s); credentials cached in process for up to {} s, at most {} \
