@@ -49,6 +49,12 @@ pub const STANDARD_COLLECTIONS: &[&str] = &[
 /// (`logging_renderer` before `log_format`, so the explicit `log_format` wins).
 const SETTINGS: &[&str] = &[
     "workers",
+    "max_connections",
+    "request_head_timeout_seconds",
+    "request_body_timeout_seconds",
+    "keepalive_timeout_seconds",
+    "response_timeout_seconds",
+    "queue_timeout_milliseconds",
     "cache_hmac_secret",
     "cache_credentials_ttl_seconds",
     "cache_max_entries",
@@ -183,6 +189,24 @@ pub struct Config {
     pub unix_socket_mode: Option<u32>,
     /// `workers`: request threads; default 2 × available parallelism (at least 2), 1..=1024.
     pub workers: usize,
+    /// `max_connections`: client connections open at once (each holds one descriptor and one
+    /// thread); past it an idle or slow connection is closed to make room, or, when all are
+    /// serving a request, the new one is answered 503 and closed. `None` (default, or an
+    /// empty value): the open-files limit minus 64 and 2 per worker, between 16 and 1024.
+    pub max_connections: Option<usize>,
+    /// `request_head_timeout_seconds`: the request line and headers must arrive within this
+    /// long (from the connection's start for its first request); default 5.
+    pub request_head_timeout_seconds: u64,
+    /// `request_body_timeout_seconds`: the whole request body; default 30.
+    pub request_body_timeout_seconds: u64,
+    /// `keepalive_timeout_seconds`: an idle connection between two requests; default 20.
+    pub keepalive_timeout_seconds: u64,
+    /// `response_timeout_seconds`: the client must take a whole response within this long;
+    /// default 30.
+    pub response_timeout_seconds: u64,
+    /// `queue_timeout_milliseconds`: a request that needs Firefox Sync and finds no free
+    /// worker within this long is answered 503 with `Retry-After`; default 2000, 10..=600000.
+    pub queue_timeout_milliseconds: u64,
     /// `cache_hmac_secret` as UTF-8 bytes; `None` → the server draws a random per-process secret.
     pub cache_hmac_secret: Option<Vec<u8>>,
     /// `cache_credentials_ttl_seconds`: default 300, 1..=86400.
@@ -267,6 +291,21 @@ impl fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("unix_socket_mode", &self.unix_socket_mode)
             .field("workers", &self.workers)
+            .field("max_connections", &self.max_connections)
+            .field(
+                "request_head_timeout_seconds",
+                &self.request_head_timeout_seconds,
+            )
+            .field(
+                "request_body_timeout_seconds",
+                &self.request_body_timeout_seconds,
+            )
+            .field("keepalive_timeout_seconds", &self.keepalive_timeout_seconds)
+            .field("response_timeout_seconds", &self.response_timeout_seconds)
+            .field(
+                "queue_timeout_milliseconds",
+                &self.queue_timeout_milliseconds,
+            )
             .field("cache_hmac_secret", &secret)
             .field(
                 "cache_credentials_ttl_seconds",
@@ -321,6 +360,12 @@ impl Default for Config {
             listen: Listen::Tcp("127.0.0.1:8000".into()),
             unix_socket_mode: None,
             workers: cores.saturating_mul(2).clamp(2, 1024),
+            max_connections: None,
+            request_head_timeout_seconds: 5,
+            request_body_timeout_seconds: 30,
+            keepalive_timeout_seconds: 20,
+            response_timeout_seconds: 30,
+            queue_timeout_milliseconds: 2000,
             cache_hmac_secret: None,
             cache_credentials_ttl_seconds: 300,
             cache_max_entries: 10_000,
@@ -477,12 +522,23 @@ impl Config {
             LogFormat::Text => "text",
             LogFormat::Json => "JSON",
         };
+        let connections = match self.max_connections {
+            Some(n) => format!("at most {n} connections"),
+            None => "connections bounded by the open-files limit".to_string(),
+        };
         let mut out = format!(
-            "{source}: listening on {} with {} workers; token server {} (connect timeout {} s, \
+            "{source}: listening on {} with {} workers, {connections} (request \
+             head {} s, body {} s, keep-alive {} s, response {} s; a request waits at most {} ms \
+             for a worker); token server {} (connect timeout {} s, \
              call deadline {} s); credentials cached in process for up to {} s, at most {} \
              entries, {secret} secret; {writes}; {tls}; {statsd}; {format} logs at level {}",
             self.listen,
             self.workers,
+            self.request_head_timeout_seconds,
+            self.request_body_timeout_seconds,
+            self.keepalive_timeout_seconds,
+            self.response_timeout_seconds,
+            self.queue_timeout_milliseconds,
             self.token_server_url,
             self.upstream_connect_timeout_seconds,
             self.upstream_timeout_seconds,
@@ -862,6 +918,7 @@ fn apply(c: &mut Config, name: &str, raw: &Raw) -> Result<(), StartupError> {
     if v.is_empty() {
         match name {
             "cache_hmac_secret" => c.cache_hmac_secret = None,
+            "max_connections" => c.max_connections = None,
             "certificate_ca_bundle" => c.certificate_ca_bundle = None,
             "certificate_pins" => c.certificate_pins.clear(),
             "http_scheme" => c.http_scheme = None,
@@ -883,6 +940,22 @@ fn apply_value(c: &mut Config, name: &str, raw: &Raw) -> Result<(), StartupError
     let v = raw.value.as_str();
     match name {
         "workers" => c.workers = raw.number(1, 1024, "a whole number of worker threads")? as usize,
+        "max_connections" => {
+            c.max_connections =
+                Some(raw.number(1, 1_000_000, "a whole number of connections")? as usize);
+        }
+        "request_head_timeout_seconds" => {
+            c.request_head_timeout_seconds = raw.seconds(1, MAX_SECONDS)?
+        }
+        "request_body_timeout_seconds" => {
+            c.request_body_timeout_seconds = raw.seconds(1, MAX_SECONDS)?
+        }
+        "keepalive_timeout_seconds" => c.keepalive_timeout_seconds = raw.seconds(1, MAX_SECONDS)?,
+        "response_timeout_seconds" => c.response_timeout_seconds = raw.seconds(1, MAX_SECONDS)?,
+        "queue_timeout_milliseconds" => {
+            c.queue_timeout_milliseconds =
+                raw.number(10, 600_000, "a whole number of milliseconds")?
+        }
         "cache_hmac_secret" => {
             // Never echo this value: a bad secret is reported by shape only.
             if v.is_empty() {
@@ -1154,6 +1227,17 @@ mod tests {
         assert_eq!(c.cors_origins, ["*"]);
         assert!(c.workers >= 2 && c.warnings.is_empty() && c.write_switches.is_empty());
         assert_eq!(c.log_level, log::LevelFilter::Info);
+        assert_eq!(c.max_connections, None);
+        assert_eq!(
+            (
+                c.request_head_timeout_seconds,
+                c.request_body_timeout_seconds,
+                c.keepalive_timeout_seconds,
+                c.response_timeout_seconds,
+                c.queue_timeout_milliseconds
+            ),
+            (5, 30, 20, 30, 2000)
+        );
     }
 
     #[test]
@@ -1242,6 +1326,13 @@ mod tests {
             ("log_level = loud", "`log_level`"),
             ("logging_renderer = my.Renderer", "`logging_renderer`"),
             ("workers = 0", "`workers`"),
+            ("max_connections = 0", "`max_connections`"),
+            ("request_head_timeout_seconds = 0", "between 1 and 86400"),
+            (
+                "keepalive_timeout_seconds = soon",
+                "`keepalive_timeout_seconds`",
+            ),
+            ("queue_timeout_milliseconds = 5", "between 10 and 600000"),
             ("statsd_url = tcp://127.0.0.1:8125", "udp://HOST:PORT"),
             ("statsd_url = udp://127.0.0.1", "udp://HOST:PORT"),
         ] {
@@ -1570,8 +1661,23 @@ mod tests {
              logging_renderer = cliquet.logs.MozillaHekaRenderer\nlog_format = text\n\
              backoff = 60\ncors_origins = https://a.example https://b.example\nworkers = 3\n\
              upstream_timeout_seconds = 10\nupstream_connect_timeout_seconds = 2\n\
-             cache_max_entries = 5\nretry_after_seconds = 0\ncors_max_age_seconds = 60")
+             cache_max_entries = 5\nretry_after_seconds = 0\ncors_max_age_seconds = 60\n\
+             max_connections = 300\nrequest_head_timeout_seconds = 2\n\
+             request_body_timeout_seconds = 3\nkeepalive_timeout_seconds = 4\n\
+             response_timeout_seconds = 6\nqueue_timeout_milliseconds = 250")
         .unwrap();
+        assert_eq!(c.max_connections, Some(300));
+        assert_eq!(
+            (
+                c.request_head_timeout_seconds,
+                c.request_body_timeout_seconds,
+                c.keepalive_timeout_seconds,
+                c.response_timeout_seconds,
+                c.queue_timeout_milliseconds
+            ),
+            (2, 3, 4, 6, 250)
+        );
+        assert_eq!(app("max_connections =").unwrap().max_connections, None);
         assert_eq!(c.statsd_prefix, "sync.to");
         assert_eq!(c.log_level, log::LevelFilter::Warn);
         assert_eq!(

@@ -48,6 +48,13 @@ fn run() -> Result<(), String> {
     for w in &config.warnings {
         log::warn!("{w}");
     }
+    // Every connection costs a descriptor: take what the hard limit allows.
+    let files = syncto::server::raise_open_files_limit();
+    if files.error.is_some() {
+        log::warn!("{files}");
+    } else {
+        log::info!("{files}");
+    }
     // Signals are registered before serving so that an early SIGTERM is
     // never lost.
     let mut signals = signal_hook::iterator::Signals::new([
@@ -59,9 +66,10 @@ fn run() -> Result<(), String> {
     let workers = config.workers;
     let running = syncto::start(config).map_err(|e| e.to_string())?;
     log::info!(
-        "syncto {} listening on {} with {workers} workers",
+        "syncto {} listening on {} with {workers} workers, at most {} connections",
         syncto::kinto::VERSION,
-        running.addr()
+        running.addr(),
+        running.max_connections()
     );
     systemd::notify("READY=1");
     for signal in signals.forever() {

@@ -1,27 +1,48 @@
-//! The listener: tiny_http accepts connections, a fixed pool of workers
-//! serves requests (bounded handling concurrency), a panic in one request
-//! becomes a 500 for that request only, and shutdown drains what is in
-//! flight.
+//! The listener and the worker pool.
+//!
+//! tiny_http accepts at most `max_connections` connections (closing idle or
+//! slow ones to make room, else answering 503), each served by its own
+//! thread under per-phase deadlines (request head, body, keep-alive idle,
+//! response). That thread reads a request and its body, then:
+//!
+//! - answers itself what needs no upstream call (hello, `__lbheartbeat__`,
+//!   `__version__`, CORS preflights, 401s, 405s, 404s, redirects, 413s), so
+//!   those are answered at once however busy the workers are;
+//! - hands the rest to a fixed pool of workers, the only threads that call
+//!   the Token Server and the Sync node. A request that finds no free
+//!   worker within `queue_timeout_milliseconds` is answered 503 with
+//!   `Retry-After` by its connection thread instead of waiting behind a
+//!   slow upstream.
+//!
+//! A worker never reads from a client, and writes only small answers itself
+//! (see `WORKER_WRITES_UP_TO`): a client that sends or reads slowly holds
+//! its own connection thread, not a worker. A panic in one request becomes
+//! a 500 for that request only, and shutdown drains what is in flight.
 
+use crate::auth;
 use crate::config::{Listen, StartupError};
-use crate::kinto::error::Error;
-use crate::kinto::{App, Request, Response};
+use crate::kinto::error::{Error, Parts};
+use crate::kinto::{self, App, Request, Response, Route, Routed};
 use crate::logging;
-use std::io::{Cursor, Read};
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::{self, Cursor, Read};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// A running server. Dropping it without [`Running::shutdown`] leaves the
-/// workers running until the process ends.
+/// A running server. Dropping it without [`Running::shutdown`] stops
+/// accepting connections but leaves the workers running until the process
+/// ends.
 pub struct Running {
-    server: Arc<tiny_http::Server>,
+    server: Option<tiny_http::Server>,
+    shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
-    stop: Arc<AtomicBool>,
     addr: String,
     port: Option<u16>,
+    max_connections: usize,
     /// Shared state, for tests that look at the cache.
     pub app: Arc<App>,
 }
@@ -37,138 +58,446 @@ impl Running {
         self.port
     }
 
-    /// Stop taking requests, finish those in flight and queued, join the
-    /// workers.
-    pub fn shutdown(self) {
-        self.stop.store(true, Ordering::SeqCst);
-        for _ in &self.workers {
-            self.server.unblock();
+    /// Connections open at once, at most (`max_connections` or its default).
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
+    }
+
+    /// Client connections open now.
+    pub fn connections(&self) -> usize {
+        self.server.as_ref().map_or(0, |s| s.connections())
+    }
+
+    /// Stop taking connections, finish the requests in flight (their
+    /// answers close the connection), join the workers.
+    pub fn shutdown(mut self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        // Closes the listener; idle keep-alive connections end at their
+        // next wake-up.
+        drop(self.server.take());
+        while self.shared.in_flight.load(Ordering::SeqCst) > 0 {
+            std::thread::sleep(Duration::from_millis(5));
         }
-        for w in self.workers {
+        self.shared.pool.stop();
+        for w in self.workers.drain(..) {
             let _ = w.join();
         }
     }
 }
 
+/// What connection threads and workers share.
+struct Shared {
+    app: Arc<App>,
+    pool: Pool,
+    queue_timeout: Duration,
+    stopping: AtomicBool,
+    /// Requests read and not yet answered.
+    in_flight: AtomicUsize,
+    shed: Throttle,
+}
+
 /// Bind and start `workers` threads serving `app`.
 pub fn start(app: Arc<App>) -> Result<Running, StartupError> {
-    let listen = app.config.listen.clone();
-    let server = match &listen {
-        Listen::Tcp(addr) => {
-            let l = std::net::TcpListener::bind(addr.as_str())
-                .map_err(|e| StartupError::new(format!("cannot listen on {addr}: {e}")))?;
-            tiny_http::Server::from_listener(l, None)
-                .map_err(|e| StartupError::new(format!("cannot listen on {addr}: {e}")))?
-        }
+    let config = &app.config;
+    let max_connections = config
+        .max_connections
+        .unwrap_or_else(|| default_max_connections(open_files_limit(), config.workers));
+    let limits = tiny_http::Limits {
+        max_connections,
+        head_timeout: Duration::from_secs(config.request_head_timeout_seconds),
+        body_timeout: Duration::from_secs(config.request_body_timeout_seconds),
+        idle_timeout: Duration::from_secs(config.keepalive_timeout_seconds),
+        send_timeout: Duration::from_secs(config.response_timeout_seconds),
+        busy_response: busy_response(config.retry_after_seconds),
+    };
+    let shared = Arc::new(Shared {
+        app: Arc::clone(&app),
+        pool: Pool::default(),
+        queue_timeout: Duration::from_millis(config.queue_timeout_milliseconds),
+        stopping: AtomicBool::new(false),
+        in_flight: AtomicUsize::new(0),
+        shed: Throttle::default(),
+    });
+    let listen = config.listen.clone();
+    let cannot =
+        |e: &dyn fmt::Display| StartupError::new(format!("cannot listen on {listen}: {e}"));
+    let listener: tiny_http::Listener = match &listen {
+        Listen::Tcp(addr) => std::net::TcpListener::bind(addr.as_str())
+            .map_err(|e| cannot(&e))?
+            .into(),
         Listen::Unix(path) => {
-            let cannot =
-                |e| StartupError::new(format!("cannot listen on unix:{}: {e}", path.display()));
-            let server = tiny_http::Server::http_unix(path).map_err(cannot)?;
+            let l = std::os::unix::net::UnixListener::bind(path).map_err(|e| cannot(&e))?;
             // Right after the bind, so no proxy needs a chmod step of its own.
-            if let Some(mode) = app.config.unix_socket_mode {
+            if let Some(mode) = config.unix_socket_mode {
                 use std::os::unix::fs::PermissionsExt;
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-                    .map_err(|e| cannot(e.into()))?;
+                    .map_err(|e| cannot(&e))?;
             }
-            server
+            l.into()
         }
     };
+    let handler: tiny_http::Handler = {
+        let shared = Arc::clone(&shared);
+        Box::new(move |rq| handle(&shared, rq))
+    };
+    let server = tiny_http::Server::from_listener_with(listener, limits, Some(handler))
+        .map_err(|e| cannot(&e))?;
     let (addr, port) = match server.server_addr() {
         tiny_http::ListenAddr::IP(a) => (a.to_string(), Some(a.port())),
         tiny_http::ListenAddr::Unix(_) => (listen.to_string(), None),
     };
-    let server = Arc::new(server);
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut workers = Vec::with_capacity(app.config.workers);
-    for i in 0..app.config.workers {
-        let (server, app, stop) = (Arc::clone(&server), Arc::clone(&app), Arc::clone(&stop));
+    let mut workers = Vec::with_capacity(config.workers);
+    for i in 0..config.workers {
+        let shared = Arc::clone(&shared);
         let handle = std::thread::Builder::new()
             .name(format!("worker-{i}"))
-            .spawn(move || worker(&server, &app, &stop))
+            .spawn(move || worker(&shared))
             .map_err(|e| StartupError::new(format!("cannot start worker threads: {e}")))?;
         workers.push(handle);
     }
     Ok(Running {
-        server,
+        server: Some(server),
+        shared,
         workers,
-        stop,
         addr,
         port,
+        max_connections,
         app,
     })
 }
 
-fn worker(server: &tiny_http::Server, app: &App, stop: &AtomicBool) {
-    loop {
-        match server.recv() {
-            Ok(rq) => serve(app, rq),
-            Err(_) if stop.load(Ordering::SeqCst) => return,
-            Err(e) => log::warn!("listener: {e}"),
+/// The default `max_connections`: each connection holds one descriptor,
+/// and 64 plus 2 per worker are kept for upstream connections, the
+/// listener, logs and statsd. At least 16; at most 1024, since each
+/// connection also holds a thread.
+pub fn default_max_connections(open_files: u64, workers: usize) -> usize {
+    let reserve = 64 + 2 * workers as u64;
+    open_files.saturating_sub(reserve).clamp(16, 1024) as usize
+}
+
+/// The soft open-files limit (1024 if it can't be read).
+fn open_files_limit() -> u64 {
+    rlimit::Resource::NOFILE
+        .get()
+        .map_or(1024, |(soft, _)| soft)
+}
+
+/// The open-files limits of the process, for the start-up log.
+pub struct OpenFiles {
+    /// Soft limit before [`raise_open_files_limit`].
+    pub before: u64,
+    /// Soft limit now.
+    pub soft: u64,
+    /// Hard limit.
+    pub hard: u64,
+    /// Why raising failed, if it did.
+    pub error: Option<String>,
+}
+
+impl fmt::Display for OpenFiles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let show = |n: u64| {
+            if n == rlimit::INFINITY {
+                "unlimited".to_string()
+            } else {
+                n.to_string()
+            }
+        };
+        write!(f, "open files limit {}", show(self.soft))?;
+        if self.before != self.soft {
+            write!(f, " (raised from {})", show(self.before))?;
         }
+        write!(f, ", hard limit {}", show(self.hard))?;
+        if let Some(e) = &self.error {
+            write!(f, "; cannot raise the soft limit: {e}")?;
+        }
+        Ok(())
     }
 }
 
-fn serve(app: &App, mut rq: tiny_http::Request) {
-    let started = Instant::now();
-    let max = app.config.max_body_bytes;
-    let mut body = Vec::new();
-    // The body is read before routing, bounded by `max_body_bytes`. What is
-    // left unread of an oversized one is drained (a little) or the
-    // connection given up by the listener (vendor/tiny_http/PATCHES.md).
-    let too_large = match rq.body_length() {
-        Some(n) if n > max => true,
-        // A read error (client gone) leaves a truncated body, which then
-        // fails validation like any bad body would.
-        _ => {
-            rq.as_reader()
-                .take(max as u64 + 1)
-                .read_to_end(&mut body)
-                .is_ok()
-                && body.len() > max
+/// Raise the soft open-files limit to the hard one: every connection costs
+/// a descriptor, and services often start with a soft limit of 1024 and a
+/// much higher hard one.
+pub fn raise_open_files_limit() -> OpenFiles {
+    let nofile = rlimit::Resource::NOFILE;
+    let (before, hard) = match nofile.get() {
+        Ok(limits) => limits,
+        Err(e) => {
+            return OpenFiles {
+                before: 0,
+                soft: 0,
+                hard: 0,
+                error: Some(e.to_string()),
+            };
         }
     };
+    // An unlimited hard limit is not a valid soft limit for descriptors.
+    let target = if hard == rlimit::INFINITY {
+        1 << 20
+    } else {
+        hard
+    };
+    let mut files = OpenFiles {
+        before,
+        soft: before,
+        hard,
+        error: None,
+    };
+    if before < target {
+        match nofile.set(target, hard) {
+            Ok(()) => files.soft = target,
+            Err(e) => files.error = Some(e.to_string()),
+        }
+    }
+    files
+}
+
+/// The complete answer to a connection past `max_connections`.
+fn busy_response(retry_after_seconds: u32) -> Vec<u8> {
+    let r = Parts {
+        status: 503,
+        errno: Some(201),
+        message: "Too many connections, please retry later.".into(),
+        details: None,
+        retry_after: true,
+        www_authenticate: false,
+        reply: None,
+    }
+    .into_response(retry_after_seconds);
+    let mut out = String::from("HTTP/1.1 503 Service Unavailable\r\n");
+    for (name, value) in &r.headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str(&format!(
+        "Connection: close\r\nContent-Length: {}\r\n\r\n",
+        r.body.len()
+    ));
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(&r.body);
+    bytes
+}
+
+/// Counts the requests being served (for the shutdown drain).
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(n: &'a AtomicUsize) -> InFlight<'a> {
+        n.fetch_add(1, Ordering::SeqCst);
+        InFlight(n)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// One request, on its connection's thread.
+fn handle(shared: &Shared, mut rq: tiny_http::Request) {
+    let started = Instant::now();
+    let _in_flight = InFlight::enter(&shared.in_flight);
+    let app = &*shared.app;
+    let (rq, resp) = match read_body(&mut rq, app.config.max_body_bytes) {
+        Err(e) => {
+            let resp = body_error(app, &rq, e);
+            (rq, resp)
+        }
+        Ok(body) if needs_upstream(app, &rq) => {
+            match shared.pool.run(rq, body, shared.queue_timeout, started) {
+                // The worker wrote the answer.
+                Outcome::Served(None) => return,
+                Outcome::Served(Some((rq, resp))) => (rq, resp),
+                Outcome::Shed(rq) => {
+                    shared.shed.event(|n| {
+                        log::warn!(
+                            "{n} request(s) answered 503: no free worker within {} ms \
+                             (upstream calls are slow or workers too few)",
+                            shared.queue_timeout.as_millis()
+                        )
+                    });
+                    let resp = shed(app, &rq);
+                    (rq, resp)
+                }
+            }
+        }
+        Ok(body) => {
+            let resp = answer(app, &rq, &body);
+            (rq, resp)
+        }
+    };
+    finish(shared, rq, resp, started);
+}
+
+/// Whatever a handler needs to see of a request, borrowed from it.
+fn with_view<T>(rq: &tiny_http::Request, body: &[u8], f: impl FnOnce(&Request<'_>) -> T) -> T {
     let method = rq.method().as_str().to_ascii_uppercase();
-    let url = rq.url().to_owned();
-    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+    let url = rq.url();
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let query = query.split('#').next().unwrap_or("");
     let headers: Vec<(&str, &str)> = rq
         .headers()
         .iter()
         .map(|h| (h.field.as_str().as_str(), h.value.as_str()))
         .collect();
-    let req = Request {
+    f(&Request {
         method: &method,
         path,
         query,
         headers: &headers,
-        body: &body,
+        body,
+    })
+}
+
+/// Whether answering calls the Token Server or the Sync node. Only what is
+/// certain to be answered without one (routing errors, preflights, wrong
+/// methods, disabled writes, missing or malformed credentials, the
+/// unauthenticated endpoints but `__heartbeat__`) is served on the
+/// connection's thread.
+fn needs_upstream(app: &App, rq: &tiny_http::Request) -> bool {
+    with_view(rq, &[], |req| {
+        let route = match kinto::route(req.path) {
+            Ok(Routed::To(route)) => route,
+            _ => return false,
+        };
+        if req.method == "OPTIONS" || !route.allows(req.method) {
+            return false;
+        }
+        let authenticated = |bucket: &str| {
+            auth::identify(
+                req.header("authorization"),
+                req.header("x-keyid"),
+                req.header("x-client-state"),
+                bucket,
+            )
+            .is_ok()
+        };
+        match &route {
+            Route::Hello | Route::LbHeartbeat | Route::Version => false,
+            Route::Heartbeat | Route::Batch => true,
+            Route::Bucket(bucket)
+            | Route::Collections(bucket)
+            | Route::Collection(bucket, _)
+            | Route::Records(bucket, _) => authenticated(bucket),
+            Route::Record(bucket, collection, _) => {
+                let disabled = match req.method {
+                    "PUT" => !app.config.put_enabled(collection),
+                    "DELETE" => !app.config.delete_enabled(collection),
+                    _ => false,
+                };
+                !disabled && authenticated(bucket)
+            }
+        }
+    })
+}
+
+/// Why a body could not be taken.
+enum BodyError {
+    /// Over `max_body_bytes`.
+    TooLarge,
+    /// Not received in time, malformed (chunked) or cut short.
+    Unreadable(io::Error),
+}
+
+/// Read the body, at most `max` bytes. What is left unread makes the
+/// listener close the connection after the answer.
+fn read_body(rq: &mut tiny_http::Request, max: usize) -> Result<Vec<u8>, BodyError> {
+    let announced = rq.body_length().unwrap_or(0);
+    if announced > max {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::with_capacity(announced);
+    match rq.as_reader().take(max as u64 + 1).read_to_end(&mut body) {
+        Err(e) => Err(BodyError::Unreadable(e)),
+        Ok(_) if body.len() > max => Err(BodyError::TooLarge),
+        Ok(_) => Ok(body),
+    }
+}
+
+fn body_error(app: &App, rq: &tiny_http::Request, e: BodyError) -> Response {
+    let mut resp = match e {
+        BodyError::TooLarge => app.error(Error::TooLarge(app.config.max_body_bytes)),
+        BodyError::Unreadable(e) => {
+            let (status, message) = if e.kind() == io::ErrorKind::TimedOut {
+                (408, "The request body was not received in time.")
+            } else {
+                (
+                    400,
+                    "The request body could not be read: malformed chunked encoding, or the \
+                     connection ended before its end.",
+                )
+            };
+            Parts {
+                status,
+                errno: Some(107),
+                message: message.into(),
+                details: None,
+                retry_after: false,
+                www_authenticate: false,
+                reply: None,
+            }
+            .into_response(app.config.retry_after_seconds)
+        }
     };
-    let resp = if too_large {
-        let mut r = app.error(Error::TooLarge(max));
-        crate::kinto::cors::decorate(&app.config, &req, None, &mut r);
-        r
-    } else {
-        contain(app.config.retry_after_seconds, || app.handle(&req))
-    };
-    let peer = rq.remote_addr().map(|a| a.ip());
-    let remote = crate::forwarded::client(&app.config.trusted_proxies, peer, &headers)
-        .map(|ip| ip.to_string());
-    logging::summary(&logging::Summary {
-        method: &method,
-        path,
-        query,
-        status: resp.status,
-        errno: resp.errno,
-        duration: started.elapsed(),
-        user_agent: req.header("user-agent"),
-        remote: remote.as_deref(),
+    with_view(rq, &[], |req| {
+        kinto::cors::decorate(&app.config, req, None, &mut resp)
     });
-    drop(headers);
+    resp
+}
+
+/// 503 + Retry-After for a request no worker could take in time.
+fn shed(app: &App, rq: &tiny_http::Request) -> Response {
+    let mut resp = Parts {
+        status: 503,
+        errno: Some(201),
+        message: "Service temporary unavailable due to overloading or maintenance, please retry \
+                  later."
+            .into(),
+        details: None,
+        retry_after: true,
+        www_authenticate: false,
+        reply: None,
+    }
+    .into_response(app.config.retry_after_seconds);
+    with_view(rq, &[], |req| {
+        kinto::cors::decorate(&app.config, req, None, &mut resp)
+    });
+    resp
+}
+
+/// Run the application on a request.
+fn answer(app: &App, rq: &tiny_http::Request, body: &[u8]) -> Response {
+    with_view(rq, body, |req| {
+        contain(app.config.retry_after_seconds, || app.handle(req))
+    })
+}
+
+/// Log the request and write its answer.
+fn finish(shared: &Shared, mut rq: tiny_http::Request, resp: Response, started: Instant) {
+    if shared.stopping.load(Ordering::SeqCst) {
+        rq.set_close();
+    }
+    let peer = rq.remote_addr().map(|a| a.ip());
+    with_view(&rq, &[], |req| {
+        let remote =
+            crate::forwarded::client(&shared.app.config.trusted_proxies, peer, req.headers)
+                .map(|ip| ip.to_string());
+        logging::summary(&logging::Summary {
+            method: req.method,
+            path: req.path,
+            query: req.query,
+            status: resp.status,
+            errno: resp.errno,
+            duration: started.elapsed(),
+            user_agent: req.header("user-agent"),
+            remote: remote.as_deref(),
+        })
+    });
     let _ = rq.respond(into_tiny(resp));
 }
 
 /// Run a handler; a panic becomes a 500/999 document for this request only
-/// (the worker thread, the cache and the other requests carry on).
+/// (the thread, the cache and the other requests carry on).
 fn contain(retry_after_seconds: u32, handler: impl FnOnce() -> Response) -> Response {
     match catch_unwind(AssertUnwindSafe(handler)) {
         Ok(r) => r,
@@ -181,6 +510,7 @@ fn contain(retry_after_seconds: u32, handler: impl FnOnce() -> Response) -> Resp
 
 fn into_tiny(r: Response) -> tiny_http::Response<Cursor<Vec<u8>>> {
     let len = r.body.len();
+    // tiny_http never writes a header with control characters (CR, LF…).
     let headers = r
         .headers
         .iter()
@@ -193,6 +523,169 @@ fn into_tiny(r: Response) -> tiny_http::Response<Cursor<Vec<u8>>> {
         Some(len),
         None,
     )
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The workers' queue: requests handed over by connection threads.
+#[derive(Default)]
+struct Pool {
+    queue: Mutex<VecDeque<Arc<Job>>>,
+    ready: Condvar,
+    stop: AtomicBool,
+}
+
+/// One request handed to the pool; its connection thread waits on `done`.
+struct Job {
+    slot: Mutex<Slot>,
+    done: Condvar,
+    started: Instant,
+}
+
+/// A request and its answer, for the connection thread to write.
+type Answered = Option<(tiny_http::Request, Response)>;
+
+enum Slot {
+    Queued(tiny_http::Request, Vec<u8>),
+    Running,
+    /// Served: the worker wrote a small answer itself (`None`), or left a
+    /// large one to the connection thread.
+    Done(Answered),
+    /// Taken back by its connection thread (shed) or its answer collected.
+    Taken,
+}
+
+enum Outcome {
+    Served(Answered),
+    Shed(tiny_http::Request),
+}
+
+/// A worker writes an answer whose body is at most this long itself: head
+/// and body then fit in one write into a send buffer that a client which
+/// read its previous answer has drained, so the write doesn't wait for the
+/// client. Writing it there saves the connection thread a wake-up: woken
+/// only once the answer is out, it usually finds the client's next request
+/// already there. Larger answers go back to the connection thread, so a
+/// client that reads slowly holds no worker.
+const WORKER_WRITES_UP_TO: usize = 12 * 1024;
+
+/// How long a worker may take to write a small answer. Only a client that
+/// sends requests without reading the answers fills its send buffer; it is
+/// disconnected rather than allowed to hold a worker.
+const WORKER_SEND_LIMIT: Duration = Duration::from_secs(1);
+
+impl Pool {
+    /// Queue a request and wait for its answer; if no worker has started it
+    /// within `wait`, take it back unanswered.
+    fn run(
+        &self,
+        rq: tiny_http::Request,
+        body: Vec<u8>,
+        wait: Duration,
+        started: Instant,
+    ) -> Outcome {
+        let job = Arc::new(Job {
+            slot: Mutex::new(Slot::Queued(rq, body)),
+            done: Condvar::new(),
+            started,
+        });
+        lock(&self.queue).push_back(Arc::clone(&job));
+        self.ready.notify_one();
+        let deadline = Instant::now() + wait;
+        let mut slot = lock(&job.slot);
+        loop {
+            let now = Instant::now();
+            slot = match *slot {
+                Slot::Queued(..) if now < deadline => {
+                    job.done
+                        .wait_timeout(slot, deadline - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+                Slot::Running => job.done.wait(slot).unwrap_or_else(|e| e.into_inner()),
+                _ => break,
+            };
+        }
+        let taken = std::mem::replace(&mut *slot, Slot::Taken);
+        drop(slot);
+        match taken {
+            Slot::Done(answered) => Outcome::Served(answered),
+            Slot::Queued(rq, _) => {
+                lock(&self.queue).retain(|j| !Arc::ptr_eq(j, &job));
+                Outcome::Shed(rq)
+            }
+            // Only this thread takes a job's request back or its answer.
+            Slot::Running | Slot::Taken => unreachable!("a job's answer is collected once"),
+        }
+    }
+
+    /// The next job, or None once stopped and empty.
+    fn next(&self) -> Option<Arc<Job>> {
+        let mut queue = lock(&self.queue);
+        loop {
+            if let Some(job) = queue.pop_front() {
+                return Some(job);
+            }
+            if self.stop.load(Ordering::SeqCst) {
+                return None;
+            }
+            queue = self.ready.wait(queue).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn stop(&self) {
+        let _queue = lock(&self.queue);
+        self.stop.store(true, Ordering::SeqCst);
+        self.ready.notify_all();
+    }
+}
+
+fn worker(shared: &Shared) {
+    while let Some(job) = shared.pool.next() {
+        let taken = {
+            let mut slot = lock(&job.slot);
+            match std::mem::replace(&mut *slot, Slot::Running) {
+                Slot::Queued(rq, body) => Some((rq, body)),
+                other => {
+                    *slot = other;
+                    None
+                }
+            }
+        };
+        let Some((mut rq, body)) = taken else {
+            continue;
+        };
+        let resp = answer(&shared.app, &rq, &body);
+        let answered = if resp.body.len() <= WORKER_WRITES_UP_TO {
+            rq.set_send_limit(WORKER_SEND_LIMIT);
+            finish(shared, rq, resp, job.started);
+            None
+        } else {
+            Some((rq, resp))
+        };
+        *lock(&job.slot) = Slot::Done(answered);
+        job.done.notify_one();
+    }
+}
+
+/// At most one log line per 10 s for a repeated event, with its count.
+#[derive(Default)]
+struct Throttle {
+    last: Mutex<Option<Instant>>,
+    count: AtomicU64,
+}
+
+impl Throttle {
+    fn event(&self, log: impl FnOnce(u64)) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let mut last = lock(&self.last);
+        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+            *last = Some(Instant::now());
+            log(self.count.swap(0, Ordering::Relaxed));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -215,5 +708,36 @@ mod tests {
         );
         // A handler that works is passed through untouched.
         assert_eq!(contain(30, || Response::new(204)).status, 204);
+    }
+
+    #[test]
+    fn max_connections_follows_the_open_files_limit() {
+        assert_eq!(default_max_connections(1024, 4), 952);
+        assert_eq!(default_max_connections(20_000, 4), 1024);
+        assert_eq!(default_max_connections(100, 8), 20);
+        assert_eq!(default_max_connections(90, 8), 16);
+        assert_eq!(default_max_connections(0, 1), 16);
+    }
+
+    #[test]
+    fn the_busy_answer_is_a_complete_kinto_error() {
+        let bytes = busy_response(7);
+        let text = String::from_utf8(bytes).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("\r\nRetry-After: 7\r\n"), "{head}");
+        assert!(head.contains("\r\nConnection: close\r\n"), "{head}");
+        assert!(
+            head.contains(&format!("\r\nContent-Length: {}", body.len())),
+            "{head}"
+        );
+        let doc: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(
+            (doc["code"].as_u64(), doc["errno"].as_u64()),
+            (Some(503), Some(201))
+        );
     }
 }

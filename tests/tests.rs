@@ -15,6 +15,7 @@ mod conflicts;
 mod errors;
 mod exact;
 mod faults;
+mod hostile;
 mod ops;
 mod properties;
 mod real;

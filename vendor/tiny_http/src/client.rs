@@ -1,22 +1,32 @@
 use ascii::AsciiString;
 
 use std::io::Error as IoError;
-use std::io::Result as IoResult;
-use std::io::{BufReader, BufWriter, ErrorKind, Read};
+use std::io::{BufReader, ErrorKind, Read};
 
 use std::net::SocketAddr;
-use std::str::FromStr;
+use std::sync::Arc;
 
-use crate::common::{HTTPVersion, Method};
-use crate::util::RefinedTcpStream;
+use crate::common::{is_tchar, HTTPVersion, Header, HeaderField, Method};
+use crate::socket::Socket;
+use crate::util::{RefinedTcpStream, ResponseBuffer};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
+
+/// Syncto patch: a request line or header line is at most this long.
+const MAX_LINE: usize = 16 * 1024;
+/// Syncto patch: a request has at most this many header fields.
+const MAX_HEADERS: usize = 100;
+/// Syncto patch: empty lines ignored before a request line (RFC 9112 §2.2).
+const MAX_EMPTY_LINES: usize = 8;
 
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
 pub struct ClientConnection {
     // address of the client
-    remote_addr: IoResult<Option<SocketAddr>>,
+    remote_addr: Option<SocketAddr>,
+
+    // Syncto patch: the socket, for its phase deadlines and close flag.
+    socket: Arc<Socket>,
 
     // sequence of Readers to the stream, so that the data is not read in
     //  the wrong order
@@ -24,7 +34,7 @@ pub struct ClientConnection {
 
     // sequence of Writers to the stream, to avoid writing response #2 before
     //  response #1
-    sink: SequentialWriterBuilder<BufWriter<RefinedTcpStream>>,
+    sink: SequentialWriterBuilder<ResponseBuffer<RefinedTcpStream>>,
 
     // Reader to read the next header from
     next_header_source: SequentialReader<BufReader<RefinedTcpStream>>,
@@ -32,124 +42,182 @@ pub struct ClientConnection {
     // set to true if we know that the previous request is the last one
     no_more_requests: bool,
 
-    // true if the connection goes through SSL
-    secure: bool,
+    // Syncto patch: requests read so far on this connection.
+    served: usize,
+
+    // Syncto patch: bytes of the current request head received so far.
+    head_bytes: usize,
+
+    // Syncto patch: the connection ends with input that may not have been
+    // read (a refused head, an unread body): see `Socket::linger`.
+    linger: bool,
 }
 
 /// Error that can happen when reading a request.
+///
+/// Syncto patch: every refusal is answered with a Kinto error document and
+/// the connection is closed: after a malformed head nobody can tell where
+/// the next request would start.
 #[derive(Debug)]
 enum ReadError {
-    WrongRequestLine,
-    WrongHeader(HTTPVersion),
-    /// the client sent an unrecognized `Expect` header
-    ExpectationFailed(HTTPVersion),
-    ReadIoError(IoError),
+    /// Answer this status and message, then close.
+    Refuse(u16, &'static str),
+    /// The client left, or sent nothing in time: close without an answer.
+    Gone,
+}
+
+impl From<IoError> for ReadError {
+    fn from(_: IoError) -> ReadError {
+        ReadError::Gone
+    }
 }
 
 impl ClientConnection {
-    /// Creates a new `ClientConnection` that takes ownership of the `TcpStream`.
-    pub fn new(
-        write_socket: RefinedTcpStream,
-        mut read_socket: RefinedTcpStream,
-    ) -> ClientConnection {
-        let remote_addr = read_socket.peer_addr();
-        let secure = read_socket.secure();
-
-        let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
+    /// Creates a new `ClientConnection` over an accepted socket.
+    pub(crate) fn new(socket: Arc<Socket>, remote_addr: Option<SocketAddr>) -> ClientConnection {
+        let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(
+            1024,
+            RefinedTcpStream::new(Arc::clone(&socket)),
+        ));
         let first_header = source.next().unwrap();
 
         ClientConnection {
             source,
             // Syncto patch: a 1 KiB buffer sent the head and the body of
             // every response in two TCP segments; one send is one trip
-            // through the (loopback) TCP stack instead of two.
-            sink: SequentialWriterBuilder::new(BufWriter::with_capacity(16 * 1024, write_socket)),
+            // through the (loopback) TCP stack instead of two. The buffer
+            // exists only while a response is written.
+            sink: SequentialWriterBuilder::new(ResponseBuffer::new(
+                RefinedTcpStream::new(Arc::clone(&socket)),
+                16 * 1024,
+            )),
+            socket,
             remote_addr,
             next_header_source: first_header,
             no_more_requests: false,
-            secure,
+            served: 0,
+            head_bytes: 0,
+            linger: false,
         }
     }
 
-    /// true if the connection is HTTPS
-    pub fn secure(&self) -> bool {
-        self.secure
+    /// Syncto patch: whether the connection ended with input the client may
+    /// still be sending.
+    pub(crate) fn lingers(&self) -> bool {
+        self.linger
     }
 
-    /// Reads the next line from self.next_header_source.
-    ///
-    /// Reads until `CRLF` is reached. The next read will start
-    ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
+    /// Syncto patch: reads one line of the head up to CRLF. Lines end with
+    /// CRLF only (a bare LF or CR is refused, not taken as a line end), and
+    /// no control byte other than HTAB, and no non-ASCII byte, is accepted:
+    /// such bytes in a path would otherwise reach response headers (the
+    /// path is copied into `Location` and `Next-Page`).
+    fn read_line(&mut self) -> Result<String, ReadError> {
         let mut buf = Vec::new();
-        // Syncto patch: a request line or header line has a size limit.
-        const MAX_LINE: usize = 16 * 1024;
-        let mut prev_byte_was_cr = false;
-
+        let mut byte = [0u8];
         loop {
-            let byte = self.next_header_source.by_ref().bytes().next();
-
-            let byte = match byte {
-                Some(b) => b?,
-                None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
+            let n = match self.next_header_source.read(&mut byte) {
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::TimedOut && self.head_bytes > 0 => {
+                    return Err(ReadError::Refuse(
+                        408,
+                        "The request head was not received in time.",
+                    ));
+                }
+                Err(_) => return Err(ReadError::Gone),
             };
-
-            if byte == b'\n' && prev_byte_was_cr {
-                buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf)
-                    .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
+            if n == 0 {
+                return Err(ReadError::Gone);
             }
-
-            prev_byte_was_cr = byte == b'\r';
-
-            if buf.len() >= MAX_LINE {
-                return Err(IoError::new(ErrorKind::InvalidData, "Header line too long"));
+            self.head_bytes += 1;
+            match byte[0] {
+                b'\r' => {
+                    let mut lf = [0u8];
+                    let lf_ok = matches!(self.next_header_source.read(&mut lf), Ok(1))
+                        && lf[0] == b'\n';
+                    if !lf_ok {
+                        return Err(ReadError::Refuse(
+                            400,
+                            "Malformed HTTP request: a CR must be followed by LF.",
+                        ));
+                    }
+                    self.head_bytes += 1;
+                    // Only ASCII bytes were kept.
+                    return String::from_utf8(buf).map_err(|_| ReadError::Gone);
+                }
+                b'\n' => {
+                    return Err(ReadError::Refuse(
+                        400,
+                        "Malformed HTTP request: lines must end with CRLF, not a bare LF.",
+                    ))
+                }
+                b if (b < 0x20 && b != b'\t') || b == 0x7f => {
+                    return Err(ReadError::Refuse(
+                        400,
+                        "Malformed HTTP request: control characters are not allowed in the request line or headers.",
+                    ))
+                }
+                b if b >= 0x80 => {
+                    return Err(ReadError::Refuse(
+                        400,
+                        "The request line and headers must be ASCII (percent-encode other bytes).",
+                    ))
+                }
+                b => {
+                    if buf.len() >= MAX_LINE {
+                        return Err(ReadError::Refuse(431, "Request header fields too large."));
+                    }
+                    buf.push(b);
+                }
             }
-            buf.push(byte);
         }
     }
 
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
-        let (method, path, version, headers) = {
-            // reading the request line
-            let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+        // Syncto patch: wait until the previous request's body is released,
+        // then read on only if its response left the connection open (a
+        // body not read to its end is never parsed as a request).
+        if !self.next_header_source.wait_turn() || self.socket.closing() {
+            return Err(ReadError::Gone);
+        }
+        if self.served > 0 {
+            self.socket.start_idle();
+        }
+        self.head_bytes = 0;
 
-                parse_request_line(
-                    line.as_str().trim(), // TODO: remove this conversion
-                )?
-            };
-
-            // getting all headers
-            let headers = {
-                let mut headers = Vec::new();
-                loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
-
-                    if line.is_empty() {
-                        break;
-                    };
-                    // Syncto patch: bounded number of headers.
-                    if headers.len() >= 100 {
-                        return Err(ReadError::ReadIoError(IoError::new(
-                            ErrorKind::InvalidData,
-                            "Too many header fields",
-                        )));
-                    }
-                    headers.push(match FromStr::from_str(line.as_str().trim()) {
-                        // TODO: remove this conversion
-                        Ok(h) => h,
-                        _ => return Err(ReadError::WrongHeader(version)),
-                    });
+        let line = {
+            let mut empty = 0;
+            loop {
+                let line = self.read_line()?;
+                if !line.is_empty() {
+                    break line;
                 }
-
-                headers
-            };
-
-            (method, path, version, headers)
+                empty += 1;
+                if empty > MAX_EMPTY_LINES {
+                    return Err(ReadError::Refuse(400, "Malformed HTTP request line."));
+                }
+            }
         };
+        let (method, path, version) = parse_request_line(&line)?;
+
+        let mut headers = Vec::new();
+        loop {
+            let line = self.read_line()?;
+            if line.is_empty() {
+                break;
+            }
+            if headers.len() >= MAX_HEADERS {
+                return Err(ReadError::Refuse(431, "Request header fields too large."));
+            }
+            headers.push(parse_header(&line)?);
+        }
+        self.served += 1;
+        if !self.socket.start_body() {
+            return Err(ReadError::Gone);
+        }
 
         // building the writer for the request
         let writer = self.sink.next().unwrap();
@@ -159,28 +227,30 @@ impl ClientConnection {
         std::mem::swap(&mut self.next_header_source, &mut data_source);
 
         // building the next reader
-        let request = crate::request::new_request(
-            self.secure,
+        crate::request::new_request(
+            false,
             method,
             path,
-            version.clone(),
+            version,
             headers,
-            *self.remote_addr.as_ref().unwrap(),
+            self.remote_addr,
             data_source,
             writer,
+            Some(Arc::clone(&self.socket)),
         )
         .map_err(|e| {
-            use crate::request;
+            use crate::request::RequestCreationError as E;
             match e {
-                request::RequestCreationError::CreationIoError(e) => ReadError::ReadIoError(e),
-                request::RequestCreationError::ExpectationFailed => {
-                    ReadError::ExpectationFailed(version)
+                E::CreationIoError(e) if e.kind() == ErrorKind::TimedOut => {
+                    ReadError::Refuse(408, "The request body was not received in time.")
+                }
+                E::CreationIoError(_) => ReadError::Gone,
+                E::Framing(message) => ReadError::Refuse(400, message),
+                E::ExpectationFailed => {
+                    ReadError::Refuse(417, "Only `Expect: 100-continue` is supported.")
                 }
             }
-        })?;
-
-        // return the request
-        Ok(request)
+        })
     }
 }
 
@@ -190,162 +260,154 @@ impl Iterator for ClientConnection {
     /// Blocks until the next Request is available.
     /// Returns None when no new Requests will come from the client.
     fn next(&mut self) -> Option<Request> {
-        use crate::{Response, StatusCode};
-
         // the client sent a "connection: close" header in this previous request
         //  or is using HTTP 1.0, meaning that no new request will come
         if self.no_more_requests {
             return None;
         }
 
-        loop {
-            let rq = match self.read() {
-                Err(ReadError::WrongRequestLine) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = kinto_error(400, "Malformed HTTP request line.");
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                Err(ReadError::WrongHeader(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = kinto_error(400, "Malformed HTTP header.");
-                    response.raw_print(writer, ver, &[], false, None).ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut || err.kind() == ErrorKind::WouldBlock => {
-                    // Syncto patch: an idle or stalled connection is closed
-                    // without an unsolicited answer.
-                    return None;
-                }
-
-                // Syncto patch: non-ASCII bytes and oversized heads get a
-                // Kinto error document instead of a silent close.
-                Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::InvalidInput => {
-                    let writer = self.sink.next().unwrap();
-                    let response = kinto_error(400, "The request line and headers must be ASCII (percent-encode other bytes).");
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None;
-                }
-
-                Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::InvalidData => {
-                    let writer = self.sink.next().unwrap();
-                    let response = kinto_error(431, "Request header fields too large.");
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None;
-                }
-
-                Err(ReadError::ExpectationFailed(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(417));
-                    response.raw_print(writer, ver, &[], true, None).ok();
-                    return None; // TODO: should be recoverable, but needs handling in case of body
-                }
-
-                Err(ReadError::ReadIoError(_)) => return None,
-
-                Ok(rq) => rq,
-            };
-
-            // checking HTTP version
-            if *rq.http_version() > (1, 1) {
-                let writer = self.sink.next().unwrap();
-                let response = Response::from_string(
-                    "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
-                )
-                .with_status_code(StatusCode(505));
-                response
-                    .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                    .ok();
-                continue;
+        match self.read() {
+            Ok(rq) => {
+                self.no_more_requests = !rq.keep_alive();
+                Some(rq)
             }
-
-            // updating the status of the connection
-            let connection_header = rq
-                .headers()
-                .iter()
-                .find(|h| h.field.equiv("Connection"))
-                .map(|h| h.value.as_str());
-
-            let lowercase = connection_header.map(|h| h.to_ascii_lowercase());
-
-            match lowercase {
-                Some(ref val) if val.contains("close") => self.no_more_requests = true,
-                Some(ref val) if val.contains("upgrade") => self.no_more_requests = true,
-                Some(ref val)
-                    if !val.contains("keep-alive") && *rq.http_version() == HTTPVersion(1, 0) =>
-                {
-                    self.no_more_requests = true
-                }
-                None if *rq.http_version() == HTTPVersion(1, 0) => self.no_more_requests = true,
-                _ => (),
-            };
-
-            // returning the request
-            return Some(rq);
+            Err(ReadError::Refuse(status, message)) => {
+                // Syncto patch: a Kinto error document, then close.
+                self.no_more_requests = true;
+                self.linger = true;
+                self.socket.set_close();
+                self.socket.start_send(None);
+                let writer = self.sink.next().unwrap();
+                kinto_error(status, message)
+                    .raw_print(writer, HTTPVersion(1, 1), &[], false, true)
+                    .ok();
+                None
+            }
+            Err(ReadError::Gone) => {
+                self.no_more_requests = true;
+                // A response that closed the connection with input left
+                // unread (a body not read to its end).
+                self.linger = self.socket.closing();
+                None
+            }
         }
     }
 }
 
-/// Parses a "HTTP/1.1" string.
-fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {
-    let (major, minor) = match version {
-        "HTTP/0.9" => (0, 9),
-        "HTTP/1.0" => (1, 0),
-        "HTTP/1.1" => (1, 1),
-        "HTTP/2.0" => (2, 0),
-        "HTTP/3.0" => (3, 0),
-        _ => return Err(ReadError::WrongRequestLine),
+/// Syncto patch: parses a request line strictly: `method SP target SP
+/// HTTP/1.x`, the method a token, single spaces. Another HTTP version
+/// (`HTTP/2.0`, the preface of HTTP/2 sent in clear) is a 505.
+fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadError> {
+    let malformed = ReadError::Refuse(400, "Malformed HTTP request line.");
+    let mut parts = line.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(malformed);
     };
-
-    Ok(HTTPVersion(major, minor))
+    if method.is_empty()
+        || !method.bytes().all(is_tchar)
+        || target.is_empty()
+        || !target.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(malformed);
+    }
+    let version = match version.as_bytes() {
+        b"HTTP/1.0" => HTTPVersion(1, 0),
+        // A later HTTP/1.x is served as HTTP/1.1 (RFC 9110 §2.5).
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', minor] if minor.is_ascii_digit() => {
+            HTTPVersion(1, 1)
+        }
+        _ if version.strip_prefix("HTTP/").is_some_and(|n| {
+            !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        }) =>
+        {
+            return Err(ReadError::Refuse(
+                505,
+                "This server only supports HTTP/1.0 and HTTP/1.1.",
+            ))
+        }
+        _ => return Err(malformed),
+    };
+    let method = method.parse().map_err(|_| malformed)?;
+    Ok((method, target.to_owned(), version))
 }
 
-/// Parses the request line of the request.
-/// eg. GET / HTTP/1.1
-fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadError> {
-    let mut parts = line.split(' ');
-
-    let method = parts.next().and_then(|w| w.parse().ok());
-    let path = parts.next().map(ToOwned::to_owned);
-    let version = parts.next().and_then(|w| parse_http_version(w).ok());
-
-    method
-        .and_then(|method| Some((method, path?, version?)))
-        .ok_or(ReadError::WrongRequestLine)
+/// Syncto patch: `name: value`, the name a token right before the colon
+/// (no whitespace, RFC 9112 §5.1), the value without surrounding spaces. A
+/// line starting with whitespace (obsolete line folding) is refused.
+fn parse_header(line: &str) -> Result<Header, ReadError> {
+    let malformed = || ReadError::Refuse(400, "Malformed HTTP header.");
+    let (name, value) = line.split_once(':').ok_or_else(malformed)?;
+    let field: HeaderField = name.parse().map_err(|_| malformed())?;
+    let value =
+        AsciiString::from_ascii(value.trim_matches([' ', '\t'])).map_err(|_| malformed())?;
+    Ok(Header { field, value })
 }
 
 #[cfg(test)]
 mod test {
+    use super::{parse_header, parse_request_line, ReadError};
+
     #[test]
     fn test_parse_request_line() {
-        let (method, path, ver) = super::parse_request_line("GET /hello HTTP/1.1").unwrap();
+        let (method, path, ver) = parse_request_line("GET /hello HTTP/1.1").unwrap();
 
         assert!(method == crate::Method::Get);
         assert!(path == "/hello");
         assert!(ver == crate::common::HTTPVersion(1, 1));
 
-        assert!(super::parse_request_line("GET /hello").is_err());
-        assert!(super::parse_request_line("qsd qsd qsd").is_err());
+        for bad in [
+            "GET /hello",
+            "qsd qsd qsd",
+            "GET  /hello HTTP/1.1",
+            "GET /hello HTTP/1.1 ",
+            " GET /hello HTTP/1.1",
+            "GET /he\tllo HTTP/1.1",
+            "G(T /hello HTTP/1.1",
+            "GET /hello http/1.1",
+            "GET /hello HTTP/1.1x",
+        ] {
+            assert!(
+                matches!(parse_request_line(bad), Err(ReadError::Refuse(400, _))),
+                "{bad:?}"
+            );
+        }
+        for other in [
+            "PRI * HTTP/2.0",
+            "GET / HTTP/2",
+            "GET / HTTP/0.9",
+            "GET / HTTP/3.0",
+        ] {
+            assert!(
+                matches!(parse_request_line(other), Err(ReadError::Refuse(505, _))),
+                "{other:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn test_parse_header() {
+        let h = parse_header("Content-Type:  text/html \t").unwrap();
+        assert!(h.field.equiv("content-type"));
+        assert_eq!(h.value.as_str(), "text/html");
+        assert_eq!(parse_header("X-Empty:").unwrap().value.as_str(), "");
+        for bad in [
+            "No colon",
+            ": no name",
+            "Name : space before colon",
+            " Folded: line",
+            "X(y): z",
+        ] {
+            assert!(parse_header(bad).is_err(), "{bad:?}");
+        }
     }
 }
 
 /// Syncto patch: a Kinto error document for errors found before a request
 /// reaches the application (`errno` 107, invalid request).
 fn kinto_error(code: u16, message: &str) -> crate::Response<std::io::Cursor<Vec<u8>>> {
-    let error = match code {
-        431 => "Request Header Fields Too Large",
-        _ => "Bad Request",
-    };
+    let error = crate::StatusCode(code).default_reason_phrase();
     let body = format!(
         "{{\"code\":{code},\"errno\":107,\"error\":\"{error}\",\"message\":\"{message}\"}}"
     );

@@ -187,7 +187,7 @@ impl FromStr for Header {
         let field = elems.next().and_then(|f| f.parse().ok()).ok_or(())?;
         let value = elems
             .next()
-            .and_then(|v| AsciiString::from_ascii(v.trim()).ok())
+            .and_then(|v| AsciiString::from_ascii(v.trim_matches([' ', '\t'])).ok())
             .ok_or(())?;
 
         Ok(Header { field, value })
@@ -223,11 +223,19 @@ impl HeaderField {
     }
 }
 
+/// Syncto patch: `tchar` of RFC 9110 §5.6.2, what field names and methods
+/// are made of.
+pub(crate) fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
 impl FromStr for HeaderField {
     type Err = ();
 
+    // Syncto patch: a field name is one or more token characters (upstream
+    // only refused whitespace, so an empty name or `X(:` passed).
     fn from_str(s: &str) -> Result<HeaderField, ()> {
-        if s.contains(char::is_whitespace) {
+        if s.is_empty() || !s.bytes().all(is_tchar) {
             Err(())
         } else {
             AsciiString::from_ascii(s).map(HeaderField).map_err(|_| ())

@@ -51,60 +51,92 @@ pub(crate) enum Connection {
     #[cfg(unix)]
     Unix(unix_net::UnixStream),
 }
-impl std::io::Read for Connection {
+// Syncto patch: reads and writes through a shared reference, so that the
+// request reader and the response writer use one descriptor instead of a
+// `try_clone` each.
+impl std::io::Read for &Connection {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Self::Tcp(s) => s.read(buf),
+        match *self {
+            Connection::Tcp(ref s) => {
+                let mut s: &TcpStream = s;
+                s.read(buf)
+            }
             #[cfg(unix)]
-            Self::Unix(s) => s.read(buf),
+            Connection::Unix(ref s) => {
+                let mut s: &unix_net::UnixStream = s;
+                s.read(buf)
+            }
         }
     }
 }
-impl std::io::Write for Connection {
+impl std::io::Write for &Connection {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Self::Tcp(s) => s.write(buf),
+        match *self {
+            Connection::Tcp(ref s) => {
+                let mut s: &TcpStream = s;
+                s.write(buf)
+            }
             #[cfg(unix)]
-            Self::Unix(s) => s.write(buf),
+            Connection::Unix(ref s) => {
+                let mut s: &unix_net::UnixStream = s;
+                s.write(buf)
+            }
         }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Self::Tcp(s) => s.flush(),
-            #[cfg(unix)]
-            Self::Unix(s) => s.flush(),
-        }
+        Ok(())
     }
 }
 impl Connection {
+    /// Syncto patch: set the initial read and write timeouts, and
+    /// TCP_NODELAY: responses are written in several pieces (head, body),
+    /// and with Nagle's algorithm and the peer's delayed ACK each keep-alive
+    /// response waited ~40 ms.
+    pub(crate) fn set_timeouts(&self, timeout: Option<std::time::Duration>) {
+        let _ = self.set_read_timeout(timeout);
+        let _ = self.set_write_timeout(timeout);
+        if let Self::Tcp(s) = self {
+            let _ = s.set_nodelay(true);
+        }
+    }
+
+    pub(crate) fn set_read_timeout(
+        &self,
+        timeout: Option<std::time::Duration>,
+    ) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.set_read_timeout(timeout),
+            #[cfg(unix)]
+            Self::Unix(s) => s.set_read_timeout(timeout),
+        }
+    }
+
+    pub(crate) fn set_write_timeout(
+        &self,
+        timeout: Option<std::time::Duration>,
+    ) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.set_write_timeout(timeout),
+            #[cfg(unix)]
+            Self::Unix(s) => s.set_write_timeout(timeout),
+        }
+    }
+
+    pub(crate) fn set_nonblocking(&self, on: bool) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.set_nonblocking(on),
+            #[cfg(unix)]
+            Self::Unix(s) => s.set_nonblocking(on),
+        }
+    }
+
     /// Gets the peer's address. Some for TCP, None for Unix sockets.
-    pub(crate) fn peer_addr(&mut self) -> std::io::Result<Option<SocketAddr>> {
+    pub(crate) fn peer_addr(&self) -> std::io::Result<Option<SocketAddr>> {
         match self {
             Self::Tcp(s) => s.peer_addr().map(Some),
             #[cfg(unix)]
             Self::Unix(_) => Ok(None),
-        }
-    }
-
-    /// Syncto patch: bound how long a read or a write may block, so a
-    /// client that stops sending (slowloris) or reading can't hold a
-    /// connection thread forever.
-    pub(crate) fn set_timeouts(&self, timeout: Option<std::time::Duration>) {
-        match self {
-            Self::Tcp(s) => {
-                let _ = s.set_read_timeout(timeout);
-                let _ = s.set_write_timeout(timeout);
-                // Responses are written in several pieces (head, body):
-                // with Nagle's algorithm and the peer's delayed ACK each
-                // keep-alive response waited ~40 ms.
-                let _ = s.set_nodelay(true);
-            }
-            #[cfg(unix)]
-            Self::Unix(s) => {
-                let _ = s.set_read_timeout(timeout);
-                let _ = s.set_write_timeout(timeout);
-            }
         }
     }
 
@@ -113,14 +145,6 @@ impl Connection {
             Self::Tcp(s) => s.shutdown(how),
             #[cfg(unix)]
             Self::Unix(s) => s.shutdown(how),
-        }
-    }
-
-    pub(crate) fn try_clone(&self) -> std::io::Result<Self> {
-        match self {
-            Self::Tcp(s) => s.try_clone().map(Self::from),
-            #[cfg(unix)]
-            Self::Unix(s) => s.try_clone().map(Self::from),
         }
     }
 }

@@ -91,18 +91,15 @@
 #![deny(rust_2018_idioms)]
 #![allow(clippy::match_like_matches_macro)]
 
-#[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-use zeroize::Zeroizing;
-
+use std::collections::VecDeque;
 use std::error::Error;
 use std::io::Error as IoError;
 use std::io::ErrorKind as IoErrorKind;
 use std::io::Result as IoResult;
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Arc, Weak};
 use std::thread;
 use std::time::Duration;
 
@@ -112,8 +109,9 @@ use util::MessagesQueue;
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
-pub use request::{ReadWrite, Request};
+pub use request::Request;
 pub use response::{Response, ResponseBox};
+pub use socket::Limits;
 pub use test::TestRequest;
 
 mod client;
@@ -121,46 +119,34 @@ mod common;
 mod connection;
 mod request;
 mod response;
-mod ssl;
+mod socket;
 mod test;
 mod util;
 
-/// Syncto patch: how long one read or write on a client connection may
-/// block (idle keep-alive connections are closed after this long).
-pub const CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// Syncto patch: what the listener does with each request instead of
+/// queueing it for [`Server::recv`]: it runs on the connection's own
+/// thread, which reads the connection's next request only once the handler
+/// has returned (the handler must respond or drop the request).
+pub type Handler = Box<dyn Fn(Request) + Send + Sync + 'static>;
 
 /// The main class of this library.
 ///
-/// Destroying this object will immediately close the listening socket and the reading
-///  part of all the client's connections. Requests that have already been returned by
-///  the `recv()` function will not close and the responses will be transferred to the client.
+/// Destroying this object will immediately close the listening socket. Connections
+/// already accepted are served to the end of the request in progress; idle ones are
+/// closed.
 pub struct Server {
     // should be false as long as the server exists
     // when set to true, all the subtasks will close within a few hundreds ms
     close: Arc<AtomicBool>,
 
     // queue for messages received by child threads
-    messages: Arc<MessagesQueue<Message>>,
+    messages: Arc<MessagesQueue<Request>>,
 
     // result of TcpListener::local_addr()
     listening_addr: ListenAddr,
-}
 
-enum Message {
-    Error(IoError),
-    NewRequest(Request),
-}
-
-impl From<IoError> for Message {
-    fn from(e: IoError) -> Message {
-        Message::Error(e)
-    }
-}
-
-impl From<Request> for Message {
-    fn from(rq: Request) -> Message {
-        Message::NewRequest(rq)
-    }
+    // Syncto patch: connections currently open.
+    live: Arc<AtomicUsize>,
 }
 
 // this trait is to make sure that Server implements Share and Send
@@ -179,18 +165,6 @@ pub struct IncomingRequests<'a> {
 pub struct ServerConfig {
     /// The addresses to try to listen to.
     pub addr: ConfigListenAddr,
-
-    /// If `Some`, then the server will use SSL to encode the communications.
-    pub ssl: Option<SslConfig>,
-}
-
-/// Configuration of the server for SSL.
-#[derive(Debug, Clone)]
-pub struct SslConfig {
-    /// Contains the public certificate to send to clients.
-    pub certificate: Vec<u8>,
-    /// Contains the ultra-secret private key used to decode communications.
-    pub private_key: Vec<u8>,
 }
 
 impl Server {
@@ -202,23 +176,6 @@ impl Server {
     {
         Server::new(ServerConfig {
             addr: ConfigListenAddr::from_socket_addrs(addr)?,
-            ssl: None,
-        })
-    }
-
-    /// Shortcut for an HTTPS server on a specific address.
-    #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-    #[inline]
-    pub fn https<A>(
-        addr: A,
-        config: SslConfig,
-    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>>
-    where
-        A: ToSocketAddrs,
-    {
-        Server::new(ServerConfig {
-            addr: ConfigListenAddr::from_socket_addrs(addr)?,
-            ssl: Some(config),
         })
     }
 
@@ -230,136 +187,74 @@ impl Server {
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         Server::new(ServerConfig {
             addr: ConfigListenAddr::unix_from_path(path),
-            ssl: None,
         })
     }
 
     /// Builds a new server that listens on the specified address.
     pub fn new(config: ServerConfig) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = config.addr.bind()?;
-        Self::from_listener(listener, config.ssl)
+        Self::from_listener(listener)
     }
 
-    /// Builds a new server using the specified TCP listener.
-    ///
-    /// This is useful if you've constructed TcpListener using some less usual method
-    /// such as from systemd. For other cases, you probably want the `new()` function.
+    /// Builds a new server using the specified listener, with the default
+    /// [`Limits`], whose requests are taken with [`Server::recv`].
     pub fn from_listener<L: Into<Listener>>(
         listener: L,
-        ssl_config: Option<SslConfig>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_with(listener, Limits::default(), None)
+    }
+
+    /// Syncto patch: builds a new server on `listener` with `limits`. With a
+    /// `handler`, each request is handed to it on its connection's thread;
+    /// without, requests are queued for [`Server::recv`].
+    ///
+    /// The accept loop never ends while the server exists: a failed accept
+    /// (out of descriptors, a connection aborted before it was taken…) is
+    /// logged, at most once every 10 s, and waited out. Past
+    /// `limits.max_connections` the oldest connection that only waits on
+    /// its client is closed to make room; if none can be, the new
+    /// connection is answered with `limits.busy_response` and closed,
+    /// without a thread.
+    pub fn from_listener_with<L: Into<Listener>>(
+        listener: L,
+        limits: Limits,
+        handler: Option<Handler>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
-        // building the "close" variable
-        let close_trigger = Arc::new(AtomicBool::new(false));
+        let local_addr = listener.local_addr()?;
+        log::debug!("Server listening on {}", local_addr);
 
-        // building the TcpListener
-        let (server, local_addr) = {
-            let local_addr = listener.local_addr()?;
-            log::debug!("Server listening on {}", local_addr);
-            (listener, local_addr)
-        };
-
-        // building the SSL capabilities
-        #[cfg(all(feature = "ssl-openssl", feature = "ssl-rustls"))]
-        compile_error!(
-            "Features 'ssl-openssl' and 'ssl-rustls' must not be enabled at the same time"
-        );
-        #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-        type SslContext = ();
-        #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-        type SslContext = crate::ssl::SslContextImpl;
-        let ssl: Option<SslContext> = {
-            match ssl_config {
-                #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                Some(config) => Some(SslContext::from_pem(
-                    config.certificate,
-                    Zeroizing::new(config.private_key),
-                )?),
-                #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                Some(_) => return Err(
-                    "Building a server with SSL requires enabling the `ssl` feature in tiny-http"
-                        .into(),
-                ),
-                None => None,
-            }
-        };
-
-        // creating a task where server.accept() is continuously called
-        // and ClientConnection objects are pushed in the messages queue
+        let close = Arc::new(AtomicBool::new(false));
+        let live = Arc::new(AtomicUsize::new(0));
         let messages = MessagesQueue::with_capacity(8);
 
-        let inside_close_trigger = close_trigger.clone();
-        let inside_messages = messages.clone();
-        thread::spawn(move || {
-            // a tasks pool is used to dispatch the connections into threads
-            let tasks_pool = util::TaskPool::new();
+        let (inside_close, inside_live, inside_messages) =
+            (close.clone(), live.clone(), messages.clone());
+        let handler = handler.map(Arc::new);
+        thread::Builder::new()
+            .name("accept".into())
+            .spawn(move || {
+                accept_loop(
+                    listener,
+                    limits,
+                    handler,
+                    inside_close,
+                    inside_live,
+                    inside_messages,
+                )
+            })?;
 
-            log::debug!("Running accept thread");
-            while !inside_close_trigger.load(Relaxed) {
-                let new_client = match server.accept() {
-                    Ok((sock, _)) => {
-                        use util::RefinedTcpStream;
-                        sock.set_timeouts(Some(CONNECTION_TIMEOUT));
-                        let (read_closable, write_closable) = match ssl {
-                            None => RefinedTcpStream::new(sock),
-                            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                            Some(ref ssl) => {
-                                // trying to apply SSL over the connection
-                                // if an error occurs, we just close the socket and resume listening
-                                let sock = match ssl.accept(sock) {
-                                    Ok(s) => s,
-                                    Err(_) => continue,
-                                };
-
-                                RefinedTcpStream::new(sock)
-                            }
-                            #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                            Some(ref _ssl) => unreachable!(),
-                        };
-
-                        Ok(ClientConnection::new(write_closable, read_closable))
-                    }
-                    Err(e) => Err(e),
-                };
-
-                match new_client {
-                    Ok(client) => {
-                        let messages = inside_messages.clone();
-                        let mut client = Some(client);
-                        tasks_pool.spawn(Box::new(move || {
-                            if let Some(client) = client.take() {
-                                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
-                                    let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                                        receiver.recv().unwrap();
-                                    }
-                                } else {
-                                    for rq in client {
-                                        messages.push(rq.into());
-                                    }
-                                }
-                            }
-                        }));
-                    }
-
-                    Err(e) => {
-                        log::error!("Error accepting new client: {}", e);
-                        inside_messages.push(e.into());
-                        break;
-                    }
-                }
-            }
-            log::debug!("Terminating accept thread");
-        });
-
-        // result
         Ok(Server {
             messages,
-            close: close_trigger,
+            close,
             listening_addr: local_addr,
+            live,
         })
+    }
+
+    /// Syncto patch: the number of connections currently open.
+    pub fn connections(&self) -> usize {
+        self.live.load(Relaxed)
     }
 
     /// Returns an iterator for all the incoming requests.
@@ -376,37 +271,22 @@ impl Server {
         self.listening_addr.clone()
     }
 
-    /// Returns the number of clients currently connected to the server.
-    pub fn num_connections(&self) -> usize {
-        unimplemented!()
-        //self.requests_receiver.lock().len()
-    }
-
     /// Blocks until an HTTP request has been submitted and returns it.
     pub fn recv(&self) -> IoResult<Request> {
         match self.messages.pop() {
-            Some(Message::Error(err)) => Err(err),
-            Some(Message::NewRequest(rq)) => Ok(rq),
+            Some(rq) => Ok(rq),
             None => Err(IoError::new(IoErrorKind::Other, "thread unblocked")),
         }
     }
 
     /// Same as `recv()` but doesn't block longer than timeout
     pub fn recv_timeout(&self, timeout: Duration) -> IoResult<Option<Request>> {
-        match self.messages.pop_timeout(timeout) {
-            Some(Message::Error(err)) => Err(err),
-            Some(Message::NewRequest(rq)) => Ok(Some(rq)),
-            None => Ok(None),
-        }
+        Ok(self.messages.pop_timeout(timeout))
     }
 
     /// Same as `recv()` but doesn't block.
     pub fn try_recv(&self) -> IoResult<Option<Request>> {
-        match self.messages.try_pop() {
-            Some(Message::Error(err)) => Err(err),
-            Some(Message::NewRequest(rq)) => Ok(Some(rq)),
-            None => Ok(None),
-        }
+        Ok(self.messages.try_pop())
     }
 
     /// Unblock thread stuck in recv() or incoming_requests().
@@ -448,4 +328,122 @@ impl Drop for Server {
             }
         }
     }
+}
+
+/// Syncto patch: how far past `max_connections` evicted connections that
+/// have not ended yet may take the count.
+const EVICTION_SLACK: usize = 64;
+
+/// Syncto patch: evict the oldest open connection that can be (see
+/// `Socket::evict`), looking at each at most once. Connections that can't
+/// be evicted go to the back of the list.
+fn evict_one(open_sockets: &mut VecDeque<Weak<socket::Socket>>) -> bool {
+    for _ in 0..open_sockets.len() {
+        let Some(weak) = open_sockets.pop_front() else {
+            break;
+        };
+        if let Some(socket) = weak.upgrade() {
+            open_sockets.push_back(weak);
+            if socket.evict() {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Syncto patch: accept connections until the server is dropped; see
+/// [`Server::from_listener_with`].
+fn accept_loop(
+    listener: Listener,
+    limits: Limits,
+    handler: Option<Arc<Handler>>,
+    close: Arc<AtomicBool>,
+    live: Arc<AtomicUsize>,
+    messages: Arc<MessagesQueue<Request>>,
+) {
+    // a tasks pool is used to dispatch the connections into threads
+    let tasks_pool = util::TaskPool::new();
+    let mut failures = socket::Throttle::new(Duration::from_secs(10));
+    let mut refusals = socket::Throttle::new(Duration::from_secs(10));
+    let mut evictions = socket::Throttle::new(Duration::from_secs(10));
+    // The connections, oldest first (only this thread touches the list).
+    let mut open_sockets: VecDeque<Weak<socket::Socket>> = VecDeque::new();
+
+    log::debug!("Running accept thread");
+    while !close.load(Relaxed) {
+        let (conn, remote_addr) = match listener.accept() {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                failures.event(|n| log::error!("cannot accept connections ({n} times): {e}"));
+                match e.kind() {
+                    IoErrorKind::ConnectionAborted
+                    | IoErrorKind::ConnectionReset
+                    | IoErrorKind::Interrupted => {}
+                    // Out of descriptors or memory: wait for connections to
+                    // end instead of spinning.
+                    _ => thread::sleep(Duration::from_millis(100)),
+                }
+                continue;
+            }
+        };
+        if close.load(Relaxed) {
+            break;
+        }
+        let open = live.load(Relaxed);
+        if open >= limits.max_connections {
+            // Make room by closing the oldest connection that only waits on
+            // its client; refuse if every one is being served (or too many
+            // evicted ones have not ended yet).
+            let room =
+                open < limits.max_connections + EVICTION_SLACK && evict_one(&mut open_sockets);
+            if room {
+                evictions.event(|n| {
+                    log::warn!(
+                        "{n} idle or slow connection(s) closed to make room: \
+                         max_connections ({}) are open",
+                        limits.max_connections
+                    )
+                });
+            } else {
+                refusals.event(|n| {
+                    log::warn!(
+                        "{n} connection(s) refused: max_connections ({}) are open and busy",
+                        limits.max_connections
+                    )
+                });
+                socket::refuse(conn, &limits.busy_response);
+                continue;
+            }
+        }
+        let remote_addr = remote_addr.or_else(|| conn.peer_addr().ok().flatten());
+        let socket = Arc::new(socket::Socket::new(
+            conn,
+            &limits,
+            live.clone(),
+            close.clone(),
+        ));
+        open_sockets.push_back(Arc::downgrade(&socket));
+        if open_sockets.len() > 2 * limits.max_connections.min(1 << 20) + 64 {
+            open_sockets.retain(|s| s.strong_count() > 0);
+        }
+        let client = ClientConnection::new(socket.clone(), remote_addr);
+        let messages = messages.clone();
+        let handler = handler.clone();
+        let mut task = Some((client, socket));
+        tasks_pool.spawn(Box::new(move || {
+            if let Some((mut client, socket)) = task.take() {
+                match &handler {
+                    Some(handler) => client.by_ref().for_each(|rq| handler(rq)),
+                    None => client.by_ref().for_each(|rq| messages.push(rq)),
+                }
+                let linger = client.lingers();
+                drop(client);
+                if linger {
+                    socket.linger();
+                }
+            }
+        }));
+    }
+    log::debug!("Terminating accept thread");
 }

@@ -3,13 +3,11 @@ use std::io::{self, Cursor, ErrorKind, Read, Write};
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::str::FromStr;
+use std::sync::Arc;
 
-use std::sync::mpsc::Sender;
-
-use crate::util::{EqualReader, FusedReader};
+use crate::socket::Socket;
+use crate::util::{ChunkedDecoder, EqualReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
-use chunked_transfer::Decoder;
 
 /// Represents an HTTP request made by a client.
 ///
@@ -32,9 +30,11 @@ use chunked_transfer::Decoder;
 ///    body of the request in a buffer ; if the body is too big, tiny-http will avoid doing that)
 ///  - A request sends a `Expect: 100-continue` header (which means that the client waits to
 ///    know whether its body will be processed before sending it)
-///  - A request sends a `Connection: close` header or `Connection: upgrade` header (used for
-///    websockets), which indicates that this is the last request that will be received on this
-///    connection
+///  - A request sends a `Connection: close` header, which indicates that this is the last
+///    request that will be received on this connection
+///
+/// Syncto patch: `Connection: upgrade` is not special (there is no raw-socket hand-over), and
+/// a connection whose request body was not read to its end is closed after the response.
 ///
 /// # Automatic cleanup
 ///
@@ -49,7 +49,7 @@ use chunked_transfer::Decoder;
 /// If you want to build fake requests to test your server, use [`TestRequest`](crate::test::TestRequest).
 pub struct Request {
     // where to read the body from
-    data_reader: Option<Box<dyn Read + Send + 'static>>,
+    data_reader: Option<Body>,
 
     // if this writer is empty, then the request has been answered
     response_writer: Option<Box<dyn Write + Send + 'static>>,
@@ -72,31 +72,35 @@ pub struct Request {
     // true if a `100 Continue` response must be sent when `as_reader()` is called
     must_send_continue: bool,
 
-    // If Some, a message must be sent after responding
-    notify_when_responded: Option<Sender<()>>,
+    // Syncto patch: the connection it came on (None for a TestRequest).
+    socket: Option<Arc<Socket>>,
+
+    // Syncto patch: the client keeps the connection open after this request.
+    keep_alive: bool,
+
+    // Syncto patch: the server ends the connection after the response.
+    close: bool,
+
+    // Syncto patch: a shorter limit for writing the response.
+    send_limit: Option<std::time::Duration>,
 }
 
-struct NotifyOnDrop<R> {
-    sender: Sender<()>,
-    inner: R,
+/// Syncto patch: a request body that knows whether it was read to its end.
+struct Body {
+    reader: Box<dyn Read + Send + 'static>,
+    finished: bool,
 }
 
-impl<R: Read> Read for NotifyOnDrop<R> {
+impl Read for Body {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf)
-    }
-}
-impl<R: Write> Write for NotifyOnDrop<R> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-impl<R> Drop for NotifyOnDrop<R> {
-    fn drop(&mut self) {
-        self.sender.send(()).unwrap();
+        if self.finished || buf.is_empty() {
+            return Ok(0);
+        }
+        let n = self.reader.read(buf)?;
+        if n == 0 {
+            self.finished = true;
+        }
+        Ok(n)
     }
 }
 
@@ -106,6 +110,10 @@ pub enum RequestCreationError {
     /// The client sent an `Expect` header that was not recognized by tiny-http.
     ExpectationFailed,
 
+    /// Syncto patch: the body's framing is invalid or ambiguous (RFC 9112
+    /// §6.3): the request is refused with a 400 and the connection closed.
+    Framing(&'static str),
+
     /// Error while reading data from the socket during the creation of the `Request`.
     CreationIoError(IoError),
 }
@@ -114,6 +122,72 @@ impl From<IoError> for RequestCreationError {
     fn from(err: IoError) -> RequestCreationError {
         RequestCreationError::CreationIoError(err)
     }
+}
+
+/// Syncto patch: how the body is delimited, per RFC 9112 §6.3. A
+/// `Transfer-Encoding` must be exactly `chunked` and comes without
+/// `Content-Length` in an HTTP/1.1 request; every `Content-Length` value
+/// must be the same run of digits (a number too large for memory is kept as
+/// `usize::MAX`, for the application to refuse as too large). Anything else
+/// could be read differently by a proxy in front, so it is refused.
+fn framing(
+    headers: &[Header],
+    version: &HTTPVersion,
+) -> Result<(bool, Option<usize>), RequestCreationError> {
+    use RequestCreationError::Framing;
+    let mut codings = Vec::new();
+    let mut transfer_encoding = false;
+    let mut length: Option<&str> = None;
+    for h in headers {
+        if h.field.equiv("Transfer-Encoding") {
+            transfer_encoding = true;
+            codings.extend(
+                h.value
+                    .as_str()
+                    .split(',')
+                    .map(|c| c.trim_matches([' ', '\t']))
+                    .filter(|c| !c.is_empty()),
+            );
+        } else if h.field.equiv("Content-Length") {
+            for v in h.value.as_str().split(',') {
+                let v = v.trim_matches([' ', '\t']);
+                if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(Framing("Content-Length must be a decimal number."));
+                }
+                let v = v.trim_start_matches('0');
+                match length {
+                    Some(l) if l != v => {
+                        return Err(Framing("Conflicting Content-Length values."));
+                    }
+                    _ => length = Some(v),
+                }
+            }
+        }
+    }
+    if transfer_encoding {
+        if length.is_some() {
+            return Err(Framing(
+                "Content-Length and Transfer-Encoding must not be sent together.",
+            ));
+        }
+        if *version < HTTPVersion(1, 1) {
+            return Err(Framing("Transfer-Encoding needs HTTP/1.1."));
+        }
+        if codings.len() != 1 || !codings[0].eq_ignore_ascii_case("chunked") {
+            return Err(Framing(
+                "Unsupported transfer coding: only `chunked` is accepted.",
+            ));
+        }
+        return Ok((true, None));
+    }
+    let length = length.map(|v| {
+        if v.is_empty() {
+            0
+        } else {
+            v.parse::<usize>().unwrap_or(usize::MAX)
+        }
+    });
+    Ok((false, length))
 }
 
 /// Builds a new request.
@@ -126,7 +200,7 @@ impl From<IoError> for RequestCreationError {
 ///
 /// The `Write` object will be used by the `Request` to write the response.
 #[allow(clippy::too_many_arguments)]
-pub fn new_request<R, W>(
+pub(crate) fn new_request<R, W>(
     secure: bool,
     method: Method,
     path: String,
@@ -135,28 +209,13 @@ pub fn new_request<R, W>(
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
+    socket: Option<Arc<Socket>>,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
-    // finding the transfer-encoding header
-    let transfer_encoding = headers
-        .iter()
-        .find(|h: &&Header| h.field.equiv("Transfer-Encoding"))
-        .map(|h| h.value.clone());
-
-    // finding the content-length header
-    let content_length = if transfer_encoding.is_some() {
-        // if transfer-encoding is specified, the Content-Length
-        // header must be ignored (RFC2616 #4.4)
-        None
-    } else {
-        headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Content-Length"))
-            .and_then(|h| FromStr::from_str(h.value.as_str()).ok())
-    };
+    let (chunked, content_length) = framing(&headers, &version)?;
 
     // true if the client sent a `Expect: 100-continue` header
     let expects_continue = {
@@ -171,23 +230,25 @@ where
         }
     };
 
-    // true if the client sent a `Connection: upgrade` header
-    let connection_upgrade = {
-        match headers
+    // Syncto patch: whether the client keeps the connection open.
+    let keep_alive = {
+        let connection = headers
             .iter()
-            .find(|h: &&Header| h.field.equiv("Connection"))
-            .map(|h| h.value.as_str())
-        {
-            Some(v) if v.to_ascii_lowercase().contains("upgrade") => true,
-            _ => false,
+            .filter(|h| h.field.equiv("Connection"))
+            .flat_map(|h| h.value.as_str().split(','))
+            .map(|t| t.trim_matches([' ', '\t']).to_ascii_lowercase())
+            .collect::<Vec<_>>();
+        if connection.iter().any(|t| t == "close") {
+            false
+        } else {
+            version >= HTTPVersion(1, 1) || connection.iter().any(|t| t == "keep-alive")
         }
     };
 
     // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
     // content-length headers
-    let reader = if connection_upgrade {
-        // if we have a `Connection: upgrade`, always keeping the whole reader
-        Box::new(source_data) as Box<dyn Read + Send + 'static>
+    let reader = if chunked {
+        Box::new(ChunkedDecoder::new(source_data)) as Box<dyn Read + Send + 'static>
     } else if let Some(content_length) = content_length {
         if content_length == 0 {
             Box::new(io::empty()) as Box<dyn Read + Send + 'static>
@@ -212,22 +273,18 @@ where
 
             Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
         } else {
-            let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
-            Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
+            Box::new(EqualReader::new(source_data, content_length))
+                as Box<dyn Read + Send + 'static>
         }
-    } else if transfer_encoding.is_some() {
-        // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
-        // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
         // assuming that we have no data
-        // TODO: could also be multipart/byteranges
         Box::new(io::empty()) as Box<dyn Read + Send + 'static>
     };
+    let finished = !chunked && content_length.unwrap_or(0) == 0;
 
     Ok(Request {
-        data_reader: Some(reader),
+        data_reader: Some(Body { reader, finished }),
         response_writer: Some(Box::new(writer) as Box<dyn Write + Send + 'static>),
         remote_addr,
         secure,
@@ -237,7 +294,10 @@ where
         headers,
         body_length: content_length,
         must_send_continue: expects_continue,
-        notify_when_responded: None,
+        socket,
+        keep_alive,
+        close: false,
+        send_limit: None,
     })
 }
 
@@ -293,66 +353,17 @@ impl Request {
         self.remote_addr.as_ref()
     }
 
-    /// Sends a response with a `Connection: upgrade` header, then turns the `Request` into a `Stream`.
-    ///
-    /// The main purpose of this function is to support websockets.
-    /// If you detect that the request wants to use some kind of protocol upgrade, you can
-    ///  call this function to obtain full control of the socket stream.
-    ///
-    /// If you call this on a non-websocket request, tiny-http will wait until this `Stream` object
-    ///  is destroyed before continuing to read or write on the socket. Therefore you should always
-    ///  destroy it as soon as possible.
-    pub fn upgrade<R: Read>(
-        mut self,
-        protocol: &str,
-        response: Response<R>,
-    ) -> Box<dyn ReadWrite + Send> {
-        use crate::util::CustomStream;
-
-        response
-            .raw_print(
-                self.response_writer.as_mut().unwrap().by_ref(),
-                self.http_version.clone(),
-                &self.headers,
-                false,
-                Some(protocol),
-            )
-            .ok(); // TODO: unused result
-
-        self.response_writer.as_mut().unwrap().flush().ok(); // TODO: unused result
-
-        let stream = CustomStream::new(self.extract_reader_impl(), self.extract_writer_impl());
-        if let Some(sender) = self.notify_when_responded.take() {
-            let stream = NotifyOnDrop {
-                sender,
-                inner: stream,
-            };
-            Box::new(stream) as Box<dyn ReadWrite + Send>
-        } else {
-            Box::new(stream) as Box<dyn ReadWrite + Send>
-        }
-    }
-
     /// Allows to read the body of the request.
     ///
     /// # Example
     ///
     /// ```no_run
-    /// # extern crate rustc_serialize;
-    /// # extern crate tiny_http;
-    /// # use rustc_serialize::json::Json;
     /// # use std::io::Read;
-    /// # fn get_content_type(_: &tiny_http::Request) -> &'static str { "" }
-    /// # fn main() {
     /// # let server = tiny_http::Server::http("0.0.0.0:0").unwrap();
     /// let mut request = server.recv().unwrap();
     ///
-    /// if get_content_type(&request) == "application/json" {
-    ///     let mut content = String::new();
-    ///     request.as_reader().read_to_string(&mut content).unwrap();
-    ///     let json: Json = content.parse().unwrap();
-    /// }
-    /// # }
+    /// let mut content = String::new();
+    /// request.as_reader().read_to_string(&mut content).unwrap();
     /// ```
     ///
     /// If the client sent a `Expect: 100-continue` header with the request, calling this
@@ -360,13 +371,16 @@ impl Request {
     #[inline]
     pub fn as_reader(&mut self) -> &mut dyn Read {
         if self.must_send_continue {
+            if let Some(s) = &self.socket {
+                s.start_send(None);
+            }
             let msg = Response::new_empty(StatusCode(100));
             msg.raw_print(
                 self.response_writer.as_mut().unwrap().by_ref(),
                 self.http_version.clone(),
                 &self.headers,
                 true,
-                None,
+                false,
             )
             .ok();
             self.response_writer.as_mut().unwrap().flush().ok();
@@ -376,32 +390,33 @@ impl Request {
         self.data_reader.as_mut().unwrap()
     }
 
-    /// Turns the `Request` into a writer.
-    ///
-    /// The writer has a raw access to the stream to the user.
-    /// This function is useful for things like CGI.
-    ///
-    /// Note that the destruction of the `Writer` object may trigger
-    /// some events. For exemple if a client has sent multiple requests and the requests
-    /// have been processed in parallel, the destruction of a writer will trigger
-    /// the writing of the next response.
-    /// Therefore you should always destroy the `Writer` as soon as possible.
-    #[inline]
-    pub fn into_writer(mut self) -> Box<dyn Write + Send + 'static> {
-        let writer = self.extract_writer_impl();
-        if let Some(sender) = self.notify_when_responded.take() {
-            let writer = NotifyOnDrop {
-                sender,
-                inner: writer,
-            };
-            Box::new(writer) as Box<dyn Write + Send + 'static>
-        } else {
-            writer
-        }
+    /// Syncto patch: whether the body has been read to its end (always true
+    /// without a body). When it has not, the response says
+    /// `Connection: close` and the connection ends after it.
+    pub fn body_finished(&self) -> bool {
+        self.data_reader.as_ref().is_none_or(|b| b.finished)
     }
 
-    /// Extract the response `Writer` object from the Request, dropping this `Writer` has the same side effects
-    /// as the object returned by `into_writer` above.
+    /// Syncto patch: end the connection after the response (it says
+    /// `Connection: close`).
+    pub fn set_close(&mut self) {
+        self.close = true;
+    }
+
+    /// Syncto patch: the response must be written within `limit` (instead of
+    /// the listener's send limit), or the connection is closed.
+    pub fn set_send_limit(&mut self, limit: std::time::Duration) {
+        self.send_limit = Some(limit);
+    }
+
+    /// Syncto patch: whether the client keeps the connection open after this
+    /// request (HTTP/1.1 without `Connection: close`, or HTTP/1.0 with
+    /// `Connection: keep-alive`).
+    pub fn keep_alive(&self) -> bool {
+        self.keep_alive
+    }
+
+    /// Extract the response `Writer` object from the Request.
     ///
     /// This may only be called once on a single request.
     fn extract_writer_impl(&mut self) -> Box<dyn Write + Send + 'static> {
@@ -414,30 +429,13 @@ impl Request {
         writer.unwrap()
     }
 
-    /// Extract the body `Reader` object from the Request.
-    ///
-    /// This may only be called once on a single request.
-    fn extract_reader_impl(&mut self) -> Box<dyn Read + Send + 'static> {
-        use std::mem;
-
-        assert!(self.data_reader.is_some());
-
-        let mut reader = None;
-        mem::swap(&mut self.data_reader, &mut reader);
-        reader.unwrap()
-    }
-
     /// Sends a response to this request.
     #[inline]
     pub fn respond<R>(mut self, response: Response<R>) -> Result<(), IoError>
     where
         R: Read,
     {
-        let res = self.respond_impl(response);
-        if let Some(sender) = self.notify_when_responded.take() {
-            sender.send(()).unwrap();
-        }
-        res
+        self.respond_impl(response)
     }
 
     fn respond_impl<R>(&mut self, response: Response<R>) -> Result<(), IoError>
@@ -448,15 +446,33 @@ impl Request {
 
         let do_not_send_body = self.method == Method::Head;
 
-        Self::ignore_client_closing_errors(response.raw_print(
-            writer.by_ref(),
-            self.http_version.clone(),
-            &self.headers,
-            do_not_send_body,
-            None,
-        ))?;
+        // Syncto patch: what is left of an unread body would be parsed as
+        // the next request (request smuggling): close instead.
+        let close = self.close || !self.body_finished();
+        if let Some(s) = &self.socket {
+            if close {
+                s.set_close();
+            }
+            s.start_send(self.send_limit);
+        }
 
-        Self::ignore_client_closing_errors(writer.flush())
+        let written = response
+            .raw_print(
+                writer.by_ref(),
+                self.http_version.clone(),
+                &self.headers,
+                do_not_send_body,
+                close || !self.keep_alive,
+            )
+            .and_then(|()| writer.flush());
+        // Syncto patch: a response not written whole leaves the connection
+        // in the middle of an answer: it ends there.
+        if written.is_err() {
+            if let Some(s) = &self.socket {
+                s.set_close();
+            }
+        }
+        Self::ignore_client_closing_errors(written)
     }
 
     fn ignore_client_closing_errors(result: io::Result<()>) -> io::Result<()> {
@@ -467,11 +483,6 @@ impl Request {
             ErrorKind::ConnectionReset => Ok(()),
             _ => Err(err),
         })
-    }
-
-    pub(crate) fn with_notify_sender(mut self, sender: Sender<()>) -> Self {
-        self.notify_when_responded = Some(sender);
-        self
     }
 }
 
@@ -490,18 +501,9 @@ impl Drop for Request {
         if self.response_writer.is_some() {
             let response = Response::empty(500);
             let _ = self.respond_impl(response); // ignoring any potential error
-            if let Some(sender) = self.notify_when_responded.take() {
-                sender.send(()).unwrap();
-            }
         }
     }
 }
-
-/// Dummy trait that regroups the `Read` and `Write` traits.
-///
-/// Automatically implemented on all types that implement both `Read` and `Write`.
-pub trait ReadWrite: Read + Write {}
-impl<T> ReadWrite for T where T: Read + Write {}
 
 #[cfg(test)]
 mod tests {

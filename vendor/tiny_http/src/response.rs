@@ -97,6 +97,17 @@ where
 
     // writing headers
     for header in headers.iter() {
+        // Syncto patch: a header whose name is not a token or whose value
+        // holds a control character (CR, LF, NUL…) is never written: such
+        // bytes would end the header early and let a value that came from
+        // a request (a path, a query) add headers or a body of its own.
+        if !writable(header) {
+            log::warn!(
+                "response header {:?} dropped: control characters in its name or value",
+                header.field.as_str().as_str().escape_debug().to_string()
+            );
+            continue;
+        }
         writer.write_all(header.field.as_str().as_ref())?;
         write!(&mut writer, ": ")?;
         writer.write_all(header.value.as_str().as_ref())?;
@@ -107,6 +118,19 @@ where
     write!(&mut writer, "\r\n")?;
 
     Ok(())
+}
+
+/// Syncto patch: a name made of token characters and a value without
+/// control characters other than HTAB.
+fn writable(header: &Header) -> bool {
+    let name = header.field.as_str().as_bytes();
+    !name.is_empty()
+        && name.iter().all(|&b| crate::common::is_tchar(b))
+        && header
+            .value
+            .as_bytes()
+            .iter()
+            .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
 }
 
 fn choose_transfer_encoding(
@@ -337,9 +361,9 @@ where
         http_version: HTTPVersion,
         request_headers: &[Header],
         do_not_send_body: bool,
-        upgrade: Option<&str>,
+        close: bool,
     ) -> IoResult<()> {
-        let mut transfer_encoding = Some(choose_transfer_encoding(
+        let transfer_encoding = Some(choose_transfer_encoding(
             self.status_code,
             request_headers,
             &http_version,
@@ -361,17 +385,11 @@ where
             );
         }
 
-        // handling upgrade
-        if let Some(upgrade) = upgrade {
-            self.headers.insert(
-                0,
-                Header::from_bytes(&b"Upgrade"[..], upgrade.as_bytes()).unwrap(),
-            );
-            self.headers.insert(
-                0,
-                Header::from_bytes(&b"Connection"[..], &b"upgrade"[..]).unwrap(),
-            );
-            transfer_encoding = None;
+        // Syncto patch: no protocol upgrade (raw-socket hand-over); say when
+        // the connection ends after this response.
+        if close {
+            self.headers
+                .push(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap());
         }
 
         // if the transfer encoding is identity, the content length must be known ; therefore if
@@ -570,5 +588,51 @@ impl Clone for Response<io::Empty> {
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Header, Response};
+    use crate::common::HTTPVersion;
+
+    fn written(name: &[u8], value: &[u8]) -> String {
+        let header = Header::from_bytes(name, value).unwrap();
+        let mut out = Vec::new();
+        Response::from_string("x")
+            .with_header(header)
+            .raw_print(&mut out, HTTPVersion(1, 1), &[], false, false)
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn headers_with_control_characters_are_never_written() {
+        for (name, value) in [
+            (&b"Location"[..], &b"/x\r\nSet-Cookie: a=b"[..]),
+            (b"Location", b"/x\nSet-Cookie: a=b"),
+            (b"Location", b"/x\rSet-Cookie: a=b"),
+            (b"Location", b"/x\0"),
+            (b"X-A\r\nSet-Cookie", b"a=b"),
+            (b"X A", b"b"),
+            (b"", b"b"),
+        ] {
+            let out = written(name, value);
+            assert!(!out.contains("Set-Cookie"), "{out:?}");
+            assert!(!out.contains("/x"), "{out:?}");
+        }
+        let out = written(b"Location", b"/x\t%0D%0A");
+        assert!(out.contains("\r\nLocation: /x\t%0D%0A\r\n"), "{out:?}");
+    }
+
+    #[test]
+    fn a_closing_response_says_so() {
+        let mut out = Vec::new();
+        Response::from_string("x")
+            .raw_print(&mut out, HTTPVersion(1, 1), &[], false, true)
+            .unwrap();
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains("\r\nConnection: close\r\n"));
     }
 }

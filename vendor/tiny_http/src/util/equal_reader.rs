@@ -1,36 +1,27 @@
 use std::io::Read;
-use std::io::Result as IoResult;
-use std::sync::mpsc::channel;
-use std::sync::mpsc::{Receiver, Sender};
+use std::io::{ErrorKind, Result as IoResult};
 
 /// A `Reader` that reads exactly the number of bytes from a sub-reader.
 ///
-/// If the limit is reached, it returns EOF. If the limit is not reached
-/// when the destructor is called, the remaining bytes will be read and
-/// thrown away.
+/// Syncto patch: the connection ending before `size` bytes is an error
+/// (upstream returned EOF, so a truncated body looked complete), and the
+/// unread rest of a body is no longer drained on drop (a connection whose
+/// request body was not read to its end is closed after the response,
+/// never parsed further).
 pub struct EqualReader<R>
 where
     R: Read,
 {
     reader: R,
     size: usize,
-    last_read_signal: Sender<IoResult<()>>,
 }
 
 impl<R> EqualReader<R>
 where
     R: Read,
 {
-    pub fn new(reader: R, size: usize) -> (EqualReader<R>, Receiver<IoResult<()>>) {
-        let (tx, rx) = channel();
-
-        let r = EqualReader {
-            reader,
-            size,
-            last_read_signal: tx,
-        };
-
-        (r, rx)
+    pub fn new(reader: R, size: usize) -> EqualReader<R> {
+        EqualReader { reader, size }
     }
 }
 
@@ -39,7 +30,7 @@ where
     R: Read,
 {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
-        if self.size == 0 {
+        if self.size == 0 || buf.is_empty() {
             return Ok(0);
         }
 
@@ -49,50 +40,11 @@ where
             &mut buf[..self.size]
         };
 
-        match self.reader.read(buf) {
-            Ok(len) => {
+        match self.reader.read(buf)? {
+            0 => Err(ErrorKind::UnexpectedEof.into()),
+            len => {
                 self.size -= len;
                 Ok(len)
-            }
-            err @ Err(_) => err,
-        }
-    }
-}
-
-impl<R> Drop for EqualReader<R>
-where
-    R: Read,
-{
-    fn drop(&mut self) {
-        // Syncto patch: the unread rest of a body was drained through a
-        // buffer as large as the rest itself, so `Content-Length: 10^12`
-        // on a request answered without reading (413) made the process
-        // allocate a terabyte and abort. Drain through a small buffer, and
-        // not more than DRAIN_LIMIT: past that the connection is given up
-        // (the next read sees body bytes, fails to parse and closes it).
-        const DRAIN_LIMIT: usize = 4 * 1024 * 1024;
-        if self.size > DRAIN_LIMIT {
-            self.last_read_signal.send(Ok(())).ok();
-            return;
-        }
-        let mut remaining_to_read = self.size;
-        let mut buf = [0u8; 8192];
-
-        while remaining_to_read > 0 {
-            let buf = &mut buf[..remaining_to_read.min(8192)];
-
-            match self.reader.read(buf) {
-                Err(e) => {
-                    self.last_read_signal.send(Err(e)).ok();
-                    break;
-                }
-                Ok(0) => {
-                    self.last_read_signal.send(Ok(())).ok();
-                    break;
-                }
-                Ok(other) => {
-                    remaining_to_read -= other;
-                }
             }
         }
     }
@@ -110,7 +62,7 @@ mod tests {
         let mut org_reader = Cursor::new("hello world".to_string().into_bytes());
 
         {
-            let (mut equal_reader, _) = EqualReader::new(org_reader.by_ref(), 5);
+            let mut equal_reader = EqualReader::new(org_reader.by_ref(), 5);
 
             let mut string = String::new();
             equal_reader.read_to_string(&mut string).unwrap();
@@ -129,15 +81,24 @@ mod tests {
         let mut org_reader = Cursor::new("hello world".to_string().into_bytes());
 
         {
-            let (mut equal_reader, _) = EqualReader::new(org_reader.by_ref(), 5);
+            let mut equal_reader = EqualReader::new(org_reader.by_ref(), 5);
 
             let mut vec = [0];
             equal_reader.read_exact(&mut vec).unwrap();
             assert_eq!(vec[0], b'h');
         }
 
+        // Nothing is drained: the rest is where the reader stopped.
         let mut string = String::new();
         org_reader.read_to_string(&mut string).unwrap();
-        assert_eq!(string, " world");
+        assert_eq!(string, "ello world");
+    }
+
+    #[test]
+    fn a_truncated_body_is_an_error() {
+        let mut r = EqualReader::new(&b"abc"[..], 5);
+        let mut out = Vec::new();
+        let e = r.read_to_end(&mut out).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
     }
 }

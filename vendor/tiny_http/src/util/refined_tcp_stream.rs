@@ -1,152 +1,133 @@
+//! Syncto patch: the reader and the writer of a connection are two handles
+//! on one shared [`Socket`] (one descriptor, closed when both are gone),
+//! instead of two `try_clone`d sockets each shut down on drop.
+
 use std::io::Result as IoResult;
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
 
-use crate::connection::Connection;
-#[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-use crate::ssl::SslStream;
+use crate::socket::Socket;
 
-pub(crate) enum Stream {
-    Http(Connection),
-    #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-    Https(SslStream),
-}
-
-impl Clone for Stream {
-    fn clone(&self) -> Self {
-        match self {
-            Stream::Http(tcp_stream) => Stream::Http(tcp_stream.try_clone().unwrap()),
-            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-            Stream::Https(ssl_stream) => Stream::Https(ssl_stream.clone()),
-        }
-    }
-}
-
-impl From<Connection> for Stream {
-    fn from(tcp_stream: Connection) -> Self {
-        Stream::Http(tcp_stream)
-    }
-}
-
-impl Stream {
-    fn secure(&self) -> bool {
-        match self {
-            Stream::Http(_) => false,
-            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-            Stream::Https(_) => true,
-        }
-    }
-
-    fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
-        match self {
-            Stream::Http(tcp_stream) => tcp_stream.peer_addr(),
-            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-            Stream::Https(ssl_stream) => ssl_stream.peer_addr(),
-        }
-    }
-
-    fn shutdown(&mut self, how: Shutdown) -> IoResult<()> {
-        match self {
-            Stream::Http(tcp_stream) => tcp_stream.shutdown(how),
-            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-            Stream::Https(ssl_stream) => ssl_stream.shutdown(how),
-        }
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
-        match self {
-            Stream::Http(tcp_stream) => tcp_stream.read(buf),
-            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-            Stream::Https(ssl_stream) => ssl_stream.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
-        match self {
-            Stream::Http(tcp_stream) => tcp_stream.write(buf),
-            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-            Stream::Https(ssl_stream) => ssl_stream.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> IoResult<()> {
-        match self {
-            Stream::Http(tcp_stream) => tcp_stream.flush(),
-            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-            Stream::Https(ssl_stream) => ssl_stream.flush(),
-        }
-    }
-}
-
-pub struct RefinedTcpStream {
-    stream: Stream,
-    close_read: bool,
-    close_write: bool,
-}
+pub struct RefinedTcpStream(Arc<Socket>);
 
 impl RefinedTcpStream {
-    pub(crate) fn new<S>(stream: S) -> (RefinedTcpStream, RefinedTcpStream)
-    where
-        S: Into<Stream>,
-    {
-        let stream: Stream = stream.into();
-
-        let (read, write) = (stream.clone(), stream);
-
-        let read = RefinedTcpStream {
-            stream: read,
-            close_read: true,
-            close_write: false,
-        };
-
-        let write = RefinedTcpStream {
-            stream: write,
-            close_read: false,
-            close_write: true,
-        };
-
-        (read, write)
-    }
-
-    /// Returns true if this struct wraps around a secure connection.
-    #[inline]
-    pub(crate) fn secure(&self) -> bool {
-        self.stream.secure()
-    }
-
-    pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
-        self.stream.peer_addr()
-    }
-}
-
-impl Drop for RefinedTcpStream {
-    fn drop(&mut self) {
-        if self.close_read {
-            self.stream.shutdown(Shutdown::Read).ok();
-        }
-
-        if self.close_write {
-            self.stream.shutdown(Shutdown::Write).ok();
-        }
+    pub(crate) fn new(socket: Arc<Socket>) -> RefinedTcpStream {
+        RefinedTcpStream(socket)
     }
 }
 
 impl Read for RefinedTcpStream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
-        self.stream.read(buf)
+        (&*self.0).read(buf)
     }
 }
 
 impl Write for RefinedTcpStream {
     fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
-        self.stream.write(buf)
+        (&*self.0).write(buf)
     }
 
     fn flush(&mut self) -> IoResult<()> {
-        self.stream.flush()
+        Ok(())
+    }
+}
+
+/// Syncto patch: a write buffer that exists only while a response is being
+/// written: allocated at its first write, released at its flush. A 16 KiB
+/// buffer lets a typical answer (head and a page of records) leave in one
+/// `send`, and a connection that never gets an answer (or sits idle between
+/// requests) holds none.
+pub struct ResponseBuffer<W: Write> {
+    inner: W,
+    buf: Vec<u8>,
+    capacity: usize,
+}
+
+impl<W: Write> ResponseBuffer<W> {
+    pub fn new(inner: W, capacity: usize) -> ResponseBuffer<W> {
+        ResponseBuffer {
+            inner,
+            buf: Vec::new(),
+            capacity,
+        }
+    }
+}
+
+impl<W: Write> Write for ResponseBuffer<W> {
+    fn write(&mut self, data: &[u8]) -> IoResult<usize> {
+        if self.buf.len() + data.len() > self.capacity && !self.buf.is_empty() {
+            let result = self.inner.write_all(&self.buf);
+            self.buf.clear();
+            result?;
+        }
+        if data.len() >= self.capacity {
+            return self.inner.write(data);
+        }
+        if self.buf.capacity() == 0 {
+            self.buf.reserve_exact(self.capacity);
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> IoResult<()> {
+        let result = if self.buf.is_empty() {
+            Ok(())
+        } else {
+            self.inner.write_all(&self.buf)
+        };
+        self.buf = Vec::new();
+        result
+    }
+}
+
+impl<W: Write> Drop for ResponseBuffer<W> {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ResponseBuffer;
+    use std::io::Write;
+
+    /// Records each write it is given.
+    #[derive(Default)]
+    struct Sends(Vec<Vec<u8>>);
+
+    impl Write for &mut Sends {
+        fn write(&mut self, d: &[u8]) -> std::io::Result<usize> {
+            self.0.push(d.to_vec());
+            Ok(d.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_response_leaves_in_one_send_and_the_buffer_goes_with_it() {
+        let mut sends = Sends::default();
+        {
+            let mut b = ResponseBuffer::new(&mut sends, 16);
+            assert_eq!(b.buf.capacity(), 0);
+            b.write_all(b"head;").unwrap();
+            b.write_all(b"body").unwrap();
+            assert_eq!(b.buf.capacity(), 16);
+            b.flush().unwrap();
+            assert_eq!(b.buf.capacity(), 0);
+            // More than fits: what was buffered goes first, in order.
+            b.write_all(b"0123456789").unwrap();
+            b.write_all(b"abcdefghij").unwrap();
+            b.write_all(&[b'x'; 20]).unwrap();
+        }
+        let all: Vec<u8> = sends.0.concat();
+        assert_eq!(
+            all,
+            [&b"head;body0123456789abcdefghij"[..], &[b'x'; 20]].concat()
+        );
+        assert_eq!(sends.0[0], b"head;body");
+        assert_eq!(sends.0.len(), 4);
     }
 }

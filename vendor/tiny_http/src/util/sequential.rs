@@ -110,6 +110,22 @@ impl<W: Write + Send> Iterator for SequentialWriterBuilder<W> {
     }
 }
 
+impl<R: Read + Send> SequentialReader<R> {
+    /// Syncto patch: block until the previous reader is gone (the previous
+    /// request's body is released), without reading, so that the caller
+    /// can decide whether to read at all. False if it vanished without
+    /// handing the stream over.
+    pub fn wait_turn(&mut self) -> bool {
+        if let SequentialReaderInner::Waiting(ref mut recv) = self.inner {
+            match recv.recv() {
+                Ok(reader) => self.inner = SequentialReaderInner::MyTurn(reader),
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+}
+
 impl<R: Read + Send> Read for SequentialReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
         let mut reader = match self.inner {

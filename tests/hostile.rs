@@ -1,0 +1,870 @@
+//! Hostile clients: descriptor exhaustion, idle and slow connections, busy
+//! workers, ambiguous framing, control bytes and header injection, HTTP/2
+//! and Upgrade. Raw sockets, so that what is asserted is what crosses the
+//! wire: status, errno, headers, and whether the connection was closed.
+
+use crate::support::*;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use syncto::config::Config;
+
+/// Short listener limits, so that a test never waits for the defaults.
+fn short_limits(c: &mut Config) {
+    c.request_head_timeout_seconds = 1;
+    c.request_body_timeout_seconds = 1;
+    c.keepalive_timeout_seconds = 1;
+}
+
+fn addr(s: &Syncto) -> String {
+    s.base.trim_start_matches("http://").to_owned()
+}
+
+fn connect(addr: &str) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
+/// What came back on a connection, and whether the server closed it (EOF
+/// or reset) rather than leaving it open until our 10 s read timeout.
+struct Wire {
+    bytes: Vec<u8>,
+    closed: bool,
+}
+
+impl Wire {
+    fn answers(&self) -> Vec<Answer> {
+        answers(&self.bytes)
+    }
+
+    /// Exactly one answer, and the connection closed after it.
+    #[track_caller]
+    fn only_answer_then_close(&self) -> Answer {
+        let all = self.answers();
+        assert_eq!(all.len(), 1, "{:?}", String::from_utf8_lossy(&self.bytes));
+        assert!(self.closed, "the connection must be closed");
+        all.into_iter().next().unwrap()
+    }
+}
+
+fn read_until_close(stream: &mut TcpStream) -> Wire {
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 16384];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => {
+                return Wire {
+                    bytes,
+                    closed: true,
+                };
+            }
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Wire {
+                    bytes,
+                    closed: false,
+                };
+            }
+            Err(_) => {
+                return Wire {
+                    bytes,
+                    closed: true,
+                };
+            }
+        }
+    }
+}
+
+/// Send `bytes` on a new connection and read until the server closes it.
+fn exchange(addr: &str, bytes: &[u8]) -> Wire {
+    let mut stream = connect(addr);
+    // The server may close before taking everything (that is the point of
+    // some tests): what it answered is still there to read.
+    let _ = stream.write_all(bytes);
+    read_until_close(&mut stream)
+}
+
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    /// A Kinto error document with this status and errno.
+    #[track_caller]
+    fn assert_error(&self, status: u16, errno: u64) -> Value {
+        assert_eq!(self.status, status, "{}\n{}", self.head, self.body);
+        let doc: Value = serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body));
+        assert_eq!(doc["code"], status, "{doc}");
+        assert_eq!(doc["errno"], errno, "{doc}");
+        assert!(
+            doc["error"].is_string() && doc["message"].is_string(),
+            "{doc}"
+        );
+        assert!(
+            self.header("content-type")
+                .is_some_and(|t| t.starts_with("application/json")),
+            "{}",
+            self.head
+        );
+        doc
+    }
+}
+
+/// The HTTP answers in a byte stream (each with a Content-Length body).
+fn answers(mut bytes: &[u8]) -> Vec<Answer> {
+    let mut out = Vec::new();
+    while let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+        let head = String::from_utf8_lossy(&bytes[..end]).into_owned();
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let len = head
+            .lines()
+            .find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse::<usize>().ok())?
+            })
+            .unwrap_or(0);
+        let rest = &bytes[end + 4..];
+        let body = String::from_utf8_lossy(&rest[..len.min(rest.len())]).into_owned();
+        bytes = &rest[len.min(rest.len())..];
+        out.push(Answer { status, head, body });
+    }
+    out
+}
+
+const LBHEARTBEAT: &[u8] = b"GET /v1/__lbheartbeat__ HTTP/1.1\r\nHost: x\r\n\r\n";
+
+/// A Token Server that accepts connections and never answers, until dropped.
+struct BlackHole {
+    url: String,
+    addr: String,
+    held: Arc<Mutex<Vec<TcpStream>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl BlackHole {
+    fn start() -> BlackHole {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let held = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (h, s) = (held.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(stream) = stream {
+                    h.lock().unwrap().push(stream);
+                }
+            }
+        });
+        BlackHole {
+            url: format!("http://{addr}/"),
+            addr,
+            held,
+            stop,
+        }
+    }
+
+    fn connections(&self) -> usize {
+        self.held.lock().unwrap().len()
+    }
+
+    /// Wait until `n` upstream connections are held.
+    fn wait_for(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.connections() < n {
+            assert!(
+                Instant::now() < deadline,
+                "{} upstream calls",
+                self.connections()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for BlackHole {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(&self.addr);
+        // Closing the held connections ends the calls that wait on them.
+        self.held.lock().unwrap().clear();
+    }
+}
+
+/// GET the records of `tabs` with a token of its own (no shared cache
+/// entry), in the background.
+fn background_list(s: &Syncto, token: &str) -> std::thread::JoinHandle<Resp> {
+    let url = format!("{}{}", s.base, records("tabs"));
+    let auth = format!("Bearer {token}");
+    std::thread::spawn(move || request(&client(), "GET", &url, &[("Authorization", &auth)], None))
+}
+
+#[test]
+fn requests_that_need_no_upstream_are_answered_while_every_worker_is_stuck() {
+    let hole = BlackHole::start();
+    let s = Syncto::with(|c| {
+        c.workers = 2;
+        c.token_server_url = hole.url.clone();
+        c.upstream_timeout_seconds = 30;
+        c.queue_timeout_milliseconds = 30_000;
+    });
+    let stuck: Vec<_> = (0..3)
+        .map(|i| background_list(&s, &format!("stuck-{i}")))
+        .collect();
+    hole.wait_for(2);
+    // A client that gives up after 5 s: the stuck calls last 30 s.
+    let quick = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .new_agent();
+    let url = |p: &str| format!("{}{p}", s.base);
+    let get = |p: &str, h: &[(&str, &str)]| request(&quick, "GET", &url(p), h, None);
+    assert_eq!(get("/v1/__lbheartbeat__", &[]).status, 200);
+    assert_eq!(get("/v1/__version__", &[]).status, 200);
+    assert_eq!(get("/v1/", &[]).json()["project_name"], "syncto");
+    let preflight = request(
+        &quick,
+        "OPTIONS",
+        &url(&records("tabs")),
+        &[
+            ("Origin", "https://app.example"),
+            ("Access-Control-Request-Method", "GET"),
+        ],
+        None,
+    );
+    assert_eq!(preflight.status, 200);
+    assert_eq!(
+        preflight.header("Access-Control-Allow-Methods"),
+        Some("GET, HEAD, OPTIONS")
+    );
+    get(&records("tabs"), &[]).assert_error(401, 104);
+    get(&records("tabs"), &[("Authorization", "Digest x")]).assert_error(401, 104);
+    let r = request(
+        &quick,
+        "POST",
+        &url(&records("tabs")),
+        &[BEARER],
+        Some("{}"),
+    );
+    r.assert_error(405, 115);
+    let r = request(
+        &quick,
+        "PUT",
+        &url(&record("tabs", "a")),
+        &[BEARER, JSON],
+        Some("{}"),
+    );
+    r.assert_error(405, 115);
+    get("/v1/nowhere", &[]).assert_error(404, 111);
+    assert_eq!(get("/buckets", &[]).status, 307);
+    // None of those went upstream.
+    assert_eq!(hole.connections(), 2);
+    drop(hole);
+    for t in stuck {
+        assert_eq!(t.join().unwrap().status, 503);
+    }
+}
+
+#[test]
+fn a_request_that_finds_no_free_worker_is_shed_with_503() {
+    let hole = BlackHole::start();
+    let s = Syncto::with(|c| {
+        c.workers = 1;
+        c.token_server_url = hole.url.clone();
+        c.upstream_timeout_seconds = 30;
+        c.queue_timeout_milliseconds = 200;
+        c.retry_after_seconds = 7;
+    });
+    let stuck = background_list(&s, "stuck");
+    hole.wait_for(1);
+    let r = s.get(&records("tabs"), &[("Authorization", "Bearer other")]);
+    let doc = r.assert_error(503, 201);
+    assert!(doc["message"].as_str().unwrap().contains("overloading"));
+    assert_eq!(r.header("Retry-After"), Some("7"));
+    // The shed request never reached upstream, and the rest is served.
+    assert_eq!(hole.connections(), 1);
+    assert_eq!(s.get("/v1/__lbheartbeat__", &[]).status, 200);
+    drop(hole);
+    assert_eq!(stuck.join().unwrap().status, 503);
+    // Workers free again: requests are served, not shed.
+    assert_eq!(s.get("/v1/__heartbeat__", &[]).json()["sync"], false);
+}
+
+#[test]
+fn past_max_connections_idle_ones_make_room_and_busy_ones_get_a_quick_503() {
+    let hole = BlackHole::start();
+    let s = Syncto::with(|c| {
+        c.max_connections = Some(4);
+        c.retry_after_seconds = 9;
+        c.token_server_url = hole.url.clone();
+        c.upstream_timeout_seconds = 30;
+        c.queue_timeout_milliseconds = 30_000;
+    });
+    let a = addr(&s);
+    // Four connections, each with a request being served (stuck upstream).
+    let mut busy: Vec<TcpStream> = (0..4)
+        .map(|i| {
+            let mut c = connect(&a);
+            let head = format!(
+                "GET {} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer busy-{i}\r\n\r\n",
+                records("tabs")
+            );
+            c.write_all(head.as_bytes()).unwrap();
+            c
+        })
+        .collect();
+    hole.wait_for(4);
+    // The fifth gets a 503 document and is closed, without a request.
+    let mut fifth = connect(&a);
+    let wire = read_until_close(&mut fifth);
+    let answer = wire.only_answer_then_close();
+    answer.assert_error(503, 201);
+    assert_eq!(answer.header("Retry-After"), Some("9"));
+    assert_eq!(answer.header("Connection"), Some("close"));
+    // The busy ones are answered once upstream gives up, and stay open.
+    drop(hole);
+    let mut buf = [0u8; 4096];
+    for c in &mut busy {
+        let n = c.read(&mut buf).unwrap();
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 503"),
+            "{:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+    }
+    // Now they are idle: a new connection closes the oldest to make room.
+    let mut newcomer = connect(&a);
+    newcomer.write_all(LBHEARTBEAT).unwrap();
+    let n = newcomer.read(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let oldest = read_until_close(&mut busy[0]);
+    assert!(oldest.closed && oldest.bytes.is_empty());
+    // The others are still served.
+    busy[1].write_all(LBHEARTBEAT).unwrap();
+    let n = busy[1].read(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+}
+
+#[test]
+fn a_slow_drip_head_is_cut_off_by_the_head_limit() {
+    let s = Syncto::with(short_limits);
+    let mut stream = connect(&addr(&s));
+    stream
+        .write_all(b"GET /v1/ HTTP/1.1\r\nHost: x\r\nX-Drip: ")
+        .unwrap();
+    // One byte every 100 ms for 8 s: each read gets a byte long before any
+    // per-read timeout, only a limit on the whole head stops it.
+    let done = Arc::new(AtomicBool::new(false));
+    let (mut writer, d) = (stream.try_clone().unwrap(), done.clone());
+    let dripper = std::thread::spawn(move || {
+        for _ in 0..80 {
+            if writer.write_all(b"a").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        d.store(true, Ordering::SeqCst);
+    });
+    let wire = read_until_close(&mut stream);
+    assert!(
+        !done.load(Ordering::SeqCst),
+        "the head limit must end the drip"
+    );
+    let answer = wire.only_answer_then_close();
+    answer.assert_error(408, 107);
+    dripper.join().unwrap();
+}
+
+#[test]
+fn idle_and_silent_connections_are_closed_without_an_answer() {
+    let s = Syncto::with(short_limits);
+    // Connected, nothing sent: closed by the head limit.
+    let mut silent = connect(&addr(&s));
+    let wire = read_until_close(&mut silent);
+    assert!(wire.closed && wire.bytes.is_empty());
+    // Idle after one request: closed by the keep-alive limit.
+    let mut idle = connect(&addr(&s));
+    idle.write_all(LBHEARTBEAT).unwrap();
+    let wire = read_until_close(&mut idle);
+    assert!(
+        wire.closed,
+        "the keep-alive limit must close the connection"
+    );
+    assert_eq!(wire.answers().len(), 1);
+    assert_eq!(wire.answers()[0].status, 200);
+}
+
+#[test]
+fn a_slow_body_is_408_and_never_served() {
+    let s = Syncto::with(|c| {
+        short_limits(c);
+        c.write_switches.insert(
+            "tabs".into(),
+            syncto::config::WriteSwitch {
+                put: true,
+                delete: true,
+            },
+        );
+    });
+    let mut stream = connect(&addr(&s));
+    let head = format!(
+        "PUT {} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nContent-Type: application/json\r\n\
+         Content-Length: 2000\r\n\r\n{{\"data\": {{",
+        record("tabs", "a")
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let wire = read_until_close(&mut stream);
+    wire.only_answer_then_close().assert_error(408, 107);
+    // Cut short: nothing is written upstream.
+    let head = format!(
+        "PUT {} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\n\r\ne\r\n{{\"data\": {{}}}}  \r\n",
+        record("tabs", "b")
+    );
+    let mut stream = connect(&addr(&s));
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let wire = read_until_close(&mut stream);
+    wire.only_answer_then_close().assert_error(400, 107);
+    assert!(s.fake.sync_seen().is_empty());
+}
+
+#[test]
+fn ambiguous_framing_is_400_and_closes_the_connection() {
+    let s = Syncto::start();
+    let a = addr(&s);
+    let post = |headers: &str, body: &str| {
+        format!(
+            "POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{headers}\r\n{body}"
+        )
+    };
+    let body = r#"{"requests":[{"path":"/"}]}"#;
+    let n = body.len();
+    for (case, bytes) in [
+        (
+            "two Content-Length values",
+            post(
+                &format!("Content-Length: {n}\r\nContent-Length: {}\r\n", n + 1),
+                body,
+            ),
+        ),
+        (
+            "a list of two values",
+            post(&format!("Content-Length: {n}, {}\r\n", n + 1), body),
+        ),
+        ("a word", post("Content-Length: abc\r\n", body)),
+        ("a sign", post(&format!("Content-Length: +{n}\r\n"), body)),
+        ("a negative", post("Content-Length: -1\r\n", body)),
+        ("empty", post("Content-Length: \r\n", body)),
+        (
+            "Content-Length with Transfer-Encoding",
+            post(
+                &format!("Content-Length: {n}\r\nTransfer-Encoding: chunked\r\n"),
+                "0\r\n\r\n",
+            ),
+        ),
+        (
+            "gzip",
+            post("Transfer-Encoding: gzip, chunked\r\n", "0\r\n\r\n"),
+        ),
+        ("identity", post("Transfer-Encoding: identity\r\n", body)),
+        (
+            "chunked twice",
+            post(
+                "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+                "0\r\n\r\n",
+            ),
+        ),
+        (
+            "chunked in HTTP/1.0",
+            post("Transfer-Encoding: chunked\r\n", "0\r\n\r\n").replace("HTTP/1.1", "HTTP/1.0"),
+        ),
+        (
+            "a bad chunk size",
+            post("Transfer-Encoding: chunked\r\n", "zz\r\n\r\n"),
+        ),
+        (
+            "an unknown expectation",
+            post("Expect: money\r\nContent-Length: 2\r\n", "{}"),
+        ),
+    ] {
+        let mut bytes = bytes.into_bytes();
+        bytes.extend_from_slice(LBHEARTBEAT);
+        let wire = exchange(&a, &bytes);
+        let answer = wire.only_answer_then_close();
+        let status = if case == "an unknown expectation" {
+            417
+        } else {
+            400
+        };
+        answer.assert_error(status, 107);
+        assert_eq!(answer.header("Connection"), Some("close"), "{case}");
+    }
+    // The same length twice is one length: served, and kept alive.
+    let mut bytes = post(
+        &format!("Content-Length: {n}\r\nContent-Length: {n}\r\n"),
+        body,
+    );
+    bytes.push_str(std::str::from_utf8(LBHEARTBEAT).unwrap());
+    let mut stream = connect(&a);
+    stream.write_all(bytes.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while answers(&got).len() < 2 {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let all = answers(&got);
+    assert_eq!((all[0].status, all[1].status), (200, 200));
+    assert!(s.fake.sync_seen().is_empty());
+}
+
+#[test]
+fn control_bytes_in_the_head_are_400_and_never_reach_a_header() {
+    let s = Syncto::start();
+    let a = addr(&s);
+    for bytes in [
+        // The injection of a response header through the path.
+        &b"GET /x\nSet-Cookie:session=attacker HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+        b"GET /x\rSet-Cookie:session=attacker HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /x\0y HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /x\x7fy HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /v1/ HTTP/1.1\r\nHost: a\r\nX-A: a\0b\r\n\r\n",
+        b"GET /v1/ HTTP/1.1\r\nHost: a\r\nX-A: a\rb\r\n\r\n",
+        b"GET /v1/ HTTP/1.1\r\nHost: a\r\nX-A: a\x1bb\r\n\r\n",
+        // Obsolete line folding, a space before the colon, no name.
+        b"GET /v1/ HTTP/1.1\r\nHost: a\r\nX-A: a\r\n b\r\n\r\n",
+        b"GET /v1/ HTTP/1.1\r\nHost : a\r\n\r\n",
+        b"GET /v1/ HTTP/1.1\r\n: a\r\n\r\n",
+        // Malformed request lines.
+        b"GET  /v1/ HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /v1/ HTTP/1.1 extra\r\nHost: a\r\n\r\n",
+        b"GET\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+    ] {
+        let mut bytes = bytes.to_vec();
+        bytes.extend_from_slice(LBHEARTBEAT);
+        let wire = exchange(&a, &bytes);
+        let answer = wire.only_answer_then_close();
+        answer.assert_error(400, 107);
+        assert!(
+            answer.header("Set-Cookie").is_none(),
+            "{:?}",
+            String::from_utf8_lossy(&bytes)
+        );
+    }
+    // What can reach a header is percent-encoded, so it stays one value.
+    let wire = exchange(
+        &a,
+        b"GET /buckets/x%0D%0ASet-Cookie:%20a=b HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    let answer = &wire.answers()[0];
+    assert_eq!(answer.status, 307);
+    assert_eq!(
+        answer.header("Location"),
+        Some("http://a/v1/buckets/x%0D%0ASet-Cookie:%20a=b")
+    );
+    assert!(answer.header("Set-Cookie").is_none());
+    assert_eq!(s.get("/v1/__lbheartbeat__", &[]).status, 200);
+}
+
+#[test]
+fn bare_lf_heads_and_http2_are_refused_at_once() {
+    let s = Syncto::start();
+    let a = addr(&s);
+    // Without a close from the server these would wait for our read
+    // timeout: the answer must come at once.
+    let wire = exchange(&a, b"GET /v1/ HTTP/1.1\nHost: a\n\n");
+    wire.only_answer_then_close().assert_error(400, 107);
+    let wire = exchange(&a, b"GET /v1/ HTTP/1.1\r\nHost: a\n\n");
+    wire.only_answer_then_close().assert_error(400, 107);
+    let wire = exchange(&a, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    wire.only_answer_then_close().assert_error(505, 107);
+    let wire = exchange(&a, b"GET /v1/ HTTP/3.0\r\nHost: a\r\n\r\n");
+    wire.only_answer_then_close().assert_error(505, 107);
+    // A later HTTP/1.x is served as HTTP/1.1.
+    let wire = exchange(
+        &a,
+        b"GET /v1/ HTTP/1.2\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(wire.only_answer_then_close().status, 200);
+}
+
+#[test]
+fn upgrade_hands_nothing_over_and_pins_no_worker() {
+    let s = Syncto::with(|c| c.workers = 2);
+    s.fake.put(KID, "tabs", "a", "x", 1000);
+    let a = addr(&s);
+    let upgrade = b"GET /v1/ HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+                    Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    // Eight sockets that asked for an upgrade and stay open.
+    let mut held: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            let mut c = connect(&a);
+            c.write_all(upgrade).unwrap();
+            c
+        })
+        .collect();
+    // The upgrade is ignored: a plain answer, and the connection goes on
+    // being HTTP.
+    for c in &mut held {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while answers(&got).is_empty() {
+            let n = c.read(&mut buf).unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&buf[..n]);
+        }
+        let answer = &answers(&got)[0];
+        assert_eq!(answer.status, 200, "{}", answer.head);
+        assert!(answer.header("Upgrade").is_none());
+    }
+    held[0].write_all(LBHEARTBEAT).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = held[0].read(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    // The workers are free for records.
+    let r = s.auth_get(&records("tabs"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["data"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_body_not_read_to_its_end_closes_the_connection() {
+    let s = Syncto::with(|c| c.max_body_bytes = 1024);
+    let a = addr(&s);
+    // The "body" is requests: none of them may be answered.
+    let smuggled: Vec<u8> = LBHEARTBEAT.repeat(400);
+    for (framing, body) in [
+        ("Content-Length: 5000000\r\n".to_string(), smuggled.clone()),
+        (
+            format!("Content-Length: {}\r\n", smuggled.len()),
+            smuggled.clone(),
+        ),
+        (
+            "Transfer-Encoding: chunked\r\n".to_string(),
+            [
+                format!("{:x}\r\n", smuggled.len()).into_bytes(),
+                smuggled.clone(),
+                b"\r\n0\r\n\r\n".to_vec(),
+            ]
+            .concat(),
+        ),
+    ] {
+        let mut bytes = format!(
+            "PUT {} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\n\
+             Content-Type: application/json\r\n{framing}\r\n",
+            record("tabs", "a")
+        )
+        .into_bytes();
+        bytes.extend_from_slice(&body);
+        bytes.extend_from_slice(LBHEARTBEAT);
+        let wire = exchange(&a, &bytes);
+        let answer = wire.only_answer_then_close();
+        answer.assert_error(413, 113);
+        assert_eq!(answer.header("Connection"), Some("close"), "{framing}");
+    }
+    assert!(s.fake.sync_seen().is_empty());
+    assert_eq!(s.get("/v1/__lbheartbeat__", &[]).status, 200);
+}
+
+/// Start the binary under an open-files limit set by `sh`'s `ulimit`.
+fn spawn_limited(
+    ulimit: &str,
+    env: &[(&str, &str)],
+) -> (std::process::Child, u16, Arc<Mutex<String>>) {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit {ulimit} && exec \"$0\" --bind 127.0.0.1:0"))
+        .arg(env!("CARGO_BIN_EXE_syncto"))
+        .env_remove("SYNCTO_INI")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut lines = BufReader::new(child.stderr.take().unwrap());
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        while lines.read_line(&mut line).is_ok_and(|n| n > 0) {
+            sink.lock().unwrap().push_str(&line);
+            if let Some(rest) = line.split("listening on 127.0.0.1:").nth(1) {
+                let port = rest.split_whitespace().next().unwrap_or("").parse::<u16>();
+                let _ = tx.send(port.unwrap_or(0));
+            }
+            line.clear();
+        }
+    });
+    let port = rx
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("no 'listening on' line: {}", log.lock().unwrap()));
+    (child, port, log)
+}
+
+fn stop(mut child: std::process::Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn the_accept_loop_survives_running_out_of_descriptors() {
+    // More connections allowed than descriptors: accept itself fails.
+    let (child, port, log) = spawn_limited(
+        "-n 128",
+        &[("SYNCTO_WORKERS", "2"), ("SYNCTO_MAX_CONNECTIONS", "1000")],
+    );
+    let a = format!("127.0.0.1:{port}");
+    let idle: Vec<TcpStream> = (0..200)
+        .filter_map(|_| TcpStream::connect(&a).ok())
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !log.lock().unwrap().contains("cannot accept connections") {
+        assert!(Instant::now() < deadline, "{}", log.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(idle);
+    // Once the clients are gone, the server serves again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let wire = exchange(
+            &a,
+            b"GET /v1/__lbheartbeat__ HTTP/1.1\r\nConnection: close\r\n\r\n",
+        );
+        if wire.answers().first().is_some_and(|r| r.status == 200) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never served again: {}",
+            log.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop(child);
+}
+
+#[test]
+fn the_default_connection_limit_keeps_descriptors_for_the_rest() {
+    // 128 descriptors, 2 workers: at most 128 - 64 - 4 = 60 connections.
+    let (child, port, log) = spawn_limited(
+        "-n 128",
+        &[
+            ("SYNCTO_WORKERS", "2"),
+            ("SYNCTO_REQUEST_HEAD_TIMEOUT_SECONDS", "60"),
+        ],
+    );
+    assert!(
+        log.lock().unwrap().contains("at most 60 connections"),
+        "{}",
+        log.lock().unwrap()
+    );
+    let a = format!("127.0.0.1:{port}");
+    let mut idle: Vec<TcpStream> = (0..70).map(|_| connect(&a)).collect();
+    // The ten oldest silent connections were closed to make room for the
+    // ten newest, which are served.
+    for c in &mut idle[..10] {
+        let wire = read_until_close(c);
+        assert!(wire.closed && wire.bytes.is_empty());
+    }
+    for c in &mut idle[60..] {
+        c.write_all(LBHEARTBEAT).unwrap();
+        let mut buf = [0u8; 4096];
+        let n = c.read(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    }
+    let text = log.lock().unwrap().clone();
+    assert!(text.contains("closed to make room"), "{text}");
+    assert!(!text.contains("cannot accept"), "{text}");
+    stop(child);
+}
+
+#[test]
+fn the_soft_open_files_limit_is_raised_to_the_hard_one() {
+    let hard: u64 = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "ulimit -H -n"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap_or(0);
+    if hard <= 256 {
+        return; // nothing to raise on this machine
+    }
+    let (child, _, log) = spawn_limited("-S -n 256", &[]);
+    let text = log.lock().unwrap().clone();
+    assert!(
+        text.contains(&format!(
+            "open files limit {hard} (raised from 256), hard limit {hard}"
+        )),
+        "{text}"
+    );
+    stop(child);
+}
+
+#[test]
+fn a_client_that_never_reads_its_answers_holds_no_worker() {
+    let s = Syncto::with(|c| c.workers = 1);
+    // Answers of about 9 KiB: small enough for the worker to write itself.
+    for i in 0..30 {
+        s.fake
+            .put(KID, "tabs", &format!("r{i:02}"), &"p".repeat(260), 1000 + i);
+    }
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer reader\r\n\r\n",
+        records("tabs")
+    );
+    // Thousands of pipelined requests, answers never read: the socket
+    // buffers fill and a write can't finish.
+    let mut greedy = connect(&addr(&s));
+    let pipelined = request.repeat(4000);
+    let writer = std::thread::spawn(move || {
+        let _ = greedy.write_all(pipelined.as_bytes());
+        greedy
+    });
+    // Another client is still served by the only worker.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut served = 0;
+    while Instant::now() < deadline && served < 5 {
+        let r = s.auth_get(&records("tabs"));
+        assert_eq!(r.status, 200, "{}", r.body);
+        served += 1;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(served, 5);
+    drop(writer);
+}

@@ -1,0 +1,203 @@
+//! Syncto patch: a strict decoder of chunked request bodies (RFC 9112 §7.1),
+//! replacing `chunked_transfer::Decoder`, which read a chunk-size line of
+//! any length into memory, took a bare LF or a truncated body for the end
+//! of the body, and refused trailers.
+//!
+//! Here a size line is at most 4 KiB (hex size, optional extensions, CRLF),
+//! trailer fields are read and discarded (at most 100 lines of 16 KiB), and
+//! anything else, or the connection ending before the last chunk, is an
+//! error: a body is complete only when its zero-size chunk and the empty
+//! line after the trailers have been read.
+
+use std::convert::TryFrom;
+use std::io::{Error, ErrorKind, Read, Result};
+
+const MAX_SIZE_LINE: usize = 4096;
+const MAX_TRAILER_LINE: usize = 16 * 1024;
+const MAX_TRAILERS: usize = 100;
+
+enum State {
+    Size,
+    Data(u64),
+    DataEnd,
+    Done,
+}
+
+pub struct ChunkedDecoder<R> {
+    source: R,
+    state: State,
+}
+
+fn malformed(what: &str) -> Error {
+    Error::new(
+        ErrorKind::InvalidData,
+        format!("malformed chunked body: {what}"),
+    )
+}
+
+impl<R: Read> ChunkedDecoder<R> {
+    pub fn new(source: R) -> ChunkedDecoder<R> {
+        ChunkedDecoder {
+            source,
+            state: State::Size,
+        }
+    }
+
+    fn byte(&mut self) -> Result<u8> {
+        let mut b = [0u8];
+        loop {
+            match self.source.read(&mut b) {
+                Ok(0) => return Err(ErrorKind::UnexpectedEof.into()),
+                Ok(_) => return Ok(b[0]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One line up to CRLF (excluded), at most `max` bytes, no other
+    /// control byte than HTAB.
+    fn line(&mut self, max: usize) -> Result<Vec<u8>> {
+        let mut line = Vec::new();
+        loop {
+            match self.byte()? {
+                b'\r' => {
+                    return if self.byte()? == b'\n' {
+                        Ok(line)
+                    } else {
+                        Err(malformed("CR without LF"))
+                    }
+                }
+                b'\n' => return Err(malformed("bare LF")),
+                b if (b < 0x20 && b != b'\t') || b == 0x7f => {
+                    return Err(malformed("control character"))
+                }
+                b => {
+                    if line.len() >= max {
+                        return Err(malformed("line too long"));
+                    }
+                    line.push(b);
+                }
+            }
+        }
+    }
+
+    fn size(&mut self) -> Result<u64> {
+        let line = self.line(MAX_SIZE_LINE)?;
+        let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+        let rest = &line[digits..];
+        let ext = rest.iter().position(|b| !matches!(b, b' ' | b'\t'));
+        let ext_ok = ext.is_none_or(|i| rest[i] == b';');
+        if digits == 0 || digits > 16 || !ext_ok {
+            return Err(malformed("bad chunk size"));
+        }
+        let hex = std::str::from_utf8(&line[..digits]).map_err(|_| malformed("bad chunk size"))?;
+        u64::from_str_radix(hex, 16).map_err(|_| malformed("bad chunk size"))
+    }
+}
+
+impl<R: Read> Read for ChunkedDecoder<R> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            match self.state {
+                State::Done => return Ok(0),
+                State::Size => {
+                    let size = self.size()?;
+                    if size == 0 {
+                        for _ in 0..=MAX_TRAILERS {
+                            if self.line(MAX_TRAILER_LINE)?.is_empty() {
+                                self.state = State::Done;
+                                return Ok(0);
+                            }
+                        }
+                        return Err(malformed("too many trailer fields"));
+                    }
+                    self.state = State::Data(size);
+                }
+                State::Data(left) => {
+                    let want = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+                    let n = match self.source.read(&mut buf[..want]) {
+                        Ok(0) => return Err(ErrorKind::UnexpectedEof.into()),
+                        Ok(n) => n,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
+                    };
+                    let left = left - n as u64;
+                    self.state = if left == 0 {
+                        State::DataEnd
+                    } else {
+                        State::Data(left)
+                    };
+                    return Ok(n);
+                }
+                State::DataEnd => {
+                    if !self.line(0)?.is_empty() {
+                        return Err(malformed("chunk longer than its size"));
+                    }
+                    self.state = State::Size;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ChunkedDecoder;
+    use std::io::{ErrorKind, Read};
+
+    fn decode(input: &[u8]) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        ChunkedDecoder::new(input).read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn well_formed_bodies() {
+        assert_eq!(decode(b"5\r\nhello\r\n0\r\n\r\n").unwrap(), b"hello");
+        assert_eq!(
+            decode(b"3;ext=1\r\nabc\r\nA\r\n0123456789\r\n0\r\nX-Trailer: y\r\n\r\n").unwrap(),
+            b"abc0123456789"
+        );
+        assert_eq!(decode(b"0\r\n\r\n").unwrap(), b"");
+        // What follows the body is left for the next request.
+        let mut rest = &b"1\r\na\r\n0\r\n\r\nGET / HTTP/1.1\r\n"[..];
+        let mut out = Vec::new();
+        ChunkedDecoder::new(&mut rest)
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(
+            (out.as_slice(), rest),
+            (&b"a"[..], &b"GET / HTTP/1.1\r\n"[..])
+        );
+    }
+
+    #[test]
+    fn malformed_or_truncated_bodies_are_errors() {
+        for bad in [
+            &b"5\nhello\r\n0\r\n\r\n"[..],
+            b"5\r\nhello\n0\r\n\r\n",
+            b"z\r\nhello\r\n0\r\n\r\n",
+            b"\r\nhello\r\n0\r\n\r\n",
+            b"-5\r\nhello\r\n0\r\n\r\n",
+            b"5\r\nhelloX\r\n0\r\n\r\n",
+            b"11111111111111111\r\n",
+            b"5\r\nhel",
+            b"5\r\nhello\r\n",
+            b"5\r\nhello\r\n0\r\n",
+            b"0\r\nX: \0\r\n\r\n",
+        ] {
+            let e = decode(bad).unwrap_err();
+            assert!(
+                matches!(e.kind(), ErrorKind::InvalidData | ErrorKind::UnexpectedEof),
+                "{:?}: {e}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let long = format!("1;{}\r\na\r\n0\r\n\r\n", "x".repeat(5000));
+        assert!(decode(long.as_bytes()).is_err());
+    }
+}
