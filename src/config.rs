@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 
 use crate::cli::Args;
+use crate::startup::StartupError;
 
 mod date;
 mod ini;
@@ -154,30 +155,6 @@ pub struct Eos {
     /// The same moment in seconds since the Unix epoch (UTC).
     pub at: u64,
 }
-
-/// A configuration problem that stops the server before it serves (exit status 1).
-#[derive(Debug)]
-pub struct StartupError {
-    /// The complete message, already naming the file and line or the variable.
-    pub message: String,
-}
-
-impl StartupError {
-    /// Wraps a message.
-    pub fn new(message: impl Into<String>) -> StartupError {
-        StartupError {
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for StartupError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for StartupError {}
 
 /// The validated settings. Each field documents its INI key and default.
 #[derive(Clone)]

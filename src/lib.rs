@@ -21,11 +21,13 @@ pub mod logging;
 pub mod metrics;
 pub mod resolve;
 pub mod server;
+pub mod startup;
 pub mod sync;
 pub mod systemd;
 pub mod tls;
 
-use config::{Config, StartupError};
+use config::Config;
+use startup::StartupError;
 use std::sync::Arc;
 use std::time::Duration;
 

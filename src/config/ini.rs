@@ -4,7 +4,8 @@
 
 use std::fmt;
 
-use super::{StartupError, parse_bool};
+use super::parse_bool;
+use crate::startup::StartupError;
 
 /// Where a raw value came from, for messages.
 #[derive(Debug, Clone)]
