@@ -4,7 +4,8 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use crate::config::{self, LogFormat};
+use crate::config;
+use crate::logging::LogFormat;
 
 /// `--help` text. Keep in step with `man/syncto.1`.
 pub const HELP: &str = concat!(

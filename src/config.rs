@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 
 use crate::cli::Args;
+use crate::logging::LogFormat;
 use crate::startup::StartupError;
 
 mod date;
@@ -112,26 +113,6 @@ impl fmt::Display for Listen {
         match self {
             Listen::Tcp(addr) => f.write_str(addr),
             Listen::Unix(path) => write!(f, "unix:{}", path.display()),
-        }
-    }
-}
-
-/// How log lines are rendered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// One human-readable line per event (cliquet's `ClassicLogRenderer`).
-    Text,
-    /// MozLog JSON (cliquet's `MozillaHekaRenderer`).
-    Json,
-}
-
-impl LogFormat {
-    /// `text` or `json`, as accepted by `--log-format` and `log_format`.
-    pub fn from_name(name: &str) -> Option<LogFormat> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "text" => Some(LogFormat::Text),
-            "json" => Some(LogFormat::Json),
-            _ => None,
         }
     }
 }

@@ -34,8 +34,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
-use crate::config::LogFormat;
-
 /// Target (and MozLog `Type`) of the per-request summary line, as in cliquet.
 pub const SUMMARY_TARGET: &str = "request.summary";
 
@@ -52,6 +50,26 @@ const UNLIMITED: usize = usize::MAX;
 /// Per-thread buffers larger than this after a line are freed rather than kept, so one huge
 /// message does not pin memory in every worker thread.
 const KEEP_CAPACITY: usize = 16 * 1024;
+
+/// How log lines are rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event (cliquet's `ClassicLogRenderer`).
+    Text,
+    /// MozLog JSON (cliquet's `MozillaHekaRenderer`).
+    Json,
+}
+
+impl LogFormat {
+    /// `text` or `json`, as accepted by `--log-format` and `log_format`.
+    pub fn from_name(name: &str) -> Option<LogFormat> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
+}
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
 /// Whether `LOGGER` is the global logger (`log::set_logger` fails if another one was set).

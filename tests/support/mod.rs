@@ -70,7 +70,7 @@ impl Syncto {
 
     pub fn on(fake: Fake, config: Config) -> Syncto {
         if std::env::var_os("SYNCTO_TEST_LOG").is_some() {
-            syncto::logging::init(syncto::config::LogFormat::Text, log::LevelFilter::Debug);
+            syncto::logging::init(syncto::logging::LogFormat::Text, log::LevelFilter::Debug);
         }
         let running = syncto::start(config).expect("server starts");
         let base = format!("http://127.0.0.1:{}", running.port().unwrap());
