@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use crate::config;
+use crate::listen;
 use crate::logging::LogFormat;
 
 /// `--help` text. Keep in step with `man/syncto.1`.
@@ -110,7 +110,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Args, String> 
             }
             Long("bind") => {
                 let bind = parser.value().map_err(hint)?.string().map_err(hint)?;
-                config::parse_listen(&bind).map_err(|e| format!("--bind: {e}"))?;
+                listen::parse_listen(&bind).map_err(|e| format!("--bind: {e}"))?;
                 out.bind = Some(bind);
             }
             Long("check-config") => out.action = Action::CheckConfig,
@@ -129,7 +129,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Args, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Listen;
+    use crate::listen::Listen;
 
     fn run(args: &[&str]) -> Result<Args, String> {
         parse(args.iter().map(OsString::from))
@@ -204,7 +204,7 @@ mod tests {
         let args = run(&["--bind", "unix:/run/syncto/syncto.sock"]).unwrap();
         let bind = args.bind.unwrap();
         assert_eq!(
-            config::parse_listen(&bind),
+            listen::parse_listen(&bind),
             Ok(Listen::Unix(PathBuf::from("/run/syncto/syncto.sock")))
         );
     }

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 
 use crate::cli::Args;
+use crate::listen::{Listen, parse_listen, valid_host};
 use crate::logging::LogFormat;
 use crate::startup::StartupError;
 
@@ -98,24 +99,6 @@ const SERVER_SETTINGS: &[&str] = &["host", "port", "unix_socket", "unix_socket_m
 /// Upper bound of every timeout and TTL: large enough for anything sensible, small enough
 /// that `Instant + Duration` can never overflow.
 const MAX_SECONDS: u64 = 86_400;
-
-/// Where the server listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Listen {
-    /// `host:port` as given, IPv6 hosts bracketed: `127.0.0.1:8000`, `[::1]:0`.
-    Tcp(String),
-    /// A Unix domain socket path (`--bind unix:/path`).
-    Unix(PathBuf),
-}
-
-impl fmt::Display for Listen {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Listen::Tcp(addr) => f.write_str(addr),
-            Listen::Unix(path) => write!(f, "unix:{}", path.display()),
-        }
-    }
-}
 
 /// Which writes are allowed on one collection. Both default to off: nothing is written to
 /// Firefox Sync unless the operator asked for it.
@@ -579,34 +562,6 @@ pub fn is_authority(s: &str) -> bool {
         }
     };
     host_ok && port_ok
-}
-
-/// Validates a `--bind` value: `host:port`, `[v6]:port` or `unix:/path`.
-pub fn parse_listen(s: &str) -> Result<Listen, String> {
-    if let Some(path) = s.strip_prefix("unix:") {
-        if path.is_empty() {
-            return Err("expected a socket path after unix:".into());
-        }
-        return Ok(Listen::Unix(PathBuf::from(path)));
-    }
-    let expected = format!("expected HOST:PORT, [IPV6]:PORT or unix:/PATH, got {s:?}");
-    let (host, port) = s.rsplit_once(':').ok_or_else(|| expected.clone())?;
-    let host_ok = if let Some(inner) = host.strip_prefix('[') {
-        inner
-            .strip_suffix(']')
-            .is_some_and(|h| !h.is_empty() && !h.contains(['[', ']']))
-    } else {
-        valid_host(host) && !host.contains(':')
-    };
-    if !host_ok || !port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().is_err() {
-        return Err(expected);
-    }
-    Ok(Listen::Tcp(s.to_string()))
-}
-
-/// Non-empty, without whitespace or `/`.
-fn valid_host(host: &str) -> bool {
-    !host.is_empty() && !host.contains(|c: char| c.is_whitespace() || c == '/')
 }
 
 /// `record_<collection>_{put,delete}_enabled` → (collection, is_put); the collection is

@@ -17,6 +17,7 @@ pub mod config;
 pub mod credentials;
 pub mod forwarded;
 pub mod kinto;
+pub mod listen;
 pub mod logging;
 pub mod metrics;
 pub mod resolve;

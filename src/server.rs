@@ -20,9 +20,9 @@
 //! a 500 for that request only, and shutdown drains what is in flight.
 
 use crate::auth;
-use crate::config::Listen;
 use crate::kinto::error::{Error, Parts};
 use crate::kinto::{self, App, Request, Response, Route, Routed};
+use crate::listen::Listen;
 use crate::logging;
 use crate::startup::StartupError;
 use std::collections::VecDeque;

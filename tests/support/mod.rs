@@ -9,7 +9,8 @@ pub mod faulty;
 use fake::Fake;
 use serde_json::Value;
 use std::time::Duration;
-use syncto::config::{Config, Listen};
+use syncto::config::Config;
+use syncto::listen::Listen;
 use ureq::http;
 
 /// A key id (OAuth) that can serve as bucket id.
