@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use crate::listen;
+use crate::listen::Listen;
 use crate::logging::LogFormat;
 
 /// `--help` text. Keep in step with `man/syncto.1`.
@@ -69,8 +69,8 @@ pub struct Args {
     pub action: Action,
     /// `--config PATH` / `-c PATH`.
     pub config: Option<PathBuf>,
-    /// `--bind ADDR` (already checked to be `host:port`, `[v6]:port` or `unix:/path`).
-    pub bind: Option<String>,
+    /// `--bind ADDR`: `host:port`, `[v6]:port` or `unix:/path`.
+    pub bind: Option<Listen>,
     /// `--log-format text|json`.
     pub log_format: Option<LogFormat>,
 }
@@ -110,8 +110,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Args, String> 
             }
             Long("bind") => {
                 let bind = parser.value().map_err(hint)?.string().map_err(hint)?;
-                listen::parse_listen(&bind).map_err(|e| format!("--bind: {e}"))?;
-                out.bind = Some(bind);
+                out.bind = Some(bind.parse().map_err(|e| format!("--bind: {e}"))?);
             }
             Long("check-config") => out.action = Action::CheckConfig,
             Long("log-format") => {
@@ -129,7 +128,6 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Args, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::listen::Listen;
 
     fn run(args: &[&str]) -> Result<Args, String> {
         parse(args.iter().map(OsString::from))
@@ -164,12 +162,12 @@ mod tests {
             Some(PathBuf::from("c.ini"))
         );
         assert_eq!(
-            run(&["--bind", "0.0.0.0:9000"]).unwrap().bind.as_deref(),
-            Some("0.0.0.0:9000")
+            run(&["--bind", "0.0.0.0:9000"]).unwrap().bind,
+            Some(Listen::Tcp("0.0.0.0:9000".into()))
         );
         assert_eq!(
-            run(&["--bind", "[::1]:0"]).unwrap().bind.as_deref(),
-            Some("[::1]:0")
+            run(&["--bind", "[::1]:0"]).unwrap().bind,
+            Some(Listen::Tcp("[::1]:0".into()))
         );
         assert_eq!(
             run(&["--check-config"]).unwrap().action,
@@ -202,10 +200,9 @@ mod tests {
     #[test]
     fn bind_unix_socket() {
         let args = run(&["--bind", "unix:/run/syncto/syncto.sock"]).unwrap();
-        let bind = args.bind.unwrap();
         assert_eq!(
-            listen::parse_listen(&bind),
-            Ok(Listen::Unix(PathBuf::from("/run/syncto/syncto.sock")))
+            args.bind,
+            Some(Listen::Unix(PathBuf::from("/run/syncto/syncto.sock")))
         );
     }
 

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 
 use crate::cli::Args;
-use crate::listen::{Listen, parse_listen, valid_host};
+use crate::listen::{Listen, valid_host};
 use crate::logging::LogFormat;
 use crate::startup::StartupError;
 
@@ -377,8 +377,7 @@ impl Config {
             None => build("", "<built-in defaults>", None, env)?,
         };
         if let Some(bind) = &args.bind {
-            config.listen =
-                parse_listen(bind).map_err(|e| StartupError::new(format!("--bind: {e}")))?;
+            config.listen = bind.clone();
         }
         if let Some(format) = args.log_format {
             config.log_format = format;
@@ -987,7 +986,7 @@ fn apply_value(c: &mut Config, name: &str, raw: &Raw) -> Result<(), StartupError
                 .strip_prefix("udp://")
                 .map(|a| a.strip_suffix('/').unwrap_or(a));
             let valid = addr.is_some_and(|a| {
-                matches!(parse_listen(a), Ok(Listen::Tcp(_)))
+                matches!(a.parse(), Ok(Listen::Tcp(_)))
                     && a.rsplit_once(':')
                         .is_some_and(|(_, p)| p.parse::<u16>().is_ok_and(|p| p > 0))
             });

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 /// Where the server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,27 +23,31 @@ impl fmt::Display for Listen {
     }
 }
 
-/// Validates a `--bind` value: `host:port`, `[v6]:port` or `unix:/path`.
-pub fn parse_listen(s: &str) -> Result<Listen, String> {
-    if let Some(path) = s.strip_prefix("unix:") {
-        if path.is_empty() {
-            return Err("expected a socket path after unix:".into());
+/// A `--bind` value: `host:port`, `[v6]:port` or `unix:/path`.
+impl FromStr for Listen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Listen, String> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("expected a socket path after unix:".into());
+            }
+            return Ok(Listen::Unix(PathBuf::from(path)));
         }
-        return Ok(Listen::Unix(PathBuf::from(path)));
+        let expected = format!("expected HOST:PORT, [IPV6]:PORT or unix:/PATH, got {s:?}");
+        let (host, port) = s.rsplit_once(':').ok_or_else(|| expected.clone())?;
+        let host_ok = if let Some(inner) = host.strip_prefix('[') {
+            inner
+                .strip_suffix(']')
+                .is_some_and(|h| !h.is_empty() && !h.contains(['[', ']']))
+        } else {
+            valid_host(host) && !host.contains(':')
+        };
+        if !host_ok || !port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().is_err() {
+            return Err(expected);
+        }
+        Ok(Listen::Tcp(s.to_string()))
     }
-    let expected = format!("expected HOST:PORT, [IPV6]:PORT or unix:/PATH, got {s:?}");
-    let (host, port) = s.rsplit_once(':').ok_or_else(|| expected.clone())?;
-    let host_ok = if let Some(inner) = host.strip_prefix('[') {
-        inner
-            .strip_suffix(']')
-            .is_some_and(|h| !h.is_empty() && !h.contains(['[', ']']))
-    } else {
-        valid_host(host) && !host.contains(':')
-    };
-    if !host_ok || !port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().is_err() {
-        return Err(expected);
-    }
-    Ok(Listen::Tcp(s.to_string()))
 }
 
 /// Non-empty, without whitespace or `/`.
