@@ -2,6 +2,7 @@
 //! `[server:main]`.
 
 use std::fmt;
+use std::io;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -12,6 +13,24 @@ pub enum Listen {
     Tcp(String),
     /// A Unix domain socket path (`--bind unix:/path`).
     Unix(PathBuf),
+}
+
+impl Listen {
+    /// Binds the listening socket. A unix socket gets `mode` right after the bind, so no
+    /// proxy needs a chmod step of its own.
+    pub fn bind(&self, mode: Option<u32>) -> io::Result<tiny_http::Listener> {
+        Ok(match self {
+            Listen::Tcp(addr) => std::net::TcpListener::bind(addr.as_str())?.into(),
+            Listen::Unix(path) => {
+                let l = std::os::unix::net::UnixListener::bind(path)?;
+                if let Some(mode) = mode {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+                }
+                l.into()
+            }
+        })
+    }
 }
 
 impl fmt::Display for Listen {

@@ -22,7 +22,6 @@
 use crate::auth;
 use crate::kinto::error::{Error, Parts};
 use crate::kinto::{self, App, Request, Response, Route, Routed};
-use crate::listen::Listen;
 use crate::logging;
 use crate::startup::StartupError;
 use std::collections::VecDeque;
@@ -122,21 +121,9 @@ pub fn start(app: Arc<App>) -> Result<Running, StartupError> {
     let listen = config.listen.clone();
     let cannot =
         |e: &dyn fmt::Display| StartupError::new(format!("cannot listen on {listen}: {e}"));
-    let listener: tiny_http::Listener = match &listen {
-        Listen::Tcp(addr) => std::net::TcpListener::bind(addr.as_str())
-            .map_err(|e| cannot(&e))?
-            .into(),
-        Listen::Unix(path) => {
-            let l = std::os::unix::net::UnixListener::bind(path).map_err(|e| cannot(&e))?;
-            // Right after the bind, so no proxy needs a chmod step of its own.
-            if let Some(mode) = config.unix_socket_mode {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-                    .map_err(|e| cannot(&e))?;
-            }
-            l.into()
-        }
-    };
+    let listener = listen
+        .bind(config.unix_socket_mode)
+        .map_err(|e| cannot(&e))?;
     let handler: tiny_http::Handler = {
         let shared = Arc::clone(&shared);
         Box::new(move |rq| handle(&shared, rq))
