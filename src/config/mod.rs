@@ -1053,8 +1053,8 @@ fn apply_value(c: &mut Config, name: &str, raw: &Raw) -> Result<(), StartupError
 mod tests {
     use super::*;
 
-    const DEV: &str = include_str!("../tests/data/fixtures/syncto-1.5.0-development.ini");
-    const PROD: &str = include_str!("../tests/data/fixtures/syncto-production-style.ini");
+    const DEV: &str = include_str!("../../tests/data/fixtures/syncto-1.5.0-development.ini");
+    const PROD: &str = include_str!("../../tests/data/fixtures/syncto-production-style.ini");
     const DEV_SECRET: &str = "70a73e5719a5f844cfb5dc02d8b370f718ced6fe9b93d81b8c42c5ee417b6bbb";
     const PROD_SECRET: &str = "b0ed4b1a9c2b4a3e8f1d2c3b4a5968778695a4b3c2d1e0f1a2b3c4d5e6f70819";
 
