@@ -302,7 +302,7 @@ impl Config {
                 })?;
                 Config::from_ini(&text, &path, env)?
             }
-            None => settings::build("", "<built-in defaults>", None, env)?,
+            None => settings::read("", "<built-in defaults>", None, env)?,
         };
         if let Some(bind) = &args.bind {
             config.listen = bind.clone();
@@ -320,7 +320,7 @@ impl Config {
         origin: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, StartupError> {
-        settings::build(
+        settings::read(
             text,
             &origin.display().to_string(),
             Some(origin.to_path_buf()),

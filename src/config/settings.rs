@@ -29,49 +29,389 @@ pub(super) const STANDARD_COLLECTIONS: &[&str] = &[
     "creditcards",
 ];
 
+/// One `[app:main]` setting: its key, what an empty value means, and how a value is checked
+/// and stored. Adding a setting is a field of [`Config`], its default, and one entry here.
+pub(super) struct Setting {
+    /// The key, without its `syncto.` or `cliquet.` prefix.
+    pub(super) name: &'static str,
+    /// What an empty value does instead of `store`: the setting is optional and becomes
+    /// unset (Syncto's ini files sometimes carry `http_scheme =` with nothing after it).
+    /// `None`: an empty value is checked like any other.
+    unset: Option<fn(&mut Config)>,
+    /// Checks the value and stores it.
+    store: fn(&mut Config, &Raw) -> Result<(), StartupError>,
+}
+
+impl Setting {
+    /// Applies one value; the empty-value rule is here and nowhere else.
+    fn apply(&self, c: &mut Config, raw: &Raw) -> Result<(), StartupError> {
+        match self.unset {
+            Some(unset) if raw.value.is_empty() => {
+                unset(c);
+                Ok(())
+            }
+            _ => (self.store)(c, raw),
+        }
+    }
+}
+
+/// A setting whose every value, the empty one included, is checked.
+const fn required(
+    name: &'static str,
+    store: fn(&mut Config, &Raw) -> Result<(), StartupError>,
+) -> Setting {
+    Setting {
+        name,
+        unset: None,
+        store,
+    }
+}
+
+/// A setting that an empty value unsets.
+const fn optional(
+    name: &'static str,
+    unset: fn(&mut Config),
+    store: fn(&mut Config, &Raw) -> Result<(), StartupError>,
+) -> Setting {
+    Setting {
+        name,
+        unset: Some(unset),
+        store,
+    }
+}
+
+/// The setting named `name` (without prefix), if there is one.
+pub(super) fn setting(name: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.name == name)
+}
+
 /// Every `[app:main]` setting that has an effect, in the order they are applied
-/// (`logging_renderer` before `log_format`, so the explicit `log_format` wins).
-const SETTINGS: &[&str] = &[
-    "workers",
-    "max_connections",
-    "request_head_timeout_seconds",
-    "request_body_timeout_seconds",
-    "keepalive_timeout_seconds",
-    "response_timeout_seconds",
-    "queue_timeout_milliseconds",
-    "cache_hmac_secret",
-    "cache_credentials_ttl_seconds",
-    "cache_max_entries",
-    "token_server_url",
-    "token_server_heartbeat_timeout_seconds",
-    "upstream_timeout_seconds",
-    "upstream_connect_timeout_seconds",
-    "certificate_ca_bundle",
-    "certificate_pins",
-    "allow_insecure_upstream",
-    "project_name",
-    "project_docs",
-    "http_scheme",
-    "http_host",
-    "retry_after_seconds",
-    "backoff",
-    "batch_max_requests",
-    "batch_timeout_seconds",
-    "paginate_by",
-    "max_body_bytes",
-    "write_conflict_budget_ms",
-    "cors_origins",
-    "cors_max_age_seconds",
-    "statsd_url",
-    "statsd_prefix",
-    "logging_renderer",
-    "log_format",
-    "log_level",
-    "eos",
-    "eos_message",
-    "eos_url",
-    "trusted_proxies",
+/// (`logging_renderer` before `log_format`, so the explicit `log_format` wins). The write
+/// switches `record_<collection>_{put,delete}_enabled` are not here: their names vary.
+pub(super) const SETTINGS: &[Setting] = &[
+    required("workers", |c, r| {
+        c.workers = r.number(1, 1024, "a whole number of worker threads")? as usize;
+        Ok(())
+    }),
+    optional(
+        "max_connections",
+        |c| c.max_connections = None,
+        |c, r| {
+            c.max_connections =
+                Some(r.number(1, 1_000_000, "a whole number of connections")? as usize);
+            Ok(())
+        },
+    ),
+    required("request_head_timeout_seconds", |c, r| {
+        c.request_head_timeout_seconds = r.seconds(1, MAX_SECONDS)?;
+        Ok(())
+    }),
+    required("request_body_timeout_seconds", |c, r| {
+        c.request_body_timeout_seconds = r.seconds(1, MAX_SECONDS)?;
+        Ok(())
+    }),
+    required("keepalive_timeout_seconds", |c, r| {
+        c.keepalive_timeout_seconds = r.seconds(1, MAX_SECONDS)?;
+        Ok(())
+    }),
+    required("response_timeout_seconds", |c, r| {
+        c.response_timeout_seconds = r.seconds(1, MAX_SECONDS)?;
+        Ok(())
+    }),
+    required("queue_timeout_milliseconds", |c, r| {
+        c.queue_timeout_milliseconds = r.number(10, 600_000, "a whole number of milliseconds")?;
+        Ok(())
+    }),
+    // Never echo this value: nothing in it can be wrong but its absence, which unsets it.
+    optional(
+        "cache_hmac_secret",
+        |c| c.cache_hmac_secret = None,
+        |c, r| {
+            c.cache_hmac_secret = Some(r.value.as_bytes().to_vec());
+            Ok(())
+        },
+    ),
+    required("cache_credentials_ttl_seconds", |c, r| {
+        c.cache_credentials_ttl_seconds = r.seconds(1, MAX_SECONDS)?;
+        Ok(())
+    }),
+    // Capped because the LRU allocates its table up front.
+    required("cache_max_entries", |c, r| {
+        c.cache_max_entries = r.number(1, 10_000_000, "a whole number of entries")? as usize;
+        Ok(())
+    }),
+    required("token_server_url", |c, r| {
+        let v = r.value.as_str();
+        let rest = v
+            .strip_prefix("https://")
+            .or_else(|| v.strip_prefix("http://"));
+        let ok = rest.is_some_and(|r| url_host(r).is_some()) && !v.contains(char::is_whitespace);
+        if !ok {
+            return Err(r.invalid("an http:// or https:// URL with a host"));
+        }
+        c.token_server_url = v.to_string();
+        Ok(())
+    }),
+    required("token_server_heartbeat_timeout_seconds", |c, r| {
+        c.token_server_heartbeat_timeout_seconds = r.seconds(1, MAX_SECONDS)?;
+        Ok(())
+    }),
+    required("upstream_timeout_seconds", |c, r| {
+        c.upstream_timeout_seconds = r.seconds(1, MAX_SECONDS)?;
+        Ok(())
+    }),
+    required("upstream_connect_timeout_seconds", |c, r| {
+        c.upstream_connect_timeout_seconds = r.seconds(1, MAX_SECONDS)?;
+        Ok(())
+    }),
+    optional(
+        "certificate_ca_bundle",
+        |c| c.certificate_ca_bundle = None,
+        |c, r| {
+            c.certificate_ca_bundle = Some(ca_bundle(r)?);
+            Ok(())
+        },
+    ),
+    optional(
+        "certificate_pins",
+        |c| c.certificate_pins.clear(),
+        |c, r| {
+            c.certificate_pins = pins(r)?;
+            Ok(())
+        },
+    ),
+    required("allow_insecure_upstream", |c, r| {
+        c.allow_insecure_upstream = r.boolean()?;
+        Ok(())
+    }),
+    required("project_name", |c, r| {
+        let v = r.value.as_str();
+        if v.is_empty() || v.contains(char::is_whitespace) {
+            return Err(r.invalid("a non-empty name without spaces"));
+        }
+        c.project_name = v.to_string();
+        Ok(())
+    }),
+    required("project_docs", |c, r| {
+        if r.value.is_empty() {
+            return Err(r.invalid("a URL"));
+        }
+        c.project_docs = r.value.clone();
+        Ok(())
+    }),
+    optional(
+        "http_scheme",
+        |c| c.http_scheme = None,
+        |c, r| match r.value.to_ascii_lowercase().as_str() {
+            scheme @ ("http" | "https") => {
+                c.http_scheme = Some(scheme.to_string());
+                Ok(())
+            }
+            _ => Err(r.invalid("http or https")),
+        },
+    ),
+    optional(
+        "http_host",
+        |c| c.http_host = None,
+        |c, r| {
+            if !is_authority(&r.value) {
+                return Err(r.invalid("a host name or address with an optional :port"));
+            }
+            c.http_host = Some(r.value.clone());
+            Ok(())
+        },
+    ),
+    required("retry_after_seconds", |c, r| {
+        c.retry_after_seconds = r.seconds(0, u32::MAX.into())? as u32;
+        Ok(())
+    }),
+    optional(
+        "backoff",
+        |c| c.backoff = None,
+        |c, r| {
+            c.backoff = Some(r.seconds(0, u32::MAX.into())? as u32);
+            Ok(())
+        },
+    ),
+    required("batch_max_requests", |c, r| {
+        c.batch_max_requests = r.number(1, 1000, "a whole number of requests")? as usize;
+        Ok(())
+    }),
+    required("batch_timeout_seconds", |c, r| {
+        c.batch_timeout_seconds = r.seconds(1, MAX_SECONDS)?;
+        Ok(())
+    }),
+    required("paginate_by", |c, r| {
+        c.paginate_by = r.number(1, 10_000, "a whole number of records")?;
+        Ok(())
+    }),
+    required("max_body_bytes", |c, r| {
+        c.max_body_bytes = r.number(1024, 64 * 1024 * 1024, "a number of bytes")? as usize;
+        Ok(())
+    }),
+    required("write_conflict_budget_ms", |c, r| {
+        c.write_conflict_budget_ms = r.number(0, 60_000, "a whole number of milliseconds")?;
+        Ok(())
+    }),
+    required("cors_origins", |c, r| {
+        c.cors_origins = r.list();
+        Ok(())
+    }),
+    required("cors_max_age_seconds", |c, r| {
+        c.cors_max_age_seconds = r.seconds(0, u32::MAX.into())? as u32;
+        Ok(())
+    }),
+    optional(
+        "statsd_url",
+        |c| c.statsd_url = None,
+        |c, r| {
+            let addr = r
+                .value
+                .strip_prefix("udp://")
+                .map(|a| a.strip_suffix('/').unwrap_or(a));
+            let valid = addr.is_some_and(|a| {
+                matches!(a.parse(), Ok(Listen::Tcp(_)))
+                    && a.rsplit_once(':')
+                        .is_some_and(|(_, p)| p.parse::<u16>().is_ok_and(|p| p > 0))
+            });
+            match addr {
+                Some(addr) if valid => {
+                    c.statsd_url = Some(addr.to_string());
+                    Ok(())
+                }
+                _ => Err(r.invalid("udp://HOST:PORT")),
+            }
+        },
+    ),
+    required("statsd_prefix", |c, r| {
+        let v = r.value.as_str();
+        if v.is_empty() || v.contains(|c: char| c.is_whitespace() || ":|@".contains(c)) {
+            return Err(r.invalid("a non-empty metric prefix without spaces, ':', '|' or '@'"));
+        }
+        c.statsd_prefix = v.to_string();
+        Ok(())
+    }),
+    required("logging_renderer", |c, r| {
+        c.log_format = if r.value.ends_with("MozillaHekaRenderer") {
+            LogFormat::Json
+        } else if r.value.ends_with("ClassicLogRenderer") {
+            LogFormat::Text
+        } else {
+            return Err(
+                r.invalid("cliquet.logs.ClassicLogRenderer or cliquet.logs.MozillaHekaRenderer")
+            );
+        };
+        Ok(())
+    }),
+    required("log_format", |c, r| {
+        c.log_format = LogFormat::from_name(&r.value).ok_or_else(|| r.invalid("text or json"))?;
+        Ok(())
+    }),
+    required("log_level", |c, r| {
+        c.log_level = match r.value.to_ascii_lowercase().as_str() {
+            "trace" => log::LevelFilter::Trace,
+            "debug" => log::LevelFilter::Debug,
+            "info" => log::LevelFilter::Info,
+            "warning" | "warn" => log::LevelFilter::Warn,
+            "error" | "critical" => log::LevelFilter::Error,
+            _ => return Err(r.invalid("debug, info, warning, error or critical")),
+        };
+        Ok(())
+    }),
+    optional(
+        "eos",
+        |c| c.eos = None,
+        |c, r| {
+            let at = date::parse_utc(&r.value).ok_or_else(|| {
+                r.invalid(
+                    "a date YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS] with an optional Z or ±HH:MM \
+                     (UTC when no offset is given)",
+                )
+            })?;
+            c.eos = Some(Eos {
+                date: r.value.clone(),
+                at,
+            });
+            Ok(())
+        },
+    ),
+    optional(
+        "eos_message",
+        |c| c.eos_message = None,
+        |c, r| {
+            c.eos_message = Some(r.value.clone());
+            Ok(())
+        },
+    ),
+    optional(
+        "eos_url",
+        |c| c.eos_url = None,
+        |c, r| {
+            c.eos_url = Some(r.value.clone());
+            Ok(())
+        },
+    ),
+    optional(
+        "trusted_proxies",
+        |c| c.trusted_proxies = TrustedProxies::default(),
+        |c, r| {
+            c.trusted_proxies = TrustedProxies::parse(&r.list()).map_err(|item| {
+                StartupError::new(format!(
+                    "{}: invalid value for `{}`: expected IP addresses, CIDR networks \
+                     (10.0.0.0/8) or `unix`, got {item:?}",
+                    r.whence, r.key
+                ))
+            })?;
+            Ok(())
+        },
+    ),
 ];
+
+/// `certificate_ca_bundle`: the absolute path of a readable, non-empty file.
+fn ca_bundle(raw: &Raw) -> Result<PathBuf, StartupError> {
+    let cwd = std::env::current_dir().map_err(|e| {
+        StartupError::new(format!("{}: cannot resolve `{}`: {e}", raw.whence, raw.key))
+    })?;
+    let path = cwd.join(&raw.value);
+    let problem = match std::fs::metadata(&path) {
+        Err(_) => Some("cannot be found".to_string()),
+        Ok(meta) if !meta.is_file() => Some("is not a regular file".to_string()),
+        Ok(meta) if meta.len() == 0 => Some("is empty".to_string()),
+        Ok(_) => std::fs::File::open(&path)
+            .err()
+            .map(|e| format!("cannot be read: {e}")),
+    };
+    match problem {
+        Some(problem) => Err(StartupError::new(format!(
+            "{}: `{}`: file {} {problem}",
+            raw.whence,
+            raw.key,
+            path.display()
+        ))),
+        None => Ok(path),
+    }
+}
+
+/// `certificate_pins`: base64 SHA-256 hashes, each optionally prefixed with `sha256/`.
+fn pins(raw: &Raw) -> Result<Vec<[u8; 32]>, StartupError> {
+    let mut pins = Vec::new();
+    for pin in raw.list() {
+        let b64 = pin.strip_prefix("sha256/").unwrap_or(&pin);
+        let hash = (b64.len() == 44)
+            .then(|| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+            .flatten()
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok());
+        let Some(hash) = hash else {
+            return Err(StartupError::new(format!(
+                "{}: invalid value for `{}`: expected base64 SHA-256 SPKI hashes (44 characters, \
+                 optionally prefixed with sha256/), got {pin:?}",
+                raw.whence, raw.key
+            )));
+        };
+        pins.push(hash);
+    }
+    Ok(pins)
+}
 
 /// `[server:main]` keys that are read; the others (waitress's `threads`...) are ignored.
 /// `unix_socket_perms` is waitress's name for `unix_socket_mode`.
@@ -148,7 +488,7 @@ fn insert(map: &mut BTreeMap<String, Raw>, name: String, raw: Raw) -> Result<(),
 }
 
 /// INI text → raw settings → environment overlay → typed, cross-checked [`Config`].
-pub(super) fn build(
+pub(super) fn read(
     text: &str,
     file: &str,
     source: Option<PathBuf>,
@@ -172,7 +512,7 @@ pub(super) fn build(
             config.warnings.push(format!(
                 "{whence}: `{key}` is a cliquet setting with no effect here ({why})"
             ));
-        } else if SETTINGS.contains(&name) || write_switch(name).is_some() {
+        } else if setting(name).is_some() || write_switch(name).is_some() {
             let raw = Raw {
                 key: key.clone(),
                 value: unquote(value).to_string(),
@@ -204,7 +544,7 @@ pub(super) fn build(
     }
 
     // Environment overlay: every known name, and write switches of every collection we know of.
-    let mut names: Vec<String> = SETTINGS.iter().map(|s| s.to_string()).collect();
+    let mut names: Vec<String> = SETTINGS.iter().map(|s| s.name.to_string()).collect();
     let mut collections: Vec<String> = STANDARD_COLLECTIONS.iter().map(|s| s.to_string()).collect();
     collections.extend(app.keys().filter_map(|k| write_switch(k)).map(|(c, _)| c));
     for c in &collections {
@@ -227,9 +567,9 @@ pub(super) fn build(
         overlay(&mut server, name);
     }
 
-    for &name in SETTINGS {
-        if let Some(raw) = app.get(name) {
-            apply(&mut config, name, raw)?;
+    for setting in SETTINGS {
+        if let Some(raw) = app.get(setting.name) {
+            setting.apply(&mut config, raw)?;
         }
     }
     for (name, raw) in &app {
@@ -340,229 +680,88 @@ fn url_host(rest: &str) -> Option<&str> {
     (!host.is_empty() && host != "[]" && port_ok).then_some(host)
 }
 
-/// Converts and validates one `[app:main]` setting into `config`.
-fn apply(c: &mut Config, name: &str, raw: &Raw) -> Result<(), StartupError> {
-    let v = raw.value.as_str();
-    // An empty value of an optional setting means "unset", as Syncto's
-    // ini files sometimes carry `http_scheme =` with nothing after it.
-    if v.is_empty() {
-        match name {
-            "cache_hmac_secret" => c.cache_hmac_secret = None,
-            "max_connections" => c.max_connections = None,
-            "certificate_ca_bundle" => c.certificate_ca_bundle = None,
-            "certificate_pins" => c.certificate_pins.clear(),
-            "http_scheme" => c.http_scheme = None,
-            "http_host" => c.http_host = None,
-            "backoff" => c.backoff = None,
-            "statsd_url" => c.statsd_url = None,
-            "eos" => c.eos = None,
-            "eos_message" => c.eos_message = None,
-            "eos_url" => c.eos_url = None,
-            "trusted_proxies" => c.trusted_proxies = TrustedProxies::default(),
-            _ => return apply_value(c, name, raw),
-        }
-        return Ok(());
-    }
-    apply_value(c, name, raw)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn apply_value(c: &mut Config, name: &str, raw: &Raw) -> Result<(), StartupError> {
-    let v = raw.value.as_str();
-    match name {
-        "workers" => c.workers = raw.number(1, 1024, "a whole number of worker threads")? as usize,
-        "max_connections" => {
-            c.max_connections =
-                Some(raw.number(1, 1_000_000, "a whole number of connections")? as usize);
-        }
-        "request_head_timeout_seconds" => {
-            c.request_head_timeout_seconds = raw.seconds(1, MAX_SECONDS)?
-        }
-        "request_body_timeout_seconds" => {
-            c.request_body_timeout_seconds = raw.seconds(1, MAX_SECONDS)?
-        }
-        "keepalive_timeout_seconds" => c.keepalive_timeout_seconds = raw.seconds(1, MAX_SECONDS)?,
-        "response_timeout_seconds" => c.response_timeout_seconds = raw.seconds(1, MAX_SECONDS)?,
-        "queue_timeout_milliseconds" => {
-            c.queue_timeout_milliseconds =
-                raw.number(10, 600_000, "a whole number of milliseconds")?
-        }
-        "cache_hmac_secret" => {
-            // Never echo this value: a bad secret is reported by shape only.
-            if v.is_empty() {
-                return Err(StartupError::new(format!(
-                    "{}: invalid value for `{}`: expected a non-empty secret, got an empty value",
-                    raw.whence, raw.key
-                )));
-            }
-            c.cache_hmac_secret = Some(v.as_bytes().to_vec());
-        }
-        "cache_credentials_ttl_seconds" => {
-            c.cache_credentials_ttl_seconds = raw.seconds(1, MAX_SECONDS)?
-        }
-        "cache_max_entries" => {
-            // Capped because the LRU allocates its table up front.
-            c.cache_max_entries = raw.number(1, 10_000_000, "a whole number of entries")? as usize;
-        }
-        "token_server_url" => {
-            let rest = v
-                .strip_prefix("https://")
-                .or_else(|| v.strip_prefix("http://"));
-            let ok =
-                rest.is_some_and(|r| url_host(r).is_some()) && !v.contains(char::is_whitespace);
-            if !ok {
-                return Err(raw.invalid("an http:// or https:// URL with a host"));
-            }
-            c.token_server_url = v.to_string();
-        }
-        "token_server_heartbeat_timeout_seconds" => {
-            c.token_server_heartbeat_timeout_seconds = raw.seconds(1, MAX_SECONDS)?;
-        }
-        "upstream_timeout_seconds" => c.upstream_timeout_seconds = raw.seconds(1, MAX_SECONDS)?,
-        "upstream_connect_timeout_seconds" => {
-            c.upstream_connect_timeout_seconds = raw.seconds(1, MAX_SECONDS)?
-        }
-        "certificate_ca_bundle" => {
-            if v.is_empty() {
-                return Err(raw.invalid("the path of a PEM file of CA certificates"));
-            }
-            let cwd = std::env::current_dir().map_err(|e| {
-                StartupError::new(format!("{}: cannot resolve `{}`: {e}", raw.whence, raw.key))
-            })?;
-            let path = cwd.join(v);
-            let problem = match std::fs::metadata(&path) {
-                Err(_) => Some("cannot be found".to_string()),
-                Ok(meta) if !meta.is_file() => Some("is not a regular file".to_string()),
-                Ok(meta) if meta.len() == 0 => Some("is empty".to_string()),
-                Ok(_) => std::fs::File::open(&path)
-                    .err()
-                    .map(|e| format!("cannot be read: {e}")),
-            };
-            if let Some(problem) = problem {
-                return Err(StartupError::new(format!(
-                    "{}: `{}`: file {} {problem}",
-                    raw.whence,
-                    raw.key,
-                    path.display()
-                )));
-            }
-            c.certificate_ca_bundle = Some(path);
-        }
-        "certificate_pins" => {
-            c.certificate_pins.clear();
-            for pin in raw.list() {
-                let b64 = pin.strip_prefix("sha256/").unwrap_or(&pin);
-                let hash = (b64.len() == 44)
-                    .then(|| base64::engine::general_purpose::STANDARD.decode(b64).ok())
-                    .flatten()
-                    .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok());
-                let Some(hash) = hash else {
-                    return Err(StartupError::new(format!(
-                        "{}: invalid value for `{}`: expected base64 SHA-256 SPKI hashes (44 characters, \
-                         optionally prefixed with sha256/), got {pin:?}",
-                        raw.whence, raw.key
-                    )));
-                };
-                c.certificate_pins.push(hash);
-            }
-        }
-        "allow_insecure_upstream" => c.allow_insecure_upstream = raw.boolean()?,
-        "project_name" if v.is_empty() || v.contains(char::is_whitespace) => {
-            return Err(raw.invalid("a non-empty name without spaces"));
-        }
-        "project_name" => c.project_name = v.to_string(),
-        "project_docs" if v.is_empty() => return Err(raw.invalid("a URL")),
-        "project_docs" => c.project_docs = v.to_string(),
-        "http_scheme" => match v.to_ascii_lowercase().as_str() {
-            scheme @ ("http" | "https") => c.http_scheme = Some(scheme.to_string()),
-            _ => return Err(raw.invalid("http or https")),
-        },
-        "http_host" if !is_authority(v) => {
-            return Err(raw.invalid("a host name or address with an optional :port"));
-        }
-        "http_host" => c.http_host = Some(v.to_string()),
-        "retry_after_seconds" => {
-            c.retry_after_seconds = raw.seconds(0, u32::MAX.into())? as u32;
-        }
-        "backoff" if v.is_empty() => c.backoff = None,
-        "backoff" => c.backoff = Some(raw.seconds(0, u32::MAX.into())? as u32),
-        "write_conflict_budget_ms" => {
-            c.write_conflict_budget_ms = raw.number(0, 60_000, "a whole number of milliseconds")?;
-        }
-        "batch_max_requests" => {
-            c.batch_max_requests = raw.number(1, 1000, "a whole number of requests")? as usize;
-        }
-        "batch_timeout_seconds" => c.batch_timeout_seconds = raw.seconds(1, MAX_SECONDS)?,
-        "paginate_by" => c.paginate_by = raw.number(1, 10_000, "a whole number of records")?,
-        "max_body_bytes" => {
-            c.max_body_bytes = raw.number(1024, 64 * 1024 * 1024, "a number of bytes")? as usize
-        }
-        "cors_origins" => c.cors_origins = raw.list(),
-        "cors_max_age_seconds" => c.cors_max_age_seconds = raw.seconds(0, u32::MAX.into())? as u32,
-        "statsd_url" if v.is_empty() => c.statsd_url = None,
-        "statsd_url" => {
-            let addr = v
-                .strip_prefix("udp://")
-                .map(|a| a.strip_suffix('/').unwrap_or(a));
-            let valid = addr.is_some_and(|a| {
-                matches!(a.parse(), Ok(Listen::Tcp(_)))
-                    && a.rsplit_once(':')
-                        .is_some_and(|(_, p)| p.parse::<u16>().is_ok_and(|p| p > 0))
-            });
-            match addr {
-                Some(addr) if valid => c.statsd_url = Some(addr.to_string()),
-                _ => return Err(raw.invalid("udp://HOST:PORT")),
-            }
-        }
-        "statsd_prefix"
-            if v.is_empty() || v.contains(|c: char| c.is_whitespace() || ":|@".contains(c)) =>
-        {
-            return Err(raw.invalid("a non-empty metric prefix without spaces, ':', '|' or '@'"));
-        }
-        "statsd_prefix" => c.statsd_prefix = v.to_string(),
-        "logging_renderer" if v.ends_with("MozillaHekaRenderer") => c.log_format = LogFormat::Json,
-        "logging_renderer" if v.ends_with("ClassicLogRenderer") => c.log_format = LogFormat::Text,
-        "logging_renderer" => {
-            return Err(
-                raw.invalid("cliquet.logs.ClassicLogRenderer or cliquet.logs.MozillaHekaRenderer")
-            );
-        }
-        "log_format" => {
-            c.log_format = LogFormat::from_name(v).ok_or_else(|| raw.invalid("text or json"))?
-        }
-        "log_level" => {
-            c.log_level = match v.to_ascii_lowercase().as_str() {
-                "trace" => log::LevelFilter::Trace,
-                "debug" => log::LevelFilter::Debug,
-                "info" => log::LevelFilter::Info,
-                "warning" | "warn" => log::LevelFilter::Warn,
-                "error" | "critical" => log::LevelFilter::Error,
-                _ => return Err(raw.invalid("debug, info, warning, error or critical")),
-            }
-        }
-        "eos" => {
-            let at = date::parse_utc(v).ok_or_else(|| {
-                raw.invalid(
-                    "a date YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS] with an optional Z or ±HH:MM \
-                     (UTC when no offset is given)",
-                )
-            })?;
-            c.eos = Some(Eos {
-                date: v.to_string(),
-                at,
-            });
-        }
-        "eos_message" => c.eos_message = Some(v.to_string()),
-        "eos_url" => c.eos_url = Some(v.to_string()),
-        "trusted_proxies" => {
-            c.trusted_proxies = TrustedProxies::parse(&raw.list()).map_err(|item| {
-                StartupError::new(format!(
-                    "{}: invalid value for `{}`: expected IP addresses, CIDR networks \
-                     (10.0.0.0/8) or `unix`, got {item:?}",
-                    raw.whence, raw.key
-                ))
-            })?;
-        }
-        _ => {}
+    /// A valid value for every setting, different from its default.
+    const SAMPLES: &[(&str, &str)] = &[
+        ("workers", "1"),
+        ("max_connections", "1"),
+        ("request_head_timeout_seconds", "1"),
+        ("request_body_timeout_seconds", "1"),
+        ("keepalive_timeout_seconds", "1"),
+        ("response_timeout_seconds", "1"),
+        ("queue_timeout_milliseconds", "10"),
+        ("cache_hmac_secret", "s"),
+        ("cache_credentials_ttl_seconds", "1"),
+        ("cache_max_entries", "1"),
+        ("token_server_url", "https://token.example/"),
+        ("token_server_heartbeat_timeout_seconds", "1"),
+        ("upstream_timeout_seconds", "1"),
+        ("upstream_connect_timeout_seconds", "1"),
+        ("certificate_ca_bundle", "Cargo.toml"),
+        (
+            "certificate_pins",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        ),
+        ("allow_insecure_upstream", "true"),
+        ("project_name", "demo"),
+        ("project_docs", "https://docs.example/"),
+        ("http_scheme", "https"),
+        ("http_host", "h.example"),
+        ("retry_after_seconds", "1"),
+        ("backoff", "1"),
+        ("batch_max_requests", "1"),
+        ("batch_timeout_seconds", "1"),
+        ("paginate_by", "1"),
+        ("max_body_bytes", "1024"),
+        ("write_conflict_budget_ms", "0"),
+        ("cors_origins", "https://a.example"),
+        ("cors_max_age_seconds", "1"),
+        ("statsd_url", "udp://127.0.0.1:8125"),
+        ("statsd_prefix", "s"),
+        ("logging_renderer", "cliquet.logs.MozillaHekaRenderer"),
+        ("log_format", "json"),
+        ("log_level", "debug"),
+        ("eos", "2030-01-01"),
+        ("eos_message", "bye"),
+        ("eos_url", "https://example.org/moved"),
+        ("trusted_proxies", "127.0.0.1"),
+    ];
+
+    fn read_with(text: &str, env: &[(&str, &str)]) -> Config {
+        let env = |name: &str| {
+            env.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        };
+        read(text, "test.ini", None, &env).unwrap_or_else(|e| panic!("{text}: {e}"))
     }
-    Ok(())
+
+    #[test]
+    fn every_setting_is_read_from_the_file_and_the_environment() {
+        let names: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
+        let sampled: Vec<&str> = SAMPLES.iter().map(|(name, _)| *name).collect();
+        assert_eq!(
+            names, sampled,
+            "one sample per setting, in the table's order"
+        );
+        let default = format!("{:?}", read_with("", &[]));
+        for (name, value) in SAMPLES {
+            let from_file = read_with(&format!("[app:main]\n{name} = {value}\n"), &[]);
+            assert!(
+                from_file.warnings.iter().all(|w| !w.contains("unknown")),
+                "{name}: {:?}",
+                from_file.warnings
+            );
+            let from_file = format!("{from_file:?}");
+            assert_ne!(from_file, default, "{name} = {value} changed nothing");
+            let var = env_name(name);
+            let from_env = format!("{:?}", read_with("", &[(&var, value)]));
+            // Only `source` and the warnings' origins may differ.
+            let strip = |s: &str| s.split(", source:").next().unwrap_or(s).to_string();
+            assert_eq!(strip(&from_env), strip(&from_file), "{var}");
+        }
+    }
 }
