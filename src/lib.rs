@@ -21,6 +21,7 @@ pub mod listen;
 pub mod logging;
 pub mod metrics;
 pub mod resolve;
+pub mod secret;
 pub mod server;
 pub mod startup;
 pub mod sync;
@@ -59,7 +60,7 @@ pub fn build(config: Config) -> Result<kinto::App, StartupError> {
         config.workers.max(4),
     );
     let secret = match &config.cache_hmac_secret {
-        Some(s) => s.clone(),
+        Some(s) => s.expose().to_vec(),
         None => {
             let mut s = vec![0u8; 32];
             getrandom::getrandom(&mut s).map_err(|e| {

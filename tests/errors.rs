@@ -306,7 +306,9 @@ fn oversized_bodies_are_413() {
 
 #[test]
 fn no_secret_in_error_bodies() {
-    let s = Syncto::with(|c| c.cache_hmac_secret = Some(b"super-secret-value".to_vec()));
+    let s = Syncto::with(|c| {
+        c.cache_hmac_secret = Some(syncto::secret::Secret::new("super-secret-value"))
+    });
     s.fake
         .state()
         .token_script

@@ -9,13 +9,13 @@
 //! in a message, a warning, [`Config::summary`] or `Debug` output.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use crate::cli::Args;
 use crate::listen::Listen;
 use crate::logging::LogFormat;
+use crate::secret::Secret;
 use crate::startup::StartupError;
 
 mod date;
@@ -49,7 +49,7 @@ pub struct Eos {
 }
 
 /// The validated settings. Each field documents its INI key and default.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// `[server:main]` `host`/`port`, or `unix_socket` (or `--bind`); default `127.0.0.1:8000`.
     pub listen: Listen,
@@ -77,7 +77,7 @@ pub struct Config {
     /// worker within this long is answered 503 with `Retry-After`; default 2000, 10..=600000.
     pub queue_timeout_milliseconds: u64,
     /// `cache_hmac_secret` as UTF-8 bytes; `None` → the server draws a random per-process secret.
-    pub cache_hmac_secret: Option<Vec<u8>>,
+    pub cache_hmac_secret: Option<Secret>,
     /// `cache_credentials_ttl_seconds`: default 300, 1..=86400.
     pub cache_credentials_ttl_seconds: u64,
     /// `cache_max_entries`: default 10 000, at least 1.
@@ -150,76 +150,6 @@ pub struct Config {
     pub source: Option<PathBuf>,
     /// Start-up warnings to log once the logger is up; never contain a setting's value.
     pub warnings: Vec<String>,
-}
-
-// Hand-written so that `{:?}` of a Config can be logged without leaking the secret.
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let secret = self.cache_hmac_secret.as_ref().map(|_| "<redacted>");
-        f.debug_struct("Config")
-            .field("listen", &self.listen)
-            .field("unix_socket_mode", &self.unix_socket_mode)
-            .field("workers", &self.workers)
-            .field("max_connections", &self.max_connections)
-            .field(
-                "request_head_timeout_seconds",
-                &self.request_head_timeout_seconds,
-            )
-            .field(
-                "request_body_timeout_seconds",
-                &self.request_body_timeout_seconds,
-            )
-            .field("keepalive_timeout_seconds", &self.keepalive_timeout_seconds)
-            .field("response_timeout_seconds", &self.response_timeout_seconds)
-            .field(
-                "queue_timeout_milliseconds",
-                &self.queue_timeout_milliseconds,
-            )
-            .field("cache_hmac_secret", &secret)
-            .field(
-                "cache_credentials_ttl_seconds",
-                &self.cache_credentials_ttl_seconds,
-            )
-            .field("cache_max_entries", &self.cache_max_entries)
-            .field("token_server_url", &self.token_server_url)
-            .field(
-                "token_server_heartbeat_timeout_seconds",
-                &self.token_server_heartbeat_timeout_seconds,
-            )
-            .field("upstream_timeout_seconds", &self.upstream_timeout_seconds)
-            .field(
-                "upstream_connect_timeout_seconds",
-                &self.upstream_connect_timeout_seconds,
-            )
-            .field("certificate_ca_bundle", &self.certificate_ca_bundle)
-            .field("certificate_pins", &self.certificate_pins.len())
-            .field("allow_insecure_upstream", &self.allow_insecure_upstream)
-            .field("project_name", &self.project_name)
-            .field("project_docs", &self.project_docs)
-            .field("http_scheme", &self.http_scheme)
-            .field("http_host", &self.http_host)
-            .field("retry_after_seconds", &self.retry_after_seconds)
-            .field("backoff", &self.backoff)
-            .field("batch_max_requests", &self.batch_max_requests)
-            .field("batch_timeout_seconds", &self.batch_timeout_seconds)
-            .field("paginate_by", &self.paginate_by)
-            .field("max_body_bytes", &self.max_body_bytes)
-            .field("write_conflict_budget_ms", &self.write_conflict_budget_ms)
-            .field("cors_origins", &self.cors_origins)
-            .field("cors_max_age_seconds", &self.cors_max_age_seconds)
-            .field("write_switches", &self.write_switches)
-            .field("statsd_url", &self.statsd_url)
-            .field("statsd_prefix", &self.statsd_prefix)
-            .field("log_format", &self.log_format)
-            .field("log_level", &self.log_level)
-            .field("eos", &self.eos)
-            .field("eos_message", &self.eos_message)
-            .field("eos_url", &self.eos_url)
-            .field("trusted_proxies", &self.trusted_proxies)
-            .field("source", &self.source)
-            .field("warnings", &self.warnings)
-            .finish()
-    }
 }
 
 impl Default for Config {
@@ -521,7 +451,10 @@ mod tests {
     #[test]
     fn development_fixture_loads() {
         let c = Config::from_ini(DEV, Path::new("dev.ini"), &no_env).unwrap();
-        assert_eq!(c.cache_hmac_secret.as_deref(), Some(DEV_SECRET.as_bytes()));
+        assert_eq!(
+            c.cache_hmac_secret.as_ref().map(Secret::expose),
+            Some(DEV_SECRET.as_bytes())
+        );
         assert_eq!(c.listen, Listen::Tcp("0.0.0.0:8000".into()));
         assert!(c.put_enabled("history") && c.delete_enabled("history"));
         assert!(c.put_enabled("HISTORY"));
@@ -541,7 +474,10 @@ mod tests {
     #[test]
     fn production_fixture_loads() {
         let c = Config::from_ini(PROD, Path::new("prod.ini"), &no_env).unwrap();
-        assert_eq!(c.cache_hmac_secret.as_deref(), Some(PROD_SECRET.as_bytes()));
+        assert_eq!(
+            c.cache_hmac_secret.as_ref().map(Secret::expose),
+            Some(PROD_SECRET.as_bytes())
+        );
         assert_eq!(c.listen, Listen::Tcp("127.0.0.1:8000".into()));
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.statsd_url.as_deref(), Some("127.0.0.1:8125"));
@@ -1013,7 +949,10 @@ mod tests {
         let secret = "s3cr3t-value-that-must-not-leak";
         let base = format!("cache_hmac_secret = \"{secret}\"");
         let c = app(&base).unwrap();
-        assert_eq!(c.cache_hmac_secret.as_deref(), Some(secret.as_bytes()));
+        assert_eq!(
+            c.cache_hmac_secret.as_ref().map(Secret::expose),
+            Some(secret.as_bytes())
+        );
         assert!(!c.summary().contains(secret));
         assert!(!format!("{c:?}").contains(secret));
         let errors = [

@@ -10,6 +10,7 @@ use super::ini::{Raw, Whence, read_ini, unquote};
 use super::{Config, Eos, TrustedProxies, date, is_authority, is_loopback_host, net};
 use crate::listen::{Listen, valid_host};
 use crate::logging::LogFormat;
+use crate::secret::Secret;
 use crate::startup::StartupError;
 
 /// Sync collections whose write switches can be set from the environment even when the file
@@ -127,7 +128,7 @@ pub(super) const SETTINGS: &[Setting] = &[
         "cache_hmac_secret",
         |c| c.cache_hmac_secret = None,
         |c, r| {
-            c.cache_hmac_secret = Some(r.value.as_bytes().to_vec());
+            c.cache_hmac_secret = Some(Secret::new(r.value.as_bytes()));
             Ok(())
         },
     ),
