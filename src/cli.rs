@@ -40,10 +40,10 @@ CONFIGURATION FILE:
 ENVIRONMENT:
     SYNCTO_<SETTING> overrides a setting of the file: the name upper-cased, with
     `.` and `-` replaced by `_`, e.g. SYNCTO_CACHE_CREDENTIALS_TTL_SECONDS=600 or
-    SYNCTO_RECORD_TABS_PUT_ENABLED=true (write switches: for collections named in
-    the file and the standard Sync collections). SYNCTO_HOST and SYNCTO_PORT
-    override [server:main]. Precedence: flags, then environment, then file, then
-    defaults.
+    SYNCTO_RECORD_TABS_PUT_ENABLED=true (write switches: for any collection, the
+    collection being in the variable's name). SYNCTO_HOST and SYNCTO_PORT
+    override [server:main]. Any other SYNCTO_* variable is named in a warning.
+    Precedence: flags, then environment, then file, then defaults.
 
 See syncto(1) and syncto.ini(5).
 "

@@ -31,7 +31,9 @@ fn run() -> Result<(), String> {
         }
         Action::Run | Action::CheckConfig => {}
     }
-    let config = Config::load(&args, &config::process_env).map_err(|e| e.to_string())?;
+    let env = config::process_env().map_err(|e| e.to_string())?;
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let config = Config::load(&args, &env).map_err(|e| e.to_string())?;
     if matches!(args.action, Action::CheckConfig) {
         for w in &config.warnings {
             eprintln!("warning: {w}");

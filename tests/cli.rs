@@ -95,6 +95,22 @@ fn bad_values_are_start_up_errors_naming_key_and_line() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn check_config_names_every_unknown_syncto_variable() {
+    let out = syncto()
+        .env("SYNCTO_LOG_LEVL", "chatty")
+        .env("SYNCTO_RECORD_MYCOLL_PUT_ENABLED", "true")
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("SYNCTO_LOG_LEVL"), "{stderr}");
+    assert!(!stderr.contains("chatty"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("writes enabled: mycoll (put)"), "{stdout}");
+}
+
 /// Start the binary on the embedded defaults (port 0), return it and its port.
 pub type Spawned = (
     std::process::Child,

@@ -648,9 +648,7 @@ fn ini_text(lines: &[Line], crlf: bool, bom: bool) -> (String, Vec<Setting>) {
     (text, last)
 }
 
-fn no_env(_: &str) -> Option<String> {
-    None
-}
+const NO_ENV: &[(&str, &str)] = &[];
 
 proptest! {
     #![proptest_config(cases(1))]
@@ -659,7 +657,7 @@ proptest! {
     #[test]
     fn ini_settings_come_back(lines in prop::collection::vec(line(), 0..20), crlf in any::<bool>(), bom in any::<bool>()) {
         let (text, settings) = ini_text(&lines, crlf, bom);
-        let loaded = Config::from_ini(&text, Path::new("gen.ini"), &no_env);
+        let loaded = Config::from_ini(&text, Path::new("gen.ini"), NO_ENV);
         prop_assert!(loaded.is_ok(), "{}\n{:?}", text, loaded.err().map(|e| e.to_string()));
         let c = loaded.unwrap();
         for s in &settings {
@@ -694,7 +692,7 @@ proptest! {
     /// never a panic.
     #[test]
     fn the_ini_reader_never_panics(text in "(\\PC|[\r\n\t\u{feff}\\[\\]=:#;]){0,200}") {
-        if let Err(e) = Config::from_ini(&text, Path::new("fuzz.ini"), &no_env) {
+        if let Err(e) = Config::from_ini(&text, Path::new("fuzz.ini"), NO_ENV) {
             let message = e.to_string();
             prop_assert!(message.contains("fuzz.ini"), "{}", message);
         }

@@ -55,7 +55,7 @@ fn with_ini(lines: &str) -> Syncto {
         "[app:main]\ntoken_server_url = {}\nrecord_tabs_put_enabled = true\n{lines}\n",
         fake.token_url
     );
-    let mut c = syncto::config::Config::from_ini(&text, Path::new("test.ini"), &|_| None)
+    let mut c = syncto::config::Config::from_ini(&text, Path::new("test.ini"), &[])
         .expect("test configuration");
     c.listen = base.listen;
     c.workers = base.workers;

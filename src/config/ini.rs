@@ -175,7 +175,7 @@ mod tests {
     use std::path::Path;
 
     fn ini(text: &str) -> Result<Config, StartupError> {
-        Config::from_ini(text, Path::new("test.ini"), &|_| None)
+        Config::from_ini(text, Path::new("test.ini"), &[])
     }
 
     #[test]

@@ -203,23 +203,42 @@ impl Default for Config {
     }
 }
 
-/// The environment of the process, as the `env` argument of [`Config::load`] expects.
-pub fn process_env(name: &str) -> Option<String> {
-    std::env::var(name).ok()
+/// The `SYNCTO_*` variables of the process, read once, as the `env` argument of
+/// [`Config::load`] expects. A value that is not UTF-8 is an error naming the variable (never
+/// the value: it may be the secret).
+pub fn process_env() -> Result<Vec<(String, String)>, StartupError> {
+    let mut vars = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        if !name.starts_with(ENV_PREFIX) {
+            continue;
+        }
+        let value = value.into_string().map_err(|_| {
+            StartupError::new(format!(
+                "environment variable {name}: the value is not valid UTF-8"
+            ))
+        })?;
+        vars.push((name, value));
+    }
+    Ok(vars)
 }
+
+/// The prefix of the environment variables that are settings.
+pub const ENV_PREFIX: &str = "SYNCTO_";
 
 impl Config {
     /// File search order: `args.config`; else env `SYNCTO_INI`; else
     /// [`DEFAULT_CONFIG_PATH`] if it exists; else built-in defaults. Then `SYNCTO_*`
-    /// overrides, then `--bind` and `--log-format`.
-    pub fn load(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, StartupError> {
+    /// overrides, then `--bind` and `--log-format`. `env` holds the `SYNCTO_*` variables.
+    pub fn load(args: &Args, env: &[(&str, &str)]) -> Result<Config, StartupError> {
         let path = args
             .config
             .clone()
             .or_else(|| {
-                env("SYNCTO_INI")
-                    .filter(|p| !p.is_empty())
-                    .map(PathBuf::from)
+                env.iter()
+                    .find(|(name, _)| *name == "SYNCTO_INI")
+                    .filter(|(_, path)| !path.is_empty())
+                    .map(|(_, path)| PathBuf::from(path))
             })
             .or_else(|| Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists()));
         let mut config = match path {
@@ -244,11 +263,11 @@ impl Config {
     }
 
     /// Parses INI text (`origin` names it in messages and becomes [`Config::source`]) and
-    /// applies `SYNCTO_*` overrides looked up through `env`.
+    /// applies the `SYNCTO_*` variables of `env` (name, value) over it.
     pub fn from_ini(
         text: &str,
         origin: &Path,
-        env: &dyn Fn(&str) -> Option<String>,
+        env: &[(&str, &str)],
     ) -> Result<Config, StartupError> {
         settings::read(
             text,
@@ -422,17 +441,10 @@ mod tests {
     const DEV_SECRET: &str = "70a73e5719a5f844cfb5dc02d8b370f718ced6fe9b93d81b8c42c5ee417b6bbb";
     const PROD_SECRET: &str = "b0ed4b1a9c2b4a3e8f1d2c3b4a5968778695a4b3c2d1e0f1a2b3c4d5e6f70819";
 
-    fn no_env(_: &str) -> Option<String> {
-        None
-    }
+    const NO_ENV: &[(&str, &str)] = &[];
 
     fn ini_env(text: &str, vars: &[(&str, &str)]) -> Result<Config, StartupError> {
-        let env = |name: &str| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        };
-        Config::from_ini(text, Path::new("test.ini"), &env)
+        Config::from_ini(text, Path::new("test.ini"), vars)
     }
 
     fn ini(text: &str) -> Result<Config, StartupError> {
@@ -450,7 +462,7 @@ mod tests {
 
     #[test]
     fn development_fixture_loads() {
-        let c = Config::from_ini(DEV, Path::new("dev.ini"), &no_env).unwrap();
+        let c = Config::from_ini(DEV, Path::new("dev.ini"), NO_ENV).unwrap();
         assert_eq!(
             c.cache_hmac_secret.as_ref().map(Secret::expose),
             Some(DEV_SECRET.as_bytes())
@@ -473,7 +485,7 @@ mod tests {
 
     #[test]
     fn production_fixture_loads() {
-        let c = Config::from_ini(PROD, Path::new("prod.ini"), &no_env).unwrap();
+        let c = Config::from_ini(PROD, Path::new("prod.ini"), NO_ENV).unwrap();
         assert_eq!(
             c.cache_hmac_secret.as_ref().map(Secret::expose),
             Some(PROD_SECRET.as_bytes())
@@ -563,6 +575,35 @@ mod tests {
         assert!(c.put_enabled("tabs") && !c.delete_enabled("tabs"));
         assert!(c.put_enabled("custom-1"));
         assert_eq!(c.listen, Listen::Tcp("[::1]:9000".into()));
+    }
+
+    #[test]
+    fn every_syncto_variable_is_applied_or_named_in_a_warning() {
+        let vars = [
+            ("SYNCTO_LOG_LEVL", "value-of-a-typo"),
+            ("SYNCTO_RECORD_MYCOLL_PUT_ENABLED", "true"),
+            ("SYNCTO_RECORD_MY_COLL_DELETE_ENABLED", "on"),
+            ("SYNCTO_CACHE_BACKEND", "value-of-cliquet"),
+        ];
+        let c = ini_env("", &vars).unwrap();
+        // The collection is in the variable's name: the file need not name it.
+        assert!(c.put_enabled("mycoll") && !c.delete_enabled("mycoll"));
+        assert!(c.delete_enabled("my_coll") && !c.put_enabled("my_coll"));
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+        assert!(
+            c.warnings
+                .contains(&"environment variable SYNCTO_LOG_LEVL: unknown setting, ignored".into()),
+            "{:?}",
+            c.warnings
+        );
+        assert!(
+            c.warnings.iter().any(|w| w.starts_with(
+                "environment variable SYNCTO_CACHE_BACKEND: a cliquet setting with no effect here"
+            )),
+            "{:?}",
+            c.warnings
+        );
+        assert!(c.warnings.iter().all(|w| !w.contains("value-of")));
     }
 
     #[test]
@@ -976,7 +1017,7 @@ mod tests {
 
     #[test]
     fn summary_mentions_the_essentials() {
-        let s = Config::from_ini(PROD, Path::new("prod.ini"), &no_env)
+        let s = Config::from_ini(PROD, Path::new("prod.ini"), NO_ENV)
             .unwrap()
             .summary();
         for needle in [
@@ -1003,7 +1044,7 @@ mod tests {
         let flags = ["--bind", "unix:/run/s.sock", "--log-format", "json"];
         let mut args = crate::cli::parse(flags.map(Into::into)).unwrap();
         let env_path = path.display().to_string();
-        let env = |name: &str| (name == "SYNCTO_INI").then(|| env_path.clone());
+        let env = [("SYNCTO_INI", env_path.as_str())];
         let c = Config::load(&args, &env).unwrap();
         assert_eq!(c.source.as_deref(), Some(path.as_path()));
         assert_eq!(c.listen, Listen::Unix(PathBuf::from("/run/s.sock")));
@@ -1017,7 +1058,7 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
 
         if !Path::new(DEFAULT_CONFIG_PATH).exists() {
-            let c = Config::load(&crate::cli::parse([]).unwrap(), &no_env).unwrap();
+            let c = Config::load(&crate::cli::parse([]).unwrap(), NO_ENV).unwrap();
             assert_eq!(c.source, None);
             assert_eq!(c.listen, Listen::Tcp("127.0.0.1:8000".into()));
         }

@@ -13,23 +13,6 @@ use crate::logging::LogFormat;
 use crate::secret::Secret;
 use crate::startup::StartupError;
 
-/// Sync collections whose write switches can be set from the environment even when the file
-/// never names them (an environment cannot be enumerated through a lookup function).
-pub(super) const STANDARD_COLLECTIONS: &[&str] = &[
-    "bookmarks",
-    "history",
-    "tabs",
-    "passwords",
-    "forms",
-    "prefs",
-    "addons",
-    "clients",
-    "crypto",
-    "meta",
-    "addresses",
-    "creditcards",
-];
-
 /// One `[app:main]` setting: its key, what an empty value means, and how a value is checked
 /// and stored. Adding a setting is a field of [`Config`], its default, and one entry here.
 pub(super) struct Setting {
@@ -493,7 +476,7 @@ pub(super) fn read(
     text: &str,
     file: &str,
     source: Option<PathBuf>,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &[(&str, &str)],
 ) -> Result<Config, StartupError> {
     let ini = read_ini(text, file)?;
     let mut config = Config {
@@ -544,28 +527,49 @@ pub(super) fn read(
         insert(&mut server, name.to_string(), raw)?;
     }
 
-    // Environment overlay: every known name, and write switches of every collection we know of.
-    let mut names: Vec<String> = SETTINGS.iter().map(|s| s.name.to_string()).collect();
-    let mut collections: Vec<String> = STANDARD_COLLECTIONS.iter().map(|s| s.to_string()).collect();
-    collections.extend(app.keys().filter_map(|k| write_switch(k)).map(|(c, _)| c));
-    for c in &collections {
-        names.push(format!("record_{c}_put_enabled"));
-        names.push(format!("record_{c}_delete_enabled"));
-    }
-    let overlay = |map: &mut BTreeMap<String, Raw>, name: &str| {
-        let var = env_name(name);
-        if let Some(value) = env(&var) {
-            let raw = Raw {
-                key: name.to_string(),
-                value: unquote(&value).to_string(),
-                whence: Whence::Env(var),
-            };
-            map.insert(name.to_string(), raw);
+    // The environment: each `SYNCTO_*` variable is a setting, a write switch or a
+    // `[server:main]` key, and wins over the file; any other is named in a warning.
+    for &(var, value) in env {
+        let Some(rest) = var.strip_prefix(super::ENV_PREFIX) else {
+            continue;
+        };
+        if var == "SYNCTO_INI" {
+            continue;
         }
-    };
-    names.iter().for_each(|name| overlay(&mut app, name));
-    for name in SERVER_SETTINGS {
-        overlay(&mut server, name);
+        let name = rest.to_ascii_lowercase();
+        let raw = |key: &str| Raw {
+            key: key.to_string(),
+            value: unquote(value).to_string(),
+            whence: Whence::Env(var.to_string()),
+        };
+        if SERVER_SETTINGS.contains(&name.as_str()) {
+            server.insert(name.clone(), raw(&name));
+        } else if setting(&name).is_some() {
+            app.insert(name.clone(), raw(&name));
+        } else if write_switch(&name).is_some() {
+            // The variable sets the collection the file spells with `-` or `.` where the
+            // variable has `_` (`record_custom-1_put_enabled`); one the file does not name
+            // is spelled as in the variable, lower-cased.
+            let named: Vec<String> = app
+                .keys()
+                .filter(|k| write_switch(k).is_some() && env_name(k) == var)
+                .cloned()
+                .collect();
+            if named.is_empty() {
+                app.insert(name.clone(), raw(&name));
+            }
+            for key in named {
+                app.insert(key.clone(), raw(&key));
+            }
+        } else if let Some(why) = cliquet_only(&name) {
+            config.warnings.push(format!(
+                "environment variable {var}: a cliquet setting with no effect here ({why})"
+            ));
+        } else {
+            config.warnings.push(format!(
+                "environment variable {var}: unknown setting, ignored"
+            ));
+        }
     }
 
     for setting in SETTINGS {
@@ -732,12 +736,7 @@ mod tests {
     ];
 
     fn read_with(text: &str, env: &[(&str, &str)]) -> Config {
-        let env = |name: &str| {
-            env.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        };
-        read(text, "test.ini", None, &env).unwrap_or_else(|e| panic!("{text}: {e}"))
+        read(text, "test.ini", None, env).unwrap_or_else(|e| panic!("{text}: {e}"))
     }
 
     #[test]
