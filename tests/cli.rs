@@ -111,6 +111,29 @@ fn check_config_names_every_unknown_syncto_variable() {
     assert!(stdout.contains("writes enabled: mycoll (put)"), "{stdout}");
 }
 
+#[test]
+fn check_config_shows_the_warnings_a_start_would_log() {
+    // A CA bundle with one usable certificate and one that is not.
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tls");
+    let mut bundle = std::fs::read_to_string(format!("{dir}/ca.pem")).unwrap();
+    bundle.push_str("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+    let path = std::env::temp_dir().join(format!("syncto-bundle-{}.pem", std::process::id()));
+    std::fs::write(&path, bundle).unwrap();
+    let out = syncto()
+        .env("SYNCTO_CERTIFICATE_CA_BUNDLE", &path)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("configuration OK"));
+    assert!(
+        stderr.contains("ignored 1 unusable certificate"),
+        "{stderr}"
+    );
+}
+
 /// Start the binary on the embedded defaults (port 0), return it and its port.
 pub type Spawned = (
     std::process::Child,
