@@ -15,6 +15,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod credentials;
+pub mod endpoint;
 pub mod forwarded;
 pub mod kinto;
 pub mod listen;

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use base64::Engine as _;
 
 use super::ini::{Raw, Whence, read_ini, unquote};
-use super::{Config, Eos, TrustedProxies, date, is_authority, is_loopback_host, net};
+use super::{Config, Eos, TrustedProxies, date, net};
+use crate::endpoint::{is_authority, is_loopback_host};
 use crate::listen::{Listen, valid_host};
 use crate::logging::LogFormat;
 use crate::secret::Secret;

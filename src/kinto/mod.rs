@@ -474,7 +474,7 @@ impl App {
             Some(h) => h.as_str(),
             None => req
                 .header("host")
-                .filter(|h| crate::config::is_authority(h))
+                .filter(|h| crate::endpoint::is_authority(h))
                 .unwrap_or("localhost"),
         };
         format!("{scheme}://{host}")
@@ -574,7 +574,7 @@ fn check_host(req: &Request<'_>) -> Result<(), Error> {
     let first = hosts.next().map(|(_, v)| v.trim());
     let ok = match first {
         None | Some("") => true,
-        Some(h) => crate::config::is_authority(h),
+        Some(h) => crate::endpoint::is_authority(h),
     };
     if ok && hosts.next().is_none() {
         Ok(())

@@ -140,7 +140,8 @@ impl TokenServer {
         let endpoint = json.api_endpoint.trim_end_matches('/').to_owned();
         let target =
             split_url(&endpoint).ok_or_else(|| bad("api_endpoint is not an http(s) URL"))?;
-        if !target.https && !self.allow_insecure && !crate::config::is_loopback_host(target.host) {
+        if !target.https && !self.allow_insecure && !crate::endpoint::is_loopback_host(target.host)
+        {
             return Err(bad(&format!(
                 "api_endpoint {endpoint} is plain http:// to a non-loopback host; refusing to send credentials in clear (set allow_insecure_upstream = true to allow)"
             )));
