@@ -18,6 +18,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::endpoint::bare_host;
 use crate::resolve::CachingResolver;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{WebPkiServerVerifier, verify_server_cert_signed_by_trust_anchor};
@@ -439,9 +440,8 @@ impl<In: Transport> Connector<In> for PinnedTls {
         if !details.needs_tls() || transport.is_tls() {
             return Ok(Some(Either::A(transport)));
         }
-        let host = details.uri.host().unwrap_or_default();
         // IPv6 literals come bracketed in URIs.
-        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let host = bare_host(details.uri.host().unwrap_or_default());
         let name = ServerName::try_from(host)
             .map_err(|_| ureq::Error::Tls("invalid TLS server name"))?
             .to_owned();

@@ -134,6 +134,25 @@ fn check_config_shows_the_warnings_a_start_would_log() {
     );
 }
 
+#[test]
+fn check_config_refuses_a_token_server_url_with_credentials_query_or_fragment() {
+    for url in [
+        "https://user:pw@token.example/",
+        "https://token.example/?a=1",
+        "https://token.example/#f",
+    ] {
+        let out = syncto()
+            .env("SYNCTO_TOKEN_SERVER_URL", url)
+            .arg("--check-config")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{url}: {stderr}");
+        assert!(stderr.contains("SYNCTO_TOKEN_SERVER_URL"), "{stderr}");
+        assert!(!stderr.contains("pw@"), "{stderr}");
+    }
+}
+
 /// Start the binary on the embedded defaults (port 0), return it and its port.
 pub type Spawned = (
     std::process::Child,

@@ -652,6 +652,25 @@ mod tests {
     }
 
     #[test]
+    fn token_server_url_has_no_userinfo_query_or_fragment() {
+        for bad in [
+            "https://user:pw@token.example/",
+            "https://token.example/?a=1",
+            "https://token.example?a=1",
+            "https://token.example/#f",
+            "http://user@localhost:5000/",
+        ] {
+            let e = app_err(&format!("token_server_url = {bad}"));
+            assert!(
+                e.starts_with("test.ini:2: invalid value for `token_server_url`"),
+                "{bad}: {e}"
+            );
+            // A password in the URL is never repeated.
+            assert!(!e.contains("pw@"), "{e}");
+        }
+    }
+
+    #[test]
     fn certificate_pins() {
         let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
         let (a, b, short) = (b64(&[7; 32]), b64(&[9; 32]), b64(&[1; 31]));

@@ -22,10 +22,7 @@ impl IpNet {
             Some(_) => return None,
             None => (s, None),
         };
-        let addr = addr
-            .strip_prefix('[')
-            .and_then(|a| a.strip_suffix(']'))
-            .unwrap_or(addr);
+        let addr = crate::endpoint::bare_host(addr);
         let addr = canonical_ip(addr.parse::<IpAddr>().ok()?);
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = prefix.unwrap_or(max);

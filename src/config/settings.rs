@@ -8,7 +8,7 @@ use base64::Engine as _;
 
 use super::ini::{Raw, Whence, read_ini, unquote};
 use super::{Config, Eos, TrustedProxies, date, net};
-use crate::endpoint::{is_authority, is_loopback_host};
+use crate::endpoint::{Endpoint, is_authority};
 use crate::listen::{Listen, valid_host};
 use crate::logging::LogFormat;
 use crate::secret::Secret;
@@ -125,16 +125,16 @@ pub(super) const SETTINGS: &[Setting] = &[
         c.cache_max_entries = r.number(1, 10_000_000, "a whole number of entries")? as usize;
         Ok(())
     }),
+    // Never echo this value: a URL may hold a password.
     required("token_server_url", |c, r| {
-        let v = r.value.as_str();
-        let rest = v
-            .strip_prefix("https://")
-            .or_else(|| v.strip_prefix("http://"));
-        let ok = rest.is_some_and(|r| url_host(r).is_some()) && !v.contains(char::is_whitespace);
-        if !ok {
-            return Err(r.invalid("an http:// or https:// URL with a host"));
+        if let Err(why) = Endpoint::parse(&r.value) {
+            return Err(StartupError::new(format!(
+                "{}: invalid value for `{}`: expected an http:// or https:// URL with a host \
+                 and no user name, password, query or fragment, but {why}",
+                r.whence, r.key
+            )));
         }
-        c.token_server_url = v.to_string();
+        c.token_server_url = r.value.clone();
         Ok(())
     }),
     required("token_server_heartbeat_timeout_seconds", |c, r| {
@@ -649,41 +649,22 @@ pub(super) fn read(
     }
 
     // Plain http:// to anything but loopback would send bearer tokens and Hawk keys in clear.
-    if let Some(rest) = config.token_server_url.strip_prefix("http://") {
-        if !url_host(rest).is_some_and(is_loopback_host) {
-            let whence = app
-                .get("token_server_url")
-                .map(|r| format!("{}: ", r.whence))
-                .unwrap_or_default();
-            if !config.allow_insecure_upstream {
-                return Err(StartupError::new(format!(
-                    "{whence}token_server_url uses plain http:// to a non-loopback host; bearer tokens would \
-                     travel in clear. Use https:// or set allow_insecure_upstream = true."
-                )));
-            }
-            config.warnings.push(format!(
-                "{whence}token_server_url uses plain http:// to a non-loopback host (allow_insecure_upstream is set)"
-            ));
+    if Endpoint::parse(&config.token_server_url).is_ok_and(|e| e.in_clear()) {
+        let whence = app
+            .get("token_server_url")
+            .map(|r| format!("{}: ", r.whence))
+            .unwrap_or_default();
+        if !config.allow_insecure_upstream {
+            return Err(StartupError::new(format!(
+                "{whence}token_server_url uses plain http:// to a non-loopback host; bearer tokens would \
+                 travel in clear. Use https:// or set allow_insecure_upstream = true."
+            )));
         }
+        config.warnings.push(format!(
+            "{whence}token_server_url uses plain http:// to a non-loopback host (allow_insecure_upstream is set)"
+        ));
     }
     Ok(config)
-}
-
-/// The host of `rest`, a URL after its `scheme://`: the authority up to `/`, `?` or `#`,
-/// without userinfo and port. None when the authority is malformed (empty host, bad port).
-fn url_host(rest: &str) -> Option<&str> {
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let end = match hostport.strip_prefix('[') {
-        Some(v6) => v6.find(']')? + 2,
-        None => hostport.find(':').unwrap_or(hostport.len()),
-    };
-    let (host, port) = hostport.split_at(end);
-    let port_ok = port.is_empty()
-        || port
-            .strip_prefix(':')
-            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok());
-    (!host.is_empty() && host != "[]" && port_ok).then_some(host)
 }
 
 #[cfg(test)]
