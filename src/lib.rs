@@ -34,6 +34,9 @@ use startup::StartupError;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The server's version, as shown in hello and sent upstream.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// Build the shared state from a validated configuration and start
 /// listening.
 pub fn start(config: Config) -> Result<server::Running, StartupError> {

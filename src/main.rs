@@ -26,7 +26,7 @@ fn run() -> Result<(), String> {
             return Ok(());
         }
         Action::Version => {
-            println!("syncto {}", syncto::kinto::VERSION);
+            println!("syncto {}", syncto::VERSION);
             return Ok(());
         }
         Action::Run | Action::CheckConfig => {}
@@ -67,7 +67,7 @@ fn run() -> Result<(), String> {
     let running = syncto::start(config).map_err(|e| e.to_string())?;
     log::info!(
         "syncto {} listening on {} with {workers} workers, at most {} connections",
-        syncto::kinto::VERSION,
+        syncto::VERSION,
         running.addr(),
         running.max_connections()
     );

@@ -1,7 +1,8 @@
 //! The unauthenticated endpoints: hello, heartbeats, version.
 
 use super::error::Error;
-use super::{App, Request, Response, VERSION};
+use super::{App, Request, Response};
+use crate::VERSION;
 use serde_json::json;
 
 /// `GET /v1/`: what the clients read before a batch (`settings`).

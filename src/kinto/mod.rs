@@ -12,6 +12,7 @@ pub mod hello;
 pub mod query;
 pub mod records;
 
+use crate::VERSION;
 use crate::auth::Identity;
 use crate::config::Config;
 use crate::credentials::{Cache, Key};
@@ -23,9 +24,6 @@ use error::Error;
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-
-/// The server's version, as shown in hello and sent upstream.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// A request, whatever carried it (the listener or a batch).
 pub struct Request<'a> {
