@@ -21,7 +21,8 @@
 
 use crate::auth;
 use crate::kinto::error::{Error, Parts};
-use crate::kinto::{self, App, Request, Response, Route, Routed};
+use crate::kinto::route::{Route, Routed};
+use crate::kinto::{self, App, Request, Response};
 use crate::logging;
 use crate::startup::StartupError;
 use std::collections::VecDeque;
@@ -344,7 +345,7 @@ fn with_view<T>(rq: &tiny_http::Request, body: &[u8], f: impl FnOnce(&Request<'_
 /// connection's thread.
 fn needs_upstream(app: &App, rq: &tiny_http::Request) -> bool {
     with_view(rq, &[], |req| {
-        let route = match kinto::route(req.path) {
+        let route = match kinto::route::route(req.path) {
             Ok(Routed::To(route)) => route,
             _ => return false,
         };

@@ -23,7 +23,8 @@
 //!   their answers.
 
 use super::error::Error;
-use super::{App, Memo, Request, Response, Route, Routed};
+use super::route::{Route, Routed, route};
+use super::{App, Memo, Request, Response};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -301,7 +302,7 @@ fn sub_request<'a>(i: usize, r: &'a RawValue, defaults: &Fields<'a>) -> Result<S
         ));
     }
     if matches!(
-        super::route(bare),
+        route(bare),
         Ok(Routed::To(
             Route::Heartbeat | Route::LbHeartbeat | Route::Version
         ))

@@ -28,7 +28,7 @@ fn form_decode(s: &str) -> Result<Cow<'_, str>, Error> {
         name: None,
         message: "Invalid percent-encoding or non UTF-8 query string".into(),
     };
-    if s.contains('%') && !super::well_formed_escapes(s) {
+    if s.contains('%') && !super::route::well_formed_escapes(s) {
         return Err(bad());
     }
     if s.contains('+') {
