@@ -17,6 +17,7 @@ pub mod config;
 pub mod credentials;
 pub mod endpoint;
 pub mod forwarded;
+pub mod http;
 pub mod kinto;
 pub mod listen;
 pub mod logging;

@@ -20,9 +20,10 @@
 //! a 500 for that request only, and shutdown drains what is in flight.
 
 use crate::auth;
+use crate::http::{Request, Response};
 use crate::kinto::error::{Error, Parts};
 use crate::kinto::route::{Route, Routed};
-use crate::kinto::{self, App, Request, Response};
+use crate::kinto::{self, App};
 use crate::logging;
 use crate::startup::StartupError;
 use std::collections::VecDeque;

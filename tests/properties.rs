@@ -15,8 +15,9 @@ use proptest::test_runner::{Config as Cases, FileFailurePersistence};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use syncto::config::Config;
+use syncto::http::Request;
+use syncto::kinto::App;
 use syncto::kinto::query::{ListQuery, parse_list};
-use syncto::kinto::{App, Request};
 use syncto::sync::hawk;
 use syncto::sync::timestamp::{MAX_MS, ceil_tick, floor_tick, ms_to_seconds, seconds_to_ms};
 
@@ -714,7 +715,7 @@ fn app() -> &'static App {
     })
 }
 
-fn post_batch(body: &[u8]) -> syncto::kinto::Response {
+fn post_batch(body: &[u8]) -> syncto::http::Response {
     let headers = [("content-type", "application/json")];
     app().handle(&Request {
         method: "POST",

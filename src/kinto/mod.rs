@@ -17,118 +17,37 @@ use crate::VERSION;
 use crate::auth::Identity;
 use crate::config::Config;
 use crate::credentials::{Cache, Key};
+use crate::http::{Request, Response};
 use crate::metrics::Metrics;
 use crate::sync::storage::Storage;
 use crate::sync::tokenserver::TokenServer;
 use crate::sync::{self, Credentials, Reply, timestamp};
 use error::Error;
 use route::{Route, Routed, route};
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-/// A request, whatever carried it (the listener or a batch).
-pub struct Request<'a> {
-    /// Method, upper-case.
-    pub method: &'a str,
-    /// Raw path (still percent-encoded), without the query.
-    pub path: &'a str,
-    /// Raw query string, without `?`.
-    pub query: &'a str,
-    /// Header names and values.
-    pub headers: &'a [(&'a str, &'a str)],
-    /// The body.
-    pub body: &'a [u8],
+/// The body as JSON: 415/107 unless the Content-Type (when given) is
+/// JSON, 400/106 when it does not parse.
+pub fn json_body(req: &Request<'_>) -> Result<serde_json::Value, Error> {
+    json_content_type(req)?;
+    serde_json::from_slice(req.body).map_err(|e| Error::InvalidJson(e.to_string()))
 }
 
-impl<'a> Request<'a> {
-    /// The body as JSON: 415/107 unless the Content-Type (when given) is
-    /// JSON, 400/106 when it does not parse.
-    pub fn json_body(&self) -> Result<serde_json::Value, Error> {
-        self.json_content_type()?;
-        serde_json::from_slice(self.body).map_err(|e| Error::InvalidJson(e.to_string()))
-    }
-
-    /// 415/107 unless the Content-Type (when given) is JSON.
-    pub fn json_content_type(&self) -> Result<(), Error> {
-        if let Some(ct) = self.header("content-type") {
-            let mime = ct
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            if mime != "application/json" && !mime.ends_with("+json") {
-                return Err(Error::UnsupportedMediaType);
-            }
-        }
-        Ok(())
-    }
-
-    /// First value of a header, case-insensitive name.
-    pub fn header(&self, name: &str) -> Option<&'a str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| *v)
-    }
-}
-
-/// A response before it is written.
-#[derive(Debug, Clone)]
-pub struct Response {
-    /// HTTP status.
-    pub status: u16,
-    /// Headers (names are fixed strings).
-    pub headers: Vec<(&'static str, Cow<'static, str>)>,
-    /// Body bytes (JSON or empty).
-    pub body: Vec<u8>,
-    /// Kinto errno of an error answer, for the request log.
-    pub errno: Option<u16>,
-}
-
-impl Response {
-    /// An empty response.
-    pub fn new(status: u16) -> Response {
-        Response {
-            status,
-            headers: Vec::with_capacity(12),
-            body: Vec::new(),
-            errno: None,
+/// 415/107 unless the Content-Type (when given) is JSON.
+pub fn json_content_type(req: &Request<'_>) -> Result<(), Error> {
+    if let Some(ct) = req.header("content-type") {
+        let mime = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if mime != "application/json" && !mime.ends_with("+json") {
+            return Err(Error::UnsupportedMediaType);
         }
     }
-
-    /// Add a header.
-    pub fn header(&mut self, name: &'static str, value: impl Into<Cow<'static, str>>) {
-        self.headers.push((name, value.into()));
-    }
-
-    /// Whether a header is set.
-    pub fn has(&self, name: &str) -> bool {
-        self.headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case(name))
-    }
-
-    /// Replace or add a header.
-    pub fn set(&mut self, name: &'static str, value: impl Into<Cow<'static, str>>) {
-        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        self.header(name, value);
-    }
-
-    /// Set a JSON body.
-    pub fn json(&mut self, value: &impl serde::Serialize) {
-        // Serializing our own Value/structs into a Vec can't fail.
-        self.set_json_body(serde_json::to_vec(value).unwrap_or_default());
-    }
-
-    /// Set an already-serialized JSON body.
-    pub fn set_json_body(&mut self, body: Vec<u8>) {
-        self.body = body;
-        if !self.has("Content-Type") {
-            self.header("Content-Type", "application/json");
-        }
-    }
+    Ok(())
 }
 
 /// The §8.1 header mapping from an upstream reply, on success and error.

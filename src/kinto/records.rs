@@ -535,7 +535,7 @@ fn put(cx: &mut Ctx<'_>, path: &str, id: &str, pre: Precondition) -> Result<Resp
 /// Validate a PUT body (`{"data": {...}, "permissions"?: ...}`) into the
 /// Sync BSO fields to send.
 fn put_fields(req: &Request<'_>, id: &str) -> Result<Map<String, Value>, Error> {
-    let body = req.json_body()?;
+    let body = super::json_body(req)?;
     let Value::Object(mut top) = body else {
         return Err(Error::InvalidParameter {
             location: "body",
