@@ -406,7 +406,7 @@ fn read_body(rq: &mut tiny_http::Request, max: usize) -> Result<Vec<u8>, BodyErr
 
 fn body_error(app: &App, rq: &tiny_http::Request, e: BodyError) -> Response {
     let mut resp = match e {
-        BodyError::TooLarge => app.error(Error::TooLarge(app.config.max_body_bytes)),
+        BodyError::TooLarge => kinto::error(app, Error::TooLarge(app.config.max_body_bytes)),
         BodyError::Unreadable(e) => {
             let (status, message) = if e.kind() == io::ErrorKind::TimedOut {
                 (408, "The request body was not received in time.")
@@ -458,7 +458,7 @@ fn shed(app: &App, rq: &tiny_http::Request) -> Response {
 /// Run the application on a request.
 fn answer(app: &App, rq: &tiny_http::Request, body: &[u8]) -> Response {
     with_view(rq, body, |req| {
-        contain(app.config.retry_after_seconds, || app.handle(req))
+        contain(app.config.retry_after_seconds, || kinto::handle(app, req))
     })
 }
 

@@ -717,13 +717,16 @@ fn app() -> &'static App {
 
 fn post_batch(body: &[u8]) -> syncto::http::Response {
     let headers = [("content-type", "application/json")];
-    app().handle(&Request {
-        method: "POST",
-        path: "/v1/batch",
-        query: "",
-        headers: &headers,
-        body,
-    })
+    syncto::kinto::handle(
+        app(),
+        &Request {
+            method: "POST",
+            path: "/v1/batch",
+            query: "",
+            headers: &headers,
+            body,
+        },
+    )
 }
 
 /// Sub-requests that need no upstream, with the status each must get.

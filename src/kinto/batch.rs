@@ -96,9 +96,9 @@ pub fn batch(app: &App, req: &Request<'_>) -> Result<Response, Error> {
         let is_write = matches!(sub.method.as_str(), "PUT" | "DELETE" | "POST" | "PATCH");
         let body_len = sub.body.map_or(0, <[u8]>::len);
         let resp = if Instant::now() >= deadline {
-            app.error(Error::BatchTimeUp(app.config.batch_timeout_seconds))
+            super::error(app, Error::BatchTimeUp(app.config.batch_timeout_seconds))
         } else if is_write && out.len() + body_len > MAX_ANSWER_BYTES {
-            app.error(too_large(i, "This write was not run"))
+            super::error(app, too_large(i, "This write was not run"))
         } else {
             let sub_req = Request {
                 method: &sub.method,
@@ -108,11 +108,11 @@ pub fn batch(app: &App, req: &Request<'_>) -> Result<Response, Error> {
                 body: sub.body.unwrap_or_default(),
             };
             let resp = contained(app.config.retry_after_seconds, || {
-                app.dispatch(&sub_req, &mut memo).0
+                super::dispatch(app, &sub_req, &mut memo).0
             });
             let shown = if head { 0 } else { resp.body.len() };
             if !is_write && out.len() + shown > MAX_ANSWER_BYTES {
-                app.error(too_large(i, "This answer was left out"))
+                super::error(app, too_large(i, "This answer was left out"))
             } else {
                 resp
             }

@@ -1,7 +1,7 @@
 //! What Kinto clients see: routing, the records endpoints, batch,
 //! hello/heartbeat, CORS and the error type.
 //!
-//! [`App::handle`] takes a transport-neutral [`Request`] so the batch
+//! [`handle`] takes a transport-neutral [`Request`] so the batch
 //! endpoint can run its sub-requests through exactly the same code.
 
 pub mod batch;
@@ -100,145 +100,159 @@ pub struct App {
     pub metrics: Metrics,
 }
 
+/// Serve one request (top level: adds CORS and the `backoff` setting).
+pub fn handle(app: &App, req: &Request<'_>) -> Response {
+    let mut memo = Memo::default();
+    let (mut resp, route) = match check_host(req) {
+        Ok(()) => eos::guard(&app.config, req.path, SystemTime::now(), || {
+            dispatch(app, req, &mut memo)
+        }),
+        Err(e) => (error(app, e), None),
+    };
+    cors::decorate(&app.config, req, route.as_ref(), &mut resp);
+    if let Some(b) = app.config.backoff {
+        resp.set("Backoff", b.to_string());
+    }
+    resp
+}
+
+/// Route and run a request; errors become Kinto error documents.
+pub fn dispatch<'r>(
+    app: &App,
+    req: &Request<'r>,
+    memo: &mut Memo,
+) -> (Response, Option<Route<'r>>) {
+    let route = match route(req.path) {
+        Ok(Routed::To(r)) => r,
+        Ok(Routed::Redirect(to)) => return (redirect(app, req, &to), None),
+        Err(e) => return (error(app, e), None),
+    };
+    if app.metrics.is_enabled() {
+        let method = crate::metrics::method_name(req.method);
+        app.metrics
+            .incr(&format!("view.{}.{method}", route.service()));
+        count_authn_type(app, req, &route);
+    }
+    let result = if req.method == "OPTIONS" {
+        cors::preflight(&app.config, req, &route)
+    } else if !route.allows(req.method) {
+        Err(Error::MethodNotAllowed(route.allow()))
+    } else {
+        serve(app, req, &route, memo)
+    };
+    let resp = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let allow = match &e {
+                Error::MethodNotAllowed(a) => Some(*a),
+                _ => None,
+            };
+            let mut r = error(app, e);
+            if let Some(a) = allow {
+                r.header("Allow", a);
+            }
+            r
+        }
+    };
+    (resp, Some(route))
+}
+
+fn serve(
+    app: &App,
+    req: &Request<'_>,
+    route: &Route<'_>,
+    memo: &mut Memo,
+) -> Result<Response, Error> {
+    let mut resp = match route {
+        Route::Hello => hello::hello(app, req),
+        Route::Heartbeat => hello::heartbeat(app),
+        Route::LbHeartbeat => hello::lbheartbeat(),
+        Route::Version => hello::version(),
+        Route::Batch => batch::batch(app, req),
+        Route::Bucket(b) => records::bucket(app, req, b, memo),
+        Route::Collections(b) => records::collections(app, req, b, memo),
+        Route::Collection(b, c) => records::collection(app, req, b, c, memo),
+        Route::Records(b, c) => records::list(app, req, b, c, memo),
+        Route::Record(b, c, id) => records::record(app, req, b, c, id, memo),
+    };
+    if matches!(
+        route,
+        Route::Bucket(..)
+            | Route::Collections(..)
+            | Route::Collection(..)
+            | Route::Records(..)
+            | Route::Record(..)
+    ) && req.header("x-client-state").is_some()
+    {
+        let alert = serde_json::json!({
+            "code": "soft-eol",
+            "message": "X-Client-State header is deprecated and should not be provided anymore.",
+            "url": app.config.project_docs,
+        })
+        .to_string();
+        match &mut resp {
+            Ok(r) if !r.has("Alert") => r.header("Alert", alert),
+            _ => {}
+        }
+    }
+    resp
+}
+
+/// An error document, logged when it says something about upstreams.
+pub fn error(app: &App, e: Error) -> Response {
+    // As the original: 304 and 412 are normal answers (not logged),
+    // other 4xx are the client's business (info), the rest is ours or
+    // the upstream's trouble (error).
+    if let Error::Upstream(u) = &e {
+        match u {
+            sync::Error::Status(_, r) if matches!(r.status, 304 | 412) => {}
+            sync::Error::Status(_, r) if r.status < 500 => log::info!("{u}"),
+            _ => log::error!("{u}"),
+        }
+    }
+    e.parts().into_response(app.config.retry_after_seconds)
+}
+
+fn redirect(app: &App, req: &Request<'_>, to: &str) -> Response {
+    let mut r = Response::new(307);
+    let mut location = format!("{}{to}", base_url(app, req));
+    if !req.query.is_empty() {
+        location.push('?');
+        location.push_str(req.query);
+    }
+    r.header("Location", location);
+    r
+}
+
+/// `scheme://host` clients should use: the `http_scheme`/`http_host`
+/// settings, else the request's Host header (checked by [`handle`]).
+pub fn base_url(app: &App, req: &Request<'_>) -> String {
+    let scheme = app.config.http_scheme.as_deref().unwrap_or("http");
+    let host = match &app.config.http_host {
+        Some(h) => h.as_str(),
+        None => req
+            .header("host")
+            .filter(|h| crate::endpoint::is_authority(h))
+            .unwrap_or("localhost"),
+    };
+    format!("{scheme}://{host}")
+}
+
+/// `authn_type.<scheme>`: one count per request to an endpoint that needs a user.
+fn count_authn_type(app: &App, req: &Request<'_>, route: &Route<'_>) {
+    let open = matches!(
+        route,
+        Route::Hello | Route::Heartbeat | Route::LbHeartbeat | Route::Version | Route::Batch
+    );
+    if open || req.method == "OPTIONS" {
+        return;
+    }
+    if let Some(scheme) = crate::auth::authn_type(req.header("authorization")) {
+        app.metrics.incr(&format!("authn_type.{scheme}"));
+    }
+}
+
 impl App {
-    /// Serve one request (top level: adds CORS and the `backoff` setting).
-    pub fn handle(&self, req: &Request<'_>) -> Response {
-        let mut memo = Memo::default();
-        let (mut resp, route) = match check_host(req) {
-            Ok(()) => eos::guard(&self.config, req.path, SystemTime::now(), || {
-                self.dispatch(req, &mut memo)
-            }),
-            Err(e) => (self.error(e), None),
-        };
-        cors::decorate(&self.config, req, route.as_ref(), &mut resp);
-        if let Some(b) = self.config.backoff {
-            resp.set("Backoff", b.to_string());
-        }
-        resp
-    }
-
-    /// Route and run a request; errors become Kinto error documents.
-    pub fn dispatch<'r>(
-        &self,
-        req: &Request<'r>,
-        memo: &mut Memo,
-    ) -> (Response, Option<Route<'r>>) {
-        let route = match route(req.path) {
-            Ok(Routed::To(r)) => r,
-            Ok(Routed::Redirect(to)) => return (self.redirect(req, &to), None),
-            Err(e) => return (self.error(e), None),
-        };
-        if self.metrics.is_enabled() {
-            let method = crate::metrics::method_name(req.method);
-            self.metrics
-                .incr(&format!("view.{}.{method}", route.service()));
-            self.count_authn_type(req, &route);
-        }
-        let result = if req.method == "OPTIONS" {
-            cors::preflight(&self.config, req, &route)
-        } else if !route.allows(req.method) {
-            Err(Error::MethodNotAllowed(route.allow()))
-        } else {
-            self.serve(req, &route, memo)
-        };
-        let resp = match result {
-            Ok(r) => r,
-            Err(e) => {
-                let allow = match &e {
-                    Error::MethodNotAllowed(a) => Some(*a),
-                    _ => None,
-                };
-                let mut r = self.error(e);
-                if let Some(a) = allow {
-                    r.header("Allow", a);
-                }
-                r
-            }
-        };
-        (resp, Some(route))
-    }
-
-    fn serve(
-        &self,
-        req: &Request<'_>,
-        route: &Route<'_>,
-        memo: &mut Memo,
-    ) -> Result<Response, Error> {
-        let mut resp = match route {
-            Route::Hello => hello::hello(self, req),
-            Route::Heartbeat => hello::heartbeat(self),
-            Route::LbHeartbeat => hello::lbheartbeat(),
-            Route::Version => hello::version(),
-            Route::Batch => batch::batch(self, req),
-            Route::Bucket(b) => records::bucket(self, req, b, memo),
-            Route::Collections(b) => records::collections(self, req, b, memo),
-            Route::Collection(b, c) => records::collection(self, req, b, c, memo),
-            Route::Records(b, c) => records::list(self, req, b, c, memo),
-            Route::Record(b, c, id) => records::record(self, req, b, c, id, memo),
-        };
-        if matches!(
-            route,
-            Route::Bucket(..)
-                | Route::Collections(..)
-                | Route::Collection(..)
-                | Route::Records(..)
-                | Route::Record(..)
-        ) && req.header("x-client-state").is_some()
-        {
-            let alert = serde_json::json!({
-                "code": "soft-eol",
-                "message": "X-Client-State header is deprecated and should not be provided anymore.",
-                "url": self.config.project_docs,
-            })
-            .to_string();
-            match &mut resp {
-                Ok(r) if !r.has("Alert") => r.header("Alert", alert),
-                _ => {}
-            }
-        }
-        resp
-    }
-
-    /// An error document, logged when it says something about upstreams.
-    pub fn error(&self, e: Error) -> Response {
-        // As the original: 304 and 412 are normal answers (not logged),
-        // other 4xx are the client's business (info), the rest is ours or
-        // the upstream's trouble (error).
-        if let Error::Upstream(u) = &e {
-            match u {
-                sync::Error::Status(_, r) if matches!(r.status, 304 | 412) => {}
-                sync::Error::Status(_, r) if r.status < 500 => log::info!("{u}"),
-                _ => log::error!("{u}"),
-            }
-        }
-        e.parts().into_response(self.config.retry_after_seconds)
-    }
-
-    fn redirect(&self, req: &Request<'_>, to: &str) -> Response {
-        let mut r = Response::new(307);
-        let mut location = format!("{}{to}", self.base_url(req));
-        if !req.query.is_empty() {
-            location.push('?');
-            location.push_str(req.query);
-        }
-        r.header("Location", location);
-        r
-    }
-
-    /// `scheme://host` clients should use: the `http_scheme`/`http_host`
-    /// settings, else the request's Host header (checked by [`App::handle`]).
-    pub fn base_url(&self, req: &Request<'_>) -> String {
-        let scheme = self.config.http_scheme.as_deref().unwrap_or("http");
-        let host = match &self.config.http_host {
-            Some(h) => h.as_str(),
-            None => req
-                .header("host")
-                .filter(|h| crate::endpoint::is_authority(h))
-                .unwrap_or("localhost"),
-        };
-        format!("{scheme}://{host}")
-    }
-
     /// Credentials for `who` (lookup key `key`): memo, then cache, then
     /// Token Server. `ua` is the User-Agent sent on behalf of the client.
     fn credentials(
@@ -247,18 +261,12 @@ impl App {
         key: Key,
         ua: &str,
         memo: &mut Memo,
-    ) -> Result<Arc<Credentials>, Error> {
+    ) -> Result<Arc<Credentials>, Refused> {
         if let Some((_, c)) = memo.entries.iter().find(|(k, _)| *k == key) {
             return Ok(Arc::clone(c));
         }
         if memo.token_calls >= MAX_TOKEN_CALLS && !self.cache.knows(&key) {
-            return Err(Error::param(
-                "header",
-                "Authorization",
-                format!(
-                    "One request may ask the Token Server for credentials at most {MAX_TOKEN_CALLS} times: send the requests of other users separately."
-                ),
-            ));
+            return Err(Refused::TooManyTokenCalls);
         }
         let token_calls = &mut memo.token_calls;
         let started = Instant::now();
@@ -283,20 +291,6 @@ impl App {
         Ok(creds)
     }
 
-    /// `authn_type.<scheme>`: one count per request to an endpoint that needs a user.
-    fn count_authn_type(&self, req: &Request<'_>, route: &Route<'_>) {
-        let open = matches!(
-            route,
-            Route::Hello | Route::Heartbeat | Route::LbHeartbeat | Route::Version | Route::Batch
-        );
-        if open || req.method == "OPTIONS" {
-            return;
-        }
-        if let Some(scheme) = crate::auth::authn_type(req.header("authorization")) {
-            self.metrics.incr(&format!("authn_type.{scheme}"));
-        }
-    }
-
     /// Run a storage call with `who`'s credentials; a 401 from the node
     /// drops the cached token and retries once with a fresh one.
     pub fn with_storage<T>(
@@ -305,7 +299,7 @@ impl App {
         ua: &str,
         memo: &mut Memo,
         mut call: impl FnMut(&Storage, &Credentials) -> Result<T, sync::Error>,
-    ) -> Result<T, Error> {
+    ) -> Result<T, Refused> {
         let key = self.cache.key(who);
         let creds = self.credentials(who, key, ua, memo)?;
         match call(&self.storage, &creds) {
@@ -314,9 +308,39 @@ impl App {
                 self.cache.invalidate(&key);
                 memo.entries.retain(|(k, _)| *k != key);
                 let creds = self.credentials(who, key, ua, memo)?;
-                call(&self.storage, &creds).map_err(Error::from)
+                call(&self.storage, &creds).map_err(Refused::from)
             }
-            other => other.map_err(Error::from),
+            other => other.map_err(Refused::from),
+        }
+    }
+}
+
+/// Why [`App::with_storage`] could not make its call.
+#[derive(Debug)]
+pub enum Refused {
+    /// The Token Server or the storage node failed or refused.
+    Upstream(sync::Error),
+    /// This request has already made [`MAX_TOKEN_CALLS`] Token Server exchanges.
+    TooManyTokenCalls,
+}
+
+impl From<sync::Error> for Refused {
+    fn from(e: sync::Error) -> Refused {
+        Refused::Upstream(e)
+    }
+}
+
+impl From<Refused> for Error {
+    fn from(r: Refused) -> Error {
+        match r {
+            Refused::Upstream(e) => Error::Upstream(e),
+            Refused::TooManyTokenCalls => Error::param(
+                "header",
+                "Authorization",
+                format!(
+                    "One request may ask the Token Server for credentials at most {MAX_TOKEN_CALLS} times: send the requests of other users separately."
+                ),
+            ),
         }
     }
 }
