@@ -19,11 +19,12 @@
 //! its own connection thread, not a worker. A panic in one request becomes
 //! a 500 for that request only, and shutdown drains what is in flight.
 
+use crate::app::App;
 use crate::auth;
 use crate::http::{Request, Response};
+use crate::kinto;
 use crate::kinto::error::{Error, Parts};
 use crate::kinto::route::{Route, Routed};
-use crate::kinto::{self, App};
 use crate::logging;
 use crate::startup::StartupError;
 use std::collections::VecDeque;

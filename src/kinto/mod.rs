@@ -14,18 +14,12 @@ pub mod records;
 pub mod route;
 
 use crate::VERSION;
-use crate::auth::Identity;
-use crate::config::Config;
-use crate::credentials::{Cache, Key};
+use crate::app::{App, MAX_TOKEN_CALLS, Memo, Refused};
 use crate::http::{Request, Response};
-use crate::metrics::Metrics;
-use crate::sync::storage::Storage;
-use crate::sync::tokenserver::TokenServer;
-use crate::sync::{self, Credentials, Reply, timestamp};
+use crate::sync::{self, Reply, timestamp};
 use error::Error;
 use route::{Route, Routed, route};
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
 /// The body as JSON: 415/107 unless the Content-Type (when given) is
 /// JSON, 400/106 when it does not parse.
@@ -69,35 +63,6 @@ pub fn translate_headers(r: &mut Response, reply: &Reply) {
     if let Some(ra) = &reply.retry_after {
         r.set("Retry-After", ra.clone());
     }
-}
-
-/// Per-request (or per-batch) memory of credentials already looked up, so a
-/// batch looks each user up once.
-#[derive(Default)]
-pub struct Memo {
-    entries: Vec<([u8; 32], Arc<Credentials>)>,
-    /// Token Server exchanges made so far.
-    token_calls: usize,
-}
-
-/// Most Token Server exchanges one request (a whole batch included) may
-/// cause: one user's lookup, a fresh token after the Sync node refused the
-/// cached one, and one more. Without it one unauthenticated batch of 25
-/// sub-requests with 25 made-up tokens makes 25 Token Server calls.
-pub const MAX_TOKEN_CALLS: usize = 3;
-
-/// Shared state of the server: configuration, cache, upstream clients.
-pub struct App {
-    /// Validated configuration.
-    pub config: Config,
-    /// Credentials cache.
-    pub cache: Cache,
-    /// Token Server client.
-    pub tokens: TokenServer,
-    /// Storage-node client.
-    pub storage: Storage,
-    /// statsd.
-    pub metrics: Metrics,
 }
 
 /// Serve one request (top level: adds CORS and the `backoff` setting).
@@ -249,84 +214,6 @@ fn count_authn_type(app: &App, req: &Request<'_>, route: &Route<'_>) {
     }
     if let Some(scheme) = crate::auth::authn_type(req.header("authorization")) {
         app.metrics.incr(&format!("authn_type.{scheme}"));
-    }
-}
-
-impl App {
-    /// Credentials for `who` (lookup key `key`): memo, then cache, then
-    /// Token Server. `ua` is the User-Agent sent on behalf of the client.
-    fn credentials(
-        &self,
-        who: &Identity<'_>,
-        key: Key,
-        ua: &str,
-        memo: &mut Memo,
-    ) -> Result<Arc<Credentials>, Refused> {
-        if let Some((_, c)) = memo.entries.iter().find(|(k, _)| *k == key) {
-            return Ok(Arc::clone(c));
-        }
-        if memo.token_calls >= MAX_TOKEN_CALLS && !self.cache.knows(&key) {
-            return Err(Refused::TooManyTokenCalls);
-        }
-        let token_calls = &mut memo.token_calls;
-        let started = Instant::now();
-        let mut exchange = Duration::ZERO;
-        let creds = self.cache.get_keyed(key, who, |duration| {
-            *token_calls += 1;
-            let authorization = format!("{} {}", who.scheme.word(), who.credential);
-            let key_header = (who.scheme.key_header(), who.key);
-            let exchange_started = Instant::now();
-            let token = self.tokens.fetch(&authorization, key_header, duration, ua);
-            exchange = exchange_started.elapsed();
-            token
-        })?;
-        if self.metrics.is_enabled() {
-            // The original's `syncclient.start_time`: making the user's Sync client ready
-            // from known credentials. A Token Server exchange has its own timer.
-            let ready = started.elapsed().saturating_sub(exchange);
-            self.metrics.timing_fine("syncclient.start_time", ready);
-            self.metrics.set("users", &self.cache.user_tag(who));
-        }
-        memo.entries.push((key, Arc::clone(&creds)));
-        Ok(creds)
-    }
-
-    /// Run a storage call with `who`'s credentials; a 401 from the node
-    /// drops the cached token and retries once with a fresh one.
-    pub fn with_storage<T>(
-        &self,
-        who: &Identity<'_>,
-        ua: &str,
-        memo: &mut Memo,
-        mut call: impl FnMut(&Storage, &Credentials) -> Result<T, sync::Error>,
-    ) -> Result<T, Refused> {
-        let key = self.cache.key(who);
-        let creds = self.credentials(who, key, ua, memo)?;
-        match call(&self.storage, &creds) {
-            Err(sync::Error::Status(sync::Upstream::Storage, r)) if r.status == 401 => {
-                log::info!("sync node refused a cached token; fetching a fresh one");
-                self.cache.invalidate(&key);
-                memo.entries.retain(|(k, _)| *k != key);
-                let creds = self.credentials(who, key, ua, memo)?;
-                call(&self.storage, &creds).map_err(Refused::from)
-            }
-            other => other.map_err(Refused::from),
-        }
-    }
-}
-
-/// Why [`App::with_storage`] could not make its call.
-#[derive(Debug)]
-pub enum Refused {
-    /// The Token Server or the storage node failed or refused.
-    Upstream(sync::Error),
-    /// This request has already made [`MAX_TOKEN_CALLS`] Token Server exchanges.
-    TooManyTokenCalls,
-}
-
-impl From<sync::Error> for Refused {
-    fn from(e: sync::Error) -> Refused {
-        Refused::Upstream(e)
     }
 }
 

@@ -83,7 +83,7 @@ impl Syncto {
         }
     }
 
-    pub fn app(&self) -> &syncto::kinto::App {
+    pub fn app(&self) -> &syncto::app::App {
         &self.running.as_ref().unwrap().app
     }
 
