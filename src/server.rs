@@ -20,11 +20,7 @@
 //! a 500 for that request only, and shutdown drains what is in flight.
 
 use crate::app::App;
-use crate::auth;
 use crate::http::{Request, Response};
-use crate::kinto;
-use crate::kinto::error::{Error, Parts};
-use crate::kinto::route::{Route, Routed};
 use crate::logging;
 use crate::startup::StartupError;
 use std::collections::VecDeque;
@@ -35,6 +31,38 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// What the listener serves (the Kinto protocol implements it): the listener reads
+/// requests and writes answers, the service decides what they are.
+pub trait Service: Send + Sync + 'static {
+    /// Whether answering `req` may call the Token Server or a Sync node: such a request
+    /// is handed to a worker; any other is answered on its connection's thread, at once
+    /// however busy the workers are.
+    fn needs_upstream(&self, req: &Request<'_>) -> bool;
+    /// The answer to `req`.
+    fn handle(&self, req: &Request<'_>) -> Response;
+    /// The answer to a request the listener turned down without handling it; `req` is
+    /// what was read of it, if anything.
+    fn refuse(&self, req: Option<&Request<'_>>, why: Refusal) -> Response;
+}
+
+/// Why the listener turned a request down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The body is over `max_body_bytes` (413).
+    BodyTooLarge,
+    /// The body did not arrive within `request_body_timeout_seconds` (408).
+    BodyTimeout,
+    /// The body's chunked framing is broken, or the connection ended before its end (400).
+    BodyUnreadable,
+    /// No worker was free within `queue_timeout_milliseconds` (503).
+    Overloaded,
+    /// `max_connections` are open and serving: a new connection is answered this and closed
+    /// before anything is read from it (503).
+    TooManyConnections,
+    /// The handler panicked (500); the other requests carry on.
+    Panicked,
+}
 
 /// A running server. Dropping it without [`Running::shutdown`] stops
 /// accepting connections but leaves the workers running until the process
@@ -111,7 +139,7 @@ pub fn start(app: Arc<App>) -> Result<Running, StartupError> {
         body_timeout: Duration::from_secs(config.request_body_timeout_seconds),
         idle_timeout: Duration::from_secs(config.keepalive_timeout_seconds),
         send_timeout: Duration::from_secs(config.response_timeout_seconds),
-        busy_response: busy_response(config.retry_after_seconds),
+        busy_response: busy_response(&app.refuse(None, Refusal::TooManyConnections)),
     };
     let shared = Arc::new(Shared {
         app: Arc::clone(&app),
@@ -243,18 +271,8 @@ pub fn raise_open_files_limit() -> OpenFiles {
     files
 }
 
-/// The complete answer to a connection past `max_connections`.
-fn busy_response(retry_after_seconds: u32) -> Vec<u8> {
-    let r = Parts {
-        status: 503,
-        errno: Some(201),
-        message: "Too many connections, please retry later.".into(),
-        details: None,
-        retry_after: true,
-        www_authenticate: false,
-        reply: None,
-    }
-    .into_response(retry_after_seconds);
+/// The complete HTTP answer written to a connection past `max_connections`.
+fn busy_response(r: &Response) -> Vec<u8> {
     let mut out = String::from("HTTP/1.1 503 Service Unavailable\r\n");
     for (name, value) in &r.headers {
         out.push_str(&format!("{name}: {value}\r\n"));
@@ -294,7 +312,7 @@ fn handle(shared: &Shared, mut rq: tiny_http::Request) {
             let resp = body_error(app, &rq, e);
             (rq, resp)
         }
-        Ok(body) if needs_upstream(app, &rq) => {
+        Ok(body) if with_view(&rq, &[], |req| app.needs_upstream(req)) => {
             match shared.pool.run(rq, body, shared.queue_timeout, started) {
                 // The worker wrote the answer.
                 Outcome::Served(None) => return,
@@ -340,48 +358,6 @@ fn with_view<T>(rq: &tiny_http::Request, body: &[u8], f: impl FnOnce(&Request<'_
     })
 }
 
-/// Whether answering calls the Token Server or the Sync node. Only what is
-/// certain to be answered without one (routing errors, preflights, wrong
-/// methods, disabled writes, missing or malformed credentials, the
-/// unauthenticated endpoints but `__heartbeat__`) is served on the
-/// connection's thread.
-fn needs_upstream(app: &App, rq: &tiny_http::Request) -> bool {
-    with_view(rq, &[], |req| {
-        let route = match kinto::route::route(req.path) {
-            Ok(Routed::To(route)) => route,
-            _ => return false,
-        };
-        if req.method == "OPTIONS" || !route.allows(req.method) {
-            return false;
-        }
-        let authenticated = |bucket: &str| {
-            auth::identify(
-                req.header("authorization"),
-                req.header("x-keyid"),
-                req.header("x-client-state"),
-                bucket,
-            )
-            .is_ok()
-        };
-        match &route {
-            Route::Hello | Route::LbHeartbeat | Route::Version => false,
-            Route::Heartbeat | Route::Batch => true,
-            Route::Bucket(bucket)
-            | Route::Collections(bucket)
-            | Route::Collection(bucket, _)
-            | Route::Records(bucket, _) => authenticated(bucket),
-            Route::Record(bucket, collection, _) => {
-                let disabled = match req.method {
-                    "PUT" => !app.config.put_enabled(collection),
-                    "DELETE" => !app.config.delete_enabled(collection),
-                    _ => false,
-                };
-                !disabled && authenticated(bucket)
-            }
-        }
-    })
-}
-
 /// Why a body could not be taken.
 enum BodyError {
     /// Over `max_body_bytes`.
@@ -406,61 +382,22 @@ fn read_body(rq: &mut tiny_http::Request, max: usize) -> Result<Vec<u8>, BodyErr
 }
 
 fn body_error(app: &App, rq: &tiny_http::Request, e: BodyError) -> Response {
-    let mut resp = match e {
-        BodyError::TooLarge => kinto::error(app, Error::TooLarge(app.config.max_body_bytes)),
-        BodyError::Unreadable(e) => {
-            let (status, message) = if e.kind() == io::ErrorKind::TimedOut {
-                (408, "The request body was not received in time.")
-            } else {
-                (
-                    400,
-                    "The request body could not be read: malformed chunked encoding, or the \
-                     connection ended before its end.",
-                )
-            };
-            Parts {
-                status,
-                errno: Some(107),
-                message: message.into(),
-                details: None,
-                retry_after: false,
-                www_authenticate: false,
-                reply: None,
-            }
-            .into_response(app.config.retry_after_seconds)
-        }
+    let why = match e {
+        BodyError::TooLarge => Refusal::BodyTooLarge,
+        BodyError::Unreadable(e) if e.kind() == io::ErrorKind::TimedOut => Refusal::BodyTimeout,
+        BodyError::Unreadable(_) => Refusal::BodyUnreadable,
     };
-    with_view(rq, &[], |req| {
-        kinto::cors::decorate(&app.config, req, None, &mut resp)
-    });
-    resp
+    with_view(rq, &[], |req| app.refuse(Some(req), why))
 }
 
 /// 503 + Retry-After for a request no worker could take in time.
 fn shed(app: &App, rq: &tiny_http::Request) -> Response {
-    let mut resp = Parts {
-        status: 503,
-        errno: Some(201),
-        message: "Service temporary unavailable due to overloading or maintenance, please retry \
-                  later."
-            .into(),
-        details: None,
-        retry_after: true,
-        www_authenticate: false,
-        reply: None,
-    }
-    .into_response(app.config.retry_after_seconds);
-    with_view(rq, &[], |req| {
-        kinto::cors::decorate(&app.config, req, None, &mut resp)
-    });
-    resp
+    with_view(rq, &[], |req| app.refuse(Some(req), Refusal::Overloaded))
 }
 
 /// Run the application on a request.
 fn answer(app: &App, rq: &tiny_http::Request, body: &[u8]) -> Response {
-    with_view(rq, body, |req| {
-        contain(app.config.retry_after_seconds, || kinto::handle(app, req))
-    })
+    with_view(rq, body, |req| contain(app, || app.handle(req)))
 }
 
 /// Log the request and write its answer.
@@ -487,14 +424,14 @@ fn finish(shared: &Shared, mut rq: tiny_http::Request, resp: Response, started: 
     let _ = rq.respond(into_tiny(resp));
 }
 
-/// Run a handler; a panic becomes a 500/999 document for this request only
-/// (the thread, the cache and the other requests carry on).
-fn contain(retry_after_seconds: u32, handler: impl FnOnce() -> Response) -> Response {
+/// Run a handler; a panic becomes a 500 for this request only (the thread, the cache
+/// and the other requests carry on).
+fn contain(app: &App, handler: impl FnOnce() -> Response) -> Response {
     match catch_unwind(AssertUnwindSafe(handler)) {
         Ok(r) => r,
         Err(_) => {
             log::error!("a request handler panicked; answered 500");
-            Error::Internal.parts().into_response(retry_after_seconds)
+            app.refuse(None, Refusal::Panicked)
         }
     }
 }
@@ -683,9 +620,20 @@ impl Throttle {
 mod tests {
     use super::*;
 
+    /// The state of a server whose upstreams are never called.
+    fn app(retry_after_seconds: u32) -> App {
+        let config = crate::config::Config {
+            retry_after_seconds,
+            token_server_url: "http://127.0.0.1:9/".into(),
+            ..Default::default()
+        };
+        App::new(config).unwrap()
+    }
+
     #[test]
     fn a_panicking_handler_is_a_500_document() {
-        let r = contain(30, || panic!("bug"));
+        let app = app(30);
+        let r = contain(&app, || panic!("bug"));
         assert_eq!((r.status, r.errno), (500, Some(999)));
         let doc: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(doc["code"], 500);
@@ -698,7 +646,7 @@ mod tests {
                 .any(|(n, v)| *n == "Content-Type" && v.starts_with("application/json"))
         );
         // A handler that works is passed through untouched.
-        assert_eq!(contain(30, || Response::new(204)).status, 204);
+        assert_eq!(contain(&app, || Response::new(204)).status, 204);
     }
 
     #[test]
@@ -712,7 +660,7 @@ mod tests {
 
     #[test]
     fn the_busy_answer_is_a_complete_kinto_error() {
-        let bytes = busy_response(7);
+        let bytes = busy_response(&app(7).refuse(None, Refusal::TooManyConnections));
         let text = String::from_utf8(bytes).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         assert!(

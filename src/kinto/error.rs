@@ -65,7 +65,7 @@ impl From<sync::Error> for Error {
     }
 }
 
-const OVERLOADED: &str =
+pub(super) const OVERLOADED: &str =
     "Service temporary unavailable due to overloading or maintenance, please retry later.";
 const UNREACHABLE: &str =
     "Unable to reach the service. Check your internet connection or firewall configuration.";

@@ -15,9 +15,11 @@ pub mod route;
 
 use crate::VERSION;
 use crate::app::{App, MAX_TOKEN_CALLS, Memo, Refused};
+use crate::auth;
 use crate::http::{Request, Response};
+use crate::server::{Refusal, Service};
 use crate::sync::{self, Reply, timestamp};
-use error::Error;
+use error::{Error, Parts};
 use route::{Route, Routed, route};
 use std::time::SystemTime;
 
@@ -62,6 +64,93 @@ pub fn translate_headers(r: &mut Response, reply: &Reply) {
     }
     if let Some(ra) = &reply.retry_after {
         r.set("Retry-After", ra.clone());
+    }
+}
+
+/// The listener serves the Kinto protocol.
+impl Service for App {
+    /// Only what is certain to be answered without an upstream (routing errors,
+    /// preflights, wrong methods, disabled writes, missing or malformed credentials, the
+    /// unauthenticated endpoints but `__heartbeat__`) is not.
+    fn needs_upstream(&self, req: &Request<'_>) -> bool {
+        let route = match route(req.path) {
+            Ok(Routed::To(route)) => route,
+            _ => return false,
+        };
+        if req.method == "OPTIONS" || !route.allows(req.method) {
+            return false;
+        }
+        let authenticated = |bucket: &str| {
+            auth::identify(
+                req.header("authorization"),
+                req.header("x-keyid"),
+                req.header("x-client-state"),
+                bucket,
+            )
+            .is_ok()
+        };
+        match &route {
+            Route::Hello | Route::LbHeartbeat | Route::Version => false,
+            Route::Heartbeat | Route::Batch => true,
+            Route::Bucket(bucket)
+            | Route::Collections(bucket)
+            | Route::Collection(bucket, _)
+            | Route::Records(bucket, _) => authenticated(bucket),
+            Route::Record(bucket, collection, _) => {
+                let disabled = match req.method {
+                    "PUT" => !self.config.put_enabled(collection),
+                    "DELETE" => !self.config.delete_enabled(collection),
+                    _ => false,
+                };
+                !disabled && authenticated(bucket)
+            }
+        }
+    }
+
+    fn handle(&self, req: &Request<'_>) -> Response {
+        handle(self, req)
+    }
+
+    /// A Kinto error document; with CORS headers when the request was read.
+    fn refuse(&self, req: Option<&Request<'_>>, why: Refusal) -> Response {
+        let retry_after_seconds = self.config.retry_after_seconds;
+        let document = |status, errno, message: &'static str, retry_after| {
+            Parts {
+                status,
+                errno: Some(errno),
+                message: message.into(),
+                details: None,
+                retry_after,
+                www_authenticate: false,
+                reply: None,
+            }
+            .into_response(retry_after_seconds)
+        };
+        let mut resp = match why {
+            Refusal::BodyTooLarge => error(self, Error::TooLarge(self.config.max_body_bytes)),
+            Refusal::BodyTimeout => document(
+                408,
+                107,
+                "The request body was not received in time.",
+                false,
+            ),
+            Refusal::BodyUnreadable => document(
+                400,
+                107,
+                "The request body could not be read: malformed chunked encoding, or the \
+                 connection ended before its end.",
+                false,
+            ),
+            Refusal::Overloaded => document(503, 201, error::OVERLOADED, true),
+            Refusal::TooManyConnections => {
+                document(503, 201, "Too many connections, please retry later.", true)
+            }
+            Refusal::Panicked => Error::Internal.parts().into_response(retry_after_seconds),
+        };
+        if let Some(req) = req {
+            cors::decorate(&self.config, req, None, &mut resp);
+        }
+        resp
     }
 }
 
