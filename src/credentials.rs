@@ -408,7 +408,6 @@ mod tests {
             scheme: Scheme::Bearer,
             credential: cred,
             key,
-            client_state_header: false,
         }
     }
 

@@ -2,6 +2,7 @@
 //! errno and message in one exhaustive match.
 
 use super::Response;
+use crate::auth;
 use crate::sync::{self, Reply, Upstream};
 use serde_json::{Value, json};
 use std::borrow::Cow;
@@ -57,6 +58,12 @@ pub enum Error {
     BatchTimeUp(u64),
     /// 500/999: a bug.
     Internal,
+}
+
+impl From<auth::Refused> for Error {
+    fn from(r: auth::Refused) -> Error {
+        Error::Unauthenticated(r.0)
+    }
 }
 
 impl From<sync::Error> for Error {
