@@ -28,6 +28,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct};
 use rustls::{RootCertStore, SignatureScheme, StreamOwned};
+use sha2::{Digest, Sha256};
 use ureq::config::{AutoHeaderValue, Config};
 use ureq::unversioned::transport::time::{Duration as UDuration, Instant as UInstant};
 use ureq::unversioned::transport::{Buffers, ConnectProxyConnector, ConnectionDetails, Connector};
@@ -311,20 +312,12 @@ fn classify_rustls(e: &rustls::Error) -> (FailureKind, String) {
     (FailureKind::Tls, reason.into())
 }
 
-/// SHA-256 of a certificate's SubjectPublicKeyInfo (certificate DER in).
+/// SHA-256 of a certificate's SubjectPublicKeyInfo (certificate DER in); `Err` when the
+/// certificate does not parse.
 pub fn spki_sha256(cert_der: &[u8]) -> Result<[u8; 32], String> {
     let der = CertificateDer::from(cert_der);
     let cert = ParsedCertificate::try_from(&der).map_err(|e| format!("certificate: {e}"))?;
-    sha256(cert.subject_public_key_info().as_ref())
-}
-
-/// SHA-256 through rustls's ring provider: no extra digest crate needed.
-fn sha256(data: &[u8]) -> Result<[u8; 32], String> {
-    let suite = rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256.tls13();
-    let digest = suite.map(|s| s.common.hash_provider.hash(data));
-    digest
-        .and_then(|d| <[u8; 32]>::try_from(d.as_ref()).ok())
-        .ok_or_else(|| "SHA-256 unavailable".to_owned())
+    Ok(Sha256::digest(cert.subject_public_key_info().as_ref()).into())
 }
 
 /// Normal webpki verification, then SPKI pinning.
