@@ -511,7 +511,7 @@ impl Transport for PinnedTlsTransport {
 // The integration tests' server, shared. (At file level: inside `mod tests`
 // the path would be relative to the nonexistent src/tls/tests/.)
 #[cfg(test)]
-#[path = "../tests/support/tls_server.rs"]
+#[path = "../../tests/support/tls_server.rs"]
 mod tls_server;
 
 #[cfg(test)]
@@ -522,10 +522,10 @@ mod tests {
     use std::net::{Ipv4Addr, TcpListener};
     use std::time::Instant;
 
-    const CHAIN: &[u8] = include_bytes!("../tests/data/tls/chain.pem");
-    const KEY: &[u8] = include_bytes!("../tests/data/tls/leaf.key");
-    const OTHER_CA: &[u8] = include_bytes!("../tests/data/tls/other-ca.pem");
-    const PINS: &str = include_str!("../tests/data/tls/pins.txt");
+    const CHAIN: &[u8] = include_bytes!("../../tests/data/tls/chain.pem");
+    const KEY: &[u8] = include_bytes!("../../tests/data/tls/leaf.key");
+    const OTHER_CA: &[u8] = include_bytes!("../../tests/data/tls/other-ca.pem");
+    const PINS: &str = include_str!("../../tests/data/tls/pins.txt");
     const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tls/");
     type Outcome = Result<(u16, String), (FailureKind, String)>;
 
@@ -606,12 +606,12 @@ mod tests {
             fetch(webpki_roots, CHAIN, KEY, "localhost"),
             tls_err("unknown issuer")
         );
-        let expired = include_bytes!("../tests/data/tls/expired-chain.pem");
-        let key = include_bytes!("../tests/data/tls/expired.key");
+        let expired = include_bytes!("../../tests/data/tls/expired-chain.pem");
+        let key = include_bytes!("../../tests/data/tls/expired.key");
         let got = fetch(config("ca.pem", &[]), expired, key, "localhost");
         assert_eq!(got, tls_err("certificate expired"));
-        let wrong = include_bytes!("../tests/data/tls/wrong-host-chain.pem");
-        let key = include_bytes!("../tests/data/tls/wrong-host.key");
+        let wrong = include_bytes!("../../tests/data/tls/wrong-host-chain.pem");
+        let key = include_bytes!("../../tests/data/tls/wrong-host.key");
         let got = fetch(config("ca.pem", &[]), wrong, key, "localhost");
         assert_eq!(got, tls_err("certificate not valid for name"));
     }
@@ -756,7 +756,7 @@ mod tests {
 
     #[test]
     fn spki_pins_match_openssl() {
-        let intermediate = include_bytes!("../tests/data/tls/intermediate.pem");
+        let intermediate = include_bytes!("../../tests/data/tls/intermediate.pem");
         assert_eq!(spki_sha256(&first_der(CHAIN)), Ok(pin("leaf")));
         assert_eq!(
             spki_sha256(&first_der(intermediate)),
