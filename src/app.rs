@@ -58,7 +58,7 @@ impl App {
             &config.certificate_pins,
         )
         .map_err(StartupError::new)?;
-        let agent = tls::agent(
+        let agent = tls::connector::agent(
             tls,
             Duration::from_secs(config.upstream_connect_timeout_seconds),
             Duration::from_secs(config.upstream_timeout_seconds),

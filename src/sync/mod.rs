@@ -189,11 +189,11 @@ impl Error {
             }
             _ => {}
         }
-        let (kind, reason) = crate::tls::classify(e);
+        let (kind, reason) = crate::tls::failure::classify(e);
         let why = format!("{host}: {reason}");
         match kind {
-            crate::tls::FailureKind::Timeout => Error::Timeout(upstream, why),
-            crate::tls::FailureKind::Unusable => Error::BadAnswer(upstream, why),
+            crate::tls::failure::FailureKind::Timeout => Error::Timeout(upstream, why),
+            crate::tls::failure::FailureKind::Unusable => Error::BadAnswer(upstream, why),
             _ => Error::Unreachable(upstream, why),
         }
     }
