@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 /// Per-request (or per-batch) memory of credentials already looked up, so a
 /// batch looks each user up once.
 #[derive(Default)]
-pub struct Memo {
+pub(crate) struct Memo {
     entries: Vec<([u8; 32], Arc<Credentials>)>,
     /// Token Server exchanges made so far.
     token_calls: usize,
@@ -27,7 +27,7 @@ pub struct Memo {
 /// cause: one user's lookup, a fresh token after the Sync node refused the
 /// cached one, and one more. Without it one unauthenticated batch of 25
 /// sub-requests with 25 made-up tokens makes 25 Token Server calls.
-pub const MAX_TOKEN_CALLS: usize = 3;
+pub(crate) const MAX_TOKEN_CALLS: usize = 3;
 
 /// Shared state of the server: configuration, cache, upstream clients.
 pub struct App {
@@ -36,18 +36,18 @@ pub struct App {
     /// Credentials cache.
     pub cache: Cache,
     /// Token Server client.
-    pub tokens: TokenServer,
+    pub(crate) tokens: TokenServer,
     /// Storage-node client.
     pub storage: Storage,
     /// statsd.
-    pub metrics: Metrics,
+    pub(crate) metrics: Metrics,
 }
 
 impl App {
     /// Builds every part from a validated configuration: statsd, the TLS set-up and the
     /// shared agent, the cache (with a random secret unless one is configured) and both
     /// upstream clients.
-    pub fn new(config: Config) -> Result<App, StartupError> {
+    pub(crate) fn new(config: Config) -> Result<App, StartupError> {
         let metrics = match &config.statsd_url {
             Some(addr) => metrics::Metrics::udp(addr, &config.statsd_prefix)
                 .map_err(|e| StartupError::new(format!("statsd_url: {addr}: {e}")))?,
@@ -140,7 +140,7 @@ impl App {
 
     /// Run a storage call with `who`'s credentials; a 401 from the node
     /// drops the cached token and retries once with a fresh one.
-    pub fn with_storage<T>(
+    pub(crate) fn with_storage<T>(
         &self,
         who: &Identity<'_>,
         ua: &str,
@@ -164,7 +164,7 @@ impl App {
 
 /// Why [`App::with_storage`] could not make its call.
 #[derive(Debug)]
-pub enum Refused {
+pub(crate) enum Refused {
     /// The Token Server or the storage node failed or refused.
     Upstream(sync::Error),
     /// This request has already made [`MAX_TOKEN_CALLS`] Token Server exchanges.

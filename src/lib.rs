@@ -12,24 +12,24 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
-pub mod auth;
+pub(crate) mod auth;
 pub mod cli;
 pub mod config;
-pub mod credentials;
-pub mod endpoint;
-pub mod forwarded;
+pub(crate) mod credentials;
+pub(crate) mod endpoint;
+pub(crate) mod forwarded;
 pub mod http;
 pub mod kinto;
 pub mod listen;
 pub mod logging;
-pub mod metrics;
-pub mod resolve;
+pub(crate) mod metrics;
+pub(crate) mod resolve;
 pub mod secret;
 pub mod server;
 pub mod startup;
 pub mod sync;
 pub mod systemd;
-pub mod tls;
+pub(crate) mod tls;
 
 use app::App;
 use config::Config;

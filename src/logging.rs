@@ -35,11 +35,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
 /// Target (and MozLog `Type`) of the per-request summary line, as in cliquet.
-pub const SUMMARY_TARGET: &str = "request.summary";
+pub(crate) const SUMMARY_TARGET: &str = "request.summary";
 
 /// Longest User-Agent or query string logged, in bytes; longer ones are cut on a character
 /// boundary and end with `…`.
-pub const MAX_FIELD_BYTES: usize = 512;
+pub(crate) const MAX_FIELD_BYTES: usize = 512;
 
 /// MozLog `Logger` field.
 const LOGGER_NAME: &str = "syncto";
@@ -132,7 +132,7 @@ fn panic_message(
 
 /// What one HTTP request's summary line says (CONTRACT §9).
 #[derive(Debug, Clone, Copy)]
-pub struct Summary<'a> {
+pub(crate) struct Summary<'a> {
     /// Request method, as received.
     pub method: &'a str,
     /// Request path, without the query string.
@@ -155,7 +155,7 @@ pub struct Summary<'a> {
 ///
 /// With Syncto's logger installed the line is structured (MozLog `Fields`); under another
 /// logger (say, a test harness's) it is logged as a text message.
-pub fn summary(s: &Summary<'_>) {
+pub(crate) fn summary(s: &Summary<'_>) {
     // First, so a server running at `warn` pays nothing per request.
     if !log::log_enabled!(target: SUMMARY_TARGET, Level::Info) {
         return;
@@ -176,7 +176,7 @@ pub fn summary(s: &Summary<'_>) {
 /// Turns records and summaries into lines: the format plus what it needs from the
 /// environment. Public so that tests can check exact lines without capturing stderr.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Renderer {
+pub(crate) struct Renderer {
     /// Text or MozLog JSON.
     pub format: LogFormat,
     /// Text under journald: `<N>` priority prefix and no timestamp.

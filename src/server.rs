@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 /// What the listener serves (the Kinto protocol implements it): the listener reads
 /// requests and writes answers, the service decides what they are.
-pub trait Service: Send + Sync + 'static {
+pub(crate) trait Service: Send + Sync + 'static {
     /// Whether answering `req` may call the Token Server or a Sync node: such a request
     /// is handed to a worker; any other is answered on its connection's thread, at once
     /// however busy the workers are.
@@ -48,7 +48,7 @@ pub trait Service: Send + Sync + 'static {
 
 /// Why the listener turned a request down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// The body is over `max_body_bytes` (413).
     BodyTooLarge,
     /// The body did not arrive within `request_body_timeout_seconds` (408).
@@ -128,7 +128,7 @@ struct Shared {
 }
 
 /// Bind and start `workers` threads serving `app`.
-pub fn start(app: Arc<App>) -> Result<Running, StartupError> {
+pub(crate) fn start(app: Arc<App>) -> Result<Running, StartupError> {
     let config = &app.config;
     let max_connections = config
         .max_connections
@@ -189,7 +189,7 @@ pub fn start(app: Arc<App>) -> Result<Running, StartupError> {
 /// and 64 plus 2 per worker are kept for upstream connections, the
 /// listener, logs and statsd. At least 16; at most 1024, since each
 /// connection also holds a thread.
-pub fn default_max_connections(open_files: u64, workers: usize) -> usize {
+pub(crate) fn default_max_connections(open_files: u64, workers: usize) -> usize {
     let reserve = 64 + 2 * workers as u64;
     open_files.saturating_sub(reserve).clamp(16, 1024) as usize
 }

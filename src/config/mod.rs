@@ -22,10 +22,11 @@ mod ini;
 mod net;
 mod settings;
 
-pub use net::{IpNet, TrustedProxies, canonical_ip};
+pub(crate) use net::canonical_ip;
+pub use net::{IpNet, TrustedProxies};
 
 /// Read when neither `--config` nor `SYNCTO_INI` names a file, if it exists.
-pub const DEFAULT_CONFIG_PATH: &str = "/etc/syncto/syncto.ini";
+pub(crate) const DEFAULT_CONFIG_PATH: &str = "/etc/syncto/syncto.ini";
 
 /// Which writes are allowed on one collection. Both default to off: nothing is written to
 /// Firefox Sync unless the operator asked for it.
@@ -223,7 +224,7 @@ pub fn process_env() -> Result<Vec<(String, String)>, StartupError> {
 }
 
 /// The prefix of the environment variables that are settings.
-pub const ENV_PREFIX: &str = "SYNCTO_";
+pub(crate) const ENV_PREFIX: &str = "SYNCTO_";
 
 impl Config {
     /// File search order: `args.config`; else env `SYNCTO_INI`; else

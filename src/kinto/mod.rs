@@ -4,14 +4,14 @@
 //! [`handle`] takes a transport-neutral [`Request`] so the batch
 //! endpoint can run its sub-requests through exactly the same code.
 
-pub mod batch;
-pub mod cors;
-pub mod eos;
-pub mod error;
-pub mod hello;
+pub(crate) mod batch;
+pub(crate) mod cors;
+pub(crate) mod eos;
+pub(crate) mod error;
+pub(crate) mod hello;
 pub mod query;
-pub mod records;
-pub mod route;
+pub(crate) mod records;
+pub(crate) mod route;
 
 use crate::VERSION;
 use crate::app::{App, MAX_TOKEN_CALLS, Memo, Refused};
@@ -25,13 +25,13 @@ use std::time::SystemTime;
 
 /// The body as JSON: 415/107 unless the Content-Type (when given) is
 /// JSON, 400/106 when it does not parse.
-pub fn json_body(req: &Request<'_>) -> Result<serde_json::Value, Error> {
+pub(crate) fn json_body(req: &Request<'_>) -> Result<serde_json::Value, Error> {
     json_content_type(req)?;
     serde_json::from_slice(req.body).map_err(|e| Error::InvalidJson(e.to_string()))
 }
 
 /// 415/107 unless the Content-Type (when given) is JSON.
-pub fn json_content_type(req: &Request<'_>) -> Result<(), Error> {
+pub(crate) fn json_content_type(req: &Request<'_>) -> Result<(), Error> {
     if let Some(ct) = req.header("content-type") {
         let mime = ct
             .split(';')
@@ -47,7 +47,7 @@ pub fn json_content_type(req: &Request<'_>) -> Result<(), Error> {
 }
 
 /// The §8.1 header mapping from an upstream reply, on success and error.
-pub fn translate_headers(r: &mut Response, reply: &Reply) {
+pub(crate) fn translate_headers(r: &mut Response, reply: &Reply) {
     r.set("Cache-Control", "no-cache");
     if let Some(ms) = reply.last_modified {
         r.set("ETag", format!("\"{ms}\""));
@@ -171,7 +171,7 @@ pub fn handle(app: &App, req: &Request<'_>) -> Response {
 }
 
 /// Route and run a request; errors become Kinto error documents.
-pub fn dispatch<'r>(
+pub(crate) fn dispatch<'r>(
     app: &App,
     req: &Request<'r>,
     memo: &mut Memo,
@@ -253,7 +253,7 @@ fn serve(
 }
 
 /// An error document, logged when it says something about upstreams.
-pub fn error(app: &App, e: Error) -> Response {
+pub(crate) fn error(app: &App, e: Error) -> Response {
     // As the original: 304 and 412 are normal answers (not logged),
     // other 4xx are the client's business (info), the rest is ours or
     // the upstream's trouble (error).
@@ -280,7 +280,7 @@ fn redirect(app: &App, req: &Request<'_>, to: &str) -> Response {
 
 /// `scheme://host` clients should use: the `http_scheme`/`http_host`
 /// settings, else the request's Host header (checked by [`handle`]).
-pub fn base_url(app: &App, req: &Request<'_>) -> String {
+pub(crate) fn base_url(app: &App, req: &Request<'_>) -> String {
     let scheme = app.config.http_scheme.as_deref().unwrap_or("http");
     let host = match &app.config.http_host {
         Some(h) => h.as_str(),
@@ -352,7 +352,7 @@ const MAX_USER_AGENT: usize = 512;
 /// `Syncto/<version> (on behalf of <client UA>)`. The client's part has its
 /// control characters replaced (an HTTP library refuses them in a header,
 /// which must not turn a request into a 503) and is cut at 512 bytes.
-pub fn user_agent(req: &Request<'_>) -> String {
+pub(crate) fn user_agent(req: &Request<'_>) -> String {
     match req
         .header("user-agent")
         .map(str::trim)

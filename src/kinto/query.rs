@@ -8,14 +8,16 @@ use std::borrow::Cow;
 use std::fmt::Write;
 
 /// What stays unescaped in a query value we build.
-pub const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+pub(crate) const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'_')
     .remove(b'.')
     .remove(b'~');
 
 /// Iterate `key=value` pairs of a raw query string, form-decoded.
-pub fn pairs(query: &str) -> impl Iterator<Item = Result<(Cow<'_, str>, Cow<'_, str>), Error>> {
+pub(crate) fn pairs(
+    query: &str,
+) -> impl Iterator<Item = Result<(Cow<'_, str>, Cow<'_, str>), Error>> {
     query.split('&').filter(|p| !p.is_empty()).map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         Ok((form_decode(k)?, form_decode(v)?))
@@ -70,7 +72,7 @@ pub struct ListQuery {
 const SORTS: &str = "_sort should be one of ('-last_modified', 'newest', '-sortindex', 'index', 'last_modified', 'oldest')";
 
 /// A millisecond timestamp parameter (`123` or `"123"`).
-pub fn timestamp_param(name: &str, v: &str) -> Result<u64, Error> {
+pub(crate) fn timestamp_param(name: &str, v: &str) -> Result<u64, Error> {
     parse_ms(v.trim_matches('"')).ok_or_else(|| {
         let message = format!("{name} should be a number.");
         Error::param("querystring", name.to_owned(), message)
@@ -158,7 +160,7 @@ pub fn parse_list(query: &str) -> Result<ListQuery, Error> {
 }
 
 /// `_fields` of a one-record query.
-pub fn parse_fields(query: &str) -> Result<Option<Vec<String>>, Error> {
+pub(crate) fn parse_fields(query: &str) -> Result<Option<Vec<String>>, Error> {
     let mut fields = None;
     for pair in pairs(query) {
         let (k, v) = pair?;
@@ -213,7 +215,7 @@ impl ListQuery {
 /// What a request's `If-Match` / `If-None-Match` ask for, exactly as Kinto
 /// means them (integer milliseconds compared for equality).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Precondition {
+pub(crate) enum Precondition {
     /// No precondition.
     #[default]
     None,
@@ -227,7 +229,7 @@ pub enum Precondition {
 
 /// Read `If-Match` / `If-None-Match`. A star wins over `If-Match` (create
 /// only); two timestamps can't be combined.
-pub fn preconditions(
+pub(crate) fn preconditions(
     if_match: Option<&str>,
     if_none_match: Option<&str>,
 ) -> Result<Precondition, Error> {

@@ -6,10 +6,10 @@
 //! the Kinto side maps to status codes and errnos in one place.
 
 pub mod hawk;
-pub mod pacing;
-pub mod storage;
+pub(crate) mod pacing;
+pub(crate) mod storage;
 pub mod timestamp;
-pub mod tokenserver;
+pub(crate) mod tokenserver;
 
 use std::fmt;
 use std::io::Read;
