@@ -62,6 +62,9 @@ pub(crate) enum Refusal {
     TooManyConnections,
     /// The handler panicked (500); the other requests carry on.
     Panicked,
+    /// The request's head or framing is invalid, or it did not arrive in time: the status
+    /// (400, 408, 417, 431 or 505) and what was wrong. The connection is closed after it.
+    Malformed(u16, &'static str),
 }
 
 /// A running server. Dropping it without [`Running::shutdown`] stops
@@ -155,10 +158,7 @@ pub(crate) fn start(app: Arc<App>) -> Result<Running, StartupError> {
     let listener = listen
         .bind(config.unix_socket_mode)
         .map_err(|e| cannot(&e))?;
-    let handler: tiny_http::Handler = {
-        let shared = Arc::clone(&shared);
-        Box::new(move |rq| handle(&shared, rq))
-    };
+    let handler: Arc<dyn tiny_http::Handler> = shared.clone();
     let server = tiny_http::Server::from_listener_with(listener, limits, Some(handler))
         .map_err(|e| cannot(&e))?;
     let (addr, port) = match server.server_addr() {
@@ -284,6 +284,33 @@ fn busy_response(r: &Response) -> Vec<u8> {
     let mut bytes = out.into_bytes();
     bytes.extend_from_slice(&r.body);
     bytes
+}
+
+impl tiny_http::Handler for Shared {
+    fn handle(&self, rq: tiny_http::Request) {
+        handle(self, rq);
+    }
+
+    /// The document of a request the listener refused, and its summary line.
+    fn refused(&self, r: &tiny_http::Refused<'_>) -> tiny_http::Response<Cursor<Vec<u8>>> {
+        let resp = self
+            .app
+            .refuse(None, Refusal::Malformed(r.status.0, r.reason));
+        let target = r.target.unwrap_or("-");
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let remote = r.remote_addr.map(|a| a.ip().to_string());
+        logging::summary(&logging::Summary {
+            method: r.method.unwrap_or("-"),
+            path,
+            query: query.split('#').next().unwrap_or(""),
+            status: resp.status,
+            errno: resp.errno,
+            duration: r.elapsed,
+            user_agent: None,
+            remote: remote.as_deref(),
+        });
+        into_tiny(resp)
+    }
 }
 
 /// Counts the requests being served (for the shutdown drain).

@@ -146,6 +146,7 @@ impl Service for App {
                 document(503, 201, "Too many connections, please retry later.", true)
             }
             Refusal::Panicked => Error::Internal.parts().into_response(retry_after_seconds),
+            Refusal::Malformed(status, reason) => document(status, 107, reason, false),
         };
         if let Some(req) = req {
             cors::decorate(&self.config, req, None, &mut resp);
