@@ -130,7 +130,8 @@ fn panic_message(
     out
 }
 
-/// What one HTTP request's summary line says (CONTRACT §9).
+/// What one HTTP request's summary line says: method, path, query, status, errno,
+/// duration, User-Agent and peer; no other header, so never a credential.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Summary<'a> {
     /// Request method, as received.

@@ -1,6 +1,6 @@
 //! Who the user is: OAuth (bucket or X-KeyID header), legacy BrowserID
-//! (32-char bucket or X-Client-State), and the 401s (syncto-original.md §16
-//! items 1–6, 24–27, 29).
+//! (32-char bucket or X-Client-State, the header with a deprecation Alert), and the
+//! 401s with `WWW-Authenticate` that name what is missing, as the original Syncto.
 
 use crate::support::fake::Canned;
 use crate::support::*;

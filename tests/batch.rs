@@ -1,5 +1,7 @@
-//! `POST /v1/batch`: defaults, inheritance, limits, every sub-response kept
-//! (CONTRACT §7, syncto-original.md §16 item 60, kinto-clients.md §7).
+//! `POST /v1/batch`: `defaults` merged, `/v1` prefixed, the outer Authorization,
+//! X-KeyID, X-Client-State and User-Agent inherited, more than `batch_max_requests` or a
+//! nested batch refused (400/107), and always a 200 with every sub-response in order,
+//! errors included, as the Kinto clients expect.
 
 use crate::support::fake::Canned;
 use crate::support::*;

@@ -1,6 +1,7 @@
 //! The read path: list, one record, collection metadata, translation of
-//! parameters, preconditions and headers (syncto-original.md §16 items
-//! 32–51, 67 and the CONTRACT §5 changes).
+//! parameters (`_since`, `_before`, `_limit`, `_token`, `_sort`, `in_ids`, `exclude_id`,
+//! `_fields`), exact preconditions and headers (ETag, Last-Modified, Next-Page as an
+//! absolute URL, Total-Records, Backoff), as the original Syncto and the Kinto clients.
 
 use crate::support::fake::{Canned, fmt_cs};
 use crate::support::*;

@@ -1,6 +1,7 @@
-//! Writes: per-collection switches, PUT and DELETE translation,
-//! preconditions, 412 with details.existing, body validation
-//! (syncto-original.md §16 items 52–70 and CONTRACT §5–§6).
+//! Writes: per-collection switches (off by default, 405/115 when off), PUT and DELETE
+//! translation (201 when a create-only PUT created, `id` and `last_modified` of the body
+//! ignored, DELETE answering `deleted: true`), exact preconditions, 412 with
+//! `details.existing`, body validation.
 
 use crate::support::fake::Canned;
 use crate::support::*;

@@ -46,7 +46,10 @@ pub(crate) fn json_content_type(req: &Request<'_>) -> Result<(), Error> {
     Ok(())
 }
 
-/// The §8.1 header mapping from an upstream reply, on success and error.
+/// The headers of a Sync answer a Kinto client sees, on success and error alike:
+/// `Cache-Control: no-cache`; `X-Last-Modified` as `ETag` (quoted ms) and `Last-Modified`;
+/// `X-Weave-Quota-Remaining` as `Quota-Remaining`, `X-Weave-Alert` as `Alert`,
+/// `X-Weave-Backoff` or `X-Backoff` as `Backoff`; `Retry-After` as it is.
 pub(crate) fn translate_headers(r: &mut Response, reply: &Reply) {
     r.set("Cache-Control", "no-cache");
     if let Some(ms) = reply.last_modified {

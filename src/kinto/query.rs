@@ -1,5 +1,9 @@
-//! Kinto query parameters and precondition headers → Sync ones
-//! (syncto-original.md §6 with the CONTRACT §5 changes).
+//! Kinto query parameters and precondition headers → Sync ones: `_since`,
+//! `gt_last_modified` and `min_last_modified` → `newer`; `_before`, `lt_last_modified` and
+//! `max_last_modified` → `older`; `_limit` → `limit` (a positive integer, else 400);
+//! `_token` → `offset`; `_sort` → `sort`; `in_ids`/`in_id` → `ids`; `exclude_id` and
+//! `_fields` are applied to the answer; other parameters are ignored. `If-Match` and
+//! `If-None-Match` (`*` or `"*"` too) become the Sync precondition headers.
 
 use super::error::Error;
 use crate::sync::timestamp::{TICK_MS, ceil_tick, floor_tick, ms_to_seconds, parse_ms};

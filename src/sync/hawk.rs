@@ -243,7 +243,8 @@ mod tests {
         );
     }
 
-    // syncto-original.md §18.
+    // Payload hashes seen on the wire between the original Syncto and a Sync node: the
+    // empty payload without a content type, and a JSON record.
     #[test]
     fn original_payload_hashes() {
         assert_eq!(

@@ -88,7 +88,7 @@ pub(crate) fn http_date(ms: u64) -> String {
 mod tests {
     use super::*;
 
-    // Vectors of syncto-original.md §18.
+    // Conversions the original Syncto made (ms → Sync seconds rounds to the nearest 10 ms).
     #[test]
     fn ms_to_seconds_vectors() {
         assert_eq!(ms_to_seconds(14377478425700), "14377478425.70");

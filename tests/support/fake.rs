@@ -1,5 +1,5 @@
 //! A fake Token Server and a fake Sync 1.5 storage node that behave like
-//! syncstorage-rs where a Kinto front can tell (sync-protocols.md §3, §8):
+//! syncstorage-rs where a Kinto front can tell:
 //! two-decimal seconds, bare-number error bodies, `X-Weave-Next-Offset`,
 //! 200 `[]` for an unknown collection, 304/412 rules, `{"modified": ts}` on
 //! DELETE. Every storage request's Hawk header is verified; a bad one is a
