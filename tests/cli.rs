@@ -219,7 +219,7 @@ fn sigterm_drains_in_flight_requests_then_exits_0() {
         .status,
         200
     );
-    fake.state().sync_hang = Some(Duration::from_millis(1500));
+    fake.hang_sync(Duration::from_millis(1500));
     let url = format!("{base}{}", records("tabs"));
     let slow = std::thread::spawn(move || request(&client(), "GET", &url, &[BEARER], None));
     std::thread::sleep(Duration::from_millis(300));

@@ -284,13 +284,12 @@ proptest! {
         let s = shared_server();
         let path = records("tabs");
         let query = w.query(false);
-        {
-            // (A case that failed half-way may have left its answers.)
-            let mut st = s.fake.state();
-            st.sync_script.clear();
-            st.sync_script.push(Canned::new(200, "[]").with("X-Weave-Next-Offset", &offset));
-            st.sync_script.push(Canned::new(200, "[]"));
-        }
+        // (A case that failed half-way may have left its answers.)
+        s.fake.clear_sync_script();
+        s.fake.script_sync([
+            Canned::new(200, "[]").with("X-Weave-Next-Offset", &offset),
+            Canned::new(200, "[]"),
+        ]);
         let r = s.get(&format!("{path}?{query}"), &[BEARER, ("Host", "h.example:8000")]);
         prop_assert_eq!(r.status, 200, "{}", r.body);
         let first_upstream = s.fake.last_sync().url;

@@ -100,7 +100,7 @@ pub struct Collection {
 }
 
 #[derive(Default)]
-pub struct State {
+struct State {
     /// Token Server exchanges made.
     pub token_calls: usize,
     /// Requests the token server saw.
@@ -151,7 +151,7 @@ pub struct State {
 pub struct Fake {
     pub token_url: String,
     pub sync_url: String,
-    pub state: Arc<Mutex<State>>,
+    state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
     servers: Vec<(Arc<tiny_http::Server>, Vec<JoinHandle<()>>)>,
 }
@@ -208,12 +208,99 @@ impl Fake {
         }
     }
 
-    pub fn state(&self) -> MutexGuard<'_, State> {
+    fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The node's next answers, in order, given after the Hawk check instead of its
+    /// normal behaviour (a [`Canned::for_method`] one waits for a request of its method).
+    pub fn script_sync(&self, answers: impl IntoIterator<Item = Canned>) {
+        self.state().sync_script.extend(answers);
+    }
+
+    /// Forget the node's scripted answers not given yet.
+    pub fn clear_sync_script(&self) {
+        self.state().sync_script.clear();
+    }
+
+    /// The Token Server's next answers, in order, instead of its normal behaviour.
+    pub fn script_token(&self, answers: impl IntoIterator<Item = Canned>) {
+        self.state().token_script.extend(answers);
+    }
+
+    /// The node takes `d` before answering anything (a hung node; never longer than the
+    /// fake lives).
+    pub fn hang_sync(&self, d: Duration) {
+        self.state().sync_hang = Some(d);
+    }
+
+    /// The node refuses every token issued so far (as after a node reassignment or an
+    /// expiry): the next storage call of each user is a 401.
+    pub fn revoke_tokens(&self) {
+        let mut st = self.state();
+        let ids: Vec<String> = st.tokens.keys().cloned().collect();
+        st.revoked.extend(ids);
+    }
+
+    /// The Token Server's heartbeat answers `status`.
+    pub fn set_heartbeat(&self, status: u16) {
+        self.state().heartbeat_status = status;
+    }
+
+    /// Each token exchange takes `d`.
+    pub fn delay_tokens(&self, d: Duration) {
+        self.state().token_delay = d;
+    }
+
+    /// Tokens are granted for `seconds` at most.
+    pub fn grant_tokens_for(&self, seconds: u64) {
+        self.state().duration = seconds;
+    }
+
+    /// A token the node accepts for user `uid`, as if the Token Server had issued it.
+    pub fn issue_token(&self, id: &str, hawk_key: &str, uid: u64) {
+        let value = (hawk_key.to_owned(), uid);
+        self.state().tokens.insert(id.to_owned(), value);
+    }
+
+    /// The Hawk keys of the tokens issued so far.
+    pub fn hawk_keys(&self) -> Vec<String> {
+        self.state()
+            .tokens
+            .values()
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// The node skips the Hawk check and takes the user from the path (benchmarks call it
+    /// directly).
+    pub fn open(&self) {
+        self.state().open = true;
+    }
+
+    /// What the fakes see, readable from another thread while they run.
+    pub fn observer(&self) -> Observer {
+        Observer(Arc::clone(&self.state))
+    }
+
+    /// Token exchanges made.
     pub fn token_calls(&self) -> usize {
         self.state().token_calls
+    }
+
+    /// The requests the Token Server saw.
+    pub fn token_seen(&self) -> Vec<Seen> {
+        self.state().token_seen.clone()
+    }
+
+    /// Storage requests whose Hawk header the node refused.
+    pub fn hawk_failures(&self) -> usize {
+        self.state().hawk_failures
+    }
+
+    /// Writes the node refused as conflicts (same tick, or another write in progress).
+    pub fn conflicts(&self) -> usize {
+        self.state().conflicts
     }
 
     /// The storage requests seen so far.
@@ -273,6 +360,31 @@ impl Fake {
         let mut st = self.state();
         let uid = uid_for(&mut st, key);
         st.users.get(&uid)?.get(coll)?.bsos.get(id).cloned()
+    }
+}
+
+/// What the fakes see (see [`Fake::observer`]).
+#[derive(Clone)]
+pub struct Observer(Arc<Mutex<State>>);
+
+impl Observer {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The requests the Token Server saw.
+    pub fn token_seen(&self) -> Vec<Seen> {
+        self.state().token_seen.clone()
+    }
+
+    /// Token exchanges made.
+    pub fn token_calls(&self) -> usize {
+        self.state().token_calls
+    }
+
+    /// Storage requests received.
+    pub fn sync_requests(&self) -> usize {
+        self.state().sync_seen.len()
     }
 }
 
