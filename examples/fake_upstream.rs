@@ -14,7 +14,7 @@
 //! "token_calls_total": n, "sync_requests": n}` (used by .ci/balancer.sh to
 //! prove that each user costs one Token Server call behind a balancer).
 
-#[path = "../tests/support/fake.rs"]
+#[path = "../tests/support/fake/mod.rs"]
 mod fake;
 
 use std::io::{Read, Write};
