@@ -1,4 +1,4 @@
-//! The test fakes (Token Server + Sync 1.5 node, see tests/support/fake.rs)
+//! The test fakes (Token Server + Sync 1.5 node, see tests/support/fake/)
 //! as a process, for the real Kinto clients under tests/clients and for
 //! benches. Prints `TOKEN_URL=…` and `SYNC_URL=…`, then serves until its
 //! standard input closes or `--seconds` pass (default 600): it always
