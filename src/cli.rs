@@ -75,7 +75,7 @@ pub struct Args {
     pub log_format: Option<LogFormat>,
 }
 
-/// Parses the arguments WITHOUT argv[0]. `--help` and `--version` win over everything after
+/// Parses the arguments WITHOUT `argv[0]`. `--help` and `--version` win over everything after
 /// them, so `syncto --help --whatever` still prints help. A repeated flag: the last one wins.
 pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Args, String> {
     use lexopt::prelude::*;

@@ -11,7 +11,7 @@
 //!   `--log-format json`): one MozLog v2 object per line, `{"Timestamp":…, "Type":…,
 //!   "Logger":"syncto", "Hostname":…, "EnvVersion":"2.0", "Severity":…, "Pid":…, "Fields":{…}}`.
 //!
-//! The request summary ([`summary`]) uses cliquet's field names (`method`, `path`,
+//! The request summary (`summary`) uses cliquet's field names (`method`, `path`,
 //! `querystring`, `code`, `errno`, `t`, `agent`) so existing dashboards keep working. Request
 //! headers other than the User-Agent are never logged, so no Authorization value, token or key
 //! can end up in a log.
@@ -19,7 +19,7 @@
 //! Client-controlled text (path, query, User-Agent) and messages have their control characters
 //! replaced with `?`: a client must not be able to end a line and forge the next one, or send
 //! terminal escapes to whoever reads the log. The User-Agent and the query are cut at
-//! [`MAX_FIELD_BYTES`].
+//! `MAX_FIELD_BYTES`.
 //!
 //! The summary runs on every request, so the line is built in a reused per-thread buffer and
 //! written with a single `write_all` under the stderr lock (which also keeps lines from

@@ -26,7 +26,7 @@ pub(crate) use net::canonical_ip;
 pub use net::{IpNet, TrustedProxies};
 
 /// Read when neither `--config` nor `SYNCTO_INI` names a file, if it exists.
-pub(crate) const DEFAULT_CONFIG_PATH: &str = "/etc/syncto/syncto.ini";
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/syncto/syncto.ini";
 
 /// Which writes are allowed on one collection. Both default to off: nothing is written to
 /// Firefox Sync unless the operator asked for it.
