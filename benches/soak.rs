@@ -24,7 +24,7 @@
 //! Exits 1 on any unexpected answer, or when descriptors or threads grew or
 //! RSS rose by more than a quarter between the first and last samples.
 
-#[path = "../tests/support/fake.rs"]
+#[path = "../tests/support/fake/mod.rs"]
 mod fake;
 #[path = "../tests/support/faulty.rs"]
 mod faulty;

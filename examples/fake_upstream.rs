@@ -1,4 +1,4 @@
-//! The test fakes (Token Server + Sync 1.5 node, see tests/support/fake.rs)
+//! The test fakes (Token Server + Sync 1.5 node, see tests/support/fake/)
 //! as a process, for the real Kinto clients under tests/clients and for
 //! benches. Prints `TOKEN_URL=…` and `SYNC_URL=…`, then serves until its
 //! standard input closes or `--seconds` pass (default 600): it always
@@ -14,7 +14,7 @@
 //! "token_calls_total": n, "sync_requests": n}` (used by .ci/balancer.sh to
 //! prove that each user costs one Token Server call behind a balancer).
 
-#[path = "../tests/support/fake.rs"]
+#[path = "../tests/support/fake/mod.rs"]
 mod fake;
 
 use std::io::{Read, Write};
@@ -39,7 +39,9 @@ fn main() {
         }
     }
     let f = fake::Fake::start();
-    f.state().open = open;
+    if open {
+        f.open();
+    }
     if seed_keys.is_empty() {
         seed_keys.push("1234-Yw3NKWbEM2aRElRIu7JbTw".to_string());
     }
@@ -59,7 +61,7 @@ fn main() {
             );
         }
     }
-    let stats = stats_server(std::sync::Arc::clone(&f.state));
+    let stats = stats_server(f.observer());
     println!("TOKEN_URL={}", f.token_url);
     println!("SYNC_URL={}", f.sync_url);
     println!("STATS_URL={stats}");
@@ -86,15 +88,12 @@ fn main() {
 // ---- STATS_URL: what the fakes saw (per-user Token Server exchanges) ----------------
 
 /// Serves the stats on 127.0.0.1:0 from a thread; returns the URL.
-fn stats_server(state: std::sync::Arc<std::sync::Mutex<fake::State>>) -> String {
+fn stats_server(fakes: fake::Observer) -> String {
     let server = tiny_http::Server::http("127.0.0.1:0").expect("stats listener");
     let port = server.server_addr().to_ip().map_or(0, |a| a.port());
     std::thread::spawn(move || {
         for rq in server.incoming_requests() {
-            let body = {
-                let st = state.lock().unwrap_or_else(|e| e.into_inner());
-                stats_json(&st)
-            };
+            let body = stats_json(&fakes);
             let header =
                 tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..])
                     .expect("static header");
@@ -105,9 +104,9 @@ fn stats_server(state: std::sync::Arc<std::sync::Mutex<fake::State>>) -> String 
 }
 
 /// Token Server exchanges per user (the key id or client state sent with them).
-fn stats_json(st: &fake::State) -> String {
+fn stats_json(fakes: &fake::Observer) -> String {
     let mut per_user = std::collections::BTreeMap::<String, usize>::new();
-    for seen in &st.token_seen {
+    for seen in &fakes.token_seen() {
         if seen.url.split('?').next() != Some("/1.0/sync/1.5") {
             continue;
         }
@@ -119,8 +118,8 @@ fn stats_json(st: &fake::State) -> String {
     }
     serde_json::json!({
         "token_calls": per_user,
-        "token_calls_total": st.token_calls,
-        "sync_requests": st.sync_seen.len(),
+        "token_calls_total": fakes.token_calls(),
+        "sync_requests": fakes.sync_requests(),
     })
     .to_string()
 }

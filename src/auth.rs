@@ -2,8 +2,6 @@
 //! (BrowserID) → [`Identity`]. No network here; the Token Server judges
 //! the credential itself.
 
-use crate::kinto::error::Error;
-
 /// The two schemes the Token Server has spoken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
@@ -40,9 +38,12 @@ pub struct Identity<'a> {
     pub credential: &'a str,
     /// `X-KeyID` value (Bearer) or client state (BrowserID).
     pub key: &'a str,
-    /// The deprecated `X-Client-State` header was sent: answer with an Alert.
-    pub client_state_header: bool,
 }
+
+/// Why the identity cannot be worked out: a sentence for the client that names what is
+/// missing or malformed (the request is answered 401).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused(pub &'static str);
 
 /// Work out the identity from the `Authorization`, `X-KeyID` and
 /// `X-Client-State` header values and the bucket id of the URL.
@@ -51,9 +52,9 @@ pub fn identify<'a>(
     key_id_header: Option<&'a str>,
     client_state_header: Option<&'a str>,
     bucket: &'a str,
-) -> Result<Identity<'a>, Error> {
+) -> Result<Identity<'a>, Refused> {
     let Some(value) = authorization.map(str::trim).filter(|v| !v.is_empty()) else {
-        return Err(Error::Unauthenticated(
+        return Err(Refused(
             "Provide an Authorization header: `Bearer <OAuth token>` with an X-KeyID, or `BrowserID <assertion>`.",
         ));
     };
@@ -66,19 +67,19 @@ pub fn identify<'a>(
     } else if word.eq_ignore_ascii_case("browserid") {
         Scheme::BrowserId
     } else {
-        return Err(Error::Unauthenticated(
+        return Err(Refused(
             "Unsupported authorization scheme: use `Bearer <OAuth token>` (with X-KeyID) or `BrowserID <assertion>`.",
         ));
     };
     if credential.is_empty() {
-        return Err(Error::Unauthenticated(
+        return Err(Refused(
             "The Authorization header carries no token after its scheme.",
         ));
     }
     // It goes to the Token Server in a header, where a control character
     // can't travel: no token has one (and it must not become a 503).
     if credential.chars().any(char::is_control) {
-        return Err(Error::Unauthenticated(
+        return Err(Refused(
             "The token in the Authorization header has control characters.",
         ));
     }
@@ -86,42 +87,37 @@ pub fn identify<'a>(
         Scheme::Bearer if is_key_id(bucket) => bucket,
         Scheme::Bearer if bucket == "syncto" => match key_id_header.map(str::trim) {
             None | Some("") => {
-                return Err(Error::Unauthenticated(
+                return Err(Refused(
                     "Provide the tokenserver X-KeyID header (or use the key id as the bucket id).",
                 ));
             }
             Some(k) if is_key_id(k) => k,
             Some(_) => {
-                return Err(Error::Unauthenticated(
+                return Err(Refused(
                     "The X-KeyID header is malformed: expected <keys_changed_at>-<22 base64url characters>.",
                 ));
             }
         },
         Scheme::BrowserId if bucket == "syncto" => match client_state_header.map(str::trim) {
             None | Some("") => {
-                return Err(Error::Unauthenticated(
-                    "Provide the tokenserver X-Client-State header.",
-                ));
+                return Err(Refused("Provide the tokenserver X-Client-State header."));
             }
             Some(cs) if is_client_state(cs) => cs,
             Some(_) => {
-                return Err(Error::Unauthenticated(
+                return Err(Refused(
                     "The X-Client-State header is malformed: expected 1 to 32 characters of [a-zA-Z0-9._-].",
                 ));
             }
         },
         Scheme::BrowserId if bucket.len() == 32 && is_client_state(bucket) => bucket,
         _ => {
-            return Err(Error::Unauthenticated(
-                "The provided bucket ID is incorrect.",
-            ));
+            return Err(Refused("The provided bucket ID is incorrect."));
         }
     };
     Ok(Identity {
         scheme,
         credential,
         key,
-        client_state_header: client_state_header.is_some(),
     })
 }
 
@@ -167,9 +163,9 @@ mod tests {
     const KID: &str = "1234-Yw3NKWbEM2aRElRIu7JbTw";
     const CS: &str = "630dcd2966c4336691125448bbb25b4f";
 
-    fn message(r: Result<Identity<'_>, Error>) -> String {
+    fn message(r: Result<Identity<'_>, Refused>) -> String {
         match r {
-            Err(Error::Unauthenticated(m)) => m.to_owned(),
+            Err(Refused(m)) => m.to_owned(),
             other => panic!("expected a 401, got {other:?}"),
         }
     }
@@ -196,12 +192,9 @@ mod tests {
     #[test]
     fn browserid_with_client_state_in_bucket_or_header() {
         let id = identify(Some("BrowserID abcd"), None, None, CS).unwrap();
-        assert_eq!(
-            (id.scheme, id.key, id.client_state_header),
-            (Scheme::BrowserId, CS, false)
-        );
+        assert_eq!((id.scheme, id.key), (Scheme::BrowserId, CS));
         let id = identify(Some("browserid abcd"), None, Some("1234"), "syncto").unwrap();
-        assert_eq!((id.key, id.client_state_header), ("1234", true));
+        assert_eq!(id.key, "1234");
     }
 
     #[test]

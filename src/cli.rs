@@ -4,7 +4,8 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use crate::config::{self, LogFormat};
+use crate::listen::Listen;
+use crate::logging::LogFormat;
 
 /// `--help` text. Keep in step with `man/syncto.1`.
 pub const HELP: &str = concat!(
@@ -39,10 +40,10 @@ CONFIGURATION FILE:
 ENVIRONMENT:
     SYNCTO_<SETTING> overrides a setting of the file: the name upper-cased, with
     `.` and `-` replaced by `_`, e.g. SYNCTO_CACHE_CREDENTIALS_TTL_SECONDS=600 or
-    SYNCTO_RECORD_TABS_PUT_ENABLED=true (write switches: for collections named in
-    the file and the standard Sync collections). SYNCTO_HOST and SYNCTO_PORT
-    override [server:main]. Precedence: flags, then environment, then file, then
-    defaults.
+    SYNCTO_RECORD_TABS_PUT_ENABLED=true (write switches: for any collection, the
+    collection being in the variable's name). SYNCTO_HOST and SYNCTO_PORT
+    override [server:main]. Any other SYNCTO_* variable is named in a warning.
+    Precedence: flags, then environment, then file, then defaults.
 
 See syncto(1) and syncto.ini(5).
 "
@@ -68,13 +69,13 @@ pub struct Args {
     pub action: Action,
     /// `--config PATH` / `-c PATH`.
     pub config: Option<PathBuf>,
-    /// `--bind ADDR` (already checked to be `host:port`, `[v6]:port` or `unix:/path`).
-    pub bind: Option<String>,
+    /// `--bind ADDR`: `host:port`, `[v6]:port` or `unix:/path`.
+    pub bind: Option<Listen>,
     /// `--log-format text|json`.
     pub log_format: Option<LogFormat>,
 }
 
-/// Parses the arguments WITHOUT argv[0]. `--help` and `--version` win over everything after
+/// Parses the arguments WITHOUT `argv[0]`. `--help` and `--version` win over everything after
 /// them, so `syncto --help --whatever` still prints help. A repeated flag: the last one wins.
 pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Args, String> {
     use lexopt::prelude::*;
@@ -109,8 +110,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Args, String> 
             }
             Long("bind") => {
                 let bind = parser.value().map_err(hint)?.string().map_err(hint)?;
-                config::parse_listen(&bind).map_err(|e| format!("--bind: {e}"))?;
-                out.bind = Some(bind);
+                out.bind = Some(bind.parse().map_err(|e| format!("--bind: {e}"))?);
             }
             Long("check-config") => out.action = Action::CheckConfig,
             Long("log-format") => {
@@ -128,7 +128,6 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Args, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Listen;
 
     fn run(args: &[&str]) -> Result<Args, String> {
         parse(args.iter().map(OsString::from))
@@ -163,12 +162,12 @@ mod tests {
             Some(PathBuf::from("c.ini"))
         );
         assert_eq!(
-            run(&["--bind", "0.0.0.0:9000"]).unwrap().bind.as_deref(),
-            Some("0.0.0.0:9000")
+            run(&["--bind", "0.0.0.0:9000"]).unwrap().bind,
+            Some(Listen::Tcp("0.0.0.0:9000".into()))
         );
         assert_eq!(
-            run(&["--bind", "[::1]:0"]).unwrap().bind.as_deref(),
-            Some("[::1]:0")
+            run(&["--bind", "[::1]:0"]).unwrap().bind,
+            Some(Listen::Tcp("[::1]:0".into()))
         );
         assert_eq!(
             run(&["--check-config"]).unwrap().action,
@@ -201,10 +200,9 @@ mod tests {
     #[test]
     fn bind_unix_socket() {
         let args = run(&["--bind", "unix:/run/syncto/syncto.sock"]).unwrap();
-        let bind = args.bind.unwrap();
         assert_eq!(
-            config::parse_listen(&bind),
-            Ok(Listen::Unix(PathBuf::from("/run/syncto/syncto.sock")))
+            args.bind,
+            Some(Listen::Unix(PathBuf::from("/run/syncto/syncto.sock")))
         );
     }
 

@@ -408,7 +408,6 @@ mod tests {
             scheme: Scheme::Bearer,
             credential: cred,
             key,
-            client_state_header: false,
         }
     }
 
@@ -448,7 +447,8 @@ mod tests {
         assert!(!tag.contains("Yw3NKW"));
     }
 
-    // syncto-original.md §4.1: the HMAC primitive over the published vector.
+    // The original Syncto's own test vector for its cache key: HMAC-SHA256 with the key
+    // "This is not a secret" over the assertion "1234".
     #[test]
     fn hmac_vector_of_the_original() {
         let mac = hmac_sha256(b"This is not a secret", &[b"1234"]);

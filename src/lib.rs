@@ -11,23 +11,33 @@
 
 #![forbid(unsafe_code)]
 
-pub mod auth;
+pub mod app;
+pub(crate) mod auth;
 pub mod cli;
 pub mod config;
-pub mod credentials;
-pub mod forwarded;
+pub(crate) mod credentials;
+pub(crate) mod endpoint;
+pub(crate) mod forwarded;
+pub mod http;
 pub mod kinto;
+pub mod listen;
 pub mod logging;
-pub mod metrics;
-pub mod resolve;
+pub(crate) mod metrics;
+pub(crate) mod resolve;
+pub mod secret;
 pub mod server;
+pub mod startup;
 pub mod sync;
 pub mod systemd;
-pub mod tls;
+pub(crate) mod tls;
 
-use config::{Config, StartupError};
+use app::App;
+use config::Config;
+use startup::StartupError;
 use std::sync::Arc;
-use std::time::Duration;
+
+/// The server's version, as shown in hello and sent upstream.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Build the shared state from a validated configuration and start
 /// listening.
@@ -38,55 +48,6 @@ pub fn start(config: Config) -> Result<server::Running, StartupError> {
 
 /// The shared state without a listener (also what `--check-config` builds,
 /// so that TLS material is validated too).
-pub fn build(config: Config) -> Result<kinto::App, StartupError> {
-    let metrics = match &config.statsd_url {
-        Some(addr) => metrics::Metrics::udp(addr, &config.statsd_prefix)
-            .map_err(|e| StartupError::new(format!("statsd_url: {addr}: {e}")))?,
-        None => metrics::Metrics::disabled(),
-    };
-    let tls = tls::client_config(
-        config.certificate_ca_bundle.as_deref(),
-        &config.certificate_pins,
-    )
-    .map_err(StartupError::new)?;
-    let agent = tls::agent(
-        tls,
-        Duration::from_secs(config.upstream_connect_timeout_seconds),
-        Duration::from_secs(config.upstream_timeout_seconds),
-        config.workers.max(4),
-    );
-    let secret = match &config.cache_hmac_secret {
-        Some(s) => s.clone(),
-        None => {
-            let mut s = vec![0u8; 32];
-            getrandom::getrandom(&mut s).map_err(|e| {
-                StartupError::new(format!("no randomness for the cache secret: {e}"))
-            })?;
-            s
-        }
-    };
-    let cache = credentials::Cache::new(
-        secret,
-        Duration::from_secs(config.cache_credentials_ttl_seconds),
-        config.cache_max_entries,
-    );
-    let tokens = sync::tokenserver::TokenServer::new(
-        agent.clone(),
-        &config.token_server_url,
-        Duration::from_secs(config.token_server_heartbeat_timeout_seconds),
-        config.allow_insecure_upstream,
-        metrics.clone(),
-    );
-    let storage = sync::storage::Storage::new(
-        agent,
-        metrics.clone(),
-        Duration::from_millis(config.write_conflict_budget_ms),
-    );
-    Ok(kinto::App {
-        config,
-        cache,
-        tokens,
-        storage,
-        metrics,
-    })
+pub fn build(config: Config) -> Result<App, StartupError> {
+    App::new(config)
 }

@@ -11,7 +11,7 @@
 //!   `--log-format json`): one MozLog v2 object per line, `{"Timestamp":…, "Type":…,
 //!   "Logger":"syncto", "Hostname":…, "EnvVersion":"2.0", "Severity":…, "Pid":…, "Fields":{…}}`.
 //!
-//! The request summary ([`summary`]) uses cliquet's field names (`method`, `path`,
+//! The request summary (`summary`) uses cliquet's field names (`method`, `path`,
 //! `querystring`, `code`, `errno`, `t`, `agent`) so existing dashboards keep working. Request
 //! headers other than the User-Agent are never logged, so no Authorization value, token or key
 //! can end up in a log.
@@ -19,7 +19,7 @@
 //! Client-controlled text (path, query, User-Agent) and messages have their control characters
 //! replaced with `?`: a client must not be able to end a line and forge the next one, or send
 //! terminal escapes to whoever reads the log. The User-Agent and the query are cut at
-//! [`MAX_FIELD_BYTES`].
+//! `MAX_FIELD_BYTES`.
 //!
 //! The summary runs on every request, so the line is built in a reused per-thread buffer and
 //! written with a single `write_all` under the stderr lock (which also keeps lines from
@@ -34,14 +34,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
-use crate::config::LogFormat;
-
 /// Target (and MozLog `Type`) of the per-request summary line, as in cliquet.
-pub const SUMMARY_TARGET: &str = "request.summary";
+pub(crate) const SUMMARY_TARGET: &str = "request.summary";
 
 /// Longest User-Agent or query string logged, in bytes; longer ones are cut on a character
 /// boundary and end with `…`.
-pub const MAX_FIELD_BYTES: usize = 512;
+pub(crate) const MAX_FIELD_BYTES: usize = 512;
 
 /// MozLog `Logger` field.
 const LOGGER_NAME: &str = "syncto";
@@ -52,6 +50,26 @@ const UNLIMITED: usize = usize::MAX;
 /// Per-thread buffers larger than this after a line are freed rather than kept, so one huge
 /// message does not pin memory in every worker thread.
 const KEEP_CAPACITY: usize = 16 * 1024;
+
+/// How log lines are rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event (cliquet's `ClassicLogRenderer`).
+    Text,
+    /// MozLog JSON (cliquet's `MozillaHekaRenderer`).
+    Json,
+}
+
+impl LogFormat {
+    /// `text` or `json`, as accepted by `--log-format` and `log_format`.
+    pub fn from_name(name: &str) -> Option<LogFormat> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
+}
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
 /// Whether `LOGGER` is the global logger (`log::set_logger` fails if another one was set).
@@ -112,9 +130,10 @@ fn panic_message(
     out
 }
 
-/// What one HTTP request's summary line says (CONTRACT §9).
+/// What one HTTP request's summary line says: method, path, query, status, errno,
+/// duration, User-Agent and peer; no other header, so never a credential.
 #[derive(Debug, Clone, Copy)]
-pub struct Summary<'a> {
+pub(crate) struct Summary<'a> {
     /// Request method, as received.
     pub method: &'a str,
     /// Request path, without the query string.
@@ -137,7 +156,7 @@ pub struct Summary<'a> {
 ///
 /// With Syncto's logger installed the line is structured (MozLog `Fields`); under another
 /// logger (say, a test harness's) it is logged as a text message.
-pub fn summary(s: &Summary<'_>) {
+pub(crate) fn summary(s: &Summary<'_>) {
     // First, so a server running at `warn` pays nothing per request.
     if !log::log_enabled!(target: SUMMARY_TARGET, Level::Info) {
         return;
@@ -158,7 +177,7 @@ pub fn summary(s: &Summary<'_>) {
 /// Turns records and summaries into lines: the format plus what it needs from the
 /// environment. Public so that tests can check exact lines without capturing stderr.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Renderer {
+pub(crate) struct Renderer {
     /// Text or MozLog JSON.
     pub format: LogFormat,
     /// Text under journald: `<N>` priority prefix and no timestamp.

@@ -26,27 +26,27 @@ fn run() -> Result<(), String> {
             return Ok(());
         }
         Action::Version => {
-            println!("syncto {}", syncto::kinto::VERSION);
+            println!("syncto {}", syncto::VERSION);
             return Ok(());
         }
         Action::Run | Action::CheckConfig => {}
     }
-    let config = Config::load(&args, &config::process_env).map_err(|e| e.to_string())?;
+    let env = config::process_env().map_err(|e| e.to_string())?;
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let config = Config::load(&args, &env).map_err(|e| e.to_string())?;
+    // Before --check-config too: what a start would log, the check shows.
+    logging::init(config.log_format, config.log_level);
+    logging::install_panic_hook();
+    for w in &config.warnings {
+        log::warn!("{w}");
+    }
     if matches!(args.action, Action::CheckConfig) {
-        for w in &config.warnings {
-            eprintln!("warning: {w}");
-        }
         let summary = config.summary();
         // Building the state validates the TLS material as a start would.
         syncto::build(config).map_err(|e| e.to_string())?;
         println!("{summary}");
         println!("configuration OK");
         return Ok(());
-    }
-    logging::init(config.log_format, config.log_level);
-    logging::install_panic_hook();
-    for w in &config.warnings {
-        log::warn!("{w}");
     }
     // Every connection costs a descriptor: take what the hard limit allows.
     let files = syncto::server::raise_open_files_limit();
@@ -67,7 +67,7 @@ fn run() -> Result<(), String> {
     let running = syncto::start(config).map_err(|e| e.to_string())?;
     log::info!(
         "syncto {} listening on {} with {workers} workers, at most {} connections",
-        syncto::kinto::VERSION,
+        syncto::VERSION,
         running.addr(),
         running.max_connections()
     );

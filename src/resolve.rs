@@ -72,18 +72,21 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl CachingResolver {
-    /// Names currently remembered or being looked up (for tests).
-    pub fn len(&self) -> usize {
+    /// Names currently remembered or being looked up.
+    #[cfg(test)]
+    fn len(&self) -> usize {
         lock(&self.state).names.len()
     }
 
     /// Whether nothing is remembered.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Lookup threads running now (for tests).
-    pub fn lookups(&self) -> usize {
+    /// Lookup threads running now.
+    #[cfg(test)]
+    fn lookups(&self) -> usize {
         lock(&self.state).lookups
     }
 

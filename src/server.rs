@@ -19,11 +19,10 @@
 //! its own connection thread, not a worker. A panic in one request becomes
 //! a 500 for that request only, and shutdown drains what is in flight.
 
-use crate::auth;
-use crate::config::{Listen, StartupError};
-use crate::kinto::error::{Error, Parts};
-use crate::kinto::{self, App, Request, Response, Route, Routed};
+use crate::app::App;
+use crate::http::{Request, Response};
 use crate::logging;
+use crate::startup::StartupError;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Cursor, Read};
@@ -32,6 +31,41 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// What the listener serves (the Kinto protocol implements it): the listener reads
+/// requests and writes answers, the service decides what they are.
+pub(crate) trait Service: Send + Sync + 'static {
+    /// Whether answering `req` may call the Token Server or a Sync node: such a request
+    /// is handed to a worker; any other is answered on its connection's thread, at once
+    /// however busy the workers are.
+    fn needs_upstream(&self, req: &Request<'_>) -> bool;
+    /// The answer to `req`.
+    fn handle(&self, req: &Request<'_>) -> Response;
+    /// The answer to a request the listener turned down without handling it; `req` is
+    /// what was read of it, if anything.
+    fn refuse(&self, req: Option<&Request<'_>>, why: Refusal) -> Response;
+}
+
+/// Why the listener turned a request down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The body is over `max_body_bytes` (413).
+    BodyTooLarge,
+    /// The body did not arrive within `request_body_timeout_seconds` (408).
+    BodyTimeout,
+    /// The body's chunked framing is broken, or the connection ended before its end (400).
+    BodyUnreadable,
+    /// No worker was free within `queue_timeout_milliseconds` (503).
+    Overloaded,
+    /// `max_connections` are open and serving: a new connection is answered this and closed
+    /// before anything is read from it (503).
+    TooManyConnections,
+    /// The handler panicked (500); the other requests carry on.
+    Panicked,
+    /// The request's head or framing is invalid, or it did not arrive in time: the status
+    /// (400, 408, 417, 431 or 505) and what was wrong. The connection is closed after it.
+    Malformed(u16, &'static str),
+}
 
 /// A running server. Dropping it without [`Running::shutdown`] stops
 /// accepting connections but leaves the workers running until the process
@@ -97,7 +131,7 @@ struct Shared {
 }
 
 /// Bind and start `workers` threads serving `app`.
-pub fn start(app: Arc<App>) -> Result<Running, StartupError> {
+pub(crate) fn start(app: Arc<App>) -> Result<Running, StartupError> {
     let config = &app.config;
     let max_connections = config
         .max_connections
@@ -108,7 +142,7 @@ pub fn start(app: Arc<App>) -> Result<Running, StartupError> {
         body_timeout: Duration::from_secs(config.request_body_timeout_seconds),
         idle_timeout: Duration::from_secs(config.keepalive_timeout_seconds),
         send_timeout: Duration::from_secs(config.response_timeout_seconds),
-        busy_response: busy_response(config.retry_after_seconds),
+        busy_response: busy_response(&app.refuse(None, Refusal::TooManyConnections)),
     };
     let shared = Arc::new(Shared {
         app: Arc::clone(&app),
@@ -121,25 +155,10 @@ pub fn start(app: Arc<App>) -> Result<Running, StartupError> {
     let listen = config.listen.clone();
     let cannot =
         |e: &dyn fmt::Display| StartupError::new(format!("cannot listen on {listen}: {e}"));
-    let listener: tiny_http::Listener = match &listen {
-        Listen::Tcp(addr) => std::net::TcpListener::bind(addr.as_str())
-            .map_err(|e| cannot(&e))?
-            .into(),
-        Listen::Unix(path) => {
-            let l = std::os::unix::net::UnixListener::bind(path).map_err(|e| cannot(&e))?;
-            // Right after the bind, so no proxy needs a chmod step of its own.
-            if let Some(mode) = config.unix_socket_mode {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-                    .map_err(|e| cannot(&e))?;
-            }
-            l.into()
-        }
-    };
-    let handler: tiny_http::Handler = {
-        let shared = Arc::clone(&shared);
-        Box::new(move |rq| handle(&shared, rq))
-    };
+    let listener = listen
+        .bind(config.unix_socket_mode)
+        .map_err(|e| cannot(&e))?;
+    let handler: Arc<dyn tiny_http::Handler> = shared.clone();
     let server = tiny_http::Server::from_listener_with(listener, limits, Some(handler))
         .map_err(|e| cannot(&e))?;
     let (addr, port) = match server.server_addr() {
@@ -170,7 +189,7 @@ pub fn start(app: Arc<App>) -> Result<Running, StartupError> {
 /// and 64 plus 2 per worker are kept for upstream connections, the
 /// listener, logs and statsd. At least 16; at most 1024, since each
 /// connection also holds a thread.
-pub fn default_max_connections(open_files: u64, workers: usize) -> usize {
+pub(crate) fn default_max_connections(open_files: u64, workers: usize) -> usize {
     let reserve = 64 + 2 * workers as u64;
     open_files.saturating_sub(reserve).clamp(16, 1024) as usize
 }
@@ -252,18 +271,8 @@ pub fn raise_open_files_limit() -> OpenFiles {
     files
 }
 
-/// The complete answer to a connection past `max_connections`.
-fn busy_response(retry_after_seconds: u32) -> Vec<u8> {
-    let r = Parts {
-        status: 503,
-        errno: Some(201),
-        message: "Too many connections, please retry later.".into(),
-        details: None,
-        retry_after: true,
-        www_authenticate: false,
-        reply: None,
-    }
-    .into_response(retry_after_seconds);
+/// The complete HTTP answer written to a connection past `max_connections`.
+fn busy_response(r: &Response) -> Vec<u8> {
     let mut out = String::from("HTTP/1.1 503 Service Unavailable\r\n");
     for (name, value) in &r.headers {
         out.push_str(&format!("{name}: {value}\r\n"));
@@ -275,6 +284,33 @@ fn busy_response(retry_after_seconds: u32) -> Vec<u8> {
     let mut bytes = out.into_bytes();
     bytes.extend_from_slice(&r.body);
     bytes
+}
+
+impl tiny_http::Handler for Shared {
+    fn handle(&self, rq: tiny_http::Request) {
+        handle(self, rq);
+    }
+
+    /// The document of a request the listener refused, and its summary line.
+    fn refused(&self, r: &tiny_http::Refused<'_>) -> tiny_http::Response<Cursor<Vec<u8>>> {
+        let resp = self
+            .app
+            .refuse(None, Refusal::Malformed(r.status.0, r.reason));
+        let target = r.target.unwrap_or("-");
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let remote = r.remote_addr.map(|a| a.ip().to_string());
+        logging::summary(&logging::Summary {
+            method: r.method.unwrap_or("-"),
+            path,
+            query: query.split('#').next().unwrap_or(""),
+            status: resp.status,
+            errno: resp.errno,
+            duration: r.elapsed,
+            user_agent: None,
+            remote: remote.as_deref(),
+        });
+        into_tiny(resp)
+    }
 }
 
 /// Counts the requests being served (for the shutdown drain).
@@ -303,7 +339,7 @@ fn handle(shared: &Shared, mut rq: tiny_http::Request) {
             let resp = body_error(app, &rq, e);
             (rq, resp)
         }
-        Ok(body) if needs_upstream(app, &rq) => {
+        Ok(body) if with_view(&rq, &[], |req| app.needs_upstream(req)) => {
             match shared.pool.run(rq, body, shared.queue_timeout, started) {
                 // The worker wrote the answer.
                 Outcome::Served(None) => return,
@@ -349,48 +385,6 @@ fn with_view<T>(rq: &tiny_http::Request, body: &[u8], f: impl FnOnce(&Request<'_
     })
 }
 
-/// Whether answering calls the Token Server or the Sync node. Only what is
-/// certain to be answered without one (routing errors, preflights, wrong
-/// methods, disabled writes, missing or malformed credentials, the
-/// unauthenticated endpoints but `__heartbeat__`) is served on the
-/// connection's thread.
-fn needs_upstream(app: &App, rq: &tiny_http::Request) -> bool {
-    with_view(rq, &[], |req| {
-        let route = match kinto::route(req.path) {
-            Ok(Routed::To(route)) => route,
-            _ => return false,
-        };
-        if req.method == "OPTIONS" || !route.allows(req.method) {
-            return false;
-        }
-        let authenticated = |bucket: &str| {
-            auth::identify(
-                req.header("authorization"),
-                req.header("x-keyid"),
-                req.header("x-client-state"),
-                bucket,
-            )
-            .is_ok()
-        };
-        match &route {
-            Route::Hello | Route::LbHeartbeat | Route::Version => false,
-            Route::Heartbeat | Route::Batch => true,
-            Route::Bucket(bucket)
-            | Route::Collections(bucket)
-            | Route::Collection(bucket, _)
-            | Route::Records(bucket, _) => authenticated(bucket),
-            Route::Record(bucket, collection, _) => {
-                let disabled = match req.method {
-                    "PUT" => !app.config.put_enabled(collection),
-                    "DELETE" => !app.config.delete_enabled(collection),
-                    _ => false,
-                };
-                !disabled && authenticated(bucket)
-            }
-        }
-    })
-}
-
 /// Why a body could not be taken.
 enum BodyError {
     /// Over `max_body_bytes`.
@@ -415,61 +409,22 @@ fn read_body(rq: &mut tiny_http::Request, max: usize) -> Result<Vec<u8>, BodyErr
 }
 
 fn body_error(app: &App, rq: &tiny_http::Request, e: BodyError) -> Response {
-    let mut resp = match e {
-        BodyError::TooLarge => app.error(Error::TooLarge(app.config.max_body_bytes)),
-        BodyError::Unreadable(e) => {
-            let (status, message) = if e.kind() == io::ErrorKind::TimedOut {
-                (408, "The request body was not received in time.")
-            } else {
-                (
-                    400,
-                    "The request body could not be read: malformed chunked encoding, or the \
-                     connection ended before its end.",
-                )
-            };
-            Parts {
-                status,
-                errno: Some(107),
-                message: message.into(),
-                details: None,
-                retry_after: false,
-                www_authenticate: false,
-                reply: None,
-            }
-            .into_response(app.config.retry_after_seconds)
-        }
+    let why = match e {
+        BodyError::TooLarge => Refusal::BodyTooLarge,
+        BodyError::Unreadable(e) if e.kind() == io::ErrorKind::TimedOut => Refusal::BodyTimeout,
+        BodyError::Unreadable(_) => Refusal::BodyUnreadable,
     };
-    with_view(rq, &[], |req| {
-        kinto::cors::decorate(&app.config, req, None, &mut resp)
-    });
-    resp
+    with_view(rq, &[], |req| app.refuse(Some(req), why))
 }
 
 /// 503 + Retry-After for a request no worker could take in time.
 fn shed(app: &App, rq: &tiny_http::Request) -> Response {
-    let mut resp = Parts {
-        status: 503,
-        errno: Some(201),
-        message: "Service temporary unavailable due to overloading or maintenance, please retry \
-                  later."
-            .into(),
-        details: None,
-        retry_after: true,
-        www_authenticate: false,
-        reply: None,
-    }
-    .into_response(app.config.retry_after_seconds);
-    with_view(rq, &[], |req| {
-        kinto::cors::decorate(&app.config, req, None, &mut resp)
-    });
-    resp
+    with_view(rq, &[], |req| app.refuse(Some(req), Refusal::Overloaded))
 }
 
 /// Run the application on a request.
 fn answer(app: &App, rq: &tiny_http::Request, body: &[u8]) -> Response {
-    with_view(rq, body, |req| {
-        contain(app.config.retry_after_seconds, || app.handle(req))
-    })
+    with_view(rq, body, |req| contain(app, || app.handle(req)))
 }
 
 /// Log the request and write its answer.
@@ -496,14 +451,14 @@ fn finish(shared: &Shared, mut rq: tiny_http::Request, resp: Response, started: 
     let _ = rq.respond(into_tiny(resp));
 }
 
-/// Run a handler; a panic becomes a 500/999 document for this request only
-/// (the thread, the cache and the other requests carry on).
-fn contain(retry_after_seconds: u32, handler: impl FnOnce() -> Response) -> Response {
+/// Run a handler; a panic becomes a 500 for this request only (the thread, the cache
+/// and the other requests carry on).
+fn contain(app: &App, handler: impl FnOnce() -> Response) -> Response {
     match catch_unwind(AssertUnwindSafe(handler)) {
         Ok(r) => r,
         Err(_) => {
             log::error!("a request handler panicked; answered 500");
-            Error::Internal.parts().into_response(retry_after_seconds)
+            app.refuse(None, Refusal::Panicked)
         }
     }
 }
@@ -692,9 +647,20 @@ impl Throttle {
 mod tests {
     use super::*;
 
+    /// The state of a server whose upstreams are never called.
+    fn app(retry_after_seconds: u32) -> App {
+        let config = crate::config::Config {
+            retry_after_seconds,
+            token_server_url: "http://127.0.0.1:9/".into(),
+            ..Default::default()
+        };
+        App::new(config).unwrap()
+    }
+
     #[test]
     fn a_panicking_handler_is_a_500_document() {
-        let r = contain(30, || panic!("bug"));
+        let app = app(30);
+        let r = contain(&app, || panic!("bug"));
         assert_eq!((r.status, r.errno), (500, Some(999)));
         let doc: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(doc["code"], 500);
@@ -707,7 +673,7 @@ mod tests {
                 .any(|(n, v)| *n == "Content-Type" && v.starts_with("application/json"))
         );
         // A handler that works is passed through untouched.
-        assert_eq!(contain(30, || Response::new(204)).status, 204);
+        assert_eq!(contain(&app, || Response::new(204)).status, 204);
     }
 
     #[test]
@@ -721,7 +687,7 @@ mod tests {
 
     #[test]
     fn the_busy_answer_is_a_complete_kinto_error() {
-        let bytes = busy_response(7);
+        let bytes = busy_response(&app(7).refuse(None, Refusal::TooManyConnections));
         let text = String::from_utf8(bytes).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         assert!(

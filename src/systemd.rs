@@ -25,7 +25,7 @@ pub fn notify(state: &str) -> bool {
 /// Whether stderr is connected to the journal (`$JOURNAL_STREAM` is set by systemd for
 /// services whose output goes there), so log lines should carry `<N>` priorities and no
 /// timestamp of their own.
-pub fn under_journald() -> bool {
+pub(crate) fn under_journald() -> bool {
     std::env::var_os("JOURNAL_STREAM").is_some()
 }
 

@@ -1,6 +1,6 @@
 //! Who the user is: OAuth (bucket or X-KeyID header), legacy BrowserID
-//! (32-char bucket or X-Client-State), and the 401s (syncto-original.md §16
-//! items 1–6, 24–27, 29).
+//! (32-char bucket or X-Client-State, the header with a deprecation Alert), and the
+//! 401s with `WWW-Authenticate` that name what is missing, as the original Syncto.
 
 use crate::support::fake::Canned;
 use crate::support::*;
@@ -10,13 +10,13 @@ fn oauth_key_id_from_the_bucket() {
     let s = Syncto::start();
     let r = s.auth_get(&records("tabs"));
     assert_eq!(r.status, 200, "{}", r.body);
-    let st = s.fake.state();
-    assert_eq!(st.token_seen[0].header("x-keyid"), Some(KID));
+    let token_seen = s.fake.token_seen();
+    assert_eq!(token_seen[0].header("x-keyid"), Some(KID));
     assert_eq!(
-        st.token_seen[0].header("authorization"),
+        token_seen[0].header("authorization"),
         Some("Bearer good-token")
     );
-    assert_eq!(st.token_seen[0].header("x-client-state"), None);
+    assert_eq!(token_seen[0].header("x-client-state"), None);
 }
 
 #[test]
@@ -29,7 +29,7 @@ fn oauth_key_id_from_the_header_with_the_syncto_bucket() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["data"][0]["id"], "a");
-    assert_eq!(s.fake.state().token_seen[0].header("x-keyid"), Some(KID));
+    assert_eq!(s.fake.token_seen()[0].header("x-keyid"), Some(KID));
     assert_eq!(r.header("Alert"), None);
 }
 
@@ -41,13 +41,12 @@ fn browserid_client_state_from_the_bucket() {
         &[("Authorization", "BrowserID abcd")],
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    let st = s.fake.state();
+    let token_seen = s.fake.token_seen();
     assert_eq!(
-        st.token_seen[0].header("authorization"),
+        token_seen[0].header("authorization"),
         Some("BrowserID abcd")
     );
-    assert_eq!(st.token_seen[0].header("x-client-state"), Some(CS));
-    drop(st);
+    assert_eq!(token_seen[0].header("x-client-state"), Some(CS));
     assert_eq!(r.header("Alert"), None);
 }
 
@@ -63,7 +62,7 @@ fn browserid_client_state_header_is_deprecated_with_an_alert() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
-        s.fake.state().token_seen[0].header("x-client-state"),
+        s.fake.token_seen()[0].header("x-client-state"),
         Some("1234")
     );
     let alert: serde_json::Value = serde_json::from_str(r.header("Alert").unwrap()).unwrap();
@@ -181,7 +180,7 @@ fn token_server_errors_are_mapped() {
         ),
     ];
     for (canned, status, errno) in cases {
-        s.fake.state().token_script.push(canned.clone());
+        s.fake.script_token([canned.clone()]);
         let r = s.auth_get(&records("tabs"));
         r.assert_error(status, errno);
         if status == 503 || status == 429 {

@@ -95,6 +95,64 @@ fn bad_values_are_start_up_errors_naming_key_and_line() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn check_config_names_every_unknown_syncto_variable() {
+    let out = syncto()
+        .env("SYNCTO_LOG_LEVL", "chatty")
+        .env("SYNCTO_RECORD_MYCOLL_PUT_ENABLED", "true")
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("SYNCTO_LOG_LEVL"), "{stderr}");
+    assert!(!stderr.contains("chatty"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("writes enabled: mycoll (put)"), "{stdout}");
+}
+
+#[test]
+fn check_config_shows_the_warnings_a_start_would_log() {
+    // A CA bundle with one usable certificate and one that is not.
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tls");
+    let mut bundle = std::fs::read_to_string(format!("{dir}/ca.pem")).unwrap();
+    bundle.push_str("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+    let path = std::env::temp_dir().join(format!("syncto-bundle-{}.pem", std::process::id()));
+    std::fs::write(&path, bundle).unwrap();
+    let out = syncto()
+        .env("SYNCTO_CERTIFICATE_CA_BUNDLE", &path)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("configuration OK"));
+    assert!(
+        stderr.contains("ignored 1 unusable certificate"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_config_refuses_a_token_server_url_with_credentials_query_or_fragment() {
+    for url in [
+        "https://user:pw@token.example/",
+        "https://token.example/?a=1",
+        "https://token.example/#f",
+    ] {
+        let out = syncto()
+            .env("SYNCTO_TOKEN_SERVER_URL", url)
+            .arg("--check-config")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{url}: {stderr}");
+        assert!(stderr.contains("SYNCTO_TOKEN_SERVER_URL"), "{stderr}");
+        assert!(!stderr.contains("pw@"), "{stderr}");
+    }
+}
+
 /// Start the binary on the embedded defaults (port 0), return it and its port.
 pub type Spawned = (
     std::process::Child,
@@ -161,7 +219,7 @@ fn sigterm_drains_in_flight_requests_then_exits_0() {
         .status,
         200
     );
-    fake.state().sync_hang = Some(Duration::from_millis(1500));
+    fake.hang_sync(Duration::from_millis(1500));
     let url = format!("{base}{}", records("tabs"));
     let slow = std::thread::spawn(move || request(&client(), "GET", &url, &[BEARER], None));
     std::thread::sleep(Duration::from_millis(300));

@@ -39,7 +39,7 @@ fn forty_sequential_writes_of_one_user_all_succeed() {
     }
     assert_eq!(listed_ids(&s).len(), 40);
     // Paced in this process: the node never had to refuse one.
-    assert_eq!(s.fake.state().conflicts, 0);
+    assert_eq!(s.fake.conflicts(), 0);
     // Deletes go through the same gate.
     for i in 0..10 {
         let r = s.req(
@@ -101,7 +101,7 @@ fn four_concurrent_writers_of_one_user_lose_nothing() {
     }
     let expected: BTreeSet<String> = results.into_iter().map(|(id, _)| id).collect();
     assert_eq!(listed_ids(&s), expected);
-    assert_eq!(s.fake.state().conflicts, 0, "serialised in process");
+    assert_eq!(s.fake.conflicts(), 0, "serialised in process");
 }
 
 #[test]
@@ -126,11 +126,7 @@ fn two_processes_writing_for_one_user_lose_nothing() {
 #[test]
 fn a_refused_write_is_repeated_and_the_client_sees_one_success() {
     let s = writable();
-    {
-        let mut st = s.fake.state();
-        st.sync_script.push(Canned::conflict());
-        st.sync_script.push(Canned::conflict());
-    }
+    s.fake.script_sync([Canned::conflict(), Canned::conflict()]);
     let r = s.req(
         "PUT",
         &record("tabs", "r"),
@@ -160,7 +156,8 @@ fn past_the_budget_the_client_gets_503_with_retry_after() {
             },
         );
     });
-    s.fake.state().sync_script = vec![Canned::conflict(); 100];
+    s.fake.clear_sync_script();
+    s.fake.script_sync(vec![Canned::conflict(); 100]);
     let r = s.req(
         "PUT",
         &record("tabs", "r"),
@@ -178,7 +175,7 @@ fn past_the_budget_the_client_gets_503_with_retry_after() {
     assert!((1..=20).contains(&puts), "bounded repeats, saw {puts}");
     assert!(s.fake.record(KID, "tabs", "r").is_none(), "nothing written");
     // The budget is per write: the next one, once the node accepts, works.
-    s.fake.state().sync_script.clear();
+    s.fake.clear_sync_script();
     let r = s.req(
         "PUT",
         &record("tabs", "r"),
@@ -194,9 +191,7 @@ fn a_write_of_unknown_fate_is_never_repeated() {
     // have happened, so it is not sent again.
     let s = writable();
     s.fake
-        .state()
-        .sync_script
-        .push(Canned::new(503, "{\"error\": \"overloaded\"}").with("Retry-After", "10"));
+        .script_sync([Canned::new(503, "{\"error\": \"overloaded\"}").with("Retry-After", "10")]);
     let r = s.req(
         "PUT",
         &record("tabs", "a"),
@@ -204,7 +199,7 @@ fn a_write_of_unknown_fate_is_never_repeated() {
         Some(&put_body(1)),
     );
     r.assert_error(503, 201);
-    s.fake.state().sync_script.push(Canned::new(503, "0"));
+    s.fake.script_sync([Canned::new(503, "0")]);
     let r = s.req(
         "PUT",
         &record("tabs", "b"),
@@ -231,7 +226,7 @@ fn a_write_of_unknown_fate_is_never_repeated() {
         );
     });
     s.auth_get(&records("tabs")); // credentials cached before the node hangs
-    s.fake.state().sync_hang = Some(std::time::Duration::from_secs(3));
+    s.fake.hang_sync(std::time::Duration::from_secs(3));
     let r = s.req(
         "PUT",
         &record("tabs", "c"),
@@ -263,9 +258,7 @@ fn a_repeated_conditional_write_still_fails_when_overtaken() {
     assert_eq!(r.status, 200);
     let etag = format!("\"{}\"", r.json()["data"]["last_modified"]);
     s.fake
-        .state()
-        .sync_script
-        .push(Canned::conflict().touching("tabs", "r").for_method("PUT"));
+        .script_sync([Canned::conflict().touching("tabs", "r").for_method("PUT")]);
     let before = s.fake.sync_seen().len();
     let r = s.req(
         "PUT",
@@ -293,10 +286,7 @@ fn a_repeated_conditional_write_still_fails_when_overtaken() {
     // Without the other device, the repeat of the same conditional write
     // passes.
     let etag = format!("\"{}\"", j["details"]["existing"]["last_modified"]);
-    s.fake
-        .state()
-        .sync_script
-        .push(Canned::conflict().for_method("PUT"));
+    s.fake.script_sync([Canned::conflict().for_method("PUT")]);
     let r = s.req(
         "PUT",
         &record("tabs", "r"),

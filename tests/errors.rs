@@ -181,9 +181,7 @@ fn sync_errors_are_mapped() {
     ];
     for (up, body, status, errno, message) in cases {
         s.fake
-            .state()
-            .sync_script
-            .push(Canned::new(up, body).with("X-Weave-Backoff", "60"));
+            .script_sync([Canned::new(up, body).with("X-Weave-Backoff", "60")]);
         let r = s.auth_get(&records("tabs"));
         let j = r.assert_error(status, errno);
         if let Some(m) = message {
@@ -197,30 +195,26 @@ fn sync_errors_are_mapped() {
     }
     // An upstream Retry-After is kept.
     s.fake
-        .state()
-        .sync_script
-        .push(Canned::new(503, "0").with("Retry-After", "10"));
+        .script_sync([Canned::new(503, "0").with("Retry-After", "10")]);
     assert_eq!(
         s.auth_get(&records("tabs")).header("Retry-After"),
         Some("10")
     );
     // Unusable answers are a 503, not a 500.
     s.fake
-        .state()
-        .sync_script
-        .push(Canned::new(200, "{\"not\": \"a list\"}"));
+        .script_sync([Canned::new(200, "{\"not\": \"a list\"}")]);
     s.auth_get(&records("tabs")).assert_error(503, 201);
-    s.fake.state().sync_script.push(Canned::new(
+    s.fake.script_sync([Canned::new(
         200,
         "[{\"id\":\"a\",\"modified\":\"yesterday\"}]",
-    ));
+    )]);
     s.auth_get(&records("tabs")).assert_error(503, 201);
 }
 
 #[test]
 fn an_unreachable_node_is_503_and_a_silent_one_504() {
     let s = Syncto::with(|c| c.upstream_timeout_seconds = 1);
-    s.fake.state().sync_hang = Some(Duration::from_secs(4));
+    s.fake.hang_sync(Duration::from_secs(4));
     let started = Instant::now();
     let r = s.auth_get(&records("tabs"));
     let elapsed = started.elapsed();
@@ -306,11 +300,11 @@ fn oversized_bodies_are_413() {
 
 #[test]
 fn no_secret_in_error_bodies() {
-    let s = Syncto::with(|c| c.cache_hmac_secret = Some(b"super-secret-value".to_vec()));
+    let s = Syncto::with(|c| {
+        c.cache_hmac_secret = Some(syncto::secret::Secret::new("super-secret-value"))
+    });
     s.fake
-        .state()
-        .token_script
-        .push(Canned::new(401, "{\"status\": \"invalid-credentials\"}"));
+        .script_token([Canned::new(401, "{\"status\": \"invalid-credentials\"}")]);
     let r = s.get(
         &records("tabs"),
         &[("Authorization", "Bearer TOPSECRET-TOKEN")],
@@ -323,14 +317,8 @@ fn no_secret_in_error_bodies() {
     assert!(!r.body.contains("TOPSECRET"));
     // The Hawk key the node uses never shows up in an answer either.
     assert_eq!(s.auth_get(&records("tabs")).status, 200);
-    let keys: Vec<String> = s
-        .fake
-        .state()
-        .tokens
-        .values()
-        .map(|(k, _)| k.clone())
-        .collect();
-    s.fake.state().sync_script.push(Canned::new(500, "0"));
+    let keys = s.fake.hawk_keys();
+    s.fake.script_sync([Canned::new(500, "0")]);
     let r = s.auth_get(&records("tabs"));
     for k in keys {
         assert!(!r.body.contains(&k));

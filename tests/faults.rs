@@ -170,7 +170,7 @@ fn token_server_faults() {
         let r = rig.s.auth_get(&records_of(&key));
         assert_eq!(r.status, 200, "{name}: the next request: {}", r.body);
     }
-    assert_eq!(rig.s.fake.state().hawk_failures, 0);
+    assert_eq!(rig.s.fake.hawk_failures(), 0);
 }
 
 #[test]
@@ -510,5 +510,5 @@ fn thousand_faults_in_this_process() {
     );
     // One write gate: the one user and collection written to.
     assert_eq!(rig.s.app().storage.pacing_gates(), 1);
-    assert_eq!(rig.s.fake.state().hawk_failures, 0);
+    assert_eq!(rig.s.fake.hawk_failures(), 0);
 }

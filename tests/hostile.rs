@@ -868,3 +868,37 @@ fn a_client_that_never_reads_its_answers_holds_no_worker() {
     assert_eq!(served, 5);
     drop(writer);
 }
+
+#[test]
+fn a_refused_request_gets_a_kinto_document_and_a_summary_line() {
+    let (child, port, log) = spawn_limited("-n 4096", &[]);
+    let a = format!("127.0.0.1:{port}");
+    let wait_for = |needle: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !log.lock().unwrap().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} line: {}",
+                log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // A malformed header: the request line was read, so the line names it.
+    let wire = exchange(
+        &a,
+        b"GET /v1/buckets?x=1 HTTP/1.1\r\nHost: a\r\nNo colon here\r\n\r\n",
+    );
+    wire.only_answer_then_close().assert_error(400, 107);
+    wait_for("GET /v1/buckets?x=1 400 errno=107");
+    // A bare LF before any request line: method and path unknown.
+    let wire = exchange(&a, b"GET /x HTTP/1.1\n\n");
+    wire.only_answer_then_close().assert_error(400, 107);
+    wait_for("- - 400 errno=107");
+    // Another HTTP version.
+    let wire = exchange(&a, b"GET /v1/ HTTP/2.0\r\n\r\n");
+    let doc = wire.only_answer_then_close().assert_error(505, 107);
+    assert_eq!(doc["error"], "HTTP Version Not Supported");
+    wait_for("- - 505 errno=107");
+    stop(child);
+}

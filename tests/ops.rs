@@ -11,7 +11,8 @@ use std::net::UdpSocket;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use syncto::config::{Eos, Listen, WriteSwitch};
+use syncto::config::{Eos, WriteSwitch};
+use syncto::listen::Listen;
 
 fn now() -> u64 {
     SystemTime::now()

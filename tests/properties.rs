@@ -14,9 +14,10 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as Cases, FileFailurePersistence};
 use sha2::{Digest, Sha256};
 use std::path::Path;
+use syncto::app::App;
 use syncto::config::Config;
+use syncto::http::Request;
 use syncto::kinto::query::{ListQuery, parse_list};
-use syncto::kinto::{App, Request};
 use syncto::sync::hawk;
 use syncto::sync::timestamp::{MAX_MS, ceil_tick, floor_tick, ms_to_seconds, seconds_to_ms};
 
@@ -283,13 +284,12 @@ proptest! {
         let s = shared_server();
         let path = records("tabs");
         let query = w.query(false);
-        {
-            // (A case that failed half-way may have left its answers.)
-            let mut st = s.fake.state();
-            st.sync_script.clear();
-            st.sync_script.push(Canned::new(200, "[]").with("X-Weave-Next-Offset", &offset));
-            st.sync_script.push(Canned::new(200, "[]"));
-        }
+        // (A case that failed half-way may have left its answers.)
+        s.fake.clear_sync_script();
+        s.fake.script_sync([
+            Canned::new(200, "[]").with("X-Weave-Next-Offset", &offset),
+            Canned::new(200, "[]"),
+        ]);
         let r = s.get(&format!("{path}?{query}"), &[BEARER, ("Host", "h.example:8000")]);
         prop_assert_eq!(r.status, 200, "{}", r.body);
         let first_upstream = s.fake.last_sync().url;
@@ -648,9 +648,7 @@ fn ini_text(lines: &[Line], crlf: bool, bom: bool) -> (String, Vec<Setting>) {
     (text, last)
 }
 
-fn no_env(_: &str) -> Option<String> {
-    None
-}
+const NO_ENV: &[(&str, &str)] = &[];
 
 proptest! {
     #![proptest_config(cases(1))]
@@ -659,7 +657,7 @@ proptest! {
     #[test]
     fn ini_settings_come_back(lines in prop::collection::vec(line(), 0..20), crlf in any::<bool>(), bom in any::<bool>()) {
         let (text, settings) = ini_text(&lines, crlf, bom);
-        let loaded = Config::from_ini(&text, Path::new("gen.ini"), &no_env);
+        let loaded = Config::from_ini(&text, Path::new("gen.ini"), NO_ENV);
         prop_assert!(loaded.is_ok(), "{}\n{:?}", text, loaded.err().map(|e| e.to_string()));
         let c = loaded.unwrap();
         for s in &settings {
@@ -694,7 +692,7 @@ proptest! {
     /// never a panic.
     #[test]
     fn the_ini_reader_never_panics(text in "(\\PC|[\r\n\t\u{feff}\\[\\]=:#;]){0,200}") {
-        if let Err(e) = Config::from_ini(&text, Path::new("fuzz.ini"), &no_env) {
+        if let Err(e) = Config::from_ini(&text, Path::new("fuzz.ini"), NO_ENV) {
             let message = e.to_string();
             prop_assert!(message.contains("fuzz.ini"), "{}", message);
         }
@@ -716,15 +714,18 @@ fn app() -> &'static App {
     })
 }
 
-fn post_batch(body: &[u8]) -> syncto::kinto::Response {
+fn post_batch(body: &[u8]) -> syncto::http::Response {
     let headers = [("content-type", "application/json")];
-    app().handle(&Request {
-        method: "POST",
-        path: "/v1/batch",
-        query: "",
-        headers: &headers,
-        body,
-    })
+    syncto::kinto::handle(
+        app(),
+        &Request {
+            method: "POST",
+            path: "/v1/batch",
+            query: "",
+            headers: &headers,
+            body,
+        },
+    )
 }
 
 /// Sub-requests that need no upstream, with the status each must get.

@@ -1,6 +1,7 @@
 //! The read path: list, one record, collection metadata, translation of
-//! parameters, preconditions and headers (syncto-original.md §16 items
-//! 32–51, 67 and the CONTRACT §5 changes).
+//! parameters (`_since`, `_before`, `_limit`, `_token`, `_sort`, `in_ids`, `exclude_id`,
+//! `_fields`), exact preconditions and headers (ETag, Last-Modified, Next-Page as an
+//! absolute URL, Total-Records, Backoff), as the original Syncto and the Kinto clients.
 
 use crate::support::fake::{Canned, fmt_cs};
 use crate::support::*;
@@ -78,7 +79,7 @@ fn list_translates_records_and_headers() {
             .as_str()
         )
     );
-    assert_eq!(s.fake.state().hawk_failures, 0);
+    assert_eq!(s.fake.hawk_failures(), 0);
     assert!(
         seen.header("authorization")
             .unwrap()
@@ -383,17 +384,15 @@ fn collection_metadata() {
 #[test]
 fn upstream_headers_are_translated() {
     let s = seeded();
-    s.fake.state().sync_script.push(
-        Canned::new(200, "[]")
-            .with("X-Last-Modified", "1444385059.19")
-            .with("X-Weave-Records", "0")
-            .with("X-Weave-Quota-Remaining", "125")
-            .with(
-                "X-Weave-Alert",
-                "{\"code\":\"soft-eol\",\"message\":\"m\",\"url\":\"u\"}",
-            )
-            .with("X-Weave-Backoff", "3600"),
-    );
+    s.fake.script_sync([Canned::new(200, "[]")
+        .with("X-Last-Modified", "1444385059.19")
+        .with("X-Weave-Records", "0")
+        .with("X-Weave-Quota-Remaining", "125")
+        .with(
+            "X-Weave-Alert",
+            "{\"code\":\"soft-eol\",\"message\":\"m\",\"url\":\"u\"}",
+        )
+        .with("X-Weave-Backoff", "3600")]);
     let r = s.auth_get(&records("tabs"));
     assert_eq!(r.status, 200);
     assert_eq!(r.header("ETag"), Some("\"1444385059190\""));
@@ -413,9 +412,7 @@ fn upstream_headers_are_translated() {
         "never Retry-After on a success"
     );
     s.fake
-        .state()
-        .sync_script
-        .push(Canned::new(200, "[]").with("X-Backoff", "60"));
+        .script_sync([Canned::new(200, "[]").with("X-Backoff", "60")]);
     assert_eq!(s.auth_get(&records("tabs")).header("Backoff"), Some("60"));
 }
 
@@ -449,8 +446,8 @@ fn credentials_are_cached() {
 fn token_server_request_carries_duration_and_user_agent() {
     let s = Syncto::with(|c| c.cache_credentials_ttl_seconds = 120);
     s.get(&records("tabs"), &[BEARER, UA]);
-    let st = s.fake.state();
-    let t = st.token_seen.last().unwrap();
+    let token_seen = s.fake.token_seen();
+    let t = token_seen.last().unwrap();
     assert_eq!(t.url, "/1.0/sync/1.5?duration=120");
     assert_eq!(t.header("authorization"), Some("Bearer good-token"));
     assert_eq!(t.header("x-keyid"), Some(KID));
@@ -469,7 +466,7 @@ fn token_server_url_with_full_path_is_not_doubled() {
     let s = Syncto::on(fake, c);
     assert_eq!(s.auth_get(&records("tabs")).status, 200);
     assert_eq!(
-        s.fake.state().token_seen[0].url.split('?').next(),
+        s.fake.token_seen()[0].url.split('?').next(),
         Some("/1.0/sync/1.5")
     );
 }
@@ -477,7 +474,7 @@ fn token_server_url_with_full_path_is_not_doubled() {
 #[test]
 fn sixty_four_concurrent_first_requests_make_one_token_call() {
     let s = Syncto::with(|c| c.workers = 16);
-    s.fake.state().token_delay = std::time::Duration::from_millis(300);
+    s.fake.delay_tokens(std::time::Duration::from_millis(300));
     let base = s.base.clone();
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(64));
     let handles: Vec<_> = (0..64)
@@ -509,20 +506,14 @@ fn a_sync_401_refreshes_the_token_once() {
     let s = seeded();
     assert_eq!(s.auth_get(&records("tabs")).status, 200);
     // The node stops accepting the cached token (expired / reassigned).
-    {
-        let mut st = s.fake.state();
-        let ids: Vec<String> = st.tokens.keys().cloned().collect();
-        st.revoked.extend(ids);
-    }
+    s.fake.revoke_tokens();
     let r = s.auth_get(&records("tabs"));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["data"].as_array().unwrap().len(), 3);
     assert_eq!(s.fake.token_calls(), 2);
     // A node that keeps refusing: one retry only, then the 401 is reported.
     s.fake
-        .state()
-        .sync_script
-        .extend([Canned::new(401, "0"), Canned::new(401, "0")]);
+        .script_sync([Canned::new(401, "0"), Canned::new(401, "0")]);
     let r = s.auth_get(&records("tabs"));
     let j = r.assert_error(401, 105);
     assert_eq!(j["message"], "401 Unauthorized: 0");
@@ -568,11 +559,8 @@ fn heartbeat_probes_the_token_server() {
         (r.status, r.json()),
         (200, serde_json::json!({"cache": true, "sync": true}))
     );
-    assert_eq!(
-        s.fake.state().token_seen.last().unwrap().url,
-        "/__heartbeat__"
-    );
-    s.fake.state().heartbeat_status = 503;
+    assert_eq!(s.fake.token_seen().last().unwrap().url, "/__heartbeat__");
+    s.fake.set_heartbeat(503);
     let r = s.get("/v1/__heartbeat__", &[]);
     assert_eq!(
         (r.status, r.json()),

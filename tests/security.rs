@@ -55,7 +55,7 @@ fn with_ini(lines: &str) -> Syncto {
         "[app:main]\ntoken_server_url = {}\nrecord_tabs_put_enabled = true\n{lines}\n",
         fake.token_url
     );
-    let mut c = syncto::config::Config::from_ini(&text, Path::new("test.ini"), &|_| None)
+    let mut c = syncto::config::Config::from_ini(&text, Path::new("test.ini"), &[])
         .expect("test configuration");
     c.listen = base.listen;
     c.workers = base.workers;
@@ -96,7 +96,7 @@ fn health_routes_are_refused_in_a_batch() {
         assert_eq!(j["details"][0]["name"], "requests.1.path", "{path}");
     }
     assert!(
-        s.fake.state().token_seen.is_empty(),
+        s.fake.token_seen().is_empty(),
         "no Token Server heartbeat was made"
     );
     // They still answer on their own, and the hello is fine in a batch.
@@ -111,7 +111,7 @@ fn health_routes_are_refused_in_a_batch() {
 fn a_batch_has_one_deadline_and_hides_nothing_done() {
     let s = with_ini("batch_timeout_seconds = 1");
     // The node takes 1.5 s per answer (well within the 5 s read timeout).
-    s.fake.state().sync_hang = Some(Duration::from_millis(1500));
+    s.fake.hang_sync(Duration::from_millis(1500));
     let put = |id: &str| json!({"method": "PUT", "path": format!("{}/records/{id}", tabs()), "body": {"data": {"payload": id}}});
     let body = json!({"requests": [put("a"), put("b"), {"path": format!("{}/records", tabs())}]});
     let r = batch(&s, &[BEARER], &body);
@@ -207,7 +207,7 @@ fn repeated_refusals_of_one_credential_cost_one_call() {
         Canned::new(500, "{}"),
         Canned::new(429, "{}"),
     ] {
-        s.fake.state().token_script.push(canned);
+        s.fake.script_token([canned]);
         assert_ne!(s.get(&records("tabs"), &[flaky]).status, 200);
     }
     assert_eq!(s.get(&records("tabs"), &[flaky]).status, 200);
@@ -226,10 +226,7 @@ fn page_of(payload_bytes: usize) -> String {
 #[test]
 fn a_page_over_the_read_limit_is_a_clear_error() {
     let s = Syncto::start();
-    s.fake
-        .state()
-        .sync_script
-        .push(Canned::new(200, &page_of(READ_LIMIT)));
+    s.fake.script_sync([Canned::new(200, &page_of(READ_LIMIT))]);
     let r = s.auth_get(&records("tabs"));
     assert_eq!(r.status, 400, "{}", start(&r.body));
     let j = r.assert_error(400, 107);
@@ -239,9 +236,7 @@ fn a_page_over_the_read_limit_is_a_clear_error() {
     assert_eq!(s.fake.sync_seen().len(), 1, "not read twice");
     // Just under it is served.
     s.fake
-        .state()
-        .sync_script
-        .push(Canned::new(200, &page_of(READ_LIMIT - 100)));
+        .script_sync([Canned::new(200, &page_of(READ_LIMIT - 100))]);
     let r = s.auth_get(&records("tabs"));
     assert_eq!(r.status, 200, "{}", start(&r.body));
     assert_eq!(r.json()["data"][0]["id"], "big");
@@ -251,7 +246,7 @@ fn a_page_over_the_read_limit_is_a_clear_error() {
 fn a_batch_answer_is_bounded_and_writes_are_never_hidden() {
     let s = writable();
     let big = Canned::new(200, &page_of(ANSWER_LIMIT * 6 / 10));
-    s.fake.state().sync_script.extend([big.clone(), big]);
+    s.fake.script_sync([big.clone(), big]);
     let list = json!({"path": format!("{}/records", tabs())});
     let put = json!({"method": "PUT", "path": format!("{}/records/w", tabs()), "body": {"data": {"payload": "small"}}});
     let r = batch(&s, &[BEARER], &json!({"requests": [list, list, put]}));
@@ -375,19 +370,15 @@ fn timestamps_past_year_9999_are_refused_not_a_panic() {
     );
     // From upstream, an unusable answer: 503, not a 500.
     s.fake
-        .state()
-        .sync_script
-        .push(Canned::new(200, "[]").with("X-Last-Modified", "253402300800.00"));
+        .script_sync([Canned::new(200, "[]").with("X-Last-Modified", "253402300800.00")]);
     s.auth_get(&records("tabs")).assert_error(503, 201);
-    s.fake.state().sync_script.push(Canned::new(
+    s.fake.script_sync([Canned::new(
         200,
         r#"[{"id":"a","modified":253402300800.00,"payload":"x"}]"#,
-    ));
+    )]);
     s.auth_get(&records("tabs")).assert_error(503, 201);
     s.fake
-        .state()
-        .sync_script
-        .push(Canned::new(200, r#"{"tabs": 99999999999999.00}"#));
+        .script_sync([Canned::new(200, r#"{"tabs": 99999999999999.00}"#)]);
     s.auth_get(&format!("/v1/buckets/{KID}/collections/tabs"))
         .assert_error(503, 201);
     assert_eq!(s.get("/v1/", &[]).status, 200);
@@ -566,7 +557,7 @@ fn control_characters_in_user_agent_are_refused_not_a_503() {
     assert_eq!(raw_answer(&s.base, long.as_bytes()).0, 200);
     let ua = s.fake.last_sync().header("user-agent").unwrap().to_owned();
     assert!(ua.len() < 600, "{ua}");
-    let token_ua = s.fake.state().token_seen[0]
+    let token_ua = s.fake.token_seen()[0]
         .header("user-agent")
         .unwrap()
         .to_owned();

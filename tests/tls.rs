@@ -29,9 +29,7 @@ fn pin(which: &str) -> [u8; 32] {
 /// A TLS Token Server serving `chain`/`key`, whose tokens point at the
 /// plain-http (loopback) fake node.
 fn tls_token_server(fake: &Fake, chain: &str, key: &str) -> TlsServer {
-    fake.state()
-        .tokens
-        .insert("tls-token".into(), ("tls-key".into(), 7));
+    fake.issue_token("tls-token", "tls-key", 7);
     let endpoint = format!("{}/1.5/7", fake.sync_url);
     TlsServer::start(&file(chain), &file(key), move |head: &str| {
         let body = if head.starts_with("GET /__heartbeat__") {
@@ -88,7 +86,7 @@ fn assert_refused(s: &Syncto) {
 fn trusted_ca_and_matching_leaf_pin() {
     let (s, _t) = start("chain.pem", "leaf.key", Some("ca.pem"), vec![pin("leaf")]);
     assert_ok(&s);
-    assert_eq!(s.fake.state().hawk_failures, 0);
+    assert_eq!(s.fake.hawk_failures(), 0);
 }
 
 #[test]
@@ -160,13 +158,13 @@ fn tls_sync_node(pins: Vec<[u8; 32]>) -> (Syncto, TlsServer) {
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Last-Modified: 12.00\r\nX-Weave-Records: 0\r\nContent-Length: 2\r\nConnection: close\r\n\r\n[]".to_vec()
     });
     let fake = Fake::start();
-    fake.state().token_script.push(crate::support::fake::Canned::new(
+    fake.script_token([crate::support::fake::Canned::new(
         200,
         &format!(
             r#"{{"id": "t", "key": "k", "uid": 1, "api_endpoint": "https://localhost:{}/1.5/1", "duration": 300}}"#,
             node.port
         ),
-    ));
+    )]);
     let mut c = test_config(&fake);
     c.certificate_ca_bundle = Some(format!("{DATA}/ca.pem").into());
     c.certificate_pins = pins;

@@ -1,6 +1,7 @@
-//! Writes: per-collection switches, PUT and DELETE translation,
-//! preconditions, 412 with details.existing, body validation
-//! (syncto-original.md §16 items 52–70 and CONTRACT §5–§6).
+//! Writes: per-collection switches (off by default, 405/115 when off), PUT and DELETE
+//! translation (201 when a create-only PUT created, `id` and `last_modified` of the body
+//! ignored, DELETE answering `deleted: true`), exact preconditions, 412 with
+//! `details.existing`, body validation.
 
 use crate::support::fake::Canned;
 use crate::support::*;
@@ -86,7 +87,7 @@ fn put_creates_or_replaces_and_answers_the_record() {
         serde_json::json!({"payload": "zz", "sortindex": 3, "ttl": 100})
     );
     assert!(seen.header("authorization").unwrap().contains("hash=\""));
-    assert_eq!(s.fake.state().hawk_failures, 0);
+    assert_eq!(s.fake.hawk_failures(), 0);
     assert!(
         seen.header("user-agent")
             .unwrap()
@@ -314,16 +315,14 @@ fn upstream_errors_on_writes() {
         (503, 503, 201),
     ];
     for (up, status, errno) in cases {
-        s.fake.state().sync_script.push(
-            Canned::new(up, "0")
-                .with("X-Weave-Alert", "Server is going away")
-                .with("X-Weave-Backoff", "3600"),
-        );
+        s.fake.script_sync([Canned::new(up, "0")
+            .with("X-Weave-Alert", "Server is going away")
+            .with("X-Weave-Backoff", "3600")]);
         let r = put(&s, "e", r#"{"data": {"payload": "x"}}"#, &[]);
         r.assert_error(status, errno);
         assert_eq!(r.header("Alert"), Some("Server is going away"));
         assert_eq!(r.header("Backoff"), Some("3600"));
-        s.fake.state().sync_script.push(Canned::new(up, "0"));
+        s.fake.script_sync([Canned::new(up, "0")]);
         s.req("DELETE", &record("tabs", "e"), &[BEARER], None)
             .assert_error(status, errno);
     }

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::{StartupError, parse_bool};
+use crate::startup::StartupError;
 
 /// Where a raw value came from, for messages.
 #[derive(Debug, Clone)]
@@ -156,4 +156,75 @@ pub(super) fn unquote(value: &str) -> &str {
         }
     }
     v
+}
+
+/// `true/yes/on/1` → true, `false/no/off/0` → false (case-insensitive), anything else → None.
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Some(true),
+        "false" | "no" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::listen::Listen;
+    use std::path::Path;
+
+    fn ini(text: &str) -> Result<Config, StartupError> {
+        Config::from_ini(text, Path::new("test.ini"), &[])
+    }
+
+    #[test]
+    fn booleans() {
+        for (word, value) in [("true", true), ("TRUE", true), ("yes", true), ("On", true)] {
+            assert_eq!(parse_bool(word), Some(value), "{word}");
+        }
+        for (word, value) in [("1", true), ("false", false), ("No", false), ("off", false)] {
+            assert_eq!(parse_bool(word), Some(value), "{word}");
+        }
+        assert_eq!(parse_bool("0"), Some(false));
+        for word in ["enabled", "", "2", "y"] {
+            assert_eq!(parse_bool(word), None, "{word}");
+        }
+    }
+
+    #[test]
+    fn ini_syntax() {
+        let text = "\u{feff}# comment\n; another\n[app:main]\n  # indented comment\n\
+                    cors_origins = https://a.example,\n  https://b.example\n\thttps://c.example\n\
+                    project_name: 'demo'\nstatsd_url = udp://[::1]:8125/\n\
+                    [uwsgi]\nworkers = 14\n  continued = here\n\
+                    [server:main]\nhost = ::1\nport = 0\nthreads = 4\n";
+        let c = ini(text).unwrap();
+        let origins = [
+            "https://a.example",
+            "https://b.example",
+            "https://c.example",
+        ];
+        assert_eq!(c.cors_origins, origins);
+        assert_eq!(
+            (c.project_name.as_str(), c.statsd_prefix.as_str()),
+            ("demo", "demo")
+        );
+        assert_eq!(c.statsd_url.as_deref(), Some("[::1]:8125"));
+        assert_eq!(c.listen, Listen::Tcp("[::1]:0".into()));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+
+        let e = ini("[app:main]\nproject_name = x\nthis line is wrong\n")
+            .unwrap_err()
+            .message;
+        assert!(e.starts_with("test.ini:3: syntax error"), "{e}");
+        for (text, line) in [
+            ("key = value", 1),
+            ("[app:main]\n= value", 2),
+            ("[broken", 1),
+        ] {
+            let e = ini(text).unwrap_err().message;
+            assert!(e.starts_with(&format!("test.ini:{line}: ")), "{text}: {e}");
+        }
+    }
 }

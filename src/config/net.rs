@@ -22,10 +22,7 @@ impl IpNet {
             Some(_) => return None,
             None => (s, None),
         };
-        let addr = addr
-            .strip_prefix('[')
-            .and_then(|a| a.strip_suffix(']'))
-            .unwrap_or(addr);
+        let addr = crate::endpoint::bare_host(addr);
         let addr = canonical_ip(addr.parse::<IpAddr>().ok()?);
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = prefix.unwrap_or(max);
@@ -62,7 +59,7 @@ impl fmt::Display for IpNet {
 }
 
 /// `::ffff:a.b.c.d` is `a.b.c.d`: a dual-stack listener sees IPv4 peers that way.
-pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical_ip(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
@@ -128,7 +125,7 @@ impl fmt::Display for TrustedProxies {
 
 /// Octal permission bits of a unix socket, as chmod writes them: `660`, `0660`, `0o660`.
 /// Only the rwx bits (no setuid, setgid or sticky).
-pub fn parse_mode(s: &str) -> Option<u32> {
+pub(crate) fn parse_mode(s: &str) -> Option<u32> {
     let digits = s.strip_prefix("0o").unwrap_or(s);
     if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
     {

@@ -23,7 +23,8 @@
 //!   their answers.
 
 use super::error::Error;
-use super::{App, Memo, Request, Response, Route, Routed};
+use super::route::{Route, Routed, route};
+use super::{App, Memo, Request, Response};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -95,9 +96,9 @@ pub fn batch(app: &App, req: &Request<'_>) -> Result<Response, Error> {
         let is_write = matches!(sub.method.as_str(), "PUT" | "DELETE" | "POST" | "PATCH");
         let body_len = sub.body.map_or(0, <[u8]>::len);
         let resp = if Instant::now() >= deadline {
-            app.error(Error::BatchTimeUp(app.config.batch_timeout_seconds))
+            super::error(app, Error::BatchTimeUp(app.config.batch_timeout_seconds))
         } else if is_write && out.len() + body_len > MAX_ANSWER_BYTES {
-            app.error(too_large(i, "This write was not run"))
+            super::error(app, too_large(i, "This write was not run"))
         } else {
             let sub_req = Request {
                 method: &sub.method,
@@ -107,11 +108,11 @@ pub fn batch(app: &App, req: &Request<'_>) -> Result<Response, Error> {
                 body: sub.body.unwrap_or_default(),
             };
             let resp = contained(app.config.retry_after_seconds, || {
-                app.dispatch(&sub_req, &mut memo).0
+                super::dispatch(app, &sub_req, &mut memo).0
             });
             let shown = if head { 0 } else { resp.body.len() };
             if !is_write && out.len() + shown > MAX_ANSWER_BYTES {
-                app.error(too_large(i, "This answer was left out"))
+                super::error(app, too_large(i, "This answer was left out"))
             } else {
                 resp
             }
@@ -192,7 +193,7 @@ fn is_null(raw: &RawValue) -> bool {
 /// Validate the whole batch document, without building a tree of its
 /// values (a 2 MiB array would be tens of MB as `serde_json::Value`s).
 fn parse<'a>(req: &Request<'a>, max: usize) -> Result<Vec<Sub<'a>>, Error> {
-    req.json_content_type()?;
+    super::json_content_type(req)?;
     let top: Fields<'a> = match serde_json::from_slice(req.body) {
         Ok(top) => top,
         Err(e) if e.is_data() => {
@@ -301,7 +302,7 @@ fn sub_request<'a>(i: usize, r: &'a RawValue, defaults: &Fields<'a>) -> Result<S
         ));
     }
     if matches!(
-        super::route(bare),
+        route(bare),
         Ok(Routed::To(
             Route::Heartbeat | Route::LbHeartbeat | Route::Version
         ))

@@ -2,7 +2,8 @@
 //! browser clients (kinto-http.js, Kinto.js) can call and read everything.
 
 use super::error::Error;
-use super::{Request, Response, Route};
+use super::route::Route;
+use super::{Request, Response};
 use crate::config::Config;
 
 /// Headers every browser request may carry (clients send Content-Type and

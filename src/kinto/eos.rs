@@ -10,8 +10,9 @@
 //! `message` is `null` without `eos_message`; `url` falls back to `project_docs`. The Alert
 //! value is JSON with every non-ASCII character escaped, so any message fits in a header.
 
+use super::Response;
 use super::error::Error;
-use super::{Response, Route, Routed};
+use super::route::{Route, Routed, route};
 use crate::config::Config;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -44,7 +45,7 @@ pub fn guard<T: Default>(
 /// The health endpoints keep answering after the end of service.
 fn is_health_check(path: &str) -> bool {
     matches!(
-        super::route(path),
+        route(path),
         Ok(Routed::To(
             Route::Heartbeat | Route::LbHeartbeat | Route::Version
         ))

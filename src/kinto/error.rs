@@ -2,6 +2,7 @@
 //! errno and message in one exhaustive match.
 
 use super::Response;
+use crate::auth;
 use crate::sync::{self, Reply, Upstream};
 use serde_json::{Value, json};
 use std::borrow::Cow;
@@ -59,13 +60,19 @@ pub enum Error {
     Internal,
 }
 
+impl From<auth::Refused> for Error {
+    fn from(r: auth::Refused) -> Error {
+        Error::Unauthenticated(r.0)
+    }
+}
+
 impl From<sync::Error> for Error {
     fn from(e: sync::Error) -> Error {
         Error::Upstream(e)
     }
 }
 
-const OVERLOADED: &str =
+pub(super) const OVERLOADED: &str =
     "Service temporary unavailable due to overloading or maintenance, please retry later.";
 const UNREACHABLE: &str =
     "Unable to reach the service. Check your internet connection or firewall configuration.";
@@ -307,11 +314,14 @@ pub fn reason(status: u16) -> &'static str {
         412 => "Precondition Failed",
         413 => "Request Entity Too Large",
         415 => "Unsupported Media Type",
+        417 => "Expectation Failed",
         429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         502 => "Bad Gateway",
         503 => "Service Unavailable",
         504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
         _ => "Error",
     }
 }

@@ -1,7 +1,8 @@
 //! The unauthenticated endpoints: hello, heartbeats, version.
 
 use super::error::Error;
-use super::{App, Request, Response, VERSION};
+use super::{App, Request, Response};
+use crate::VERSION;
 use serde_json::json;
 
 /// `GET /v1/`: what the clients read before a batch (`settings`).
@@ -14,7 +15,7 @@ pub fn hello(app: &App, req: &Request<'_>) -> Result<Response, Error> {
         "http_api_version": "1.5",
         "cliquet_protocol_version": "2",
         "project_docs": c.project_docs,
-        "url": format!("{}/v1/", app.base_url(req)),
+        "url": format!("{}/v1/", super::base_url(app, req)),
         "settings": {
             "batch_max_requests": c.batch_max_requests,
             "cliquet.batch_max_requests": c.batch_max_requests,

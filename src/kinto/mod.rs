@@ -1,138 +1,56 @@
 //! What Kinto clients see: routing, the records endpoints, batch,
 //! hello/heartbeat, CORS and the error type.
 //!
-//! [`App::handle`] takes a transport-neutral [`Request`] so the batch
+//! [`handle`] takes a transport-neutral [`Request`] so the batch
 //! endpoint can run its sub-requests through exactly the same code.
 
-pub mod batch;
-pub mod cors;
-pub mod eos;
-pub mod error;
-pub mod hello;
+pub(crate) mod batch;
+pub(crate) mod cors;
+pub(crate) mod eos;
+pub(crate) mod error;
+pub(crate) mod hello;
 pub mod query;
-pub mod records;
+pub(crate) mod records;
+pub(crate) mod route;
 
-use crate::auth::Identity;
-use crate::config::Config;
-use crate::credentials::{Cache, Key};
-use crate::metrics::Metrics;
-use crate::sync::storage::Storage;
-use crate::sync::tokenserver::TokenServer;
-use crate::sync::{self, Credentials, Reply, timestamp};
-use error::Error;
-use std::borrow::Cow;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use crate::VERSION;
+use crate::app::{App, MAX_TOKEN_CALLS, Memo, Refused};
+use crate::auth;
+use crate::http::{Request, Response};
+use crate::server::{Refusal, Service};
+use crate::sync::{self, Reply, timestamp};
+use error::{Error, Parts};
+use route::{Route, Routed, route};
+use std::time::SystemTime;
 
-/// The server's version, as shown in hello and sent upstream.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// A request, whatever carried it (the listener or a batch).
-pub struct Request<'a> {
-    /// Method, upper-case.
-    pub method: &'a str,
-    /// Raw path (still percent-encoded), without the query.
-    pub path: &'a str,
-    /// Raw query string, without `?`.
-    pub query: &'a str,
-    /// Header names and values.
-    pub headers: &'a [(&'a str, &'a str)],
-    /// The body.
-    pub body: &'a [u8],
+/// The body as JSON: 415/107 unless the Content-Type (when given) is
+/// JSON, 400/106 when it does not parse.
+pub(crate) fn json_body(req: &Request<'_>) -> Result<serde_json::Value, Error> {
+    json_content_type(req)?;
+    serde_json::from_slice(req.body).map_err(|e| Error::InvalidJson(e.to_string()))
 }
 
-impl<'a> Request<'a> {
-    /// The body as JSON: 415/107 unless the Content-Type (when given) is
-    /// JSON, 400/106 when it does not parse.
-    pub fn json_body(&self) -> Result<serde_json::Value, Error> {
-        self.json_content_type()?;
-        serde_json::from_slice(self.body).map_err(|e| Error::InvalidJson(e.to_string()))
-    }
-
-    /// 415/107 unless the Content-Type (when given) is JSON.
-    pub fn json_content_type(&self) -> Result<(), Error> {
-        if let Some(ct) = self.header("content-type") {
-            let mime = ct
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            if mime != "application/json" && !mime.ends_with("+json") {
-                return Err(Error::UnsupportedMediaType);
-            }
-        }
-        Ok(())
-    }
-
-    /// First value of a header, case-insensitive name.
-    pub fn header(&self, name: &str) -> Option<&'a str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| *v)
-    }
-}
-
-/// A response before it is written.
-#[derive(Debug, Clone)]
-pub struct Response {
-    /// HTTP status.
-    pub status: u16,
-    /// Headers (names are fixed strings).
-    pub headers: Vec<(&'static str, Cow<'static, str>)>,
-    /// Body bytes (JSON or empty).
-    pub body: Vec<u8>,
-    /// Kinto errno of an error answer, for the request log.
-    pub errno: Option<u16>,
-}
-
-impl Response {
-    /// An empty response.
-    pub fn new(status: u16) -> Response {
-        Response {
-            status,
-            headers: Vec::with_capacity(12),
-            body: Vec::new(),
-            errno: None,
+/// 415/107 unless the Content-Type (when given) is JSON.
+pub(crate) fn json_content_type(req: &Request<'_>) -> Result<(), Error> {
+    if let Some(ct) = req.header("content-type") {
+        let mime = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if mime != "application/json" && !mime.ends_with("+json") {
+            return Err(Error::UnsupportedMediaType);
         }
     }
-
-    /// Add a header.
-    pub fn header(&mut self, name: &'static str, value: impl Into<Cow<'static, str>>) {
-        self.headers.push((name, value.into()));
-    }
-
-    /// Whether a header is set.
-    pub fn has(&self, name: &str) -> bool {
-        self.headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case(name))
-    }
-
-    /// Replace or add a header.
-    pub fn set(&mut self, name: &'static str, value: impl Into<Cow<'static, str>>) {
-        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        self.header(name, value);
-    }
-
-    /// Set a JSON body.
-    pub fn json(&mut self, value: &impl serde::Serialize) {
-        // Serializing our own Value/structs into a Vec can't fail.
-        self.set_json_body(serde_json::to_vec(value).unwrap_or_default());
-    }
-
-    /// Set an already-serialized JSON body.
-    pub fn set_json_body(&mut self, body: Vec<u8>) {
-        self.body = body;
-        if !self.has("Content-Type") {
-            self.header("Content-Type", "application/json");
-        }
-    }
+    Ok(())
 }
 
-/// The §8.1 header mapping from an upstream reply, on success and error.
-pub fn translate_headers(r: &mut Response, reply: &Reply) {
+/// The headers of a Sync answer a Kinto client sees, on success and error alike:
+/// `Cache-Control: no-cache`; `X-Last-Modified` as `ETag` (quoted ms) and `Last-Modified`;
+/// `X-Weave-Quota-Remaining` as `Quota-Remaining`, `X-Weave-Alert` as `Alert`,
+/// `X-Weave-Backoff` or `X-Backoff` as `Backoff`; `Retry-After` as it is.
+pub(crate) fn translate_headers(r: &mut Response, reply: &Reply) {
     r.set("Cache-Control", "no-cache");
     if let Some(ms) = reply.last_modified {
         r.set("ETag", format!("\"{ms}\""));
@@ -152,412 +70,257 @@ pub fn translate_headers(r: &mut Response, reply: &Reply) {
     }
 }
 
-/// Which endpoint a path names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Route<'a> {
-    /// `/v1/`
-    Hello,
-    /// `/v1/__heartbeat__`
-    Heartbeat,
-    /// `/v1/__lbheartbeat__`
-    LbHeartbeat,
-    /// `/v1/__version__`
-    Version,
-    /// `/v1/batch`
-    Batch,
-    /// `/v1/buckets/{b}`
-    Bucket(Cow<'a, str>),
-    /// `/v1/buckets/{b}/collections`
-    Collections(Cow<'a, str>),
-    /// `/v1/buckets/{b}/collections/{c}`
-    Collection(Cow<'a, str>, Cow<'a, str>),
-    /// `/v1/buckets/{b}/collections/{c}/records`
-    Records(Cow<'a, str>, Cow<'a, str>),
-    /// `/v1/buckets/{b}/collections/{c}/records/{id}`
-    Record(Cow<'a, str>, Cow<'a, str>, Cow<'a, str>),
-}
-
-/// What routing gives besides an endpoint.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Routed<'a> {
-    /// An endpoint.
-    To(Route<'a>),
-    /// A 307 to this path (query appended by the caller).
-    Redirect(String),
-}
-
-impl Route<'_> {
-    /// Methods the endpoint answers (for `Allow` and preflights).
-    pub fn allow(&self) -> &'static str {
-        match self {
-            Route::Batch => "POST, OPTIONS",
-            Route::Record(..) => "GET, HEAD, PUT, DELETE, OPTIONS",
-            _ => "GET, HEAD, OPTIONS",
-        }
-    }
-
-    /// Whether the endpoint answers `method`.
-    pub fn allows(&self, method: &str) -> bool {
-        self.allow().split(", ").any(|m| m == method)
-    }
-
-    /// Service name for metrics (`view.<service>.<METHOD>`).
-    pub fn service(&self) -> &'static str {
-        match self {
-            Route::Hello => "hello",
-            Route::Heartbeat | Route::LbHeartbeat => "heartbeat",
-            Route::Version => "version",
-            Route::Batch => "batch",
-            Route::Bucket(..) => "bucket",
-            Route::Collections(..) => "collections",
-            // The original's names: its list endpoint was "collection".
-            Route::Collection(..) => "collection_info",
-            Route::Records(..) => "collection",
-            Route::Record(..) => "record",
-        }
-    }
-}
-
-/// Route a raw path.
-pub fn route(path: &str) -> Result<Routed<'_>, Error> {
-    let Some(rest) = path.strip_prefix('/') else {
-        return Err(Error::NotFound);
-    };
-    let (first, tail) = match rest.split_once('/') {
-        Some((f, t)) => (f, Some(t)),
-        None => (rest, None),
-    };
-    let is_version = first.len() >= 2
-        && first.starts_with('v')
-        && first[1..].bytes().all(|b| b.is_ascii_digit());
-    if !is_version {
-        return Ok(Routed::Redirect(format!("/v1{path}")));
-    }
-    if first != "v1" {
-        return Err(Error::VersionNotAvailable);
-    }
-    let Some(tail) = tail else {
-        // `/v1` itself: 404 as the original (a trailing slash is the hello).
-        return Err(Error::NotFound);
-    };
-    if tail.is_empty() {
-        return Ok(Routed::To(Route::Hello));
-    }
-    if tail.ends_with('/') {
-        return Ok(Routed::Redirect(path.trim_end_matches('/').to_owned()));
-    }
-    let segments: Vec<&str> = tail.split('/').collect();
-    let route = match segments.as_slice() {
-        ["__heartbeat__"] => Route::Heartbeat,
-        ["__lbheartbeat__"] => Route::LbHeartbeat,
-        ["__version__"] => Route::Version,
-        ["batch"] => Route::Batch,
-        ["buckets", b] => Route::Bucket(decode(b)?),
-        ["buckets", b, "collections"] => Route::Collections(decode(b)?),
-        ["buckets", b, "collections", c] => Route::Collection(decode(b)?, decode(c)?),
-        ["buckets", b, "collections", c, "records"] => Route::Records(decode(b)?, decode(c)?),
-        ["buckets", b, "collections", c, "records", id] => {
-            Route::Record(decode(b)?, decode(c)?, decode(id)?)
-        }
-        _ => return Err(Error::NotFound),
-    };
-    Ok(Routed::To(route))
-}
-
-/// Percent-decode a path segment; it must be valid UTF-8 and non-empty.
-fn decode(segment: &str) -> Result<Cow<'_, str>, Error> {
-    let bad = || {
-        Error::param(
-            "path",
-            "path",
-            "Invalid percent-encoding or non UTF-8 path segment",
-        )
-    };
-    if segment.is_empty() {
-        return Err(Error::NotFound);
-    }
-    let decoded = percent_encoding::percent_decode_str(segment)
-        .decode_utf8()
-        .map_err(|_| bad())?;
-    if segment.contains('%') && !well_formed_escapes(segment) {
-        return Err(bad());
-    }
-    // A hop that normalises paths would turn `DELETE …/records/..` into a
-    // DELETE of the whole collection (or of all storage): dot segments are
-    // never ids, whether written plainly or percent-encoded.
-    if decoded == "." || decoded == ".." {
-        return Err(Error::param(
-            "path",
-            "path",
-            "`.` and `..` are not valid ids in a path",
-        ));
-    }
-    Ok(decoded)
-}
-
-/// `%` must be followed by two hex digits (percent_decode lets `%zz` pass).
-pub fn well_formed_escapes(s: &str) -> bool {
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            if i + 2 >= b.len() || !(b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit()) {
-                return false;
-            }
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    true
-}
-
-/// Per-request (or per-batch) memory of credentials already looked up, so a
-/// batch looks each user up once.
-#[derive(Default)]
-pub struct Memo {
-    entries: Vec<([u8; 32], Arc<Credentials>)>,
-    /// Token Server exchanges made so far.
-    token_calls: usize,
-}
-
-/// Most Token Server exchanges one request (a whole batch included) may
-/// cause: one user's lookup, a fresh token after the Sync node refused the
-/// cached one, and one more. Without it one unauthenticated batch of 25
-/// sub-requests with 25 made-up tokens makes 25 Token Server calls.
-pub const MAX_TOKEN_CALLS: usize = 3;
-
-/// Shared state of the server: configuration, cache, upstream clients.
-pub struct App {
-    /// Validated configuration.
-    pub config: Config,
-    /// Credentials cache.
-    pub cache: Cache,
-    /// Token Server client.
-    pub tokens: TokenServer,
-    /// Storage-node client.
-    pub storage: Storage,
-    /// statsd.
-    pub metrics: Metrics,
-}
-
-impl App {
-    /// Serve one request (top level: adds CORS and the `backoff` setting).
-    pub fn handle(&self, req: &Request<'_>) -> Response {
-        let mut memo = Memo::default();
-        let (mut resp, route) = match check_host(req) {
-            Ok(()) => eos::guard(&self.config, req.path, SystemTime::now(), || {
-                self.dispatch(req, &mut memo)
-            }),
-            Err(e) => (self.error(e), None),
-        };
-        cors::decorate(&self.config, req, route.as_ref(), &mut resp);
-        if let Some(b) = self.config.backoff {
-            resp.set("Backoff", b.to_string());
-        }
-        resp
-    }
-
-    /// Route and run a request; errors become Kinto error documents.
-    pub fn dispatch<'r>(
-        &self,
-        req: &Request<'r>,
-        memo: &mut Memo,
-    ) -> (Response, Option<Route<'r>>) {
+/// The listener serves the Kinto protocol.
+impl Service for App {
+    /// Only what is certain to be answered without an upstream (routing errors,
+    /// preflights, wrong methods, disabled writes, missing or malformed credentials, the
+    /// unauthenticated endpoints but `__heartbeat__`) is not.
+    fn needs_upstream(&self, req: &Request<'_>) -> bool {
         let route = match route(req.path) {
-            Ok(Routed::To(r)) => r,
-            Ok(Routed::Redirect(to)) => return (self.redirect(req, &to), None),
-            Err(e) => return (self.error(e), None),
+            Ok(Routed::To(route)) => route,
+            _ => return false,
         };
-        if self.metrics.is_enabled() {
-            let method = crate::metrics::method_name(req.method);
-            self.metrics
-                .incr(&format!("view.{}.{method}", route.service()));
-            self.count_authn_type(req, &route);
+        if req.method == "OPTIONS" || !route.allows(req.method) {
+            return false;
         }
-        let result = if req.method == "OPTIONS" {
-            cors::preflight(&self.config, req, &route)
-        } else if !route.allows(req.method) {
-            Err(Error::MethodNotAllowed(route.allow()))
-        } else {
-            self.serve(req, &route, memo)
+        let authenticated = |bucket: &str| {
+            auth::identify(
+                req.header("authorization"),
+                req.header("x-keyid"),
+                req.header("x-client-state"),
+                bucket,
+            )
+            .is_ok()
         };
-        let resp = match result {
-            Ok(r) => r,
-            Err(e) => {
-                let allow = match &e {
-                    Error::MethodNotAllowed(a) => Some(*a),
-                    _ => None,
+        match &route {
+            Route::Hello | Route::LbHeartbeat | Route::Version => false,
+            Route::Heartbeat | Route::Batch => true,
+            Route::Bucket(bucket)
+            | Route::Collections(bucket)
+            | Route::Collection(bucket, _)
+            | Route::Records(bucket, _) => authenticated(bucket),
+            Route::Record(bucket, collection, _) => {
+                let disabled = match req.method {
+                    "PUT" => !self.config.put_enabled(collection),
+                    "DELETE" => !self.config.delete_enabled(collection),
+                    _ => false,
                 };
-                let mut r = self.error(e);
-                if let Some(a) = allow {
-                    r.header("Allow", a);
-                }
-                r
+                !disabled && authenticated(bucket)
             }
-        };
-        (resp, Some(route))
+        }
     }
 
-    fn serve(
-        &self,
-        req: &Request<'_>,
-        route: &Route<'_>,
-        memo: &mut Memo,
-    ) -> Result<Response, Error> {
-        let mut resp = match route {
-            Route::Hello => hello::hello(self, req),
-            Route::Heartbeat => hello::heartbeat(self),
-            Route::LbHeartbeat => hello::lbheartbeat(),
-            Route::Version => hello::version(),
-            Route::Batch => batch::batch(self, req),
-            Route::Bucket(b) => records::bucket(self, req, b, memo),
-            Route::Collections(b) => records::collections(self, req, b, memo),
-            Route::Collection(b, c) => records::collection(self, req, b, c, memo),
-            Route::Records(b, c) => records::list(self, req, b, c, memo),
-            Route::Record(b, c, id) => records::record(self, req, b, c, id, memo),
-        };
-        if matches!(
-            route,
-            Route::Bucket(..)
-                | Route::Collections(..)
-                | Route::Collection(..)
-                | Route::Records(..)
-                | Route::Record(..)
-        ) && req.header("x-client-state").is_some()
-        {
-            let alert = serde_json::json!({
-                "code": "soft-eol",
-                "message": "X-Client-State header is deprecated and should not be provided anymore.",
-                "url": self.config.project_docs,
-            })
-            .to_string();
-            match &mut resp {
-                Ok(r) if !r.has("Alert") => r.header("Alert", alert),
-                _ => {}
+    fn handle(&self, req: &Request<'_>) -> Response {
+        handle(self, req)
+    }
+
+    /// A Kinto error document; with CORS headers when the request was read.
+    fn refuse(&self, req: Option<&Request<'_>>, why: Refusal) -> Response {
+        let retry_after_seconds = self.config.retry_after_seconds;
+        let document = |status, errno, message: &'static str, retry_after| {
+            Parts {
+                status,
+                errno: Some(errno),
+                message: message.into(),
+                details: None,
+                retry_after,
+                www_authenticate: false,
+                reply: None,
             }
+            .into_response(retry_after_seconds)
+        };
+        let mut resp = match why {
+            Refusal::BodyTooLarge => error(self, Error::TooLarge(self.config.max_body_bytes)),
+            Refusal::BodyTimeout => document(
+                408,
+                107,
+                "The request body was not received in time.",
+                false,
+            ),
+            Refusal::BodyUnreadable => document(
+                400,
+                107,
+                "The request body could not be read: malformed chunked encoding, or the \
+                 connection ended before its end.",
+                false,
+            ),
+            Refusal::Overloaded => document(503, 201, error::OVERLOADED, true),
+            Refusal::TooManyConnections => {
+                document(503, 201, "Too many connections, please retry later.", true)
+            }
+            Refusal::Panicked => Error::Internal.parts().into_response(retry_after_seconds),
+            Refusal::Malformed(status, reason) => document(status, 107, reason, false),
+        };
+        if let Some(req) = req {
+            cors::decorate(&self.config, req, None, &mut resp);
         }
         resp
     }
+}
 
-    /// An error document, logged when it says something about upstreams.
-    pub fn error(&self, e: Error) -> Response {
-        // As the original: 304 and 412 are normal answers (not logged),
-        // other 4xx are the client's business (info), the rest is ours or
-        // the upstream's trouble (error).
-        if let Error::Upstream(u) = &e {
-            match u {
-                sync::Error::Status(_, r) if matches!(r.status, 304 | 412) => {}
-                sync::Error::Status(_, r) if r.status < 500 => log::info!("{u}"),
-                _ => log::error!("{u}"),
+/// Serve one request (top level: adds CORS and the `backoff` setting).
+pub fn handle(app: &App, req: &Request<'_>) -> Response {
+    let mut memo = Memo::default();
+    let (mut resp, route) = match check_host(req) {
+        Ok(()) => eos::guard(&app.config, req.path, SystemTime::now(), || {
+            dispatch(app, req, &mut memo)
+        }),
+        Err(e) => (error(app, e), None),
+    };
+    cors::decorate(&app.config, req, route.as_ref(), &mut resp);
+    if let Some(b) = app.config.backoff {
+        resp.set("Backoff", b.to_string());
+    }
+    resp
+}
+
+/// Route and run a request; errors become Kinto error documents.
+pub(crate) fn dispatch<'r>(
+    app: &App,
+    req: &Request<'r>,
+    memo: &mut Memo,
+) -> (Response, Option<Route<'r>>) {
+    let route = match route(req.path) {
+        Ok(Routed::To(r)) => r,
+        Ok(Routed::Redirect(to)) => return (redirect(app, req, &to), None),
+        Err(e) => return (error(app, e), None),
+    };
+    if app.metrics.is_enabled() {
+        let method = crate::metrics::method_name(req.method);
+        app.metrics
+            .incr(&format!("view.{}.{method}", route.service()));
+        count_authn_type(app, req, &route);
+    }
+    let result = if req.method == "OPTIONS" {
+        cors::preflight(&app.config, req, &route)
+    } else if !route.allows(req.method) {
+        Err(Error::MethodNotAllowed(route.allow()))
+    } else {
+        serve(app, req, &route, memo)
+    };
+    let resp = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let allow = match &e {
+                Error::MethodNotAllowed(a) => Some(*a),
+                _ => None,
+            };
+            let mut r = error(app, e);
+            if let Some(a) = allow {
+                r.header("Allow", a);
             }
+            r
         }
-        e.parts().into_response(self.config.retry_after_seconds)
-    }
+    };
+    (resp, Some(route))
+}
 
-    fn redirect(&self, req: &Request<'_>, to: &str) -> Response {
-        let mut r = Response::new(307);
-        let mut location = format!("{}{to}", self.base_url(req));
-        if !req.query.is_empty() {
-            location.push('?');
-            location.push_str(req.query);
+fn serve(
+    app: &App,
+    req: &Request<'_>,
+    route: &Route<'_>,
+    memo: &mut Memo,
+) -> Result<Response, Error> {
+    let mut resp = match route {
+        Route::Hello => hello::hello(app, req),
+        Route::Heartbeat => hello::heartbeat(app),
+        Route::LbHeartbeat => hello::lbheartbeat(),
+        Route::Version => hello::version(),
+        Route::Batch => batch::batch(app, req),
+        Route::Bucket(b) => records::bucket(app, req, b, memo),
+        Route::Collections(b) => records::collections(app, req, b, memo),
+        Route::Collection(b, c) => records::collection(app, req, b, c, memo),
+        Route::Records(b, c) => records::list(app, req, b, c, memo),
+        Route::Record(b, c, id) => records::record(app, req, b, c, id, memo),
+    };
+    if matches!(
+        route,
+        Route::Bucket(..)
+            | Route::Collections(..)
+            | Route::Collection(..)
+            | Route::Records(..)
+            | Route::Record(..)
+    ) && req.header("x-client-state").is_some()
+    {
+        let alert = serde_json::json!({
+            "code": "soft-eol",
+            "message": "X-Client-State header is deprecated and should not be provided anymore.",
+            "url": app.config.project_docs,
+        })
+        .to_string();
+        match &mut resp {
+            Ok(r) if !r.has("Alert") => r.header("Alert", alert),
+            _ => {}
         }
-        r.header("Location", location);
-        r
     }
+    resp
+}
 
-    /// `scheme://host` clients should use: the `http_scheme`/`http_host`
-    /// settings, else the request's Host header (checked by [`App::handle`]).
-    pub fn base_url(&self, req: &Request<'_>) -> String {
-        let scheme = self.config.http_scheme.as_deref().unwrap_or("http");
-        let host = match &self.config.http_host {
-            Some(h) => h.as_str(),
-            None => req
-                .header("host")
-                .filter(|h| crate::config::is_authority(h))
-                .unwrap_or("localhost"),
-        };
-        format!("{scheme}://{host}")
-    }
-
-    /// Credentials for `who` (lookup key `key`): memo, then cache, then
-    /// Token Server. `ua` is the User-Agent sent on behalf of the client.
-    fn credentials(
-        &self,
-        who: &Identity<'_>,
-        key: Key,
-        ua: &str,
-        memo: &mut Memo,
-    ) -> Result<Arc<Credentials>, Error> {
-        if let Some((_, c)) = memo.entries.iter().find(|(k, _)| *k == key) {
-            return Ok(Arc::clone(c));
+/// An error document, logged when it says something about upstreams.
+pub(crate) fn error(app: &App, e: Error) -> Response {
+    // As the original: 304 and 412 are normal answers (not logged),
+    // other 4xx are the client's business (info), the rest is ours or
+    // the upstream's trouble (error).
+    if let Error::Upstream(u) = &e {
+        match u {
+            sync::Error::Status(_, r) if matches!(r.status, 304 | 412) => {}
+            sync::Error::Status(_, r) if r.status < 500 => log::info!("{u}"),
+            _ => log::error!("{u}"),
         }
-        if memo.token_calls >= MAX_TOKEN_CALLS && !self.cache.knows(&key) {
-            return Err(Error::param(
+    }
+    e.parts().into_response(app.config.retry_after_seconds)
+}
+
+fn redirect(app: &App, req: &Request<'_>, to: &str) -> Response {
+    let mut r = Response::new(307);
+    let mut location = format!("{}{to}", base_url(app, req));
+    if !req.query.is_empty() {
+        location.push('?');
+        location.push_str(req.query);
+    }
+    r.header("Location", location);
+    r
+}
+
+/// `scheme://host` clients should use: the `http_scheme`/`http_host`
+/// settings, else the request's Host header (checked by [`handle`]).
+pub(crate) fn base_url(app: &App, req: &Request<'_>) -> String {
+    let scheme = app.config.http_scheme.as_deref().unwrap_or("http");
+    let host = match &app.config.http_host {
+        Some(h) => h.as_str(),
+        None => req
+            .header("host")
+            .filter(|h| crate::endpoint::is_authority(h))
+            .unwrap_or("localhost"),
+    };
+    format!("{scheme}://{host}")
+}
+
+/// `authn_type.<scheme>`: one count per request to an endpoint that needs a user.
+fn count_authn_type(app: &App, req: &Request<'_>, route: &Route<'_>) {
+    let open = matches!(
+        route,
+        Route::Hello | Route::Heartbeat | Route::LbHeartbeat | Route::Version | Route::Batch
+    );
+    if open || req.method == "OPTIONS" {
+        return;
+    }
+    if let Some(scheme) = crate::auth::authn_type(req.header("authorization")) {
+        app.metrics.incr(&format!("authn_type.{scheme}"));
+    }
+}
+
+impl From<Refused> for Error {
+    fn from(r: Refused) -> Error {
+        match r {
+            Refused::Upstream(e) => Error::Upstream(e),
+            Refused::TooManyTokenCalls => Error::param(
                 "header",
                 "Authorization",
                 format!(
                     "One request may ask the Token Server for credentials at most {MAX_TOKEN_CALLS} times: send the requests of other users separately."
                 ),
-            ));
-        }
-        let token_calls = &mut memo.token_calls;
-        let started = Instant::now();
-        let mut exchange = Duration::ZERO;
-        let creds = self.cache.get_keyed(key, who, |duration| {
-            *token_calls += 1;
-            let authorization = format!("{} {}", who.scheme.word(), who.credential);
-            let key_header = (who.scheme.key_header(), who.key);
-            let exchange_started = Instant::now();
-            let token = self.tokens.fetch(&authorization, key_header, duration, ua);
-            exchange = exchange_started.elapsed();
-            token
-        })?;
-        if self.metrics.is_enabled() {
-            // The original's `syncclient.start_time`: making the user's Sync client ready
-            // from known credentials. A Token Server exchange has its own timer.
-            let ready = started.elapsed().saturating_sub(exchange);
-            self.metrics.timing_fine("syncclient.start_time", ready);
-            self.metrics.set("users", &self.cache.user_tag(who));
-        }
-        memo.entries.push((key, Arc::clone(&creds)));
-        Ok(creds)
-    }
-
-    /// `authn_type.<scheme>`: one count per request to an endpoint that needs a user.
-    fn count_authn_type(&self, req: &Request<'_>, route: &Route<'_>) {
-        let open = matches!(
-            route,
-            Route::Hello | Route::Heartbeat | Route::LbHeartbeat | Route::Version | Route::Batch
-        );
-        if open || req.method == "OPTIONS" {
-            return;
-        }
-        if let Some(scheme) = crate::auth::authn_type(req.header("authorization")) {
-            self.metrics.incr(&format!("authn_type.{scheme}"));
-        }
-    }
-
-    /// Run a storage call with `who`'s credentials; a 401 from the node
-    /// drops the cached token and retries once with a fresh one.
-    pub fn with_storage<T>(
-        &self,
-        who: &Identity<'_>,
-        ua: &str,
-        memo: &mut Memo,
-        mut call: impl FnMut(&Storage, &Credentials) -> Result<T, sync::Error>,
-    ) -> Result<T, Error> {
-        let key = self.cache.key(who);
-        let creds = self.credentials(who, key, ua, memo)?;
-        match call(&self.storage, &creds) {
-            Err(sync::Error::Status(sync::Upstream::Storage, r)) if r.status == 401 => {
-                log::info!("sync node refused a cached token; fetching a fresh one");
-                self.cache.invalidate(&key);
-                memo.entries.retain(|(k, _)| *k != key);
-                let creds = self.credentials(who, key, ua, memo)?;
-                call(&self.storage, &creds).map_err(Error::from)
-            }
-            other => other.map_err(Error::from),
+            ),
         }
     }
 }
@@ -574,7 +337,7 @@ fn check_host(req: &Request<'_>) -> Result<(), Error> {
     let first = hosts.next().map(|(_, v)| v.trim());
     let ok = match first {
         None | Some("") => true,
-        Some(h) => crate::config::is_authority(h),
+        Some(h) => crate::endpoint::is_authority(h),
     };
     if ok && hosts.next().is_none() {
         Ok(())
@@ -593,7 +356,7 @@ const MAX_USER_AGENT: usize = 512;
 /// `Syncto/<version> (on behalf of <client UA>)`. The client's part has its
 /// control characters replaced (an HTTP library refuses them in a header,
 /// which must not turn a request into a 503) and is cut at 512 bytes.
-pub fn user_agent(req: &Request<'_>) -> String {
+pub(crate) fn user_agent(req: &Request<'_>) -> String {
     match req
         .header("user-agent")
         .map(str::trim)
@@ -612,60 +375,5 @@ pub fn user_agent(req: &Request<'_>) -> String {
             out
         }
         None => format!("Syncto/{VERSION}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn to(path: &str) -> Route<'_> {
-        match route(path) {
-            Ok(Routed::To(r)) => r,
-            other => panic!("{path}: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn routes() {
-        assert_eq!(to("/v1/"), Route::Hello);
-        assert_eq!(to("/v1/__heartbeat__"), Route::Heartbeat);
-        assert_eq!(
-            to("/v1/buckets/syncto/collections/tabs/records/a%20b"),
-            Route::Record("syncto".into(), "tabs".into(), "a b".into())
-        );
-        assert_eq!(route("/").unwrap(), Routed::Redirect("/v1/".into()));
-        assert_eq!(
-            route("/buckets/x").unwrap(),
-            Routed::Redirect("/v1/buckets/x".into())
-        );
-        assert_eq!(
-            route("/v1/buckets/x/collections/y/records/").unwrap(),
-            Routed::Redirect("/v1/buckets/x/collections/y/records".into())
-        );
-        assert!(matches!(route("/v2/foo"), Err(Error::VersionNotAvailable)));
-        assert!(matches!(route("/v1"), Err(Error::NotFound)));
-        assert!(matches!(route("/v1/buckets"), Err(Error::NotFound)));
-        assert_eq!(to("/v1/buckets/syncto"), Route::Bucket("syncto".into()));
-        assert_eq!(
-            to("/v1/buckets/syncto/collections"),
-            Route::Collections("syncto".into())
-        );
-        assert!(matches!(
-            route("/v1/buckets//collections/c"),
-            Err(Error::NotFound)
-        ));
-        assert!(matches!(
-            route("/v1/buckets/%ff/collections/c"),
-            Err(Error::InvalidParameter { .. })
-        ));
-        assert!(matches!(
-            route("/v1/buckets/%zz/collections/c"),
-            Err(Error::InvalidParameter { .. })
-        ));
-        assert!(matches!(
-            route("/v1/buckets/ab%2/collections/c"),
-            Err(Error::InvalidParameter { .. })
-        ));
     }
 }

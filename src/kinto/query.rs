@@ -1,5 +1,9 @@
-//! Kinto query parameters and precondition headers → Sync ones
-//! (syncto-original.md §6 with the CONTRACT §5 changes).
+//! Kinto query parameters and precondition headers → Sync ones: `_since`,
+//! `gt_last_modified` and `min_last_modified` → `newer`; `_before`, `lt_last_modified` and
+//! `max_last_modified` → `older`; `_limit` → `limit` (a positive integer, else 400);
+//! `_token` → `offset`; `_sort` → `sort`; `in_ids`/`in_id` → `ids`; `exclude_id` and
+//! `_fields` are applied to the answer; other parameters are ignored. `If-Match` and
+//! `If-None-Match` (`*` or `"*"` too) become the Sync precondition headers.
 
 use super::error::Error;
 use crate::sync::timestamp::{TICK_MS, ceil_tick, floor_tick, ms_to_seconds, parse_ms};
@@ -8,14 +12,16 @@ use std::borrow::Cow;
 use std::fmt::Write;
 
 /// What stays unescaped in a query value we build.
-pub const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+pub(crate) const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'_')
     .remove(b'.')
     .remove(b'~');
 
 /// Iterate `key=value` pairs of a raw query string, form-decoded.
-pub fn pairs(query: &str) -> impl Iterator<Item = Result<(Cow<'_, str>, Cow<'_, str>), Error>> {
+pub(crate) fn pairs(
+    query: &str,
+) -> impl Iterator<Item = Result<(Cow<'_, str>, Cow<'_, str>), Error>> {
     query.split('&').filter(|p| !p.is_empty()).map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         Ok((form_decode(k)?, form_decode(v)?))
@@ -28,7 +34,7 @@ fn form_decode(s: &str) -> Result<Cow<'_, str>, Error> {
         name: None,
         message: "Invalid percent-encoding or non UTF-8 query string".into(),
     };
-    if s.contains('%') && !super::well_formed_escapes(s) {
+    if s.contains('%') && !super::route::well_formed_escapes(s) {
         return Err(bad());
     }
     if s.contains('+') {
@@ -70,7 +76,7 @@ pub struct ListQuery {
 const SORTS: &str = "_sort should be one of ('-last_modified', 'newest', '-sortindex', 'index', 'last_modified', 'oldest')";
 
 /// A millisecond timestamp parameter (`123` or `"123"`).
-pub fn timestamp_param(name: &str, v: &str) -> Result<u64, Error> {
+pub(crate) fn timestamp_param(name: &str, v: &str) -> Result<u64, Error> {
     parse_ms(v.trim_matches('"')).ok_or_else(|| {
         let message = format!("{name} should be a number.");
         Error::param("querystring", name.to_owned(), message)
@@ -158,7 +164,7 @@ pub fn parse_list(query: &str) -> Result<ListQuery, Error> {
 }
 
 /// `_fields` of a one-record query.
-pub fn parse_fields(query: &str) -> Result<Option<Vec<String>>, Error> {
+pub(crate) fn parse_fields(query: &str) -> Result<Option<Vec<String>>, Error> {
     let mut fields = None;
     for pair in pairs(query) {
         let (k, v) = pair?;
@@ -213,7 +219,7 @@ impl ListQuery {
 /// What a request's `If-Match` / `If-None-Match` ask for, exactly as Kinto
 /// means them (integer milliseconds compared for equality).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Precondition {
+pub(crate) enum Precondition {
     /// No precondition.
     #[default]
     None,
@@ -227,7 +233,7 @@ pub enum Precondition {
 
 /// Read `If-Match` / `If-None-Match`. A star wins over `If-Match` (create
 /// only); two timestamps can't be combined.
-pub fn preconditions(
+pub(crate) fn preconditions(
     if_match: Option<&str>,
     if_none_match: Option<&str>,
 ) -> Result<Precondition, Error> {

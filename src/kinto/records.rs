@@ -65,19 +65,21 @@ impl<'a> Ctx<'a> {
         metric: &'static str,
     ) -> Result<Reply, Error> {
         let ua = self.ua.as_str();
-        self.app.with_storage(&self.who, ua, self.memo, |s, c| {
-            s.call(
-                c,
-                &Call {
-                    method,
-                    path,
-                    headers,
-                    body,
-                    user_agent: ua,
-                    metric,
-                },
-            )
-        })
+        self.app
+            .with_storage(&self.who, ua, self.memo, |s, c| {
+                s.call(
+                    c,
+                    &Call {
+                        method,
+                        path,
+                        headers,
+                        body,
+                        user_agent: ua,
+                        metric,
+                    },
+                )
+            })
+            .map_err(Error::from)
     }
 
     /// Sync's `info/collections`: collection → last modified (ms).
@@ -387,7 +389,7 @@ fn pre_value(pre: Precondition) -> u64 {
 
 /// The absolute URL of the next page: same path and query, new `_token`.
 fn next_page(app: &App, req: &Request<'_>, offset: &str) -> String {
-    let mut url = app.base_url(req);
+    let mut url = super::base_url(app, req);
     url.push_str(req.path);
     url.push('?');
     for pair in req.query.split('&').filter(|p| !p.is_empty()) {
@@ -535,7 +537,7 @@ fn put(cx: &mut Ctx<'_>, path: &str, id: &str, pre: Precondition) -> Result<Resp
 /// Validate a PUT body (`{"data": {...}, "permissions"?: ...}`) into the
 /// Sync BSO fields to send.
 fn put_fields(req: &Request<'_>, id: &str) -> Result<Map<String, Value>, Error> {
-    let body = req.json_body()?;
+    let body = super::json_body(req)?;
     let Value::Object(mut top) = body else {
         return Err(Error::InvalidParameter {
             location: "body",

@@ -32,7 +32,7 @@ pub struct Signed<'a> {
 }
 
 /// The MAC of a request: base64(HMAC-SHA256(key, normalized string)).
-pub fn mac(key: &[u8], s: &Signed<'_>) -> String {
+pub(crate) fn mac(key: &[u8], s: &Signed<'_>) -> String {
     let mut normalized = String::with_capacity(96 + s.resource.len());
     // Writing into a String cannot fail.
     let _ = write!(
@@ -51,7 +51,7 @@ pub fn mac(key: &[u8], s: &Signed<'_>) -> String {
 }
 
 /// HMAC-SHA256 over the concatenation of `parts`.
-pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     // HMAC accepts keys of any length: the error arm is unreachable, but a
     // zero MAC is a safer answer than a panic on the request path.
     let Ok(mut m) = HmacSha256::new_from_slice(key) else {
@@ -103,7 +103,7 @@ pub fn payload_hash(content_type: &str, body: &[u8]) -> String {
 /// A fresh nonce: 12 base64 characters, unique per request. Each thread
 /// draws a random 48-bit prefix once and appends a counter, which saves a
 /// getrandom call per request (Hawk nonces need uniqueness, not secrecy).
-pub fn nonce() -> String {
+pub(crate) fn nonce() -> String {
     use std::cell::Cell;
     thread_local! {
         static STATE: Cell<Option<([u8; 6], u32)>> = const { Cell::new(None) };
@@ -243,7 +243,8 @@ mod tests {
         );
     }
 
-    // syncto-original.md §18.
+    // Payload hashes seen on the wire between the original Syncto and a Sync node: the
+    // empty payload without a content type, and a JSON record.
     #[test]
     fn original_payload_hashes() {
         assert_eq!(

@@ -6,10 +6,10 @@
 //! the Kinto side maps to status codes and errnos in one place.
 
 pub mod hawk;
-pub mod pacing;
-pub mod storage;
+pub(crate) mod pacing;
+pub(crate) mod storage;
 pub mod timestamp;
-pub mod tokenserver;
+pub(crate) mod tokenserver;
 
 use std::fmt;
 use std::io::Read;
@@ -24,69 +24,6 @@ pub struct Credentials {
     pub key: String,
     /// The `api_endpoint`, without trailing slash.
     pub endpoint: String,
-}
-
-/// The parts of an `http(s)://host[:port]/path` URL that signing needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target<'a> {
-    /// `https` or `http`.
-    pub https: bool,
-    /// Host as written in the URL (brackets kept for IPv6).
-    pub host: &'a str,
-    /// Explicit or default port.
-    pub port: u16,
-    /// Path, possibly empty, without trailing slash.
-    pub path: &'a str,
-}
-
-/// Split an absolute http(s) URL. `None` for anything else (no userinfo,
-/// no query or fragment: Token Server endpoints have neither).
-pub fn split_url(url: &str) -> Option<Target<'_>> {
-    let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
-        (true, r)
-    } else if let Some(r) = url.strip_prefix("http://") {
-        (false, r)
-    } else {
-        return None;
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    if authority.is_empty()
-        || authority.contains(['@', '?', '#'])
-        || path.contains(['?', '#'])
-        || !url.bytes().all(|b| b.is_ascii_graphic())
-    {
-        return None;
-    }
-    let (host, port) = if authority.starts_with('[') {
-        let end = authority.find(']')?;
-        let host = &authority[..=end];
-        match &authority[end + 1..] {
-            "" => (host, None),
-            p => (host, Some(p.strip_prefix(':')?)),
-        }
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    let port = match port {
-        Some(p) => p.parse().ok()?,
-        None if https => 443,
-        None => 80,
-    };
-    if host.is_empty() {
-        return None;
-    }
-    Some(Target {
-        https,
-        host,
-        port,
-        path: path.trim_end_matches('/'),
-    })
 }
 
 /// An upstream answer, with the headers Syncto translates.
@@ -252,11 +189,11 @@ impl Error {
             }
             _ => {}
         }
-        let (kind, reason) = crate::tls::classify(e);
+        let (kind, reason) = crate::tls::failure::classify(e);
         let why = format!("{host}: {reason}");
         match kind {
-            crate::tls::FailureKind::Timeout => Error::Timeout(upstream, why),
-            crate::tls::FailureKind::Unusable => Error::BadAnswer(upstream, why),
+            crate::tls::failure::FailureKind::Timeout => Error::Timeout(upstream, why),
+            crate::tls::failure::FailureKind::Unusable => Error::BadAnswer(upstream, why),
             _ => Error::Unreachable(upstream, why),
         }
     }
@@ -286,29 +223,3 @@ fn unusable(why: &'static str) -> ureq::Error {
 /// bounded by the `limit` asked for). A larger page is refused with a clear
 /// error naming `_limit`, instead of holding whatever a user has stored.
 pub const MAX_UPSTREAM_BODY: u64 = 16 * 1024 * 1024;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn split_urls() {
-        let t = split_url("https://sync-1.example.com/1.5/123/").unwrap();
-        assert_eq!(
-            (t.https, t.host, t.port, t.path),
-            (true, "sync-1.example.com", 443, "/1.5/123")
-        );
-        let t = split_url("http://127.0.0.1:8080").unwrap();
-        assert_eq!(
-            (t.https, t.host, t.port, t.path),
-            (false, "127.0.0.1", 8080, "")
-        );
-        let t = split_url("http://[::1]:5000/x").unwrap();
-        assert_eq!((t.host, t.port, t.path), ("[::1]", 5000, "/x"));
-        assert!(split_url("ftp://x/").is_none());
-        assert!(split_url("http://user@x/").is_none());
-        assert!(split_url("http://x:99999/").is_none());
-        assert!(split_url("http:///x").is_none());
-        assert!(split_url("http://x/a b").is_none());
-    }
-}

@@ -124,11 +124,6 @@ impl Pacer {
     pub fn len(&self) -> usize {
         lock(&self.gates).len()
     }
-
-    /// Whether no gate is kept.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 impl Gate {

@@ -2,7 +2,8 @@
 //! through the shared agent.
 
 use super::pacing::Pacer;
-use super::{Credentials, Error, MAX_UPSTREAM_BODY, Reply, Upstream, hawk, split_url};
+use super::{Credentials, Error, MAX_UPSTREAM_BODY, Reply, Upstream, hawk};
+use crate::endpoint::Endpoint;
 use crate::metrics::Metrics;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -81,8 +82,8 @@ impl Storage {
     }
 
     fn call_once(&self, creds: &Credentials, call: &Call<'_>) -> Result<Reply, Error> {
-        let target = split_url(&creds.endpoint)
-            .ok_or_else(|| Error::BadAnswer(Upstream::Storage, "invalid api_endpoint".into()))?;
+        let target = Endpoint::parse(&creds.endpoint)
+            .map_err(|_| Error::BadAnswer(Upstream::Storage, "invalid api_endpoint".into()))?;
         let url = format!("{}{}", creds.endpoint, call.path);
         let resource = format!("{}{}", target.path, call.path);
         let ts = SystemTime::now()

@@ -16,7 +16,7 @@ pub const MAX_MS: u64 = 253_402_300_799_999;
 /// Parse a client's millisecond timestamp (`"1444385059190"`): ASCII digits
 /// only, at most [`MAX_MS`]. Signs, decimals, exponents, garbage and values
 /// past year 9999 give `None`.
-pub fn parse_ms(text: &str) -> Option<u64> {
+pub(crate) fn parse_ms(text: &str) -> Option<u64> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -60,7 +60,7 @@ pub fn ms_to_seconds(ms: u64) -> String {
 }
 
 /// Sync's clock step, in milliseconds: every Sync timestamp is a multiple.
-pub const TICK_MS: u64 = 10;
+pub(crate) const TICK_MS: u64 = 10;
 
 /// The Sync timestamp at or below `ms` (`1444385059189` → `1444385059180`).
 pub fn floor_tick(ms: u64) -> u64 {
@@ -79,7 +79,7 @@ pub fn ceil_tick(ms: u64) -> u64 {
 /// HTTP date (`Last-Modified`) of a millisecond timestamp, seconds truncated.
 /// Never panics: a value past [`MAX_MS`] (which the parsers above never
 /// give) is written as the last HTTP date.
-pub fn http_date(ms: u64) -> String {
+pub(crate) fn http_date(ms: u64) -> String {
     let secs = ms.min(MAX_MS) / 1000;
     httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs))
 }
@@ -88,7 +88,7 @@ pub fn http_date(ms: u64) -> String {
 mod tests {
     use super::*;
 
-    // Vectors of syncto-original.md §18.
+    // Conversions the original Syncto made (ms → Sync seconds rounds to the nearest 10 ms).
     #[test]
     fn ms_to_seconds_vectors() {
         assert_eq!(ms_to_seconds(14377478425700), "14377478425.70");

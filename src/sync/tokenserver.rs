@@ -1,7 +1,8 @@
 //! The Token Server client: trades the client's OAuth token (or legacy
 //! BrowserID assertion) for Hawk credentials and the user's storage node.
 
-use super::{Credentials, Error, Reply, Upstream, split_url};
+use super::{Credentials, Error, Reply, Upstream};
+use crate::endpoint::Endpoint;
 use crate::metrics::Metrics;
 use serde::Deserialize;
 use std::time::{Duration, Instant};
@@ -98,7 +99,7 @@ impl TokenServer {
         user_agent: &str,
     ) -> Result<Token, Error> {
         let url = format!("{}?duration={duration}", self.url);
-        let host = split_url(&self.url).map(|t| t.host).unwrap_or("");
+        let host = Endpoint::parse(&self.url).map_or("", |e| e.host);
         let rq = http::Request::builder()
             .method("GET")
             .uri(&url)
@@ -139,8 +140,8 @@ impl TokenServer {
         }
         let endpoint = json.api_endpoint.trim_end_matches('/').to_owned();
         let target =
-            split_url(&endpoint).ok_or_else(|| bad("api_endpoint is not an http(s) URL"))?;
-        if !target.https && !self.allow_insecure && !crate::config::is_loopback_host(target.host) {
+            Endpoint::parse(&endpoint).map_err(|_| bad("api_endpoint is not an http(s) URL"))?;
+        if target.in_clear() && !self.allow_insecure {
             return Err(bad(&format!(
                 "api_endpoint {endpoint} is plain http:// to a non-loopback host; refusing to send credentials in clear (set allow_insecure_upstream = true to allow)"
             )));
@@ -177,7 +178,7 @@ impl TokenServer {
             Err(e) => {
                 log::warn!(
                     "heartbeat: token server unreachable: {}",
-                    crate::tls::classify(&e).1
+                    crate::tls::failure::classify(&e).1
                 );
                 false
             }

@@ -9,7 +9,8 @@ pub mod faulty;
 use fake::Fake;
 use serde_json::Value;
 use std::time::Duration;
-use syncto::config::{Config, Listen};
+use syncto::config::Config;
+use syncto::listen::Listen;
 use ureq::http;
 
 /// A key id (OAuth) that can serve as bucket id.
@@ -70,7 +71,7 @@ impl Syncto {
 
     pub fn on(fake: Fake, config: Config) -> Syncto {
         if std::env::var_os("SYNCTO_TEST_LOG").is_some() {
-            syncto::logging::init(syncto::config::LogFormat::Text, log::LevelFilter::Debug);
+            syncto::logging::init(syncto::logging::LogFormat::Text, log::LevelFilter::Debug);
         }
         let running = syncto::start(config).expect("server starts");
         let base = format!("http://127.0.0.1:{}", running.port().unwrap());
@@ -82,7 +83,7 @@ impl Syncto {
         }
     }
 
-    pub fn app(&self) -> &syncto::kinto::App {
+    pub fn app(&self) -> &syncto::app::App {
         &self.running.as_ref().unwrap().app
     }
 

@@ -20,7 +20,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use syncto::config::{Config, Listen, WriteSwitch};
+use syncto::config::{Config, WriteSwitch};
+use syncto::listen::Listen;
 
 /// The state directory of a running peer: enables the real-server tests.
 pub const ENV_DIR: &str = "SYNCTO_REAL_PEER";

@@ -5,12 +5,13 @@ use std::io::{BufReader, ErrorKind, Read};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::common::{is_tchar, HTTPVersion, Header, HeaderField, Method};
 use crate::socket::Socket;
 use crate::util::{RefinedTcpStream, ResponseBuffer};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
-use crate::Request;
+use crate::{Handler, Refused, Request};
 
 /// Syncto patch: a request line or header line is at most this long.
 const MAX_LINE: usize = 16 * 1024;
@@ -51,13 +52,23 @@ pub struct ClientConnection {
     // Syncto patch: the connection ends with input that may not have been
     // read (a refused head, an unread body): see `Socket::linger`.
     linger: bool,
+
+    // Syncto patch: writes the answer to a refused request.
+    handler: Option<Arc<dyn Handler>>,
+
+    // Syncto patch: when the current request's first byte arrived.
+    head_started: Instant,
+
+    // Syncto patch: the current request's line, once read and well-formed.
+    request_line: Option<String>,
 }
 
 /// Error that can happen when reading a request.
 ///
-/// Syncto patch: every refusal is answered with a Kinto error document and
-/// the connection is closed: after a malformed head nobody can tell where
-/// the next request would start.
+/// Syncto patch: every refusal is answered (by the handler's
+/// [`Handler::refused`], else in plain text) and the connection is closed:
+/// after a malformed head nobody can tell where the next request would
+/// start.
 #[derive(Debug)]
 enum ReadError {
     /// Answer this status and message, then close.
@@ -74,7 +85,11 @@ impl From<IoError> for ReadError {
 
 impl ClientConnection {
     /// Creates a new `ClientConnection` over an accepted socket.
-    pub(crate) fn new(socket: Arc<Socket>, remote_addr: Option<SocketAddr>) -> ClientConnection {
+    pub(crate) fn new(
+        socket: Arc<Socket>,
+        remote_addr: Option<SocketAddr>,
+        handler: Option<Arc<dyn Handler>>,
+    ) -> ClientConnection {
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(
             1024,
             RefinedTcpStream::new(Arc::clone(&socket)),
@@ -98,6 +113,9 @@ impl ClientConnection {
             served: 0,
             head_bytes: 0,
             linger: false,
+            handler,
+            head_started: Instant::now(),
+            request_line: None,
         }
     }
 
@@ -129,6 +147,9 @@ impl ClientConnection {
             };
             if n == 0 {
                 return Err(ReadError::Gone);
+            }
+            if self.head_bytes == 0 {
+                self.head_started = Instant::now();
             }
             self.head_bytes += 1;
             match byte[0] {
@@ -187,6 +208,7 @@ impl ClientConnection {
             self.socket.start_idle();
         }
         self.head_bytes = 0;
+        self.request_line = None;
 
         let line = {
             let mut empty = 0;
@@ -202,6 +224,7 @@ impl ClientConnection {
             }
         };
         let (method, path, version) = parse_request_line(&line)?;
+        self.request_line = Some(line);
 
         let mut headers = Vec::new();
         loop {
@@ -271,14 +294,27 @@ impl Iterator for ClientConnection {
                 self.no_more_requests = !rq.keep_alive();
                 Some(rq)
             }
-            Err(ReadError::Refuse(status, message)) => {
-                // Syncto patch: a Kinto error document, then close.
+            Err(ReadError::Refuse(status, reason)) => {
+                // Syncto patch: the handler's answer, then close.
                 self.no_more_requests = true;
                 self.linger = true;
                 self.socket.set_close();
+                let mut parts = self.request_line.as_deref().unwrap_or("").split(' ');
+                let refused = Refused {
+                    status: crate::StatusCode(status),
+                    reason,
+                    method: parts.next().filter(|m| !m.is_empty()),
+                    target: parts.next(),
+                    remote_addr: self.remote_addr.as_ref(),
+                    elapsed: self.head_started.elapsed(),
+                };
+                let answer = match &self.handler {
+                    Some(handler) => handler.refused(&refused),
+                    None => refused.plain_response(),
+                };
                 self.socket.start_send(None);
                 let writer = self.sink.next().unwrap();
-                kinto_error(status, message)
+                answer
                     .raw_print(writer, HTTPVersion(1, 1), &[], false, true)
                     .ok();
                 None
@@ -402,20 +438,4 @@ mod test {
             assert!(parse_header(bad).is_err(), "{bad:?}");
         }
     }
-}
-
-/// Syncto patch: a Kinto error document for errors found before a request
-/// reaches the application (`errno` 107, invalid request).
-fn kinto_error(code: u16, message: &str) -> crate::Response<std::io::Cursor<Vec<u8>>> {
-    let error = crate::StatusCode(code).default_reason_phrase();
-    let body = format!(
-        "{{\"code\":{code},\"errno\":107,\"error\":\"{error}\",\"message\":\"{message}\"}}"
-    );
-    crate::Response::from_data(body)
-        .with_status_code(crate::StatusCode(code))
-        .with_header(
-            "Content-Type: application/json"
-                .parse::<crate::Header>()
-                .expect("static header"),
-        )
 }

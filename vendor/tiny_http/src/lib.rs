@@ -123,11 +123,45 @@ mod socket;
 mod test;
 mod util;
 
-/// Syncto patch: what the listener does with each request instead of
-/// queueing it for [`Server::recv`]: it runs on the connection's own
-/// thread, which reads the connection's next request only once the handler
-/// has returned (the handler must respond or drop the request).
-pub type Handler = Box<dyn Fn(Request) + Send + Sync + 'static>;
+/// Syncto patch: what the listener does with requests instead of queueing
+/// them for [`Server::recv`].
+pub trait Handler: Send + Sync + 'static {
+    /// A request, on the connection's own thread, which reads the
+    /// connection's next request only once this has returned (respond to
+    /// the request or drop it).
+    fn handle(&self, rq: Request);
+
+    /// The answer to a request the listener refused before it could be
+    /// handed over (see [`Refused`]); the connection is closed after it.
+    fn refused(&self, refused: &Refused<'_>) -> Response<std::io::Cursor<Vec<u8>>>;
+}
+
+/// Syncto patch: a request the listener refused: a malformed head (400,
+/// 431, 505), invalid body framing (400), a head or body not received in
+/// time (408), an `Expect` other than `100-continue` (417).
+#[derive(Debug)]
+pub struct Refused<'a> {
+    /// The status to answer.
+    pub status: StatusCode,
+    /// What was wrong, as a sentence for the client.
+    pub reason: &'static str,
+    /// The method, when the request line was read whole and well-formed.
+    pub method: Option<&'a str>,
+    /// The request target (path and query), likewise.
+    pub target: Option<&'a str>,
+    /// The client's address.
+    pub remote_addr: Option<&'a std::net::SocketAddr>,
+    /// Time since the request's first byte arrived.
+    pub elapsed: Duration,
+}
+
+impl Refused<'_> {
+    /// A plain-text answer: the status and the reason (what [`Server::recv`]
+    /// users get).
+    pub fn plain_response(&self) -> Response<std::io::Cursor<Vec<u8>>> {
+        Response::from_string(self.reason).with_status_code(self.status)
+    }
+}
 
 /// The main class of this library.
 ///
@@ -218,7 +252,7 @@ impl Server {
     pub fn from_listener_with<L: Into<Listener>>(
         listener: L,
         limits: Limits,
-        handler: Option<Handler>,
+        handler: Option<Arc<dyn Handler>>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
         let local_addr = listener.local_addr()?;
@@ -230,7 +264,6 @@ impl Server {
 
         let (inside_close, inside_live, inside_messages) =
             (close.clone(), live.clone(), messages.clone());
-        let handler = handler.map(Arc::new);
         thread::Builder::new()
             .name("accept".into())
             .spawn(move || {
@@ -357,7 +390,7 @@ fn evict_one(open_sockets: &mut VecDeque<Weak<socket::Socket>>) -> bool {
 fn accept_loop(
     listener: Listener,
     limits: Limits,
-    handler: Option<Arc<Handler>>,
+    handler: Option<Arc<dyn Handler>>,
     close: Arc<AtomicBool>,
     live: Arc<AtomicUsize>,
     messages: Arc<MessagesQueue<Request>>,
@@ -427,14 +460,14 @@ fn accept_loop(
         if open_sockets.len() > 2 * limits.max_connections.min(1 << 20) + 64 {
             open_sockets.retain(|s| s.strong_count() > 0);
         }
-        let client = ClientConnection::new(socket.clone(), remote_addr);
+        let client = ClientConnection::new(socket.clone(), remote_addr, handler.clone());
         let messages = messages.clone();
         let handler = handler.clone();
         let mut task = Some((client, socket));
         tasks_pool.spawn(Box::new(move || {
             if let Some((mut client, socket)) = task.take() {
                 match &handler {
-                    Some(handler) => client.by_ref().for_each(|rq| handler(rq)),
+                    Some(handler) => client.by_ref().for_each(|rq| handler.handle(rq)),
                     None => client.by_ref().for_each(|rq| messages.push(rq)),
                 }
                 let linger = client.lingers();

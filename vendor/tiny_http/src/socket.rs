@@ -49,8 +49,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        let body = "{\"code\":503,\"errno\":201,\"error\":\"Service Unavailable\",\
-                    \"message\":\"Too many connections, please retry later.\"}";
+        let body = "Too many connections, please retry later.";
         Limits {
             max_connections: 1024,
             head_timeout: Duration::from_secs(10),
@@ -58,7 +57,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(60),
             send_timeout: Duration::from_secs(60),
             busy_response: format!(
-                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=UTF-8\r\n\
                  Retry-After: 30\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
                 body.len()
             )

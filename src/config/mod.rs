@@ -9,131 +9,24 @@
 //! in a message, a warning, [`Config::summary`] or `Debug` output.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
-
 use crate::cli::Args;
+use crate::listen::Listen;
+use crate::logging::LogFormat;
+use crate::secret::Secret;
+use crate::startup::StartupError;
 
 mod date;
 mod ini;
 mod net;
+mod settings;
 
-use ini::{Raw, Whence, read_ini, unquote};
-
-pub use net::{IpNet, TrustedProxies, canonical_ip};
+pub(crate) use net::canonical_ip;
+pub use net::{IpNet, TrustedProxies};
 
 /// Read when neither `--config` nor `SYNCTO_INI` names a file, if it exists.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/syncto/syncto.ini";
-
-/// Sync collections whose write switches can be set from the environment even when the file
-/// never names them (an environment cannot be enumerated through a lookup function).
-pub const STANDARD_COLLECTIONS: &[&str] = &[
-    "bookmarks",
-    "history",
-    "tabs",
-    "passwords",
-    "forms",
-    "prefs",
-    "addons",
-    "clients",
-    "crypto",
-    "meta",
-    "addresses",
-    "creditcards",
-];
-
-/// Every `[app:main]` setting that has an effect, in the order they are applied
-/// (`logging_renderer` before `log_format`, so the explicit `log_format` wins).
-const SETTINGS: &[&str] = &[
-    "workers",
-    "max_connections",
-    "request_head_timeout_seconds",
-    "request_body_timeout_seconds",
-    "keepalive_timeout_seconds",
-    "response_timeout_seconds",
-    "queue_timeout_milliseconds",
-    "cache_hmac_secret",
-    "cache_credentials_ttl_seconds",
-    "cache_max_entries",
-    "token_server_url",
-    "token_server_heartbeat_timeout_seconds",
-    "upstream_timeout_seconds",
-    "upstream_connect_timeout_seconds",
-    "certificate_ca_bundle",
-    "certificate_pins",
-    "allow_insecure_upstream",
-    "project_name",
-    "project_docs",
-    "http_scheme",
-    "http_host",
-    "retry_after_seconds",
-    "backoff",
-    "batch_max_requests",
-    "batch_timeout_seconds",
-    "paginate_by",
-    "max_body_bytes",
-    "write_conflict_budget_ms",
-    "cors_origins",
-    "cors_max_age_seconds",
-    "statsd_url",
-    "statsd_prefix",
-    "logging_renderer",
-    "log_format",
-    "log_level",
-    "eos",
-    "eos_message",
-    "eos_url",
-    "trusted_proxies",
-];
-
-/// `[server:main]` keys that are read; the others (waitress's `threads`...) are ignored.
-/// `unix_socket_perms` is waitress's name for `unix_socket_mode`.
-const SERVER_SETTINGS: &[&str] = &["host", "port", "unix_socket", "unix_socket_mode"];
-
-/// Upper bound of every timeout and TTL: large enough for anything sensible, small enough
-/// that `Instant + Duration` can never overflow.
-const MAX_SECONDS: u64 = 86_400;
-
-/// Where the server listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Listen {
-    /// `host:port` as given, IPv6 hosts bracketed: `127.0.0.1:8000`, `[::1]:0`.
-    Tcp(String),
-    /// A Unix domain socket path (`--bind unix:/path`).
-    Unix(PathBuf),
-}
-
-impl fmt::Display for Listen {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Listen::Tcp(addr) => f.write_str(addr),
-            Listen::Unix(path) => write!(f, "unix:{}", path.display()),
-        }
-    }
-}
-
-/// How log lines are rendered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// One human-readable line per event (cliquet's `ClassicLogRenderer`).
-    Text,
-    /// MozLog JSON (cliquet's `MozillaHekaRenderer`).
-    Json,
-}
-
-impl LogFormat {
-    /// `text` or `json`, as accepted by `--log-format` and `log_format`.
-    pub fn from_name(name: &str) -> Option<LogFormat> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "text" => Some(LogFormat::Text),
-            "json" => Some(LogFormat::Json),
-            _ => None,
-        }
-    }
-}
 
 /// Which writes are allowed on one collection. Both default to off: nothing is written to
 /// Firefox Sync unless the operator asked for it.
@@ -155,32 +48,8 @@ pub struct Eos {
     pub at: u64,
 }
 
-/// A configuration problem that stops the server before it serves (exit status 1).
-#[derive(Debug)]
-pub struct StartupError {
-    /// The complete message, already naming the file and line or the variable.
-    pub message: String,
-}
-
-impl StartupError {
-    /// Wraps a message.
-    pub fn new(message: impl Into<String>) -> StartupError {
-        StartupError {
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for StartupError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for StartupError {}
-
 /// The validated settings. Each field documents its INI key and default.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// `[server:main]` `host`/`port`, or `unix_socket` (or `--bind`); default `127.0.0.1:8000`.
     pub listen: Listen,
@@ -208,7 +77,7 @@ pub struct Config {
     /// worker within this long is answered 503 with `Retry-After`; default 2000, 10..=600000.
     pub queue_timeout_milliseconds: u64,
     /// `cache_hmac_secret` as UTF-8 bytes; `None` → the server draws a random per-process secret.
-    pub cache_hmac_secret: Option<Vec<u8>>,
+    pub cache_hmac_secret: Option<Secret>,
     /// `cache_credentials_ttl_seconds`: default 300, 1..=86400.
     pub cache_credentials_ttl_seconds: u64,
     /// `cache_max_entries`: default 10 000, at least 1.
@@ -283,76 +152,6 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
-// Hand-written so that `{:?}` of a Config can be logged without leaking the secret.
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let secret = self.cache_hmac_secret.as_ref().map(|_| "<redacted>");
-        f.debug_struct("Config")
-            .field("listen", &self.listen)
-            .field("unix_socket_mode", &self.unix_socket_mode)
-            .field("workers", &self.workers)
-            .field("max_connections", &self.max_connections)
-            .field(
-                "request_head_timeout_seconds",
-                &self.request_head_timeout_seconds,
-            )
-            .field(
-                "request_body_timeout_seconds",
-                &self.request_body_timeout_seconds,
-            )
-            .field("keepalive_timeout_seconds", &self.keepalive_timeout_seconds)
-            .field("response_timeout_seconds", &self.response_timeout_seconds)
-            .field(
-                "queue_timeout_milliseconds",
-                &self.queue_timeout_milliseconds,
-            )
-            .field("cache_hmac_secret", &secret)
-            .field(
-                "cache_credentials_ttl_seconds",
-                &self.cache_credentials_ttl_seconds,
-            )
-            .field("cache_max_entries", &self.cache_max_entries)
-            .field("token_server_url", &self.token_server_url)
-            .field(
-                "token_server_heartbeat_timeout_seconds",
-                &self.token_server_heartbeat_timeout_seconds,
-            )
-            .field("upstream_timeout_seconds", &self.upstream_timeout_seconds)
-            .field(
-                "upstream_connect_timeout_seconds",
-                &self.upstream_connect_timeout_seconds,
-            )
-            .field("certificate_ca_bundle", &self.certificate_ca_bundle)
-            .field("certificate_pins", &self.certificate_pins.len())
-            .field("allow_insecure_upstream", &self.allow_insecure_upstream)
-            .field("project_name", &self.project_name)
-            .field("project_docs", &self.project_docs)
-            .field("http_scheme", &self.http_scheme)
-            .field("http_host", &self.http_host)
-            .field("retry_after_seconds", &self.retry_after_seconds)
-            .field("backoff", &self.backoff)
-            .field("batch_max_requests", &self.batch_max_requests)
-            .field("batch_timeout_seconds", &self.batch_timeout_seconds)
-            .field("paginate_by", &self.paginate_by)
-            .field("max_body_bytes", &self.max_body_bytes)
-            .field("write_conflict_budget_ms", &self.write_conflict_budget_ms)
-            .field("cors_origins", &self.cors_origins)
-            .field("cors_max_age_seconds", &self.cors_max_age_seconds)
-            .field("write_switches", &self.write_switches)
-            .field("statsd_url", &self.statsd_url)
-            .field("statsd_prefix", &self.statsd_prefix)
-            .field("log_format", &self.log_format)
-            .field("log_level", &self.log_level)
-            .field("eos", &self.eos)
-            .field("eos_message", &self.eos_message)
-            .field("eos_url", &self.eos_url)
-            .field("trusted_proxies", &self.trusted_proxies)
-            .field("source", &self.source)
-            .field("warnings", &self.warnings)
-            .finish()
-    }
-}
-
 impl Default for Config {
     fn default() -> Config {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -404,23 +203,42 @@ impl Default for Config {
     }
 }
 
-/// The environment of the process, as the `env` argument of [`Config::load`] expects.
-pub fn process_env(name: &str) -> Option<String> {
-    std::env::var(name).ok()
+/// The `SYNCTO_*` variables of the process, read once, as the `env` argument of
+/// [`Config::load`] expects. A value that is not UTF-8 is an error naming the variable (never
+/// the value: it may be the secret).
+pub fn process_env() -> Result<Vec<(String, String)>, StartupError> {
+    let mut vars = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        if !name.starts_with(ENV_PREFIX) {
+            continue;
+        }
+        let value = value.into_string().map_err(|_| {
+            StartupError::new(format!(
+                "environment variable {name}: the value is not valid UTF-8"
+            ))
+        })?;
+        vars.push((name, value));
+    }
+    Ok(vars)
 }
+
+/// The prefix of the environment variables that are settings.
+pub(crate) const ENV_PREFIX: &str = "SYNCTO_";
 
 impl Config {
     /// File search order: `args.config`; else env `SYNCTO_INI`; else
     /// [`DEFAULT_CONFIG_PATH`] if it exists; else built-in defaults. Then `SYNCTO_*`
-    /// overrides, then `--bind` and `--log-format`.
-    pub fn load(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, StartupError> {
+    /// overrides, then `--bind` and `--log-format`. `env` holds the `SYNCTO_*` variables.
+    pub fn load(args: &Args, env: &[(&str, &str)]) -> Result<Config, StartupError> {
         let path = args
             .config
             .clone()
             .or_else(|| {
-                env("SYNCTO_INI")
-                    .filter(|p| !p.is_empty())
-                    .map(PathBuf::from)
+                env.iter()
+                    .find(|(name, _)| *name == "SYNCTO_INI")
+                    .filter(|(_, path)| !path.is_empty())
+                    .map(|(_, path)| PathBuf::from(path))
             })
             .or_else(|| Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists()));
         let mut config = match path {
@@ -433,11 +251,10 @@ impl Config {
                 })?;
                 Config::from_ini(&text, &path, env)?
             }
-            None => build("", "<built-in defaults>", None, env)?,
+            None => settings::read("", "<built-in defaults>", None, env)?,
         };
         if let Some(bind) = &args.bind {
-            config.listen =
-                parse_listen(bind).map_err(|e| StartupError::new(format!("--bind: {e}")))?;
+            config.listen = bind.clone();
         }
         if let Some(format) = args.log_format {
             config.log_format = format;
@@ -446,13 +263,13 @@ impl Config {
     }
 
     /// Parses INI text (`origin` names it in messages and becomes [`Config::source`]) and
-    /// applies `SYNCTO_*` overrides looked up through `env`.
+    /// applies the `SYNCTO_*` variables of `env` (name, value) over it.
     pub fn from_ini(
         text: &str,
         origin: &Path,
-        env: &dyn Fn(&str) -> Option<String>,
+        env: &[(&str, &str)],
     ) -> Result<Config, StartupError> {
-        build(
+        settings::read(
             text,
             &origin.display().to_string(),
             Some(origin.to_path_buf()),
@@ -566,597 +383,20 @@ impl Config {
     }
 }
 
-/// `true/yes/on/1` → true, `false/no/off/0` → false (case-insensitive), anything else → None.
-pub fn parse_bool(s: &str) -> Option<bool> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "true" | "yes" | "on" | "1" => Some(true),
-        "false" | "no" | "off" | "0" => Some(false),
-        _ => None,
-    }
-}
-
-/// Whether a URL-authority host (`localhost`, `127.0.0.5`, `[::1]`) is the loopback interface,
-/// where plain http:// exposes nothing on the network.
-pub fn is_loopback_host(host: &str) -> bool {
-    let bare = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    if bare.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    match bare.parse::<IpAddr>() {
-        Ok(IpAddr::V4(ip)) => ip.is_loopback(),
-        Ok(IpAddr::V6(ip)) => {
-            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
-        Err(_) => false,
-    }
-}
-
-/// Whether `s` is a plain URL authority `host[:port]`: a host name or IPv4 address (letters,
-/// digits, `-`, `.`, `_`; 1 to 253 bytes) or a bracketed IPv6 address, then optionally `:`
-/// and a port 0-65535. No userinfo (`user@`), path, query or spaces: the value is written into
-/// URLs that clients follow with their credentials.
-pub fn is_authority(s: &str) -> bool {
-    let (host_ok, rest) = if let Some(bracketed) = s.strip_prefix('[') {
-        match bracketed.split_once(']') {
-            Some((v6, rest)) => (v6.parse::<std::net::Ipv6Addr>().is_ok(), rest),
-            None => return false,
-        }
-    } else {
-        let (host, rest) = s.split_at(s.find(':').unwrap_or(s.len()));
-        let ok = (1..=253).contains(&host.len())
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
-        (ok, rest)
-    };
-    let port_ok = match rest.strip_prefix(':') {
-        None => rest.is_empty(),
-        Some(p) => {
-            (1..=5).contains(&p.len())
-                && p.bytes().all(|b| b.is_ascii_digit())
-                && p.parse::<u16>().is_ok()
-        }
-    };
-    host_ok && port_ok
-}
-
-/// Validates a `--bind` value: `host:port`, `[v6]:port` or `unix:/path`.
-pub fn parse_listen(s: &str) -> Result<Listen, String> {
-    if let Some(path) = s.strip_prefix("unix:") {
-        if path.is_empty() {
-            return Err("expected a socket path after unix:".into());
-        }
-        return Ok(Listen::Unix(PathBuf::from(path)));
-    }
-    let expected = format!("expected HOST:PORT, [IPV6]:PORT or unix:/PATH, got {s:?}");
-    let (host, port) = s.rsplit_once(':').ok_or_else(|| expected.clone())?;
-    let host_ok = if let Some(inner) = host.strip_prefix('[') {
-        inner
-            .strip_suffix(']')
-            .is_some_and(|h| !h.is_empty() && !h.contains(['[', ']']))
-    } else {
-        valid_host(host) && !host.contains(':')
-    };
-    if !host_ok || !port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().is_err() {
-        return Err(expected);
-    }
-    Ok(Listen::Tcp(s.to_string()))
-}
-
-/// Non-empty, without whitespace or `/`.
-fn valid_host(host: &str) -> bool {
-    !host.is_empty() && !host.contains(|c: char| c.is_whitespace() || c == '/')
-}
-
-/// `record_<collection>_{put,delete}_enabled` → (collection, is_put); the collection is
-/// lower-cased but not yet validated.
-fn write_switch(name: &str) -> Option<(String, bool)> {
-    let rest = name.strip_prefix("record_")?;
-    if let Some(c) = rest.strip_suffix("_put_enabled") {
-        Some((c.to_ascii_lowercase(), true))
-    } else {
-        rest.strip_suffix("_delete_enabled")
-            .map(|c| (c.to_ascii_lowercase(), false))
-    }
-}
-
-/// Why a cliquet setting has no effect here, or None when it is not one.
-fn cliquet_only(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "cache_backend"
-        | "cache_url"
-        | "cache_pool_size"
-        | "cache_prefix"
-        | "cache_max_size_bytes" => "credentials are cached in process",
-        n if n.starts_with("storage_") || n.starts_with("permission_") => {
-            "Firefox Sync is the only storage"
-        }
-        n if n == "userid_hmac_secret" || n.starts_with("multiauth.") => {
-            "authentication is the Token Server's"
-        }
-        "newrelic_config"
-        | "newrelic_env"
-        | "profiler_enabled"
-        | "profiler_dir"
-        | "version_prefix_redirect_enabled"
-        | "trailing_slash_redirect_enabled"
-        | "error_info_link"
-        | "readonly"
-        | "http_api_version"
-        | "project_version"
-        | "includeme" => "not supported by this server",
-        n if n.starts_with("pyramid.") => "there is no Pyramid here",
-        _ => return None,
-    })
-}
-
-/// `SYNCTO_<KEY>`: upper-cased, `.` and `-` → `_`.
-fn env_name(setting: &str) -> String {
-    format!(
-        "SYNCTO_{}",
-        setting.to_ascii_uppercase().replace(['.', '-'], "_")
-    )
-}
-
-/// Inserts a file value, refusing the same setting twice with different values (values are
-/// not shown: one of them may be the secret).
-fn insert(map: &mut BTreeMap<String, Raw>, name: String, raw: Raw) -> Result<(), StartupError> {
-    if let Some(old) = map.get(&name).filter(|old| old.value != raw.value) {
-        let line = |w: &Whence| if let Whence::Line(_, n) = w { *n } else { 0 };
-        return Err(StartupError::new(format!(
-            "{}: `{name}` is set twice with different values (lines {} and {}); keep one",
-            raw.whence,
-            line(&old.whence),
-            line(&raw.whence)
-        )));
-    }
-    map.insert(name, raw);
-    Ok(())
-}
-
-/// INI text → raw settings → environment overlay → typed, cross-checked [`Config`].
-fn build(
-    text: &str,
-    file: &str,
-    source: Option<PathBuf>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Config, StartupError> {
-    let ini = read_ini(text, file)?;
-    let mut config = Config {
-        source,
-        ..Config::default()
-    };
-    let mut app: BTreeMap<String, Raw> = BTreeMap::new();
-    for (key, value, line) in &ini.app {
-        let name = key
-            .strip_prefix("syncto.")
-            .or_else(|| key.strip_prefix("cliquet."))
-            .unwrap_or(key);
-        let whence = Whence::Line(file.to_string(), *line);
-        if name == "use" {
-            continue;
-        } else if let Some(why) = cliquet_only(name) {
-            config.warnings.push(format!(
-                "{whence}: `{key}` is a cliquet setting with no effect here ({why})"
-            ));
-        } else if SETTINGS.contains(&name) || write_switch(name).is_some() {
-            let raw = Raw {
-                key: key.clone(),
-                value: unquote(value).to_string(),
-                whence,
-            };
-            insert(&mut app, name.to_string(), raw)?;
-        } else {
-            config
-                .warnings
-                .push(format!("{whence}: `{key}`: unknown setting, ignored"));
-        }
-    }
-    let mut server: BTreeMap<String, Raw> = BTreeMap::new();
-    for (key, value, line) in &ini.server {
-        let name = if key == "unix_socket_perms" {
-            "unix_socket_mode"
-        } else {
-            key.as_str()
-        };
-        if !SERVER_SETTINGS.contains(&name) {
-            continue;
-        }
-        let raw = Raw {
-            key: key.clone(),
-            value: unquote(value).to_string(),
-            whence: Whence::Line(file.to_string(), *line),
-        };
-        insert(&mut server, name.to_string(), raw)?;
-    }
-
-    // Environment overlay: every known name, and write switches of every collection we know of.
-    let mut names: Vec<String> = SETTINGS.iter().map(|s| s.to_string()).collect();
-    let mut collections: Vec<String> = STANDARD_COLLECTIONS.iter().map(|s| s.to_string()).collect();
-    collections.extend(app.keys().filter_map(|k| write_switch(k)).map(|(c, _)| c));
-    for c in &collections {
-        names.push(format!("record_{c}_put_enabled"));
-        names.push(format!("record_{c}_delete_enabled"));
-    }
-    let overlay = |map: &mut BTreeMap<String, Raw>, name: &str| {
-        let var = env_name(name);
-        if let Some(value) = env(&var) {
-            let raw = Raw {
-                key: name.to_string(),
-                value: unquote(&value).to_string(),
-                whence: Whence::Env(var),
-            };
-            map.insert(name.to_string(), raw);
-        }
-    };
-    names.iter().for_each(|name| overlay(&mut app, name));
-    for name in SERVER_SETTINGS {
-        overlay(&mut server, name);
-    }
-
-    for &name in SETTINGS {
-        if let Some(raw) = app.get(name) {
-            apply(&mut config, name, raw)?;
-        }
-    }
-    for (name, raw) in &app {
-        if let Some((collection, put)) = write_switch(name) {
-            let valid = (1..=32).contains(&collection.len())
-                && collection
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
-            if !valid {
-                return Err(StartupError::new(format!(
-                    "{}: invalid setting name `{}`: the collection must be 1 to 32 characters among a-z 0-9 . _ -",
-                    raw.whence, raw.key
-                )));
-            }
-            let on = raw.boolean()?;
-            let switch = config.write_switches.entry(collection).or_default();
-            if put {
-                switch.put = on
-            } else {
-                switch.delete = on
-            }
-        }
-    }
-    if !app.contains_key("statsd_prefix") {
-        config.statsd_prefix = config.project_name.clone();
-    }
-
-    // Listen address from [server:main] (or its env overrides).
-    let host = match server.get("host") {
-        Some(raw) if valid_host(&raw.value) => raw.value.clone(),
-        Some(raw) => return Err(raw.invalid("a host name or IP address without spaces or '/'")),
-        None => "127.0.0.1".to_string(),
-    };
-    let port = match server.get("port") {
-        Some(raw) => raw.number(0, 65_535, "a port number")?,
-        None => 8000,
-    };
-    let host = if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host
-    };
-    config.listen = Listen::Tcp(format!("{host}:{port}"));
-    if let Some(raw) = server.get("unix_socket").filter(|r| !r.value.is_empty()) {
-        if !raw.value.starts_with('/') {
-            return Err(raw.invalid("an absolute path"));
-        }
-        config.listen = Listen::Unix(PathBuf::from(&raw.value));
-        if let Some(tcp) = server.get("host").or_else(|| server.get("port")) {
-            config.warnings.push(format!(
-                "{}: `{}` is ignored: unix_socket is set",
-                tcp.whence, tcp.key
-            ));
-        }
-    }
-    if let Some(raw) = server
-        .get("unix_socket_mode")
-        .filter(|r| !r.value.is_empty())
-    {
-        let mode = net::parse_mode(&raw.value)
-            .ok_or_else(|| raw.invalid("octal permission bits such as 0660"))?;
-        config.unix_socket_mode = Some(mode);
-    }
-    for name in ["eos_message", "eos_url"] {
-        if let (Some(raw), None) = (app.get(name), &config.eos) {
-            config.warnings.push(format!(
-                "{}: `{}` has no effect without `eos`",
-                raw.whence, raw.key
-            ));
-        }
-    }
-
-    // Plain http:// to anything but loopback would send bearer tokens and Hawk keys in clear.
-    if let Some(rest) = config.token_server_url.strip_prefix("http://") {
-        if !url_host(rest).is_some_and(is_loopback_host) {
-            let whence = app
-                .get("token_server_url")
-                .map(|r| format!("{}: ", r.whence))
-                .unwrap_or_default();
-            if !config.allow_insecure_upstream {
-                return Err(StartupError::new(format!(
-                    "{whence}token_server_url uses plain http:// to a non-loopback host; bearer tokens would \
-                     travel in clear. Use https:// or set allow_insecure_upstream = true."
-                )));
-            }
-            config.warnings.push(format!(
-                "{whence}token_server_url uses plain http:// to a non-loopback host (allow_insecure_upstream is set)"
-            ));
-        }
-    }
-    Ok(config)
-}
-
-/// The host of `rest`, a URL after its `scheme://`: the authority up to `/`, `?` or `#`,
-/// without userinfo and port. None when the authority is malformed (empty host, bad port).
-fn url_host(rest: &str) -> Option<&str> {
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let end = match hostport.strip_prefix('[') {
-        Some(v6) => v6.find(']')? + 2,
-        None => hostport.find(':').unwrap_or(hostport.len()),
-    };
-    let (host, port) = hostport.split_at(end);
-    let port_ok = port.is_empty()
-        || port
-            .strip_prefix(':')
-            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok());
-    (!host.is_empty() && host != "[]" && port_ok).then_some(host)
-}
-
-/// Converts and validates one `[app:main]` setting into `config`.
-fn apply(c: &mut Config, name: &str, raw: &Raw) -> Result<(), StartupError> {
-    let v = raw.value.as_str();
-    // An empty value of an optional setting means "unset", as Syncto's
-    // ini files sometimes carry `http_scheme =` with nothing after it.
-    if v.is_empty() {
-        match name {
-            "cache_hmac_secret" => c.cache_hmac_secret = None,
-            "max_connections" => c.max_connections = None,
-            "certificate_ca_bundle" => c.certificate_ca_bundle = None,
-            "certificate_pins" => c.certificate_pins.clear(),
-            "http_scheme" => c.http_scheme = None,
-            "http_host" => c.http_host = None,
-            "backoff" => c.backoff = None,
-            "statsd_url" => c.statsd_url = None,
-            "eos" => c.eos = None,
-            "eos_message" => c.eos_message = None,
-            "eos_url" => c.eos_url = None,
-            "trusted_proxies" => c.trusted_proxies = TrustedProxies::default(),
-            _ => return apply_value(c, name, raw),
-        }
-        return Ok(());
-    }
-    apply_value(c, name, raw)
-}
-
-fn apply_value(c: &mut Config, name: &str, raw: &Raw) -> Result<(), StartupError> {
-    let v = raw.value.as_str();
-    match name {
-        "workers" => c.workers = raw.number(1, 1024, "a whole number of worker threads")? as usize,
-        "max_connections" => {
-            c.max_connections =
-                Some(raw.number(1, 1_000_000, "a whole number of connections")? as usize);
-        }
-        "request_head_timeout_seconds" => {
-            c.request_head_timeout_seconds = raw.seconds(1, MAX_SECONDS)?
-        }
-        "request_body_timeout_seconds" => {
-            c.request_body_timeout_seconds = raw.seconds(1, MAX_SECONDS)?
-        }
-        "keepalive_timeout_seconds" => c.keepalive_timeout_seconds = raw.seconds(1, MAX_SECONDS)?,
-        "response_timeout_seconds" => c.response_timeout_seconds = raw.seconds(1, MAX_SECONDS)?,
-        "queue_timeout_milliseconds" => {
-            c.queue_timeout_milliseconds =
-                raw.number(10, 600_000, "a whole number of milliseconds")?
-        }
-        "cache_hmac_secret" => {
-            // Never echo this value: a bad secret is reported by shape only.
-            if v.is_empty() {
-                return Err(StartupError::new(format!(
-                    "{}: invalid value for `{}`: expected a non-empty secret, got an empty value",
-                    raw.whence, raw.key
-                )));
-            }
-            c.cache_hmac_secret = Some(v.as_bytes().to_vec());
-        }
-        "cache_credentials_ttl_seconds" => {
-            c.cache_credentials_ttl_seconds = raw.seconds(1, MAX_SECONDS)?
-        }
-        "cache_max_entries" => {
-            // Capped because the LRU allocates its table up front.
-            c.cache_max_entries = raw.number(1, 10_000_000, "a whole number of entries")? as usize;
-        }
-        "token_server_url" => {
-            let rest = v
-                .strip_prefix("https://")
-                .or_else(|| v.strip_prefix("http://"));
-            let ok =
-                rest.is_some_and(|r| url_host(r).is_some()) && !v.contains(char::is_whitespace);
-            if !ok {
-                return Err(raw.invalid("an http:// or https:// URL with a host"));
-            }
-            c.token_server_url = v.to_string();
-        }
-        "token_server_heartbeat_timeout_seconds" => {
-            c.token_server_heartbeat_timeout_seconds = raw.seconds(1, MAX_SECONDS)?;
-        }
-        "upstream_timeout_seconds" => c.upstream_timeout_seconds = raw.seconds(1, MAX_SECONDS)?,
-        "upstream_connect_timeout_seconds" => {
-            c.upstream_connect_timeout_seconds = raw.seconds(1, MAX_SECONDS)?
-        }
-        "certificate_ca_bundle" => {
-            if v.is_empty() {
-                return Err(raw.invalid("the path of a PEM file of CA certificates"));
-            }
-            let cwd = std::env::current_dir().map_err(|e| {
-                StartupError::new(format!("{}: cannot resolve `{}`: {e}", raw.whence, raw.key))
-            })?;
-            let path = cwd.join(v);
-            let problem = match std::fs::metadata(&path) {
-                Err(_) => Some("cannot be found".to_string()),
-                Ok(meta) if !meta.is_file() => Some("is not a regular file".to_string()),
-                Ok(meta) if meta.len() == 0 => Some("is empty".to_string()),
-                Ok(_) => std::fs::File::open(&path)
-                    .err()
-                    .map(|e| format!("cannot be read: {e}")),
-            };
-            if let Some(problem) = problem {
-                return Err(StartupError::new(format!(
-                    "{}: `{}`: file {} {problem}",
-                    raw.whence,
-                    raw.key,
-                    path.display()
-                )));
-            }
-            c.certificate_ca_bundle = Some(path);
-        }
-        "certificate_pins" => {
-            c.certificate_pins.clear();
-            for pin in raw.list() {
-                let b64 = pin.strip_prefix("sha256/").unwrap_or(&pin);
-                let hash = (b64.len() == 44)
-                    .then(|| base64::engine::general_purpose::STANDARD.decode(b64).ok())
-                    .flatten()
-                    .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok());
-                let Some(hash) = hash else {
-                    return Err(StartupError::new(format!(
-                        "{}: invalid value for `{}`: expected base64 SHA-256 SPKI hashes (44 characters, \
-                         optionally prefixed with sha256/), got {pin:?}",
-                        raw.whence, raw.key
-                    )));
-                };
-                c.certificate_pins.push(hash);
-            }
-        }
-        "allow_insecure_upstream" => c.allow_insecure_upstream = raw.boolean()?,
-        "project_name" if v.is_empty() || v.contains(char::is_whitespace) => {
-            return Err(raw.invalid("a non-empty name without spaces"));
-        }
-        "project_name" => c.project_name = v.to_string(),
-        "project_docs" if v.is_empty() => return Err(raw.invalid("a URL")),
-        "project_docs" => c.project_docs = v.to_string(),
-        "http_scheme" => match v.to_ascii_lowercase().as_str() {
-            scheme @ ("http" | "https") => c.http_scheme = Some(scheme.to_string()),
-            _ => return Err(raw.invalid("http or https")),
-        },
-        "http_host" if !is_authority(v) => {
-            return Err(raw.invalid("a host name or address with an optional :port"));
-        }
-        "http_host" => c.http_host = Some(v.to_string()),
-        "retry_after_seconds" => {
-            c.retry_after_seconds = raw.seconds(0, u32::MAX.into())? as u32;
-        }
-        "backoff" if v.is_empty() => c.backoff = None,
-        "backoff" => c.backoff = Some(raw.seconds(0, u32::MAX.into())? as u32),
-        "write_conflict_budget_ms" => {
-            c.write_conflict_budget_ms = raw.number(0, 60_000, "a whole number of milliseconds")?;
-        }
-        "batch_max_requests" => {
-            c.batch_max_requests = raw.number(1, 1000, "a whole number of requests")? as usize;
-        }
-        "batch_timeout_seconds" => c.batch_timeout_seconds = raw.seconds(1, MAX_SECONDS)?,
-        "paginate_by" => c.paginate_by = raw.number(1, 10_000, "a whole number of records")?,
-        "max_body_bytes" => {
-            c.max_body_bytes = raw.number(1024, 64 * 1024 * 1024, "a number of bytes")? as usize
-        }
-        "cors_origins" => c.cors_origins = raw.list(),
-        "cors_max_age_seconds" => c.cors_max_age_seconds = raw.seconds(0, u32::MAX.into())? as u32,
-        "statsd_url" if v.is_empty() => c.statsd_url = None,
-        "statsd_url" => {
-            let addr = v
-                .strip_prefix("udp://")
-                .map(|a| a.strip_suffix('/').unwrap_or(a));
-            let valid = addr.is_some_and(|a| {
-                matches!(parse_listen(a), Ok(Listen::Tcp(_)))
-                    && a.rsplit_once(':')
-                        .is_some_and(|(_, p)| p.parse::<u16>().is_ok_and(|p| p > 0))
-            });
-            match addr {
-                Some(addr) if valid => c.statsd_url = Some(addr.to_string()),
-                _ => return Err(raw.invalid("udp://HOST:PORT")),
-            }
-        }
-        "statsd_prefix"
-            if v.is_empty() || v.contains(|c: char| c.is_whitespace() || ":|@".contains(c)) =>
-        {
-            return Err(raw.invalid("a non-empty metric prefix without spaces, ':', '|' or '@'"));
-        }
-        "statsd_prefix" => c.statsd_prefix = v.to_string(),
-        "logging_renderer" if v.ends_with("MozillaHekaRenderer") => c.log_format = LogFormat::Json,
-        "logging_renderer" if v.ends_with("ClassicLogRenderer") => c.log_format = LogFormat::Text,
-        "logging_renderer" => {
-            return Err(
-                raw.invalid("cliquet.logs.ClassicLogRenderer or cliquet.logs.MozillaHekaRenderer")
-            );
-        }
-        "log_format" => {
-            c.log_format = LogFormat::from_name(v).ok_or_else(|| raw.invalid("text or json"))?
-        }
-        "log_level" => {
-            c.log_level = match v.to_ascii_lowercase().as_str() {
-                "trace" => log::LevelFilter::Trace,
-                "debug" => log::LevelFilter::Debug,
-                "info" => log::LevelFilter::Info,
-                "warning" | "warn" => log::LevelFilter::Warn,
-                "error" | "critical" => log::LevelFilter::Error,
-                _ => return Err(raw.invalid("debug, info, warning, error or critical")),
-            }
-        }
-        "eos" => {
-            let at = date::parse_utc(v).ok_or_else(|| {
-                raw.invalid(
-                    "a date YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS] with an optional Z or ±HH:MM \
-                     (UTC when no offset is given)",
-                )
-            })?;
-            c.eos = Some(Eos {
-                date: v.to_string(),
-                at,
-            });
-        }
-        "eos_message" => c.eos_message = Some(v.to_string()),
-        "eos_url" => c.eos_url = Some(v.to_string()),
-        "trusted_proxies" => {
-            c.trusted_proxies = TrustedProxies::parse(&raw.list()).map_err(|item| {
-                StartupError::new(format!(
-                    "{}: invalid value for `{}`: expected IP addresses, CIDR networks \
-                     (10.0.0.0/8) or `unix`, got {item:?}",
-                    raw.whence, raw.key
-                ))
-            })?;
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
 
-    const DEV: &str = include_str!("../tests/data/fixtures/syncto-1.5.0-development.ini");
-    const PROD: &str = include_str!("../tests/data/fixtures/syncto-production-style.ini");
+    const DEV: &str = include_str!("../../tests/data/fixtures/syncto-1.5.0-development.ini");
+    const PROD: &str = include_str!("../../tests/data/fixtures/syncto-production-style.ini");
     const DEV_SECRET: &str = "70a73e5719a5f844cfb5dc02d8b370f718ced6fe9b93d81b8c42c5ee417b6bbb";
     const PROD_SECRET: &str = "b0ed4b1a9c2b4a3e8f1d2c3b4a5968778695a4b3c2d1e0f1a2b3c4d5e6f70819";
 
-    fn no_env(_: &str) -> Option<String> {
-        None
-    }
+    const NO_ENV: &[(&str, &str)] = &[];
 
     fn ini_env(text: &str, vars: &[(&str, &str)]) -> Result<Config, StartupError> {
-        let env = |name: &str| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        };
-        Config::from_ini(text, Path::new("test.ini"), &env)
+        Config::from_ini(text, Path::new("test.ini"), vars)
     }
 
     fn ini(text: &str) -> Result<Config, StartupError> {
@@ -1174,8 +414,11 @@ mod tests {
 
     #[test]
     fn development_fixture_loads() {
-        let c = Config::from_ini(DEV, Path::new("dev.ini"), &no_env).unwrap();
-        assert_eq!(c.cache_hmac_secret.as_deref(), Some(DEV_SECRET.as_bytes()));
+        let c = Config::from_ini(DEV, Path::new("dev.ini"), NO_ENV).unwrap();
+        assert_eq!(
+            c.cache_hmac_secret.as_ref().map(Secret::expose),
+            Some(DEV_SECRET.as_bytes())
+        );
         assert_eq!(c.listen, Listen::Tcp("0.0.0.0:8000".into()));
         assert!(c.put_enabled("history") && c.delete_enabled("history"));
         assert!(c.put_enabled("HISTORY"));
@@ -1194,8 +437,11 @@ mod tests {
 
     #[test]
     fn production_fixture_loads() {
-        let c = Config::from_ini(PROD, Path::new("prod.ini"), &no_env).unwrap();
-        assert_eq!(c.cache_hmac_secret.as_deref(), Some(PROD_SECRET.as_bytes()));
+        let c = Config::from_ini(PROD, Path::new("prod.ini"), NO_ENV).unwrap();
+        assert_eq!(
+            c.cache_hmac_secret.as_ref().map(Secret::expose),
+            Some(PROD_SECRET.as_bytes())
+        );
         assert_eq!(c.listen, Listen::Tcp("127.0.0.1:8000".into()));
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.statsd_url.as_deref(), Some("127.0.0.1:8125"));
@@ -1281,6 +527,35 @@ mod tests {
         assert!(c.put_enabled("tabs") && !c.delete_enabled("tabs"));
         assert!(c.put_enabled("custom-1"));
         assert_eq!(c.listen, Listen::Tcp("[::1]:9000".into()));
+    }
+
+    #[test]
+    fn every_syncto_variable_is_applied_or_named_in_a_warning() {
+        let vars = [
+            ("SYNCTO_LOG_LEVL", "value-of-a-typo"),
+            ("SYNCTO_RECORD_MYCOLL_PUT_ENABLED", "true"),
+            ("SYNCTO_RECORD_MY_COLL_DELETE_ENABLED", "on"),
+            ("SYNCTO_CACHE_BACKEND", "value-of-cliquet"),
+        ];
+        let c = ini_env("", &vars).unwrap();
+        // The collection is in the variable's name: the file need not name it.
+        assert!(c.put_enabled("mycoll") && !c.delete_enabled("mycoll"));
+        assert!(c.delete_enabled("my_coll") && !c.put_enabled("my_coll"));
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+        assert!(
+            c.warnings
+                .contains(&"environment variable SYNCTO_LOG_LEVL: unknown setting, ignored".into()),
+            "{:?}",
+            c.warnings
+        );
+        assert!(
+            c.warnings.iter().any(|w| w.starts_with(
+                "environment variable SYNCTO_CACHE_BACKEND: a cliquet setting with no effect here"
+            )),
+            "{:?}",
+            c.warnings
+        );
+        assert!(c.warnings.iter().all(|w| !w.contains("value-of")));
     }
 
     #[test]
@@ -1378,67 +653,21 @@ mod tests {
     }
 
     #[test]
-    fn loopback_hosts() {
-        for host in
-            "localhost LOCALHOST 127.0.0.1 127.9.9.9 [::1] ::1 [::ffff:127.0.0.1]".split(' ')
-        {
-            assert!(is_loopback_host(host), "{host}");
-        }
-        for host in "example.com 10.0.0.1 [::2] localhost.example.com 0.0.0.0 [::]".split(' ') {
-            assert!(!is_loopback_host(host), "{host}");
-        }
-        assert!(!is_loopback_host(""));
-    }
-
-    #[test]
-    fn authorities() {
-        for ok in [
-            "localhost",
-            "syncto.example.org",
-            "h.example:8443",
-            "127.0.0.1:80",
-            "[::1]",
-            "[::1]:8000",
-            "[2001:db8::1]:443",
-            "my_host-1",
-        ] {
-            assert!(is_authority(ok), "{ok}");
-        }
+    fn token_server_url_has_no_userinfo_query_or_fragment() {
         for bad in [
-            "",
-            "user@evil.example",
-            "evil.example/x",
-            "evil.example?x",
-            "evil.example#x",
-            "a b",
-            "evil.example:99999",
-            "evil.example:",
-            "evil.example:x",
-            "evil.example:80:80",
-            ":80",
-            "[::1",
-            "[evil]",
-            "[::1]x",
-            "ev\"il",
-            "évil.example",
-            "evil.example\r\nX: y",
+            "https://user:pw@token.example/",
+            "https://token.example/?a=1",
+            "https://token.example?a=1",
+            "https://token.example/#f",
+            "http://user@localhost:5000/",
         ] {
-            assert!(!is_authority(bad), "{bad:?}");
-        }
-        assert!(!is_authority(&"a".repeat(254)));
-    }
-
-    #[test]
-    fn booleans() {
-        for (word, value) in [("true", true), ("TRUE", true), ("yes", true), ("On", true)] {
-            assert_eq!(parse_bool(word), Some(value), "{word}");
-        }
-        for (word, value) in [("1", true), ("false", false), ("No", false), ("off", false)] {
-            assert_eq!(parse_bool(word), Some(value), "{word}");
-        }
-        assert_eq!(parse_bool("0"), Some(false));
-        for word in ["enabled", "", "2", "y"] {
-            assert_eq!(parse_bool(word), None, "{word}");
+            let e = app_err(&format!("token_server_url = {bad}"));
+            assert!(
+                e.starts_with("test.ini:2: invalid value for `token_server_url`"),
+                "{bad}: {e}"
+            );
+            // A password in the URL is never repeated.
+            assert!(!e.contains("pw@"), "{e}");
         }
     }
 
@@ -1485,42 +714,6 @@ mod tests {
             e.contains(&format!("file {} is empty", empty.display())),
             "{e}"
         );
-    }
-
-    #[test]
-    fn ini_syntax() {
-        let text = "\u{feff}# comment\n; another\n[app:main]\n  # indented comment\n\
-                    cors_origins = https://a.example,\n  https://b.example\n\thttps://c.example\n\
-                    project_name: 'demo'\nstatsd_url = udp://[::1]:8125/\n\
-                    [uwsgi]\nworkers = 14\n  continued = here\n\
-                    [server:main]\nhost = ::1\nport = 0\nthreads = 4\n";
-        let c = ini(text).unwrap();
-        let origins = [
-            "https://a.example",
-            "https://b.example",
-            "https://c.example",
-        ];
-        assert_eq!(c.cors_origins, origins);
-        assert_eq!(
-            (c.project_name.as_str(), c.statsd_prefix.as_str()),
-            ("demo", "demo")
-        );
-        assert_eq!(c.statsd_url.as_deref(), Some("[::1]:8125"));
-        assert_eq!(c.listen, Listen::Tcp("[::1]:0".into()));
-        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
-
-        let e = ini("[app:main]\nproject_name = x\nthis line is wrong\n")
-            .unwrap_err()
-            .message;
-        assert!(e.starts_with("test.ini:3: syntax error"), "{e}");
-        for (text, line) in [
-            ("key = value", 1),
-            ("[app:main]\n= value", 2),
-            ("[broken", 1),
-        ] {
-            let e = ini(text).unwrap_err().message;
-            assert!(e.starts_with(&format!("test.ini:{line}: ")), "{text}: {e}");
-        }
     }
 
     #[test]
@@ -1717,7 +910,10 @@ mod tests {
         let secret = "s3cr3t-value-that-must-not-leak";
         let base = format!("cache_hmac_secret = \"{secret}\"");
         let c = app(&base).unwrap();
-        assert_eq!(c.cache_hmac_secret.as_deref(), Some(secret.as_bytes()));
+        assert_eq!(
+            c.cache_hmac_secret.as_ref().map(Secret::expose),
+            Some(secret.as_bytes())
+        );
         assert!(!c.summary().contains(secret));
         assert!(!format!("{c:?}").contains(secret));
         let errors = [
@@ -1741,7 +937,7 @@ mod tests {
 
     #[test]
     fn summary_mentions_the_essentials() {
-        let s = Config::from_ini(PROD, Path::new("prod.ini"), &no_env)
+        let s = Config::from_ini(PROD, Path::new("prod.ini"), NO_ENV)
             .unwrap()
             .summary();
         for needle in [
@@ -1768,7 +964,7 @@ mod tests {
         let flags = ["--bind", "unix:/run/s.sock", "--log-format", "json"];
         let mut args = crate::cli::parse(flags.map(Into::into)).unwrap();
         let env_path = path.display().to_string();
-        let env = |name: &str| (name == "SYNCTO_INI").then(|| env_path.clone());
+        let env = [("SYNCTO_INI", env_path.as_str())];
         let c = Config::load(&args, &env).unwrap();
         assert_eq!(c.source.as_deref(), Some(path.as_path()));
         assert_eq!(c.listen, Listen::Unix(PathBuf::from("/run/s.sock")));
@@ -1782,7 +978,7 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
 
         if !Path::new(DEFAULT_CONFIG_PATH).exists() {
-            let c = Config::load(&crate::cli::parse([]).unwrap(), &no_env).unwrap();
+            let c = Config::load(&crate::cli::parse([]).unwrap(), NO_ENV).unwrap();
             assert_eq!(c.source, None);
             assert_eq!(c.listen, Listen::Tcp("127.0.0.1:8000".into()));
         }

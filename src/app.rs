@@ -1,0 +1,178 @@
+//! The shared state of the server, built once from the configuration: the credentials
+//! cache, the Token Server and storage clients, statsd; and how a user's storage call gets
+//! its credentials (memo, cache, Token Server) and is retried once after a 401.
+
+use crate::auth::Identity;
+use crate::config::Config;
+use crate::credentials::{self, Cache, Key};
+use crate::metrics::{self, Metrics};
+use crate::startup::StartupError;
+use crate::sync::storage::Storage;
+use crate::sync::tokenserver::TokenServer;
+use crate::sync::{self, Credentials};
+use crate::tls;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Per-request (or per-batch) memory of credentials already looked up, so a
+/// batch looks each user up once.
+#[derive(Default)]
+pub(crate) struct Memo {
+    entries: Vec<([u8; 32], Arc<Credentials>)>,
+    /// Token Server exchanges made so far.
+    token_calls: usize,
+}
+
+/// Most Token Server exchanges one request (a whole batch included) may
+/// cause: one user's lookup, a fresh token after the Sync node refused the
+/// cached one, and one more. Without it one unauthenticated batch of 25
+/// sub-requests with 25 made-up tokens makes 25 Token Server calls.
+pub(crate) const MAX_TOKEN_CALLS: usize = 3;
+
+/// Shared state of the server: configuration, cache, upstream clients.
+pub struct App {
+    /// Validated configuration.
+    pub config: Config,
+    /// Credentials cache.
+    pub cache: Cache,
+    /// Token Server client.
+    pub(crate) tokens: TokenServer,
+    /// Storage-node client.
+    pub storage: Storage,
+    /// statsd.
+    pub(crate) metrics: Metrics,
+}
+
+impl App {
+    /// Builds every part from a validated configuration: statsd, the TLS set-up and the
+    /// shared agent, the cache (with a random secret unless one is configured) and both
+    /// upstream clients.
+    pub(crate) fn new(config: Config) -> Result<App, StartupError> {
+        let metrics = match &config.statsd_url {
+            Some(addr) => metrics::Metrics::udp(addr, &config.statsd_prefix)
+                .map_err(|e| StartupError::new(format!("statsd_url: {addr}: {e}")))?,
+            None => metrics::Metrics::disabled(),
+        };
+        let tls = tls::client_config(
+            config.certificate_ca_bundle.as_deref(),
+            &config.certificate_pins,
+        )
+        .map_err(StartupError::new)?;
+        let agent = tls::connector::agent(
+            tls,
+            Duration::from_secs(config.upstream_connect_timeout_seconds),
+            Duration::from_secs(config.upstream_timeout_seconds),
+            config.workers.max(4),
+        );
+        let secret = match &config.cache_hmac_secret {
+            Some(s) => s.expose().to_vec(),
+            None => {
+                let mut s = vec![0u8; 32];
+                getrandom::getrandom(&mut s).map_err(|e| {
+                    StartupError::new(format!("no randomness for the cache secret: {e}"))
+                })?;
+                s
+            }
+        };
+        let cache = credentials::Cache::new(
+            secret,
+            Duration::from_secs(config.cache_credentials_ttl_seconds),
+            config.cache_max_entries,
+        );
+        let tokens = sync::tokenserver::TokenServer::new(
+            agent.clone(),
+            &config.token_server_url,
+            Duration::from_secs(config.token_server_heartbeat_timeout_seconds),
+            config.allow_insecure_upstream,
+            metrics.clone(),
+        );
+        let storage = sync::storage::Storage::new(
+            agent,
+            metrics.clone(),
+            Duration::from_millis(config.write_conflict_budget_ms),
+        );
+        Ok(App {
+            config,
+            cache,
+            tokens,
+            storage,
+            metrics,
+        })
+    }
+
+    /// Credentials for `who` (lookup key `key`): memo, then cache, then
+    /// Token Server. `ua` is the User-Agent sent on behalf of the client.
+    fn credentials(
+        &self,
+        who: &Identity<'_>,
+        key: Key,
+        ua: &str,
+        memo: &mut Memo,
+    ) -> Result<Arc<Credentials>, Refused> {
+        if let Some((_, c)) = memo.entries.iter().find(|(k, _)| *k == key) {
+            return Ok(Arc::clone(c));
+        }
+        if memo.token_calls >= MAX_TOKEN_CALLS && !self.cache.knows(&key) {
+            return Err(Refused::TooManyTokenCalls);
+        }
+        let token_calls = &mut memo.token_calls;
+        let started = Instant::now();
+        let mut exchange = Duration::ZERO;
+        let creds = self.cache.get_keyed(key, who, |duration| {
+            *token_calls += 1;
+            let authorization = format!("{} {}", who.scheme.word(), who.credential);
+            let key_header = (who.scheme.key_header(), who.key);
+            let exchange_started = Instant::now();
+            let token = self.tokens.fetch(&authorization, key_header, duration, ua);
+            exchange = exchange_started.elapsed();
+            token
+        })?;
+        if self.metrics.is_enabled() {
+            // The original's `syncclient.start_time`: making the user's Sync client ready
+            // from known credentials. A Token Server exchange has its own timer.
+            let ready = started.elapsed().saturating_sub(exchange);
+            self.metrics.timing_fine("syncclient.start_time", ready);
+            self.metrics.set("users", &self.cache.user_tag(who));
+        }
+        memo.entries.push((key, Arc::clone(&creds)));
+        Ok(creds)
+    }
+
+    /// Run a storage call with `who`'s credentials; a 401 from the node
+    /// drops the cached token and retries once with a fresh one.
+    pub(crate) fn with_storage<T>(
+        &self,
+        who: &Identity<'_>,
+        ua: &str,
+        memo: &mut Memo,
+        mut call: impl FnMut(&Storage, &Credentials) -> Result<T, sync::Error>,
+    ) -> Result<T, Refused> {
+        let key = self.cache.key(who);
+        let creds = self.credentials(who, key, ua, memo)?;
+        match call(&self.storage, &creds) {
+            Err(sync::Error::Status(sync::Upstream::Storage, r)) if r.status == 401 => {
+                log::info!("sync node refused a cached token; fetching a fresh one");
+                self.cache.invalidate(&key);
+                memo.entries.retain(|(k, _)| *k != key);
+                let creds = self.credentials(who, key, ua, memo)?;
+                call(&self.storage, &creds).map_err(Refused::from)
+            }
+            other => other.map_err(Refused::from),
+        }
+    }
+}
+
+/// Why [`App::with_storage`] could not make its call.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    /// The Token Server or the storage node failed or refused.
+    Upstream(sync::Error),
+    /// This request has already made [`MAX_TOKEN_CALLS`] Token Server exchanges.
+    TooManyTokenCalls,
+}
+
+impl From<sync::Error> for Refused {
+    fn from(e: sync::Error) -> Refused {
+        Refused::Upstream(e)
+    }
+}
