@@ -30,7 +30,8 @@ impl Scheme {
 }
 
 /// An authenticated-looking request: what the Token Server will be asked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Its `Debug` leaves the credential out.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Identity<'a> {
     /// Which scheme.
     pub scheme: Scheme,
@@ -38,6 +39,16 @@ pub struct Identity<'a> {
     pub credential: &'a str,
     /// `X-KeyID` value (Bearer) or client state (BrowserID).
     pub key: &'a str,
+}
+
+impl std::fmt::Debug for Identity<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("scheme", &self.scheme)
+            .field("credential", &"<redacted>")
+            .field("key", &self.key)
+            .finish()
+    }
 }
 
 /// Why the identity cannot be worked out: a sentence for the client that names what is
@@ -168,6 +179,14 @@ mod tests {
             Err(Refused(m)) => m.to_owned(),
             other => panic!("expected a 401, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn debug_never_shows_the_credential() {
+        let who = identify(Some("Bearer s3cret-token"), None, None, KID).unwrap();
+        let shown = format!("{who:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains(KID), "{shown}");
     }
 
     #[test]

@@ -16,7 +16,8 @@ use std::io::Read;
 use ureq::http;
 
 /// Where and how to reach one user's storage, from a Token Server answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Its `Debug` leaves the Hawk id and key out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     /// Hawk id (the opaque token).
     pub id: String,
@@ -24,6 +25,16 @@ pub struct Credentials {
     pub key: String,
     /// The `api_endpoint`, without trailing slash.
     pub endpoint: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("id", &"<redacted>")
+            .field("key", &"<redacted>")
+            .field("endpoint", &self.endpoint)
+            .finish()
+    }
 }
 
 /// An upstream answer, with the headers Syncto translates.
@@ -223,3 +234,23 @@ fn unusable(why: &'static str) -> ureq::Error {
 /// bounded by the `limit` asked for). A larger page is refused with a clear
 /// error naming `_limit`, instead of holding whatever a user has stored.
 pub const MAX_UPSTREAM_BODY: u64 = 16 * 1024 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_hawk_credentials() {
+        let creds = Credentials {
+            id: "hawk-id-x".into(),
+            key: "hawk-key-y".into(),
+            endpoint: "https://node/1.5/1".into(),
+        };
+        let shown = format!("{creds:?}");
+        assert!(
+            !shown.contains("hawk-id-x") && !shown.contains("hawk-key-y"),
+            "{shown}"
+        );
+        assert!(shown.contains("https://node/1.5/1"), "{shown}");
+    }
+}
