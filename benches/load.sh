@@ -21,6 +21,7 @@
 #   PROFILE=profiling     build with symbols (needed for PERF)
 #   PERF=<case>           afterwards, `perf record -g` of Syncto on that case (16 conns)
 #   STRACE=<case>         afterwards, syscalls per request of Syncto on that case
+#                         (nginx-<case>: of the nginx proxy worker instead)
 #   WORKERS=4             Syncto's workers
 #
 # Needs wrk, nginx (apt-get install wrk nginx-light), perf and strace for the
@@ -186,8 +187,9 @@ echo "# peak RSS (VmHWM): Syncto $(hwm "$syncto_PID") kB$([[ -n "${writer_PID:-}
 echo "# binary: $(stat -c %s "$BIN/syncto") bytes ($PROFILE)"
 
 # --- options: a profile or syscall counts of one case (16 connections) -------
-target() { # case → pid url wrk-args
+target() { # case → pid url wrk-args; nginx-<case> is the nginx worker on that case
   if [[ $1 == put ]]; then echo "$writer_PID ${SURL[put]} -s benches/put.lua"
+  elif [[ $1 == nginx-* ]]; then echo "$NGINX_WORKER ${NURL[${1#nginx-}]}"
   else echo "$syncto_PID ${SURL[$1]}"; fi
 }
 if [[ -n "${PERF:-}" ]]; then
