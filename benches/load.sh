@@ -22,6 +22,8 @@
 #   PERF=<case>           afterwards, `perf record -g` of Syncto on that case (16 conns)
 #   STRACE=<case>         afterwards, syscalls per request of Syncto on that case
 #                         (nginx-<case>: of the nginx proxy worker instead)
+#   STAT=<case>           afterwards, page faults and context switches per request
+#                         (perf stat; nginx-<case> as above)
 #   WORKERS=4             Syncto's workers
 #
 # Needs wrk, nginx (apt-get install wrk nginx-light), perf and strace for the
@@ -201,6 +203,17 @@ if [[ -n "${PERF:-}" ]]; then
   wrk -t2 -c16 -d"${SECS}s" -H "$AUTH" $args "$url" >/dev/null
   wait "$perf_pid" || true
   echo "# perf profile of $PERF: $out (perf report -i $out --no-children)"
+fi
+if [[ -n "${STAT:-}" ]]; then
+  read -r pid url args < <(target "$STAT")
+  perf stat -e page-faults,context-switches,cpu-migrations -p "$pid" -o "$tmp/stat" -- sleep "$SECS" &
+  stat_pid=$!
+  # shellcheck disable=SC2086
+  wrk -t2 -c16 -d"${SECS}s" -H "$AUTH" $args "$url" >"$tmp/wrk.out"
+  wait "$stat_pid" || true
+  n=$(awk '/requests in/ {print $1}' "$tmp/wrk.out")
+  echo "# per request of $STAT ($n requests, 16 connections):"
+  awk -v n="$n" '$2 ~ /^(page-faults|context-switches|cpu-migrations)$/ {gsub(",", "", $1); printf "  %-16s %.2f\n", $2, $1/n}' "$tmp/stat"
 fi
 if [[ -n "${STRACE:-}" ]]; then
   read -r pid url args < <(target "$STRACE")
