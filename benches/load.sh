@@ -19,7 +19,8 @@
 #
 # Options (env):
 #   PROFILE=profiling     build with symbols (needed for PERF)
-#   PERF=<case>           afterwards, `perf record -g` of Syncto on that case (16 conns)
+#   PERF=<case>           afterwards, `perf record -g` of Syncto on that case (16 conns;
+#                         PERF_ARGS replaces `-F 2000 -g`)
 #   STRACE=<case>         afterwards, syscalls per request of Syncto on that case
 #                         (nginx-<case>: of the nginx proxy worker instead)
 #   STAT=<case>           afterwards, page faults and context switches per request
@@ -197,7 +198,8 @@ target() { # case → pid url wrk-args; nginx-<case> is the nginx worker on that
 if [[ -n "${PERF:-}" ]]; then
   read -r pid url args < <(target "$PERF")
   out=${PERF_OUT:-/tmp/syncto-$PERF.perf}
-  perf record -F 2000 -g -p "$pid" -o "$out" -- sleep "$SECS" >/dev/null 2>&1 &
+  # shellcheck disable=SC2086
+  perf record ${PERF_ARGS:--F 2000 -g} -p "$pid" -o "$out" -- sleep "$SECS" >/dev/null 2>&1 &
   perf_pid=$!
   # shellcheck disable=SC2086
   wrk -t2 -c16 -d"${SECS}s" -H "$AUTH" $args "$url" >/dev/null

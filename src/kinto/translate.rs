@@ -428,15 +428,15 @@ fn record(s: &mut Scan<'_>, opts: &Opts<'_>, out: &mut Vec<u8>) -> Result<bool, 
         }
         first_out = false;
         if key == b"modified" {
-            let ms = std::str::from_utf8(value)
-                .ok()
-                .and_then(timestamp::seconds_to_ms)
-                .ok_or(Fail {
+            out.extend_from_slice(b"\"last_modified\":");
+            // Values are ASCII outside strings, checked UTF-8 inside.
+            let text = std::str::from_utf8(value).unwrap_or("");
+            if !timestamp::append_ms(text, out) {
+                return Err(Fail {
                     why: "modified is not a timestamp",
                     at: s.i - value.len(),
-                })?;
-            out.extend_from_slice(b"\"last_modified\":");
-            push_decimal(out, ms);
+                });
+            }
             continue;
         }
         if !opts.exclude.is_empty() && key == b"id" {
@@ -455,21 +455,6 @@ fn record(s: &mut Scan<'_>, opts: &Opts<'_>, out: &mut Vec<u8>) -> Result<bool, 
     s.i += 1;
     out.push(b'}');
     Ok(keep)
-}
-
-/// `n` in decimal, as `Display` writes it (without its formatting machinery).
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
 }
 
 /// A value as a string: its text when it is a JSON string, else empty.
@@ -575,15 +560,6 @@ mod tests {
         assert!(rewrite_list(invalid_utf8, &[], None, &mut out).is_err());
         let e = rewrite_list(br#"[{"id":"a"} x"#, &[], None, &mut out).unwrap_err();
         assert_eq!(e, "records list: expected `,` or `]` at byte 12");
-    }
-
-    #[test]
-    fn decimals_as_display_writes_them() {
-        for n in [0, 7, 10, 1_444_385_059_190, u64::MAX] {
-            let mut out = b"x".to_vec();
-            push_decimal(&mut out, n);
-            assert_eq!(out, format!("x{n}").into_bytes());
-        }
     }
 
     #[test]
