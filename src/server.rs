@@ -475,7 +475,9 @@ fn tiny_headers(r: &Response) -> Vec<tiny_http::Header> {
 /// A response as tiny_http writes it: head and body in one `writev`.
 fn into_tiny(r: Response) -> tiny_http::Response<io::Empty> {
     let headers = tiny_headers(&r);
-    tiny_http::Response::from_bytes(tiny_http::StatusCode(r.status), headers, r.body)
+    // The body's buffer is kept for another request once written.
+    let body = crate::buffers::Recycled(r.body);
+    tiny_http::Response::from_bytes(tiny_http::StatusCode(r.status), headers, body)
 }
 
 /// A refused request's document, in the form tiny_http's handler gives it.

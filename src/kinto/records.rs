@@ -14,6 +14,7 @@ use super::query::{self, Precondition, QUERY_VALUE, preconditions};
 use super::translate::{rewrite_list, rewrite_record};
 use super::{App, Memo, Request, Response, translate_headers};
 use crate::auth::{self, Identity};
+use crate::buffers;
 use crate::sync::storage::Call;
 use crate::sync::timestamp::{self, TICK_MS, floor_tick, ms_to_seconds};
 use crate::sync::{self, Reply, Upstream};
@@ -104,6 +105,7 @@ impl<'a> Ctx<'a> {
         fields: Option<&[String]>,
     ) -> Result<(Reply, Vec<u8>), Error> {
         let reply = self.call("GET", path, headers, None, "get_record")?;
+        // `modified` → `last_modified`: 5 bytes more.
         let mut record = Vec::with_capacity(reply.body.len() + 8);
         rewrite_record(&reply.body, fields, &mut record)
             .map_err(|why| sync::Error::BadAnswer(Upstream::Storage, why))?;
@@ -328,7 +330,7 @@ pub fn list(
         Precondition::Absent => headers.push(("X-If-Unmodified-Since", "0".to_owned())),
         _ => {}
     }
-    let reply = match cx.call("GET", &path, &headers, None, "get_records") {
+    let mut reply = match cx.call("GET", &path, &headers, None, "get_records") {
         // Sync's 304 means "not modified since X"; Kinto's means "is X".
         Err(Error::Upstream(sync::Error::Status(Upstream::Storage, r)))
             if r.status == 304 && r.last_modified != Some(pre_value(pre)) =>
@@ -345,10 +347,14 @@ pub fn list(
             return Err(Error::PreconditionFailed(None, Some(Box::new(reply))));
         }
     }
-    let mut out = Vec::with_capacity(reply.body.len() + 64);
+    // Each record grows by 5 bytes (`modified` → `last_modified`): sized
+    // for records of 80 bytes or more, so that a page is never copied into
+    // a buffer twice as large halfway through.
+    let mut out = buffers::take(reply.body.len() + reply.body.len() / 16 + 64);
     out.extend_from_slice(b"{\"data\":");
     let (kept, dropped) = rewrite_list(&reply.body, &q.exclude, q.fields.as_deref(), &mut out)
         .map_err(|why| sync::Error::BadAnswer(Upstream::Storage, why))?;
+    buffers::give(std::mem::take(&mut reply.body));
     out.push(b'}');
     let mut r = Response::new(200);
     r.set_json_body(out);
