@@ -26,6 +26,7 @@
 #   STAT=<case>           afterwards, page faults and context switches per request
 #                         (perf stat; nginx-<case> as above)
 #   WORKERS=4             Syncto's workers
+#   SYNCTO=path           another syncto binary to measure (A/B runs of two builds)
 #
 # Needs wrk, nginx (apt-get install wrk nginx-light), perf and strace for the
 # options. Everything listens on 127.0.0.1 and stops by itself.
@@ -115,7 +116,7 @@ NGINX_WORKER=$(pgrep -P "$(cat "$tmp/proxy.pid")" | head -1)
 start_syncto() { # name token-url [ini lines]
   local port; port=$(free_port)
   printf '[app:main]\ntoken_server_url = %s\nworkers = %s\n%s\n' "$2" "$WORKERS" "${3:-}" >"$tmp/$1.ini"
-  SYNCTO_LOG_LEVEL=info "$BIN/syncto" --config "$tmp/$1.ini" --bind "127.0.0.1:$port" 2>"$tmp/$1.log" &
+  SYNCTO_LOG_LEVEL=info "${SYNCTO:-$BIN/syncto}" --config "$tmp/$1.ini" --bind "127.0.0.1:$port" 2>"$tmp/$1.log" &
   PIDS+=($!)
   eval "${1}_PID=$!; ${1}_PORT=$port"
   wait_http "http://127.0.0.1:$port/v1/__lbheartbeat__"
