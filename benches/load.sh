@@ -1,136 +1,232 @@
 #!/usr/bin/env bash
-# Load benchmark (not part of `cargo test`): a 10-record list through
-# Syncto vs the fake Sync node directly, with cached credentials.
+# Load benchmark (not part of `cargo test`): Syncto and Debian's nginx as a
+# plain reverse proxy, side by side in one run, in front of the SAME fake
+# Sync node (a second nginx serving static files: the Token Server answer
+# and Sync answers written by benches/pages.py).
 #
-#   benches/load.sh [seconds] [connections]
+#   benches/load.sh [seconds per run]          # default 5
 #
-# Reports requests/s, CPU time per request of the Syncto process alone
-# (utime+stime from /proc, so the load tool and the fake don't count), RSS
-# idle and under load, and the release binary size. Needs wrk
-# (apt-get install wrk). Everything runs on 127.0.0.1 and stops by itself.
+# Cases (CASES, default all): page10 = a list of 10 records (~5 KB),
+# page1000 = a list of 1,000 records (~516 KB), one = one record, put = a
+# PUT of one record (to examples/fake_upstream, which checks Hawk and refuses
+# same-tick writes like the real node; spread over many users and
+# collections by benches/put.lua; no nginx reference). Each case runs at
+# CONNS connections (default "1 16 64"), Syncto then nginx, REPEAT times.
+#
+# Per run: requests/s (wrk), CPU per request of the proxy process only
+# (utime+stime delta from /proc/PID/stat / requests completed, so wrk and the
+# fake upstream don't count), Syncto/nginx ratios, and peak RSS (VmHWM).
+#
+# Options (env):
+#   PROFILE=profiling     build with symbols (needed for PERF)
+#   PERF=<case>           afterwards, `perf record -g` of Syncto on that case (16 conns;
+#                         PERF_ARGS replaces `-F 2000 -g`)
+#   STRACE=<case>         afterwards, syscalls per request of Syncto on that case
+#                         (nginx-<case>: of the nginx proxy worker instead)
+#   STAT=<case>           afterwards, page faults and context switches per request
+#                         (perf stat; nginx-<case> as above)
+#   WORKERS=4             Syncto's workers
+#   SYNCTO=path           another syncto binary to measure (A/B runs of two builds)
+#
+# Needs wrk, nginx (apt-get install wrk nginx-light), perf and strace for the
+# options. Everything listens on 127.0.0.1 and stops by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SECONDS_PER_RUN=${1:-10}
-CONNECTIONS=${2:-16}
-THREADS=2
+SECS=${1:-5}
+CASES=${CASES:-page10 page1000 one put}
+CONNS=${CONNS:-1 16 64}
+REPEAT=${REPEAT:-1}
+WORKERS=${WORKERS:-4}
 KID=1234-Yw3NKWbEM2aRElRIu7JbTw
+AUTH="Authorization: Bearer bench-token"
 
-command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }
-PROFILE=${PROFILE:-release} # `PROFILE=profiling` keeps symbols for perf
+for tool in wrk nginx python3 curl; do
+  command -v "$tool" >/dev/null || { echo "$tool is needed (apt-get install wrk nginx-light python3 curl)" >&2; exit 2; }
+done
+PROFILE=${PROFILE:-release}
 cargo build --profile "$PROFILE" --quiet --bin syncto --example fake_upstream
 BIN=target/$PROFILE
 
 tmp=$(mktemp -d)
+chmod 755 "$tmp" # nginx workers (user nobody when started as root) read the files
+PIDS=()
 cleanup() {
-  [[ -n "${SYNCTO_PID:-}" ]] && kill "$SYNCTO_PID" 2>/dev/null || true
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for conf in upstream proxy; do
+    [[ -f "$tmp/$conf.pid" ]] && nginx -q -c "$tmp/$conf.conf" -p "$tmp" -s stop 2>/dev/null || true
+  done
   exec 3>&- 2>/dev/null || true
-  [[ -n "${FAKE_PID:-}" ]] && kill "$FAKE_PID" 2>/dev/null || true
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 
-# The fake: Token Server + Sync node, 10 records in `bench`, Hawk checked
-# (Syncto signs), or --open for the direct run.
-mkfifo "$tmp/in"
-"$BIN/examples/fake_upstream" --seconds 900 --seed 10 --open <"$tmp/in" >"$tmp/fake.out" &
-FAKE_PID=$!
-exec 3>"$tmp/in"
-for _ in $(seq 50); do grep -q SYNC_URL "$tmp/fake.out" 2>/dev/null && break; sleep 0.1; done
-TOKEN_URL=$(sed -n 's/^TOKEN_URL=//p' "$tmp/fake.out")
-SYNC_URL=$(sed -n 's/^SYNC_URL=//p' "$tmp/fake.out")
-
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-SYNCTO_TOKEN_SERVER_URL=$TOKEN_URL SYNCTO_WORKERS=${SYNCTO_WORKERS:-4} SYNCTO_LOG_LEVEL=${SYNCTO_LOG_LEVEL:-info} \
-  "$BIN/syncto" --bind "127.0.0.1:$PORT" 2>"$tmp/syncto.log" &
-SYNCTO_PID=$!
-for _ in $(seq 50); do curl -fs "http://127.0.0.1:$PORT/v1/__lbheartbeat__" >/dev/null && break; sleep 0.1; done
-
-URL="http://127.0.0.1:$PORT/v1/buckets/$KID/collections/bench/records"
-AUTH="Authorization: Bearer bench-token"
-n=$(curl -fs -H "$AUTH" "$URL" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["data"]))')
-[[ "$n" == 10 ]] || { echo "expected 10 records, got $n" >&2; exit 1; }
-
-rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done; echo "no answer from $1" >&2; exit 1; }
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 hwm() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
-IDLE_RSS=$(rss "$SYNCTO_PID")
 
-run() { # url header... → requests/s, total requests
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" "$@" | tee "$tmp/wrk.out" >&2
-  awk '/requests in/ {print $1}' "$tmp/wrk.out"
-}
-
-echo "== through syncto ($URL)" >&2
-wrk -t1 -c2 -d2s -H "$AUTH" "$URL" >/dev/null # warm-up: credentials cached, pools filled
-before=$(cpu_ticks "$SYNCTO_PID")
-total=$(run -H "$AUTH" "$URL")
-after=$(cpu_ticks "$SYNCTO_PID")
-LOAD_RSS=$(rss "$SYNCTO_PID"); PEAK_RSS=$(hwm "$SYNCTO_PID")
-reqs_syncto=$(awk '/Requests\/sec/ {print $2}' "$tmp/wrk.out")
-cpu_us=$(python3 -c "print(round(($after-$before)/$HZ*1e6/$total, 1))")
-
-echo "== fake Sync node directly" >&2
-total_direct=$(run "$SYNC_URL/1.5/1/storage/bench?full=1&sort=newest")
-reqs_direct=$(awk '/Requests\/sec/ {print $2}' "$tmp/wrk.out")
-
-# Optional: WITH_NGINX=1 puts Debian's nginx (one worker, keep-alive upstream) in
-# front of the same fake node, as the reference reverse proxy.
-if [[ -n "${WITH_NGINX:-}" ]] && command -v nginx >/dev/null; then
-  NPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  cat >"$tmp/nginx.conf" <<NGINX
-worker_processes 1;
-pid $tmp/nginx.pid;
-error_log $tmp/nginx.err;
+# --- the fake Sync node and Token Server: nginx serving static files --------
+UPORT=$(free_port)
+mkdir -p "$tmp/www"
+python3 benches/pages.py "$tmp/www" "$UPORT" >"$tmp/sizes"
+chmod -R a+rX "$tmp/www"
+nginx_conf() { # name worker_processes server-block
+  cat >"$tmp/$1.conf" <<NGINX
+worker_processes $2;
+pid $tmp/$1.pid;
+error_log $tmp/$1.err;
 events { worker_connections 1024; }
 http {
-  access_log $tmp/access.log;
-  upstream fake { server ${SYNC_URL#http://}; keepalive 32; }
-  server {
-    listen 127.0.0.1:$NPORT;
-    location / { proxy_pass http://fake; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
+  client_body_temp_path $tmp/$1.body; proxy_temp_path $tmp/$1.proxy;
+  fastcgi_temp_path $tmp/$1.fcgi; uwsgi_temp_path $tmp/$1.uwsgi; scgi_temp_path $tmp/$1.scgi;
+  keepalive_requests 1000000;
+  $3
 }
 NGINX
-  nginx -c "$tmp/nginx.conf" -p "$tmp"
-  sleep 0.5
-  NGINX_WORKER=$(pgrep -P "$(cat "$tmp/nginx.pid")" | head -1)
-  NURL="http://127.0.0.1:$NPORT/1.5/1/storage/bench?full=1&sort=newest"
-  wrk -t1 -c2 -d1s "$NURL" >/dev/null
-  before=$(cpu_ticks "$NGINX_WORKER")
-  total_nginx=$(run "$NURL")
-  after=$(cpu_ticks "$NGINX_WORKER")
-  reqs_nginx=$(awk '/Requests\/sec/ {print $2}' "$tmp/wrk.out")
-  nginx_us=$(python3 -c "print(round(($after-$before)/$HZ*1e6/$total_nginx, 1))")
-  NGINX_RSS=$(rss "$NGINX_WORKER")
-  nginx -c "$tmp/nginx.conf" -p "$tmp" -s stop
-  NGINX_LINE="nginx reverse proxy: ${reqs_nginx} req/s, ${nginx_us} µs CPU per request (worker process, RSS ${NGINX_RSS} kB)"
+  nginx -q -c "$tmp/$1.conf" -p "$tmp"
+}
+nginx_conf upstream 1 "
+  access_log off;
+  default_type application/json;
+  server {
+    listen 127.0.0.1:$UPORT;
+    root $tmp/www;
+    location = /1.0/sync/1.5 { }
+    location /1.5/1/storage/ {
+      add_header X-Last-Modified 1700000370.00;
+      add_header X-Weave-Timestamp 1700000400.00;
+    }
+  }"
+wait_http "http://127.0.0.1:$UPORT/1.0/sync/1.5"
+
+# --- the reference: nginx as a plain reverse proxy (one worker) -------------
+NPORT=$(free_port)
+nginx_conf proxy 1 "
+  access_log $tmp/proxy.access;
+  upstream fake { server 127.0.0.1:$UPORT; keepalive 32; }
+  server {
+    listen 127.0.0.1:$NPORT;
+    location / { proxy_pass http://fake; proxy_http_version 1.1; proxy_set_header Connection \"\"; ${NGINX_EXTRA:-} }
+  }"
+wait_http "http://127.0.0.1:$NPORT/1.0/sync/1.5"
+NGINX_WORKER=$(pgrep -P "$(cat "$tmp/proxy.pid")" | head -1)
+
+# --- Syncto in front of the static node --------------------------------------
+start_syncto() { # name token-url [ini lines]
+  local port; port=$(free_port)
+  printf '[app:main]\ntoken_server_url = %s\nworkers = %s\n%s\n' "$2" "$WORKERS" "${3:-}" >"$tmp/$1.ini"
+  SYNCTO_LOG_LEVEL=info "${SYNCTO:-$BIN/syncto}" --config "$tmp/$1.ini" --bind "127.0.0.1:$port" 2>"$tmp/$1.log" &
+  PIDS+=($!)
+  eval "${1}_PID=$!; ${1}_PORT=$port"
+  wait_http "http://127.0.0.1:$port/v1/__lbheartbeat__"
+}
+start_syncto syncto "http://127.0.0.1:$UPORT/"
+SBASE="http://127.0.0.1:$syncto_PORT/v1/buckets/$KID/collections"
+NBASE="http://127.0.0.1:$NPORT/1.5/1/storage"
+declare -A SURL NURL
+SURL[page10]="$SBASE/page10/records";     NURL[page10]="$NBASE/page10?full=1&limit=1000&sort=newest"
+SURL[page1000]="$SBASE/page1000/records"; NURL[page1000]="$NBASE/page1000?full=1&limit=1000&sort=newest"
+SURL[one]="$SBASE/one/records/rec";       NURL[one]="$NBASE/one/rec"
+
+# Check what each answers before measuring it.
+count() { curl -fs -H "$AUTH" "$1" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d["data"]) if isinstance(d, list) or isinstance(d.get("data"), list) else 1)'; }
+[[ $(count "${SURL[page10]}") == 10 ]] || { echo "page10: expected 10 records" >&2; exit 1; }
+[[ $(count "${SURL[page1000]}") == 1000 ]] || { echo "page1000: expected 1000 records" >&2; exit 1; }
+curl -fs -H "$AUTH" "${SURL[one]}" | grep -q '"last_modified"' || { echo "one: no record" >&2; exit 1; }
+curl -fs "${NURL[page1000]}" | cmp -s - "$tmp/www/1.5/1/storage/page1000" || { echo "nginx proxy: wrong page" >&2; exit 1; }
+SIZE_SYNCTO=$(curl -fs -H "$AUTH" "${SURL[page1000]}" | wc -c)
+
+# --- PUT: Syncto in front of the Rust fake (Hawk checked, same-tick writes refused)
+if [[ " $CASES " == *" put "* ]]; then
+  mkfifo "$tmp/in"
+  "$BIN/examples/fake_upstream" --seconds 1800 <"$tmp/in" >"$tmp/fake.out" &
+  PIDS+=($!)
+  exec 3>"$tmp/in"
+  for _ in $(seq 100); do grep -q SYNC_URL "$tmp/fake.out" 2>/dev/null && break; sleep 0.05; done
+  start_syncto writer "$(sed -n 's/^TOKEN_URL=//p' "$tmp/fake.out")" \
+    "$(for c in 0 1 2 3; do echo "record_bench${c}_put_enabled = true"; done)"
+  SURL[put]="http://127.0.0.1:$writer_PORT/"
 fi
 
-# Optional: PERF=1 records a profile of syncto during a second run.
+# run PID URL CONNS [wrk args...] → "req/s µs/req non2xx"
+run() {
+  local pid=$1 url=$2 c=$3; shift 3
+  local t=$((c < 2 ? 1 : 2)) before after total rps bad
+  before=$(cpu_ticks "$pid")
+  wrk -t"$t" -c"$c" -d"${SECS}s" "$@" "$url" >"$tmp/wrk.out" 2>"$tmp/wrk.err" || true
+  after=$(cpu_ticks "$pid")
+  total=$(awk '/requests in/ {print $1}' "$tmp/wrk.out")
+  rps=$(awk '/Requests\/sec/ {print $2}' "$tmp/wrk.out")
+  bad=$(awk '/Non-2xx/ {print $NF}' "$tmp/wrk.out")
+  [[ -n "$total" && "$total" -gt 0 ]] || { cat "$tmp/wrk.out" "$tmp/wrk.err" >&2; echo "0 0 0"; return; }
+  python3 -c "print('%.0f %.1f %s' % ($rps, ($after-$before)/$HZ*1e6/$total, '${bad:-0}'))"
+}
+
+echo "# $(date -u +%F) $(nproc) cores, $(uname -r), $(nginx -v 2>&1 | sed 's/.*: //'), wrk -d${SECS}s, Syncto $WORKERS workers, $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src vendor || echo '+dirty')"
+echo "# pages: $(cat "$tmp/sizes") bytes upstream; Syncto's page1000 answer $SIZE_SYNCTO bytes"
+printf '%-9s %5s | %9s %9s | %9s %9s | %6s %6s %s\n' case conns "syncto/s" "µs/req" "nginx/s" "µs/req" "CPU×" "rps×" ""
+for r in $(seq "$REPEAT"); do
+  for case in $CASES; do
+    for c in $CONNS; do
+      if [[ $case == put ]]; then
+        wrk -t1 -c8 -d1s -s benches/put.lua "${SURL[put]}" >/dev/null 2>&1 || true # credentials of every user cached
+        read -r s_rps s_us s_bad < <(run "$writer_PID" "${SURL[put]}" "$c" -s benches/put.lua)
+        printf '%-9s %5s | %9s %9s | %9s %9s | %6s %6s %s\n' put "$c" "$s_rps" "$s_us" - - - - \
+          "$([[ $s_bad != 0 ]] && echo "($s_bad not 200/201)")"
+        continue
+      fi
+      wrk -t1 -c2 -d1s -H "$AUTH" "${SURL[$case]}" >/dev/null # warm: credentials cached, pools filled
+      read -r s_rps s_us s_bad < <(run "$syncto_PID" "${SURL[$case]}" "$c" -H "$AUTH")
+      wrk -t1 -c2 -d1s "${NURL[$case]}" >/dev/null
+      read -r n_rps n_us n_bad < <(run "$NGINX_WORKER" "${NURL[$case]}" "$c")
+      printf '%-9s %5s | %9s %9s | %9s %9s | %6s %6s %s\n' "$case" "$c" "$s_rps" "$s_us" "$n_rps" "$n_us" \
+        "$(python3 -c "print('%.2f' % ($s_us/$n_us) if $n_us else '-')")" \
+        "$(python3 -c "print('%.2f' % ($s_rps/$n_rps) if $n_rps else '-')")" \
+        "$([[ $s_bad != 0 || $n_bad != 0 ]] && echo "(non-2xx: syncto $s_bad, nginx $n_bad)")"
+    done
+  done
+done
+echo "# peak RSS (VmHWM): Syncto $(hwm "$syncto_PID") kB$([[ -n "${writer_PID:-}" ]] && echo ", Syncto under PUTs $(hwm "$writer_PID") kB"), nginx proxy worker $(hwm "$NGINX_WORKER") kB"
+echo "# binary: $(stat -c %s "$BIN/syncto") bytes ($PROFILE)"
+
+# --- options: a profile or syscall counts of one case (16 connections) -------
+target() { # case → pid url wrk-args; nginx-<case> is the nginx worker on that case
+  if [[ $1 == put ]]; then echo "$writer_PID ${SURL[put]} -s benches/put.lua"
+  elif [[ $1 == nginx-* ]]; then echo "$NGINX_WORKER ${NURL[${1#nginx-}]}"
+  else echo "$syncto_PID ${SURL[$1]}"; fi
+}
 if [[ -n "${PERF:-}" ]]; then
-  perf record -F 2000 -g -p "$SYNCTO_PID" -o "${PERF_OUT:-/tmp/syncto.perf}" -- sleep "$SECONDS_PER_RUN" >/dev/null 2>&1 &
+  read -r pid url args < <(target "$PERF")
+  out=${PERF_OUT:-/tmp/syncto-$PERF.perf}
+  # shellcheck disable=SC2086
+  perf record ${PERF_ARGS:--F 2000 -g} -p "$pid" -o "$out" -- sleep "$SECS" >/dev/null 2>&1 &
   perf_pid=$!
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" -H "$AUTH" "$URL" >/dev/null
+  # shellcheck disable=SC2086
+  wrk -t2 -c16 -d"${SECS}s" -H "$AUTH" $args "$url" >/dev/null
   wait "$perf_pid" || true
+  echo "# perf profile of $PERF: $out (perf report -i $out --no-children)"
 fi
-# Optional: STRACE=1 counts syscalls per request.
+if [[ -n "${STAT:-}" ]]; then
+  read -r pid url args < <(target "$STAT")
+  perf stat -e page-faults,context-switches,cpu-migrations -p "$pid" -o "$tmp/stat" -- sleep "$SECS" &
+  stat_pid=$!
+  # shellcheck disable=SC2086
+  wrk -t2 -c16 -d"${SECS}s" -H "$AUTH" $args "$url" >"$tmp/wrk.out"
+  wait "$stat_pid" || true
+  n=$(awk '/requests in/ {print $1}' "$tmp/wrk.out")
+  echo "# per request of $STAT ($n requests, 16 connections):"
+  awk -v n="$n" '$2 ~ /^(page-faults|context-switches|cpu-migrations)$/ {gsub(",", "", $1); printf "  %-16s %.2f\n", $2, $1/n}' "$tmp/stat"
+fi
 if [[ -n "${STRACE:-}" ]]; then
-  timeout -s INT $((SECONDS_PER_RUN + 2)) strace -c -f -p "$SYNCTO_PID" -o "$tmp/strace" 2>/dev/null &
+  read -r pid url args < <(target "$STRACE")
+  timeout -s INT $((SECS + 2)) strace -c -f -p "$pid" -o "$tmp/strace" 2>/dev/null &
   strace_pid=$!
   sleep 0.5
-  n=$(run -H "$AUTH" "$URL" 2>/dev/null)
+  # shellcheck disable=SC2086
+  wrk -t2 -c16 -d"${SECS}s" -H "$AUTH" $args "$url" >"$tmp/wrk.out"
+  n=$(awk '/requests in/ {print $1}' "$tmp/wrk.out")
   wait "$strace_pid" || true
-  echo "syscalls per request ($n requests):"
-  awk -v n="$n" 'NR>2 && $4 ~ /^[0-9]+$/ && $NF != "total" {printf "  %-14s %.2f\n", $NF, $4/n}' "$tmp/strace" | sort -k2 -nr | head -12
+  echo "# syscalls per request of $STRACE ($n requests under strace):"
+  awk -v n="$n" 'NR>2 && $4 ~ /^[0-9]+$/ && $NF != "total" {printf "  %-14s %.2f\n", $NF, $4/n}' "$tmp/strace" | sort -k2 -nr | head -14
 fi
-
-SIZE=$(stat -c %s "$BIN/syncto")
-cat <<REPORT
-binary size (release, stripped): $SIZE bytes
-idle RSS: ${IDLE_RSS} kB
-RSS under load: ${LOAD_RSS} kB (peak ${PEAK_RSS} kB)
-through syncto: ${reqs_syncto} req/s, ${cpu_us} µs CPU per request (syncto process only, $total requests, ${CONNECTIONS} connections)
-fake node directly: ${reqs_direct} req/s ($total_direct requests)
-${NGINX_LINE:-}
-REPORT

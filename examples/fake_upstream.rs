@@ -1,12 +1,12 @@
 //! The test fakes (Token Server + Sync 1.5 node, see tests/support/fake/)
 //! as a process, for the real Kinto clients under tests/clients and for
-//! benches. Prints `TOKEN_URL=…` and `SYNC_URL=…`, then serves until its
-//! standard input closes or `--seconds` pass (default 600): it always
-//! stops by itself.
+//! benches (the PUTs of benches/load.sh). Prints `TOKEN_URL=…` and
+//! `SYNC_URL=…`, then serves until its standard input closes or `--seconds`
+//! pass (default 600): it always stops by itself.
 //!
 //! `--open` skips the Hawk check so a load tool can call the node directly.
 //! `--seed N` stores N records in collection `bench` for the user key id
-//! `1234-Yw3NKWbEM2aRElRIu7JbTw` (used by the load benchmark), or for each
+//! `1234-Yw3NKWbEM2aRElRIu7JbTw` (used by benches/attack.py), or for each
 //! `--seed-key KEYID` given instead (repeatable).
 //!
 //! It also prints `STATS_URL=…`: a GET there answers what the fakes saw, as

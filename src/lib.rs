@@ -13,6 +13,7 @@
 
 pub mod app;
 pub(crate) mod auth;
+pub(crate) mod buffers;
 pub mod cli;
 pub mod config;
 pub(crate) mod credentials;

@@ -25,7 +25,7 @@ use crate::logging;
 use crate::startup::StartupError;
 use std::collections::VecDeque;
 use std::fmt;
-use std::io::{self, Cursor, Read};
+use std::io::{self, Read};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -292,7 +292,7 @@ impl tiny_http::Handler for Shared {
     }
 
     /// The document of a request the listener refused, and its summary line.
-    fn refused(&self, r: &tiny_http::Refused<'_>) -> tiny_http::Response<Cursor<Vec<u8>>> {
+    fn refused(&self, r: &tiny_http::Refused<'_>) -> tiny_http::Response<io::Cursor<Vec<u8>>> {
         let resp = self
             .app
             .refuse(None, Refusal::Malformed(r.status.0, r.reason));
@@ -309,7 +309,7 @@ impl tiny_http::Handler for Shared {
             user_agent: None,
             remote: remote.as_deref(),
         });
-        into_tiny(resp)
+        into_tiny_reader(resp)
     }
 }
 
@@ -463,18 +463,31 @@ fn contain(app: &App, handler: impl FnOnce() -> Response) -> Response {
     }
 }
 
-fn into_tiny(r: Response) -> tiny_http::Response<Cursor<Vec<u8>>> {
-    let len = r.body.len();
-    // tiny_http never writes a header with control characters (CR, LF…).
-    let headers = r
-        .headers
+/// tiny_http's headers of a response (it never writes one with control
+/// characters: CR, LF…).
+fn tiny_headers(r: &Response) -> Vec<tiny_http::Header> {
+    r.headers
         .iter()
         .filter_map(|(n, v)| tiny_http::Header::from_bytes(n.as_bytes(), v.as_bytes()).ok())
-        .collect();
+        .collect()
+}
+
+/// A response as tiny_http writes it: head and body in one `writev`.
+fn into_tiny(r: Response) -> tiny_http::Response<io::Empty> {
+    let headers = tiny_headers(&r);
+    // The body's buffer is kept for another request once written.
+    let body = crate::buffers::Recycled(r.body);
+    tiny_http::Response::from_bytes(tiny_http::StatusCode(r.status), headers, body)
+}
+
+/// A refused request's document, in the form tiny_http's handler gives it.
+fn into_tiny_reader(r: Response) -> tiny_http::Response<io::Cursor<Vec<u8>>> {
+    let headers = tiny_headers(&r);
+    let len = r.body.len();
     tiny_http::Response::new(
         tiny_http::StatusCode(r.status),
         headers,
-        Cursor::new(r.body),
+        io::Cursor::new(r.body),
         Some(len),
         None,
     )

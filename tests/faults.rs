@@ -215,6 +215,40 @@ fn only_a_quick_failure_is_retried() {
     assert_eq!(r.status, 200, "sent again on a new connection: {}", r.body);
 }
 
+/// A node that closes every keep-alive connection right after answering,
+/// without saying so. A GET may take a connection that answered a moment
+/// ago without probing it, and is sent again when it fails; a write is
+/// always sent on a probed connection, never twice.
+#[test]
+fn a_node_that_closes_after_each_answer() {
+    let rig = rig(2, writable);
+    assert_eq!(rig.s.auth_get(&records("tabs")).status, 200);
+    rig.sync.inject("", Fault::ForwardThenClose, usize::MAX);
+    let body = r#"{"data": {"payload": "p"}}"#;
+    let forwarded = rig.sync.forwarded();
+    for i in 0..5 {
+        let r = rig.s.auth_get(&records("tabs"));
+        assert_eq!(r.status, 200, "GET {i}: {}", r.body);
+        let id = format!("closing-{i}");
+        let r = rig
+            .s
+            .req("PUT", &record("tabs", &id), &[BEARER, JSON], Some(body));
+        assert_eq!(r.status, 200, "PUT {i}: {}", r.body);
+        assert_eq!(r.json()["data"]["id"], id.as_str());
+    }
+    // Each request reached the node once: failed attempts on closed
+    // connections never got there.
+    assert_eq!(rig.sync.forwarded() - forwarded, 10);
+    let puts = rig
+        .s
+        .fake
+        .sync_seen()
+        .iter()
+        .filter(|s| s.method == "PUT")
+        .count();
+    assert_eq!(puts, 5);
+}
+
 #[test]
 fn refused_connections() {
     let mut rig = rig(1, |_| {});

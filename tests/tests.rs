@@ -10,6 +10,7 @@ mod tls_server;
 
 mod auth;
 mod batch;
+mod big_pages;
 mod cli;
 mod conflicts;
 mod errors;

@@ -12,6 +12,7 @@ pub(crate) mod hello;
 pub mod query;
 pub(crate) mod records;
 pub(crate) mod route;
+pub(crate) mod translate;
 
 use crate::VERSION;
 use crate::app::{App, MAX_TOKEN_CALLS, Memo, Refused};

@@ -11,17 +11,16 @@
 
 use super::error::Error;
 use super::query::{self, Precondition, QUERY_VALUE, preconditions};
+use super::translate::{rewrite_list, rewrite_record};
 use super::{App, Memo, Request, Response, translate_headers};
 use crate::auth::{self, Identity};
+use crate::buffers;
 use crate::sync::storage::Call;
 use crate::sync::timestamp::{self, TICK_MS, floor_tick, ms_to_seconds};
 use crate::sync::{self, Reply, Upstream};
 use percent_encoding::utf8_percent_encode;
-use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use std::borrow::Cow;
-use std::fmt;
 
 /// What every upstream call of one request shares: who, on whose behalf,
 /// and the credentials already looked up.
@@ -106,6 +105,7 @@ impl<'a> Ctx<'a> {
         fields: Option<&[String]>,
     ) -> Result<(Reply, Vec<u8>), Error> {
         let reply = self.call("GET", path, headers, None, "get_record")?;
+        // `modified` → `last_modified`: 5 bytes more.
         let mut record = Vec::with_capacity(reply.body.len() + 8);
         rewrite_record(&reply.body, fields, &mut record)
             .map_err(|why| sync::Error::BadAnswer(Upstream::Storage, why))?;
@@ -330,7 +330,7 @@ pub fn list(
         Precondition::Absent => headers.push(("X-If-Unmodified-Since", "0".to_owned())),
         _ => {}
     }
-    let reply = match cx.call("GET", &path, &headers, None, "get_records") {
+    let mut reply = match cx.call("GET", &path, &headers, None, "get_records") {
         // Sync's 304 means "not modified since X"; Kinto's means "is X".
         Err(Error::Upstream(sync::Error::Status(Upstream::Storage, r)))
             if r.status == 304 && r.last_modified != Some(pre_value(pre)) =>
@@ -347,10 +347,14 @@ pub fn list(
             return Err(Error::PreconditionFailed(None, Some(Box::new(reply))));
         }
     }
-    let mut out = Vec::with_capacity(reply.body.len() + 64);
+    // Each record grows by 5 bytes (`modified` → `last_modified`): sized
+    // for records of 80 bytes or more, so that a page is never copied into
+    // a buffer twice as large halfway through.
+    let mut out = buffers::take(reply.body.len() + reply.body.len() / 16 + 64);
     out.extend_from_slice(b"{\"data\":");
     let (kept, dropped) = rewrite_list(&reply.body, &q.exclude, q.fields.as_deref(), &mut out)
         .map_err(|why| sync::Error::BadAnswer(Upstream::Storage, why))?;
+    buffers::give(std::mem::take(&mut reply.body));
     out.push(b'}');
     let mut r = Response::new(200);
     r.set_json_body(out);
@@ -648,277 +652,4 @@ fn delete(cx: &mut Ctx<'_>, path: &str, id: &str, pre: Precondition) -> Result<R
     r.set("ETag", format!("\"{modified}\""));
     r.set("Last-Modified", timestamp::http_date(modified));
     Ok(r)
-}
-
-// ---------------------------------------------------------------------------
-// One pass over Sync's JSON: records are copied field by field as raw JSON
-// text, `modified` (seconds) becomes `last_modified` (ms). Payloads are never
-// unescaped or re-encoded.
-
-/// Rewrite a Sync list body into `out`; returns (records kept, excluded).
-/// With `fields`, records keep only those fields besides `id` and
-/// `last_modified` (Kinto's `_fields`).
-pub fn rewrite_list(
-    body: &[u8],
-    exclude: &[String],
-    fields: Option<&[String]>,
-    out: &mut Vec<u8>,
-) -> Result<(usize, usize), String> {
-    let mut w = ListWriter {
-        out,
-        exclude,
-        fields,
-        kept: 0,
-        dropped: 0,
-    };
-    let mut de = serde_json::Deserializer::from_slice(body);
-    (&mut w)
-        .deserialize(&mut de)
-        .map_err(|e| format!("records list: {e}"))?;
-    de.end().map_err(|e| format!("records list: {e}"))?;
-    Ok((w.kept, w.dropped))
-}
-
-/// Rewrite one Sync record into `out` (`fields` as in [`rewrite_list`]).
-pub fn rewrite_record(
-    body: &[u8],
-    fields: Option<&[String]>,
-    out: &mut Vec<u8>,
-) -> Result<(), String> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    RecordWriter {
-        out,
-        exclude: &[],
-        fields,
-    }
-    .deserialize(&mut de)
-    .map_err(|e| format!("record: {e}"))?;
-    de.end().map_err(|e| format!("record: {e}"))
-}
-
-struct ListWriter<'o> {
-    out: &'o mut Vec<u8>,
-    exclude: &'o [String],
-    fields: Option<&'o [String]>,
-    kept: usize,
-    dropped: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for &mut ListWriter<'_> {
-    type Value = ();
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for &mut ListWriter<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON array of records")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        self.out.push(b'[');
-        loop {
-            let start = self.out.len();
-            if self.kept > 0 {
-                self.out.push(b',');
-            }
-            let seed = RecordWriter {
-                out: self.out,
-                exclude: self.exclude,
-                fields: self.fields,
-            };
-            match seq.next_element_seed(seed)? {
-                None => {
-                    self.out.truncate(start);
-                    break;
-                }
-                Some(true) => self.kept += 1,
-                Some(false) => {
-                    self.out.truncate(start);
-                    self.dropped += 1;
-                }
-            }
-        }
-        self.out.push(b']');
-        Ok(())
-    }
-}
-
-/// Writes one record; yields false when its id is excluded.
-struct RecordWriter<'o> {
-    out: &'o mut Vec<u8>,
-    exclude: &'o [String],
-    fields: Option<&'o [String]>,
-}
-
-impl<'de> DeserializeSeed<'de> for RecordWriter<'_> {
-    type Value = bool;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for RecordWriter<'_> {
-    type Value = bool;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a record object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-        let out = self.out;
-        out.push(b'{');
-        let mut first = true;
-        let mut keep = true;
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            let value: &'de RawValue = map.next_value()?;
-            let wanted = match self.fields {
-                Some(f) => matches!(&*key.0, "id" | "modified") || f.iter().any(|n| *n == key.0),
-                None => true,
-            };
-            if !wanted {
-                continue;
-            }
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            if key.0 == "modified" {
-                let ms = timestamp::seconds_to_ms(value.get())
-                    .ok_or_else(|| de::Error::custom("modified is not a timestamp"))?;
-                out.extend_from_slice(b"\"last_modified\":");
-                out.extend_from_slice(ms.to_string().as_bytes());
-                continue;
-            }
-            if !self.exclude.is_empty() && key.0 == "id" {
-                let id: Cow<'_, str> =
-                    serde_json::from_str::<Cow<'_, str>>(value.get()).unwrap_or_default();
-                keep = !self.exclude.iter().any(|e| *e == id);
-            }
-            // Keys of Sync records are plain; serializing escapes any oddity.
-            serde_json::to_writer(&mut *out, &*key.0).map_err(de::Error::custom)?;
-            out.push(b':');
-            out.extend_from_slice(value.get().as_bytes());
-        }
-        out.push(b'}');
-        Ok(keep)
-    }
-}
-
-/// A map key, borrowed from the input when it has no escapes.
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> de::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string key")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn list(body: &str, exclude: &[&str]) -> (String, usize, usize) {
-        let exclude: Vec<String> = exclude.iter().map(|s| s.to_string()).collect();
-        let mut out = Vec::new();
-        let (k, d) = rewrite_list(body.as_bytes(), &exclude, None, &mut out).unwrap();
-        (String::from_utf8(out).unwrap(), k, d)
-    }
-
-    #[test]
-    fn list_rewrite_is_exact() {
-        let body = r#"[{"id":"Y_-5-LEeQBuh60IT0MyWEQ","modified":14377478425.69,"payload":"{\"ciphertext\":\"a\\u00e9\"}","sortindex":3}, {"id":"b","modified":1444385059.19}]"#;
-        let (out, k, d) = list(body, &[]);
-        assert_eq!(
-            out,
-            r#"[{"id":"Y_-5-LEeQBuh60IT0MyWEQ","last_modified":14377478425690,"payload":"{\"ciphertext\":\"a\\u00e9\"}","sortindex":3},{"id":"b","last_modified":1444385059190}]"#
-        );
-        assert_eq!((k, d), (2, 0));
-        assert_eq!(list("[]", &[]).0, "[]");
-    }
-
-    #[test]
-    fn list_rewrite_excludes() {
-        let body =
-            r#"[{"id":"a","modified":1.00},{"id":"b","modified":2.00},{"id":"c","modified":3.00}]"#;
-        assert_eq!(
-            list(body, &["a"]).0,
-            r#"[{"id":"b","last_modified":2000},{"id":"c","last_modified":3000}]"#
-        );
-        assert_eq!(
-            list(body, &["b", "c"]).0,
-            r#"[{"id":"a","last_modified":1000}]"#
-        );
-        let (out, k, d) = list(body, &["a", "b", "c"]);
-        assert_eq!((out.as_str(), k, d), ("[]", 0, 3));
-    }
-
-    #[test]
-    fn bad_upstream_json_is_an_error() {
-        let mut out = Vec::new();
-        for bad in [
-            r#"{"a":1}"#,
-            "[1]",
-            r#"[{"modified":"x"}]"#,
-            "[",
-            r#"[{"id":"a"}] x"#,
-            "0",
-        ] {
-            assert!(
-                rewrite_list(bad.as_bytes(), &[], None, &mut out).is_err(),
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn record_rewrite() {
-        let mut out = Vec::new();
-        rewrite_record(
-            br#"{"id":"x","modified":1.5,"payload":"p"}"#,
-            None,
-            &mut out,
-        )
-        .unwrap();
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            r#"{"id":"x","last_modified":1500,"payload":"p"}"#
-        );
-    }
-
-    #[test]
-    fn fields_keep_only_what_is_asked_plus_id_and_last_modified() {
-        let body = r#"[{"payload":"p","id":"a","sortindex":3,"modified":1.00},{"id":"b","modified":2.00,"payload":"q"}]"#;
-        let fields = ["sortindex".to_owned()];
-        let mut out = Vec::new();
-        rewrite_list(body.as_bytes(), &[], Some(&fields), &mut out).unwrap();
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            r#"[{"id":"a","sortindex":3,"last_modified":1000},{"id":"b","last_modified":2000}]"#
-        );
-        let mut out = Vec::new();
-        let none: [String; 0] = [];
-        rewrite_record(
-            br#"{"payload":"p","id":"x","modified":1.5}"#,
-            Some(&none),
-            &mut out,
-        )
-        .unwrap();
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            r#"{"id":"x","last_modified":1500}"#
-        );
-    }
 }

@@ -110,7 +110,7 @@ impl Reply {
         if declared.is_some_and(|n| n > limit) {
             return Err(ureq::Error::BodyExceedsLimit(limit));
         }
-        let mut body = Vec::with_capacity(declared.unwrap_or(0) as usize);
+        let mut body = crate::buffers::take(declared.unwrap_or(0) as usize);
         resp.body_mut()
             .with_config()
             .limit(limit)

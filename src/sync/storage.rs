@@ -60,12 +60,17 @@ impl Storage {
             }
         }
         let started = Instant::now();
-        let result = self.call_once(creds, call);
-        // A pooled keep-alive connection the node closed between ureq's
-        // liveness probe and our request fails at once, before any answer:
-        // a GET is safe to send again, once, on a new connection. Only a
-        // failure that quick is repeated, so the repeat never stretches a
-        // call by more than [`RETRY_WITHIN`] past its deadline.
+        let result = if call.method == "GET" {
+            crate::tls::connector::repeatable(|| self.call_once(creds, call))
+        } else {
+            self.call_once(creds, call)
+        };
+        // A pooled keep-alive connection the node had closed fails at once,
+        // before any answer (one taken without the liveness probe, or closed
+        // between the probe and our request): a GET is safe to send again,
+        // once, on a probed or new connection. Only a failure that quick is
+        // repeated, so the repeat never stretches a call by more than
+        // [`RETRY_WITHIN`] past its deadline.
         match result {
             Err(Error::Unreachable(..))
                 if call.method == "GET" && started.elapsed() < RETRY_WITHIN =>

@@ -52,6 +52,36 @@ pub fn seconds_to_ms(text: &str) -> Option<u64> {
     (ms <= MAX_MS).then_some(ms)
 }
 
+/// Append the milliseconds of a Sync timestamp to `out` as decimal digits,
+/// exactly what `seconds_to_ms(text)` and formatting the number give; false
+/// (and nothing appended) where `seconds_to_ms` gives `None`.
+///
+/// Lists carry one timestamp per record, nearly always in Sync's own form
+/// (`1444385059.19`: no leading zero, two decimals): those become their
+/// digits and a `0` without a parse or a division.
+pub fn append_ms(text: &str, out: &mut Vec<u8>) -> bool {
+    let b = text.as_bytes();
+    // At most 11 digits of seconds stay below MAX_MS.
+    if (4..=14).contains(&b.len())
+        && b[0] != b'0'
+        && b[b.len() - 3] == b'.'
+        && b[..b.len() - 3].iter().all(u8::is_ascii_digit)
+        && b[b.len() - 2..].iter().all(u8::is_ascii_digit)
+    {
+        out.extend_from_slice(&b[..b.len() - 3]);
+        out.extend_from_slice(&b[b.len() - 2..]);
+        out.push(b'0');
+        return true;
+    }
+    match seconds_to_ms(text) {
+        Some(ms) => {
+            out.extend_from_slice(ms.to_string().as_bytes());
+            true
+        }
+        None => false,
+    }
+}
+
 /// Format integer milliseconds as Sync seconds with exactly two decimals,
 /// rounding to the nearest 10 ms (`1444385059189` → `1444385059.19`).
 pub fn ms_to_seconds(ms: u64) -> String {
@@ -113,6 +143,61 @@ mod tests {
         assert_eq!(seconds_to_ms(""), None);
         assert_eq!(seconds_to_ms(".5"), None);
         assert_eq!(seconds_to_ms("99999999999999999999.00"), None);
+    }
+
+    #[test]
+    fn append_ms_writes_what_seconds_to_ms_gives() {
+        for text in [
+            "1444385059.19",
+            "14377478425.69",
+            "99999999999.99",
+            "253402300799.99",
+            "253402300800.00",
+            "0.00",
+            "0.07",
+            "007.50",
+            "1.00",
+            "12",
+            "1.5",
+            "1.2345",
+            " 1.50",
+            "1.50 ",
+            "-1.00",
+            "1e9",
+            "",
+            ".50",
+            "1.",
+            "1a.00",
+            "\"1.00\"",
+            "99999999999999999999.00",
+        ] {
+            let mut out = b"x".to_vec();
+            let ok = append_ms(text, &mut out);
+            let want = seconds_to_ms(text).map(|ms| format!("x{ms}"));
+            assert_eq!(
+                ok.then(|| String::from_utf8(out.clone()).unwrap()),
+                want,
+                "{text:?}"
+            );
+            if !ok {
+                assert_eq!(out, b"x", "{text:?}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        #[test]
+        fn append_ms_agrees_with_seconds_to_ms(text in "[0-9]{0,13}(\\.[0-9]{0,4})?|[0-9. e+-]{0,8}") {
+            let mut out = Vec::new();
+            let ok = append_ms(&text, &mut out);
+            let want = seconds_to_ms(&text).map(|ms| ms.to_string().into_bytes());
+            proptest::prop_assert_eq!(ok.then_some(out), want);
+        }
     }
 
     #[test]

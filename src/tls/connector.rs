@@ -90,7 +90,8 @@ fn steady(mut timeout: NextTimeout) -> NextTimeout {
 /// probe at checkout tells something the request needs (did the server
 /// close the idle connection, or send stray bytes?), and it sees whatever
 /// the first one would have seen. So the probe right after a response is
-/// skipped; the one before reuse always runs.
+/// skipped; the one before reuse runs, except for a [`repeatable`] call on
+/// a connection that answered less than [`TRUSTED_FOR`] ago.
 #[derive(Debug)]
 struct ProbeOnCheckout;
 
@@ -104,17 +105,18 @@ impl<In: Transport> Connector<In> for ProbeOnCheckout {
     ) -> Result<Option<Self::Out>, ureq::Error> {
         Ok(chained.map(|inner| CheckoutProbed {
             inner,
-            returned: false,
+            returned: None,
         }))
     }
 }
 
-/// A transport that knows whether it was asked `is_open` since its last I/O.
+/// A transport that knows whether, and since when, it has been back in the
+/// pool.
 #[derive(Debug)]
 struct CheckoutProbed<T> {
     inner: T,
-    /// The first `is_open` after I/O (the return to the pool) happened.
-    returned: bool,
+    /// When the first `is_open` after I/O (the return to the pool) came.
+    returned: Option<std::time::Instant>,
 }
 
 impl<T: Transport> Transport for CheckoutProbed<T> {
@@ -123,28 +125,62 @@ impl<T: Transport> Transport for CheckoutProbed<T> {
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        self.returned = false;
+        self.returned = None;
         self.inner.transmit_output(amount, steady(timeout))
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        self.returned = false;
+        self.returned = None;
         self.inner.await_input(steady(timeout))
     }
 
     fn is_open(&mut self) -> bool {
-        if self.returned {
+        match self.returned {
+            // Checkout of a connection that answered a moment ago, for a
+            // call that is sent again if the connection turns out dead.
+            Some(at) if REPEATABLE.get() && at.elapsed() < TRUSTED_FOR => true,
             // Checkout: probe for real.
-            self.inner.is_open()
-        } else {
-            self.returned = true;
-            true
+            Some(_) => self.inner.is_open(),
+            None => {
+                self.returned = Some(std::time::Instant::now());
+                true
+            }
         }
     }
 
     fn is_tls(&self) -> bool {
         self.inner.is_tls()
     }
+}
+
+/// How long after its last answer a pooled connection is taken without the
+/// liveness probe by a [`repeatable`] call. Servers that speak on an idle
+/// connection before closing it (a stray `408`) do so after seconds of
+/// silence, not within this.
+pub(crate) const TRUSTED_FOR: Duration = Duration::from_secs(1);
+
+thread_local! {
+    /// Whether this thread's current upstream call is [`repeatable`].
+    static REPEATABLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `call`, an upstream request that its caller sends again (on a
+/// probed connection) when it fails before any answer: it may take a pooled
+/// connection that answered within [`TRUSTED_FOR`] without the liveness
+/// probe (three syscalls). A dead one then fails at once, and the repeat
+/// pays for the probe. Only for requests that are safe to send twice
+/// (GET): a write whose fate is unknown is never repeated, so a write
+/// always gets a probed connection.
+pub(crate) fn repeatable<T>(call: impl FnOnce() -> T) -> T {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            REPEATABLE.set(false);
+        }
+    }
+    REPEATABLE.set(true);
+    let _reset = Reset;
+    call()
 }
 
 /// Last link of the connector chain: wraps the TCP transport in TLS with our
@@ -361,6 +397,62 @@ mod tests {
             assert_eq!(get_with(&agent, &url), Ok((200, "hi".into())));
             std::thread::sleep(Duration::from_millis(100)); // let close_notify arrive
         }
+    }
+
+    /// A node that answers each connection's first request, then closes it
+    /// without saying so (no `Connection: close`). Returns its URL and the
+    /// number of requests it answered.
+    fn answer_once_per_connection() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let url = format!("http://{}/x", listener.local_addr().unwrap());
+        let answered = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&answered);
+        std::thread::spawn(move || {
+            for mut s in listener.incoming().flatten().take(8) {
+                let mut buf = [0; 2048];
+                if s.read(&mut buf).unwrap_or(0) > 0 {
+                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi");
+                    count.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+        (url, answered)
+    }
+
+    #[test]
+    fn a_repeatable_call_skips_the_probe_of_a_fresh_connection_and_others_do_not() {
+        use std::sync::atomic::Ordering;
+        let (url, answered) = answer_once_per_connection();
+        let agent = agent(
+            config("ca.pem", &[]),
+            Duration::from_secs(1),
+            Duration::from_secs(5),
+            4,
+        );
+        let settle = || std::thread::sleep(Duration::from_millis(50)); // the close arrives
+        assert_eq!(get_with(&agent, &url), Ok((200, "hi".into())));
+        settle();
+        // Probed: the closed connection is left, a new one answers.
+        assert_eq!(get_with(&agent, &url), Ok((200, "hi".into())));
+        settle();
+        // Not probed: the closed connection is used and fails at once,
+        // before any answer (the caller then sends it again).
+        let started = std::time::Instant::now();
+        let got = repeatable(|| get_with(&agent, &url));
+        assert!(matches!(got, Err((Network, _))), "{got:?}");
+        assert!(started.elapsed() < Duration::from_millis(500));
+        assert_eq!(answered.load(Ordering::SeqCst), 2);
+        // After the call, probing is back.
+        assert_eq!(get_with(&agent, &url), Ok((200, "hi".into())));
+        settle();
+        // A connection that answered more than TRUSTED_FOR ago is probed
+        // even for a repeatable call.
+        std::thread::sleep(TRUSTED_FOR);
+        assert_eq!(
+            repeatable(|| get_with(&agent, &url)),
+            Ok((200, "hi".into()))
+        );
     }
 
     #[test]

@@ -42,6 +42,10 @@ pub enum Fault {
     Oversized(u64),
     /// This status, with these headers and body.
     Status(u16, Vec<(String, String)>, String),
+    /// Forward the request and its answer, then close the connection
+    /// without saying so (no `Connection: close`), as a node that ends
+    /// keep-alive connections on its own terms.
+    ForwardThenClose,
 }
 
 impl Fault {
@@ -288,6 +292,13 @@ fn serve(mut conn: TcpStream, shared: &Shared) -> io::Result<()> {
         read_fully(&mut conn, &mut body, shared)?;
         request.extend_from_slice(&body);
         match fault {
+            Some(Fault::ForwardThenClose) => {
+                shared.played.fetch_add(1, Ordering::SeqCst);
+                shared.forwarded.fetch_add(1, Ordering::SeqCst);
+                let answer = forward(&mut backend, shared, &request)?;
+                conn.write_all(&answer)?;
+                return Ok(());
+            }
             Some(fault) => {
                 shared.played.fetch_add(1, Ordering::SeqCst);
                 if !play(&mut conn, &fault, shared)? {
@@ -402,6 +413,8 @@ fn play(conn: &mut TcpStream, fault: &Fault, shared: &Shared) -> io::Result<bool
             }
             Ok(false)
         }
+        // Played by `serve`, which forwards it.
+        Fault::ForwardThenClose => Ok(false),
         Fault::Status(code, headers, body) => {
             let mut text = format!("HTTP/1.1 {code} Fault\r\n");
             for (n, v) in headers {

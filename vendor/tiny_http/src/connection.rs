@@ -84,6 +84,21 @@ impl std::io::Write for &Connection {
         }
     }
 
+    // Syncto patch: one `writev` for a response's head and body.
+    fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+        match *self {
+            Connection::Tcp(ref s) => {
+                let mut s: &TcpStream = s;
+                s.write_vectored(bufs)
+            }
+            #[cfg(unix)]
+            Connection::Unix(ref s) => {
+                let mut s: &unix_net::UnixStream = s;
+                s.write_vectored(bufs)
+            }
+        }
+    }
+
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }

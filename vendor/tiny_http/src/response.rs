@@ -4,7 +4,7 @@ use std::cmp::Ordering;
 use std::sync::mpsc::Receiver;
 
 use std::io::Result as IoResult;
-use std::io::{self, Cursor, Read, Write};
+use std::io::{self, Cursor, IoSlice, Read, Write};
 
 use std::fs::File;
 
@@ -43,6 +43,10 @@ pub struct Response<R> {
     headers: Vec<Header>,
     data_length: Option<usize>,
     chunked_threshold: Option<usize>,
+    /// Syncto patch: a body already in memory (see `Response::from_bytes`),
+    /// written with the head in one `writev` instead of copied through
+    /// `reader`.
+    bytes: Option<Box<dyn AsRef<[u8]> + Send>>,
 }
 
 /// A `Response` without a template parameter.
@@ -120,6 +124,21 @@ where
     Ok(())
 }
 
+/// Syncto patch: `Write::write_all_vectored`, which is not stable: write
+/// every byte of `bufs`, in as few calls as the writer allows.
+fn write_all_vectored<W: Write>(writer: &mut W, mut bufs: &mut [IoSlice<'_>]) -> IoResult<()> {
+    IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        match writer.write_vectored(bufs) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Syncto patch: a name made of token characters and a value without
 /// control characters other than HTAB.
 fn writable(header: &Header) -> bool {
@@ -145,6 +164,13 @@ fn choose_transfer_encoding(
 
     // HTTP 1.0 doesn't support other encoding
     if *http_version <= (1, 0) {
+        return TransferEncoding::Identity;
+    }
+
+    // Syncto patch: a body of known length is sent as it is, with its
+    // `Content-Length`, however large: chunks only add framing (and one
+    // write per 8 KiB chunk) to bytes that are all there.
+    if entity_length.is_some() {
         return TransferEncoding::Identity;
     }
 
@@ -230,6 +256,7 @@ where
             headers: Vec::with_capacity(16),
             data_length,
             chunked_threshold: None,
+            bytes: None,
         };
 
         for h in headers {
@@ -343,6 +370,7 @@ where
             status_code: self.status_code,
             data_length,
             chunked_threshold: self.chunked_threshold,
+            bytes: None,
         }
     }
 
@@ -363,6 +391,9 @@ where
         do_not_send_body: bool,
         close: bool,
     ) -> IoResult<()> {
+        if let Some(body) = &self.bytes {
+            self.data_length = Some((**body).as_ref().len());
+        }
         let transfer_encoding = Some(choose_transfer_encoding(
             self.status_code,
             request_headers,
@@ -438,12 +469,19 @@ where
         };
 
         // sending headers
-        write_message_header(
-            writer.by_ref(),
-            &http_version,
-            &self.status_code,
-            &self.headers,
-        )?;
+        // Syncto patch: the head is formatted in memory and leaves with the
+        // first bytes of the body (all of it when it is in memory).
+        let mut head = Vec::with_capacity(512);
+        write_message_header(&mut head, &http_version, &self.status_code, &self.headers)?;
+        if let Some(body) = &self.bytes {
+            let body: &[u8] = if do_not_send_body {
+                &[]
+            } else {
+                (**body).as_ref()
+            };
+            return write_all_vectored(&mut writer, &mut [IoSlice::new(&head), IoSlice::new(body)]);
+        }
+        writer.write_all(&head)?;
 
         // sending the body
         if !do_not_send_body {
@@ -499,6 +537,7 @@ where
             headers: self.headers,
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
+            bytes: self.bytes,
         }
     }
 }
@@ -559,6 +598,19 @@ impl Response<Cursor<Vec<u8>>> {
 }
 
 impl Response<io::Empty> {
+    /// Syncto patch: a response whose body is already in memory. It is
+    /// written with the head in one `writev` (no copy, no chunks), then
+    /// dropped (a buffer type of the caller's can take itself back then).
+    pub fn from_bytes<B>(status_code: StatusCode, headers: Vec<Header>, body: B) -> Self
+    where
+        B: AsRef<[u8]> + Send + 'static,
+    {
+        let len = body.as_ref().len();
+        let mut response = Response::new(status_code, headers, io::empty(), Some(len), None);
+        response.bytes = Some(Box::new(body));
+        response
+    }
+
     /// Builds an empty `Response` with the given status code.
     pub fn empty<S>(status_code: S) -> Response<io::Empty>
     where
@@ -587,6 +639,10 @@ impl Clone for Response<io::Empty> {
             headers: self.headers.clone(),
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
+            bytes: self
+                .bytes
+                .as_ref()
+                .map(|b| Box::new((**b).as_ref().to_vec()) as Box<dyn AsRef<[u8]> + Send>),
         }
     }
 }
@@ -594,7 +650,7 @@ impl Clone for Response<io::Empty> {
 #[cfg(test)]
 mod tests {
     use super::{Header, Response};
-    use crate::common::HTTPVersion;
+    use crate::common::{HTTPVersion, StatusCode};
 
     fn written(name: &[u8], value: &[u8]) -> String {
         let header = Header::from_bytes(name, value).unwrap();
@@ -623,6 +679,44 @@ mod tests {
         }
         let out = written(b"Location", b"/x\t%0D%0A");
         assert!(out.contains("\r\nLocation: /x\t%0D%0A\r\n"), "{out:?}");
+    }
+
+    /// Takes at most 7 bytes per write, as a socket whose buffer is full.
+    struct Trickle(Vec<u8>, usize);
+
+    impl std::io::Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(7);
+            self.0.extend_from_slice(&buf[..n]);
+            self.1 += 1;
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_body_in_memory_is_written_whole_through_short_writes() {
+        let body: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let mut out = Trickle(Vec::new(), 0);
+        Response::from_bytes(StatusCode(200), vec![], body.clone())
+            .raw_print(&mut out, HTTPVersion(1, 1), &[], false, false)
+            .unwrap();
+        let end = out.0.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = String::from_utf8_lossy(&out.0[..end]);
+        assert!(head.contains("\r\nContent-Length: 100000\r\n"), "{head}");
+        assert!(!head.contains("Transfer-Encoding"), "{head}");
+        assert_eq!(&out.0[end..], &body[..]);
+        assert!(out.1 > 100_000 / 7);
+
+        // The head only, for HEAD.
+        let mut out = Trickle(Vec::new(), 0);
+        Response::from_bytes(StatusCode(200), vec![], body)
+            .raw_print(&mut out, HTTPVersion(1, 1), &[], true, false)
+            .unwrap();
+        let text = String::from_utf8(out.0).unwrap();
+        assert!(text.ends_with("\r\nContent-Length: 100000\r\n\r\n"), "{text}");
     }
 
     #[test]

@@ -15,9 +15,10 @@
 //!
 //! The socket's own timeout (`SO_RCVTIMEO`/`SO_SNDTIMEO`) is set once at
 //! accept to the shortest of those limits, and only lowered when less than
-//! that is left before a deadline, so a request that arrives in one piece
-//! costs no extra system call. A read that times out before its deadline is
-//! simply tried again. A deadline is kept to within 50 ms.
+//! that is left before a deadline (or a phase has a shorter limit), so a
+//! request that arrives in one piece costs no extra system call. A read
+//! that times out before its deadline is simply tried again. A deadline is
+//! kept to within 50 ms.
 
 use std::convert::TryFrom;
 use std::io::{self, ErrorKind, Read, Write};
@@ -161,8 +162,13 @@ impl Socket {
         timer
             .deadline
             .store(self.now().saturating_add(limit), Relaxed);
-        if timer.set.load(Relaxed) < self.base {
-            self.set_timeout(timer, self.base, read);
+        // A timeout lowered for an earlier deadline goes back up, but not
+        // past this phase's own limit: a connection whose responses all have
+        // a short send limit (Syncto's workers) keeps its timeout at that
+        // limit instead of setting it twice per request.
+        let want = self.base.min(limit);
+        if timer.set.load(Relaxed) < want {
+            self.set_timeout(timer, want, read);
         }
     }
 
@@ -314,6 +320,11 @@ impl Write for &Socket {
         s.timed(&s.write, false, |mut c| c.write(buf))
     }
 
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let s: &Socket = self;
+        s.timed(&s.write, false, |mut c| c.write_vectored(bufs))
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
@@ -370,5 +381,51 @@ impl Throttle {
             self.count = 0;
             self.last = Some(Instant::now());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream};
+
+    fn socket() -> (Socket, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        let limits = Limits {
+            head_timeout: Duration::from_secs(5),
+            ..Limits::default()
+        };
+        let s = Socket::new(
+            accepted.into(),
+            &limits,
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        (s, client)
+    }
+
+    #[test]
+    fn answers_under_a_short_send_limit_keep_the_socket_timeout_where_it_is() {
+        let (s, _client) = socket();
+        let secs = |ns: u64| ns / 1_000_000_000;
+        assert_eq!(secs(s.write.set.load(Relaxed)), 5);
+        // The first answers under a 1 s limit bring the timeout to it...
+        for _ in 0..2 {
+            s.start_send(Some(Duration::from_secs(1)));
+            (&s).write_all(b"one").unwrap();
+        }
+        let lowered = s.write.set.load(Relaxed);
+        assert!(lowered <= 1_000_000_000, "{lowered}");
+        // ...and the next ones leave it there (no system call).
+        for _ in 0..3 {
+            s.start_send(Some(Duration::from_secs(1)));
+            (&s).write_all(b"next").unwrap();
+            assert_eq!(s.write.set.load(Relaxed), lowered);
+        }
+        // An answer under the usual limit raises it again.
+        s.start_send(None);
+        assert_eq!(secs(s.write.set.load(Relaxed)), 5);
     }
 }

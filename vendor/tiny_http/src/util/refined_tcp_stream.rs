@@ -3,7 +3,7 @@
 //! instead of two `try_clone`d sockets each shut down on drop.
 
 use std::io::Result as IoResult;
-use std::io::{Read, Write};
+use std::io::{IoSlice, Read, Write};
 use std::sync::Arc;
 
 use crate::socket::Socket;
@@ -25,6 +25,10 @@ impl Read for RefinedTcpStream {
 impl Write for RefinedTcpStream {
     fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
         (&*self.0).write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> IoResult<usize> {
+        (&*self.0).write_vectored(bufs)
     }
 
     fn flush(&mut self) -> IoResult<()> {
@@ -70,6 +74,25 @@ impl<W: Write> Write for ResponseBuffer<W> {
         Ok(data.len())
     }
 
+    /// Syncto patch: pieces written together (a response's head and body,
+    /// see `Response::raw_print`) go to the socket in one `writev`, without
+    /// a copy into the buffer, unless they fit in what the buffer has left.
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> IoResult<usize> {
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if self.buf.len() + total <= self.capacity && !self.buf.is_empty() {
+            for b in bufs {
+                self.buf.extend_from_slice(b);
+            }
+            return Ok(total);
+        }
+        if !self.buf.is_empty() {
+            let result = self.inner.write_all(&self.buf);
+            self.buf.clear();
+            result?;
+        }
+        self.inner.write_vectored(bufs)
+    }
+
     fn flush(&mut self) -> IoResult<()> {
         let result = if self.buf.is_empty() {
             Ok(())
@@ -90,7 +113,7 @@ impl<W: Write> Drop for ResponseBuffer<W> {
 #[cfg(test)]
 mod tests {
     use super::ResponseBuffer;
-    use std::io::Write;
+    use std::io::{IoSlice, Write};
 
     /// Records each write it is given.
     #[derive(Default)]
@@ -129,5 +152,48 @@ mod tests {
         );
         assert_eq!(sends.0[0], b"head;body");
         assert_eq!(sends.0.len(), 4);
+    }
+
+    /// Records each vectored write as one send.
+    #[derive(Default)]
+    struct Vectored(Vec<Vec<u8>>);
+
+    impl Write for &mut Vectored {
+        fn write(&mut self, d: &[u8]) -> std::io::Result<usize> {
+            self.0.push(d.to_vec());
+            Ok(d.len())
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> std::io::Result<usize> {
+            let all: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+            let n = all.len();
+            self.0.push(all);
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn pieces_written_together_leave_in_one_send_without_the_buffer() {
+        let mut sends = Vectored::default();
+        {
+            let mut b = ResponseBuffer::new(&mut sends, 16);
+            let pieces = [IoSlice::new(b"head;"), IoSlice::new(&[b'x'; 40])];
+            assert_eq!(b.write_vectored(&pieces).unwrap(), 45);
+            assert_eq!(b.buf.capacity(), 0);
+            // After something buffered, what fits joins it; what doesn't
+            // goes after it.
+            b.write_all(b"abc").unwrap();
+            b.write_vectored(&[IoSlice::new(b"de"), IoSlice::new(b"f")])
+                .unwrap();
+            b.write_vectored(&[IoSlice::new(&[b'y'; 20])]).unwrap();
+        }
+        let mut head_and_body = b"head;".to_vec();
+        head_and_body.extend_from_slice(&[b'x'; 40]);
+        assert_eq!(sends.0[0], head_and_body);
+        assert_eq!(sends.0[1], b"abcdef");
+        assert_eq!(sends.0[2], [b'y'; 20]);
+        assert_eq!(sends.0.len(), 3);
     }
 }

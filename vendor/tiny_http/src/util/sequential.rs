@@ -150,6 +150,15 @@ impl<W: Write + Send> Write for SequentialWriter<W> {
         self.writer.lock().unwrap().write(buf)
     }
 
+    fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> IoResult<usize> {
+        if let Some(v) = self.trigger.as_mut() {
+            v.recv().unwrap()
+        }
+        self.trigger = None;
+
+        self.writer.lock().unwrap().write_vectored(bufs)
+    }
+
     fn flush(&mut self) -> IoResult<()> {
         if let Some(v) = self.trigger.as_mut() {
             v.recv().unwrap()
