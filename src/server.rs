@@ -343,7 +343,12 @@ fn handle(shared: &Shared, mut rq: tiny_http::Request) {
             match shared.pool.run(rq, body, shared.queue_timeout, started) {
                 // The worker wrote the answer.
                 Outcome::Served(None) => return,
-                Outcome::Served(Some((rq, resp))) => (rq, resp),
+                // The client is taking its answer slowly: the rest is
+                // written here (it was logged already).
+                Outcome::Served(Some(unsent)) => {
+                    let _ = unsent.finish();
+                    return;
+                }
                 Outcome::Shed(rq) => {
                     shared.shed.event(|n| {
                         log::warn!(
@@ -428,7 +433,18 @@ fn answer(app: &App, rq: &tiny_http::Request, body: &[u8]) -> Response {
 }
 
 /// Log the request and write its answer.
-fn finish(shared: &Shared, mut rq: tiny_http::Request, resp: Response, started: Instant) {
+fn finish(shared: &Shared, rq: tiny_http::Request, resp: Response, started: Instant) {
+    let rq = log_answer(shared, rq, &resp, started);
+    let _ = rq.respond(into_tiny(resp));
+}
+
+/// Log the request and its answer (before it is written).
+fn log_answer(
+    shared: &Shared,
+    mut rq: tiny_http::Request,
+    resp: &Response,
+    started: Instant,
+) -> tiny_http::Request {
     if shared.stopping.load(Ordering::SeqCst) {
         rq.set_close();
     }
@@ -448,7 +464,7 @@ fn finish(shared: &Shared, mut rq: tiny_http::Request, resp: Response, started: 
             remote: remote.as_deref(),
         })
     });
-    let _ = rq.respond(into_tiny(resp));
+    rq
 }
 
 /// Run a handler; a panic becomes a 500 for this request only (the thread, the cache
@@ -512,14 +528,14 @@ struct Job {
     started: Instant,
 }
 
-/// A request and its answer, for the connection thread to write.
-type Answered = Option<(tiny_http::Request, Response)>;
+/// What is left of an answer for the connection thread to write, if any.
+type Answered = Option<tiny_http::Unsent>;
 
 enum Slot {
     Queued(tiny_http::Request, Vec<u8>),
     Running,
-    /// Served: the worker wrote a small answer itself (`None`), or left a
-    /// large one to the connection thread.
+    /// Served: the worker wrote the answer (`None`), or left the rest of
+    /// it to the connection thread.
     Done(Answered),
     /// Taken back by its connection thread (shed) or its answer collected.
     Taken,
@@ -530,19 +546,26 @@ enum Outcome {
     Shed(tiny_http::Request),
 }
 
-/// A worker writes an answer whose body is at most this long itself: head
-/// and body then fit in one write into a send buffer that a client which
+/// A worker writes every answer itself. One whose body is at most this long
+/// fits, with its head, in one write into a send buffer that a client which
 /// read its previous answer has drained, so the write doesn't wait for the
 /// client. Writing it there saves the connection thread a wake-up: woken
 /// only once the answer is out, it usually finds the client's next request
-/// already there. Larger answers go back to the connection thread, so a
-/// client that reads slowly holds no worker.
+/// already there.
 const WORKER_WRITES_UP_TO: usize = 12 * 1024;
 
 /// How long a worker may take to write a small answer. Only a client that
 /// sends requests without reading the answers fills its send buffer; it is
 /// disconnected rather than allowed to hold a worker.
 const WORKER_SEND_LIMIT: Duration = Duration::from_secs(1);
+
+/// How long a worker writes a larger answer (a page of records) before it
+/// leaves the rest to the connection's thread. A client that reads as fast
+/// as the answer is written (a local reverse proxy, a client on a fast
+/// network) gets it all from the worker, whose buffers are then reused at
+/// once; one that reads slowly holds a worker this long at most, and the
+/// rest of its answer waits for it on its own connection's thread.
+const WORKER_WRITES_LARGE_FOR: Duration = Duration::from_millis(20);
 
 impl Pool {
     /// Queue a request and wait for its answer; if no worker has started it
@@ -631,7 +654,9 @@ fn worker(shared: &Shared) {
             finish(shared, rq, resp, job.started);
             None
         } else {
-            Some((rq, resp))
+            rq.set_send_limit(WORKER_WRITES_LARGE_FOR);
+            let rq = log_answer(shared, rq, &resp, job.started);
+            rq.respond_or_hand_over(into_tiny(resp)).err()
         };
         *lock(&job.slot) = Slot::Done(answered);
         job.done.notify_one();

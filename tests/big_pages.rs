@@ -184,3 +184,56 @@ fn pipelined_big_pages_arrive_in_order_and_whole() {
     }
     assert!(bodies.windows(2).all(|w| w[0] == w[1]));
 }
+
+/// A client that asks for a big page and does not read it holds no worker:
+/// with a single worker, another client is served three pages while the
+/// first answer waits, and the first client then still gets its page whole.
+/// The page (1,000 records of 8 KiB, 8 MB) is more than the socket buffers
+/// take while nobody reads.
+#[test]
+fn a_client_not_reading_its_big_page_holds_no_worker() {
+    let s = Syncto::with(|c| {
+        c.workers = 1;
+        c.request_head_timeout_seconds = 1;
+    });
+    let big = |i: usize| format!("{}{}", payload(i), "x".repeat(8 * 1024));
+    for i in 0..RECORDS {
+        s.fake.put(
+            KID,
+            "history",
+            &format!("rec{i:05}"),
+            &big(i),
+            170_000_000_000 + i as u64,
+        );
+    }
+    let check = |body: &[u8]| {
+        let doc: Value = serde_json::from_slice(body).expect("the whole page, as JSON");
+        let data = doc["data"].as_array().unwrap();
+        assert_eq!(data.len(), RECORDS);
+        for (k, r) in data.iter().enumerate() {
+            assert_eq!(r["payload"], big(RECORDS - 1 - k));
+        }
+    };
+    let addr = s.base.trim_start_matches("http://");
+    let mut idle = TcpStream::connect(addr).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    idle.write_all(request("GET").as_bytes()).unwrap();
+    // Longer than the worker writes before it hands the rest over.
+    std::thread::sleep(Duration::from_millis(300));
+
+    let mut other = TcpStream::connect(addr).unwrap();
+    other
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    for _ in 0..3 {
+        other.write_all(request("GET").as_bytes()).unwrap();
+        let (head, body) = read_answer(&mut other, 64 * 1024, Duration::ZERO);
+        assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+        check(&body);
+    }
+
+    let (head, body) = read_answer(&mut idle, 64 * 1024, Duration::ZERO);
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    check(&body);
+}

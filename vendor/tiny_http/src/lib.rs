@@ -109,7 +109,7 @@ use util::MessagesQueue;
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
-pub use request::Request;
+pub use request::{Request, Unsent};
 pub use response::{Response, ResponseBox};
 pub use socket::Limits;
 pub use test::TestRequest;

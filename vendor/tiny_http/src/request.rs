@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::socket::Socket;
 use crate::util::{ChunkedDecoder, EqualReader};
+use crate::response::Rest;
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 
 /// Represents an HTTP request made by a client.
@@ -438,11 +439,41 @@ impl Request {
         self.respond_impl(response)
     }
 
+    /// Syncto patch: sends a response whose body is in memory (see
+    /// [`Response::from_bytes`]) within the request's send limit. If the
+    /// client has not taken all of it by then, what is left comes back as
+    /// an [`Unsent`], for another thread to finish within the listener's
+    /// send limit, instead of the connection being closed.
+    pub fn respond_or_hand_over(
+        mut self,
+        response: Response<io::Empty>,
+    ) -> Result<Result<(), IoError>, Unsent> {
+        let mut writer = self.extract_writer_impl();
+        match self.print(&mut writer, response) {
+            Err((e, Some(rest))) if e.kind() == ErrorKind::TimedOut => Err(Unsent {
+                writer,
+                rest,
+                socket: self.socket.take(),
+            }),
+            written => Ok(self.finished(written.map_err(|(e, _)| e))),
+        }
+    }
+
     fn respond_impl<R>(&mut self, response: Response<R>) -> Result<(), IoError>
     where
         R: Read,
     {
         let mut writer = self.extract_writer_impl();
+        let written = self.print(&mut writer, response).map_err(|(e, _)| e);
+        self.finished(written)
+    }
+
+    /// Writes a response with `writer`.
+    fn print<R: Read>(
+        &mut self,
+        writer: &mut Box<dyn Write + Send + 'static>,
+        response: Response<R>,
+    ) -> Result<(), (IoError, Option<Rest>)> {
 
         let do_not_send_body = self.method == Method::Head;
 
@@ -456,33 +487,76 @@ impl Request {
             s.start_send(self.send_limit);
         }
 
-        let written = response
-            .raw_print(
+        response
+            .print(
                 writer.by_ref(),
                 self.http_version.clone(),
                 &self.headers,
                 do_not_send_body,
                 close || !self.keep_alive,
             )
-            .and_then(|()| writer.flush());
-        // Syncto patch: a response not written whole leaves the connection
-        // in the middle of an answer: it ends there.
+            .and_then(|()| writer.flush().map_err(|e| (e, None)))
+    }
+
+    /// Syncto patch: a response not written whole leaves the connection in
+    /// the middle of an answer: it ends there.
+    fn finished(&self, written: Result<(), IoError>) -> Result<(), IoError> {
         if written.is_err() {
             if let Some(s) = &self.socket {
                 s.set_close();
             }
         }
-        Self::ignore_client_closing_errors(written)
+        ignore_client_closing_errors(written)
+    }
+}
+
+/// A client that left is not an error of the response.
+fn ignore_client_closing_errors(result: io::Result<()>) -> io::Result<()> {
+    result.or_else(|err| match err.kind() {
+        ErrorKind::BrokenPipe => Ok(()),
+        ErrorKind::ConnectionAborted => Ok(()),
+        ErrorKind::ConnectionRefused => Ok(()),
+        ErrorKind::ConnectionReset => Ok(()),
+        _ => Err(err),
+    })
+}
+
+/// Syncto patch: what is left of a response the client did not take within
+/// its request's send limit (see [`Request::respond_or_hand_over`]).
+pub struct Unsent {
+    writer: Box<dyn Write + Send + 'static>,
+    rest: Rest,
+    socket: Option<Arc<Socket>>,
+}
+
+impl Unsent {
+    /// Bytes still to write.
+    pub fn left(&self) -> usize {
+        self.rest.left()
     }
 
-    fn ignore_client_closing_errors(result: io::Result<()>) -> io::Result<()> {
-        result.or_else(|err| match err.kind() {
-            ErrorKind::BrokenPipe => Ok(()),
-            ErrorKind::ConnectionAborted => Ok(()),
-            ErrorKind::ConnectionRefused => Ok(()),
-            ErrorKind::ConnectionReset => Ok(()),
-            _ => Err(err),
-        })
+    /// Writes the rest within the listener's send limit; a client that does
+    /// not take it by then loses the connection.
+    pub fn finish(mut self) -> Result<(), IoError> {
+        if let Some(s) = &self.socket {
+            s.start_send(None);
+        }
+        let written = self
+            .rest
+            .write_to(self.writer.by_ref())
+            .and_then(|()| self.writer.flush());
+        if written.is_err() {
+            if let Some(s) = &self.socket {
+                s.set_close();
+            }
+        }
+        ignore_client_closing_errors(written)
+    }
+}
+
+impl fmt::Debug for Unsent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Unsent({} bytes left)", self.left())
     }
 }
 

@@ -125,18 +125,57 @@ where
 }
 
 /// Syncto patch: `Write::write_all_vectored`, which is not stable: write
-/// every byte of `bufs`, in as few calls as the writer allows.
-fn write_all_vectored<W: Write>(writer: &mut W, mut bufs: &mut [IoSlice<'_>]) -> IoResult<()> {
+/// every byte of `bufs`, in as few calls as the writer allows, counting in
+/// `written` the bytes that left (also when it fails part way).
+fn write_all_vectored<W: Write>(
+    writer: &mut W,
+    mut bufs: &mut [IoSlice<'_>],
+    written: &mut usize,
+) -> IoResult<()> {
     IoSlice::advance_slices(&mut bufs, 0);
     while !bufs.is_empty() {
         match writer.write_vectored(bufs) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Ok(n) => {
+                *written += n;
+                IoSlice::advance_slices(&mut bufs, n)
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
     Ok(())
+}
+
+/// Syncto patch: a response held in memory (head and body), of which the
+/// first `written` bytes have left; see `Request::respond_or_hand_over`.
+pub(crate) struct Rest {
+    head: Vec<u8>,
+    body: Option<Box<dyn AsRef<[u8]> + Send>>,
+    written: usize,
+}
+
+impl Rest {
+    /// Writes what has not left yet.
+    pub(crate) fn write_to<W: Write>(&mut self, mut writer: W) -> IoResult<()> {
+        let body: &[u8] = self.body.as_ref().map_or(&[], |b| (**b).as_ref());
+        let (head, body) = if self.written < self.head.len() {
+            (&self.head[self.written..], body)
+        } else {
+            (&[][..], &body[self.written - self.head.len()..])
+        };
+        write_all_vectored(
+            &mut writer,
+            &mut [IoSlice::new(head), IoSlice::new(body)],
+            &mut self.written,
+        )
+    }
+
+    /// Bytes still to write.
+    pub(crate) fn left(&self) -> usize {
+        let body = self.body.as_ref().map_or(0, |b| (**b).as_ref().len());
+        self.head.len() + body - self.written
+    }
 }
 
 /// Syncto patch: a name made of token characters and a value without
@@ -384,13 +423,27 @@ where
     ///
     /// Note: does not flush the writer.
     pub fn raw_print<W: Write>(
+        self,
+        writer: W,
+        http_version: HTTPVersion,
+        request_headers: &[Header],
+        do_not_send_body: bool,
+        close: bool,
+    ) -> IoResult<()> {
+        self.print(writer, http_version, request_headers, do_not_send_body, close)
+            .map_err(|(e, _)| e)
+    }
+
+    /// Syncto patch: `raw_print`, which on failure also gives back what is
+    /// left of a response held in memory.
+    pub(crate) fn print<W: Write>(
         mut self,
         mut writer: W,
         http_version: HTTPVersion,
         request_headers: &[Header],
         do_not_send_body: bool,
         close: bool,
-    ) -> IoResult<()> {
+    ) -> Result<(), (io::Error, Option<Rest>)> {
         if let Some(body) = &self.bytes {
             self.data_length = Some((**body).as_ref().len());
         }
@@ -431,7 +484,7 @@ where
                 (Some(l), _) => (Box::new(self.reader), Some(l)),
                 (None, Some(TransferEncoding::Identity)) => {
                     let mut buf = Vec::new();
-                    self.reader.read_to_end(&mut buf)?;
+                    self.reader.read_to_end(&mut buf).map_err(|e| (e, None))?;
                     let l = buf.len();
                     (Box::new(Cursor::new(buf)), Some(l))
                 }
@@ -472,16 +525,17 @@ where
         // Syncto patch: the head is formatted in memory and leaves with the
         // first bytes of the body (all of it when it is in memory).
         let mut head = Vec::with_capacity(512);
-        write_message_header(&mut head, &http_version, &self.status_code, &self.headers)?;
-        if let Some(body) = &self.bytes {
-            let body: &[u8] = if do_not_send_body {
-                &[]
-            } else {
-                (**body).as_ref()
+        write_message_header(&mut head, &http_version, &self.status_code, &self.headers)
+            .map_err(|e| (e, None))?;
+        if let Some(body) = self.bytes.take() {
+            let mut rest = Rest {
+                head,
+                body: (!do_not_send_body).then_some(body),
+                written: 0,
             };
-            return write_all_vectored(&mut writer, &mut [IoSlice::new(&head), IoSlice::new(body)]);
+            return rest.write_to(&mut writer).map_err(|e| (e, Some(rest)));
         }
-        writer.write_all(&head)?;
+        writer.write_all(&head).map_err(|e| (e, None))?;
 
         // sending the body
         if !do_not_send_body {
@@ -490,7 +544,7 @@ where
                     use chunked_transfer::Encoder;
 
                     let mut writer = Encoder::new(writer);
-                    io::copy(&mut reader, &mut writer)?;
+                    io::copy(&mut reader, &mut writer).map_err(|e| (e, None))?;
                 }
 
                 Some(TransferEncoding::Identity) => {
@@ -498,7 +552,7 @@ where
                     let data_length = data_length.unwrap();
 
                     if data_length >= 1 {
-                        io::copy(&mut reader, &mut writer)?;
+                        io::copy(&mut reader, &mut writer).map_err(|e| (e, None))?;
                     }
                 }
 
@@ -717,6 +771,53 @@ mod tests {
             .unwrap();
         let text = String::from_utf8(out.0).unwrap();
         assert!(text.ends_with("\r\nContent-Length: 100000\r\n\r\n"), "{text}");
+    }
+
+    /// Takes `.1` bytes, then times out, as a socket whose client stopped
+    /// reading.
+    struct Stalls(Vec<u8>, usize);
+
+    impl std::io::Write for Stalls {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.1);
+            if n == 0 {
+                return Err(std::io::ErrorKind::TimedOut.into());
+            }
+            self.0.extend_from_slice(&buf[..n]);
+            self.1 -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_response_in_memory_stopped_part_way_goes_on_where_it_stopped() {
+        let body: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let mut whole = Vec::new();
+        Response::from_bytes(StatusCode(200), vec![], body.clone())
+            .raw_print(&mut whole, HTTPVersion(1, 1), &[], false, false)
+            .unwrap();
+        // Stopped in the head, and in the body.
+        for first in [10, 60_000] {
+            let mut out = Stalls(Vec::new(), first);
+            let (e, rest) = Response::from_bytes(StatusCode(200), vec![], body.clone())
+                .print(&mut out, HTTPVersion(1, 1), &[], false, false)
+                .err()
+                .unwrap();
+            assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+            let mut rest = rest.unwrap();
+            assert_eq!(rest.left(), whole.len() - first);
+            let mut then = Trickle(Vec::new(), 0);
+            rest.write_to(&mut then).unwrap();
+            assert_eq!(rest.left(), 0);
+            out.0.extend_from_slice(&then.0);
+            // The same bytes as written at once, but for the Date header's
+            // second, which may have changed.
+            assert_eq!(out.0.len(), whole.len());
+            assert_eq!(out.0[out.0.len() - body.len()..], body[..]);
+        }
     }
 
     #[test]
