@@ -14,10 +14,11 @@
 //!   `Retry-After` by its connection thread instead of waiting behind a
 //!   slow upstream.
 //!
-//! A worker never reads from a client, and writes only small answers itself
-//! (see `WORKER_WRITES_UP_TO`): a client that sends or reads slowly holds
-//! its own connection thread, not a worker. A panic in one request becomes
-//! a 500 for that request only, and shutdown drains what is in flight.
+//! A worker never reads from a client. It writes the answer itself, a large
+//! one for at most `WORKER_WRITES_LARGE_FOR`: what a client that reads
+//! slowly has not taken by then is left to its own connection thread, so
+//! such a client holds no worker. A panic in one request becomes a 500 for
+//! that request only, and shutdown drains what is in flight.
 
 use crate::app::App;
 use crate::http::{Request, Response};
