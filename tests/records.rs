@@ -609,3 +609,20 @@ fn statsd_metrics_use_the_original_names() {
     assert!(has("syncto.syncclient.status_code.200:1|c"), "{lines:?}");
     assert!(has("syncto.syncclient.status_code.404:1|c"), "{lines:?}");
 }
+
+/// The longest id list Sync takes (100 ids of 64 characters, with `a`) is
+/// passed to the node whole: the upstream request head fits the upstream
+/// client's output buffer.
+#[test]
+fn a_long_id_list_reaches_the_node_whole() {
+    let s = seeded();
+    let ids: Vec<String> = (0..99).map(|i| format!("{i:064}")).collect();
+    let list = ids.join(",");
+    let r = s.auth_get(&format!("{}?in_ids={list},a", records("tabs")));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["data"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        s.fake.last_sync().url,
+        format!("/1.5/1/storage/tabs?full=1&ids={list},a&limit=1000&sort=newest")
+    );
+}

@@ -57,6 +57,8 @@ pub fn agent(
         .max_idle_connections(pool_size)
         .max_idle_connections_per_host(pool_size)
         .max_idle_age(Duration::from_secs(30))
+        .input_buffer_size(64 * 1024)
+        .output_buffer_size(32 * 1024)
         .build();
     let connector =
         ().chain(ConnectProxyConnector::default())
