@@ -7,7 +7,7 @@
 //! is faulted in again. Kept here instead, they are reused as they are.
 //!
 //! The answer is written by its worker (or, for a client that reads slowly,
-//! finished by the client's connection thread) and the next page is read
+//! finished by a thread of its own) and the next page is read
 //! by whichever worker is free, so the spares are shared by all threads
 //! (not per thread). Only buffers of [`MIN`] to [`MAX`] bytes
 //! are kept, at most [`KEPT`] bytes in all: what stays allocated when the

@@ -9,16 +9,20 @@
 //!   `__version__`, CORS preflights, 401s, 405s, 404s, redirects, 413s), so
 //!   those are answered at once however busy the workers are;
 //! - hands the rest to a fixed pool of workers, the only threads that call
-//!   the Token Server and the Sync node. A request that finds no free
-//!   worker within `queue_timeout_milliseconds` is answered 503 with
-//!   `Retry-After` by its connection thread instead of waiting behind a
+//!   the Token Server and the Sync node, and goes back to reading the
+//!   client's next request (the listener starts serving it once this answer
+//!   is out: one request in service per connection). A request that finds
+//!   no free worker within `queue_timeout_milliseconds` is answered 503
+//!   with `Retry-After` by the shedder thread instead of waiting behind a
 //!   slow upstream.
 //!
 //! A worker never reads from a client. It writes the answer itself, a large
 //! one for at most `WORKER_WRITES_LARGE_FOR`: what a client that reads
-//! slowly has not taken by then is left to its own connection thread, so
-//! such a client holds no worker. A panic in one request becomes a 500 for
-//! that request only, and shutdown drains what is in flight.
+//! slowly has not taken by then is finished by a thread of its own, so such
+//! a client holds no worker. Nobody waits for a worker's answer: a request
+//! costs its connection's thread one wake-up (its bytes arriving), not two.
+//! A panic in one request becomes a 500 for that request only, and shutdown
+//! drains what is in flight.
 
 use crate::app::App;
 use crate::http::{Request, Response};
@@ -175,6 +179,12 @@ pub(crate) fn start(app: Arc<App>) -> Result<Running, StartupError> {
             .map_err(|e| StartupError::new(format!("cannot start worker threads: {e}")))?;
         workers.push(handle);
     }
+    let shedder_shared = Arc::clone(&shared);
+    let handle = std::thread::Builder::new()
+        .name("shedder".into())
+        .spawn(move || shedder(&shedder_shared))
+        .map_err(|e| StartupError::new(format!("cannot start worker threads: {e}")))?;
+    workers.push(handle);
     Ok(Running {
         server: Some(server),
         shared,
@@ -324,6 +334,18 @@ impl<'a> InFlight<'a> {
     }
 }
 
+impl InFlight<'_> {
+    /// The request is now counted by whoever answers it (see [`done`]).
+    fn hand_over(self) {
+        std::mem::forget(self);
+    }
+}
+
+/// A request handed over to the pool has been answered.
+fn done(shared: &Shared) {
+    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+}
+
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
@@ -333,40 +355,21 @@ impl Drop for InFlight<'_> {
 /// One request, on its connection's thread.
 fn handle(shared: &Shared, mut rq: tiny_http::Request) {
     let started = Instant::now();
-    let _in_flight = InFlight::enter(&shared.in_flight);
+    let in_flight = InFlight::enter(&shared.in_flight);
     let app = &*shared.app;
-    let (rq, resp) = match read_body(&mut rq, app.config.max_body_bytes) {
-        Err(e) => {
-            let resp = body_error(app, &rq, e);
-            (rq, resp)
-        }
+    let resp = match read_body(&mut rq, app.config.max_body_bytes) {
+        Err(e) => body_error(app, &rq, e),
         Ok(body) if with_view(&rq, &[], |req| app.needs_upstream(req)) => {
-            match shared.pool.run(rq, body, shared.queue_timeout, started) {
-                // The worker wrote the answer.
-                Outcome::Served(None) => return,
-                // The client is taking its answer slowly: the rest is
-                // written here (it was logged already).
-                Outcome::Served(Some(unsent)) => {
-                    let _ = unsent.finish();
-                    return;
-                }
-                Outcome::Shed(rq) => {
-                    shared.shed.event(|n| {
-                        log::warn!(
-                            "{n} request(s) answered 503: no free worker within {} ms \
-                             (upstream calls are slow or workers too few)",
-                            shared.queue_timeout.as_millis()
-                        )
-                    });
-                    let resp = shed(app, &rq);
-                    (rq, resp)
-                }
-            }
+            // A worker answers it. The body has been read whole: the
+            // connection's input goes back to this thread, which reads the
+            // next request (the listener starts serving it once this
+            // answer is out).
+            rq.release_body();
+            in_flight.hand_over();
+            shared.pool.push(Job { rq, body, started });
+            return;
         }
-        Ok(body) => {
-            let resp = answer(app, &rq, &body);
-            (rq, resp)
-        }
+        Ok(body) => answer(app, &rq, &body),
     };
     finish(shared, rq, resp, started);
 }
@@ -517,42 +520,35 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The workers' queue: requests handed over by connection threads.
 #[derive(Default)]
 struct Pool {
-    queue: Mutex<VecDeque<Arc<Job>>>,
+    queue: Mutex<Queue>,
+    /// Idle workers wait here.
     ready: Condvar,
+    /// The shedder waits here when it has been idle a while.
+    wake_shedder: Condvar,
     stop: AtomicBool,
 }
 
-/// One request handed to the pool; its connection thread waits on `done`.
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
+    /// Workers waiting for a job: one is woken per job, and none (no system
+    /// call) when all are busy.
+    idle_workers: usize,
+    /// The shedder waits for a job without a time limit.
+    shedder_asleep: bool,
+}
+
+/// One request handed to the pool, its body read.
 struct Job {
-    slot: Mutex<Slot>,
-    done: Condvar,
+    rq: tiny_http::Request,
+    body: Vec<u8>,
     started: Instant,
-}
-
-/// What is left of an answer for the connection thread to write, if any.
-type Answered = Option<tiny_http::Unsent>;
-
-enum Slot {
-    Queued(tiny_http::Request, Vec<u8>),
-    Running,
-    /// Served: the worker wrote the answer (`None`), or left the rest of
-    /// it to the connection thread.
-    Done(Answered),
-    /// Taken back by its connection thread (shed) or its answer collected.
-    Taken,
-}
-
-enum Outcome {
-    Served(Answered),
-    Shed(tiny_http::Request),
 }
 
 /// A worker writes every answer itself. One whose body is at most this long
 /// fits, with its head, in one write into a send buffer that a client which
 /// read its previous answer has drained, so the write doesn't wait for the
-/// client. Writing it there saves the connection thread a wake-up: woken
-/// only once the answer is out, it usually finds the client's next request
-/// already there.
+/// client.
 const WORKER_WRITES_UP_TO: usize = 12 * 1024;
 
 /// How long a worker may take to write a small answer. Only a client that
@@ -561,69 +557,45 @@ const WORKER_WRITES_UP_TO: usize = 12 * 1024;
 const WORKER_SEND_LIMIT: Duration = Duration::from_secs(1);
 
 /// How long a worker writes a larger answer (a page of records) before it
-/// leaves the rest to the connection's thread. A client that reads as fast
-/// as the answer is written (a local reverse proxy, a client on a fast
+/// leaves the rest to a thread of its own. A client that reads as fast as
+/// the answer is written (a local reverse proxy, a client on a fast
 /// network) gets it all from the worker, whose buffers are then reused at
-/// once; one that reads slowly holds a worker this long at most, and the
-/// rest of its answer waits for it on its own connection's thread.
+/// once; one that reads slowly holds a worker this long at most.
 const WORKER_WRITES_LARGE_FOR: Duration = Duration::from_millis(20);
 
+/// How long the shedder keeps checking the queue on its own after it was
+/// last found empty, before it sleeps until a request is queued.
+const SHEDDER_AWAKE: Duration = Duration::from_secs(3);
+
 impl Pool {
-    /// Queue a request and wait for its answer; if no worker has started it
-    /// within `wait`, take it back unanswered.
-    fn run(
-        &self,
-        rq: tiny_http::Request,
-        body: Vec<u8>,
-        wait: Duration,
-        started: Instant,
-    ) -> Outcome {
-        let job = Arc::new(Job {
-            slot: Mutex::new(Slot::Queued(rq, body)),
-            done: Condvar::new(),
-            started,
-        });
-        lock(&self.queue).push_back(Arc::clone(&job));
-        self.ready.notify_one();
-        let deadline = Instant::now() + wait;
-        let mut slot = lock(&job.slot);
-        loop {
-            let now = Instant::now();
-            slot = match *slot {
-                Slot::Queued(..) if now < deadline => {
-                    job.done
-                        .wait_timeout(slot, deadline - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
-                }
-                Slot::Running => job.done.wait(slot).unwrap_or_else(|e| e.into_inner()),
-                _ => break,
-            };
+    /// Queue a request for the next free worker.
+    fn push(&self, job: Job) {
+        let mut queue = lock(&self.queue);
+        queue.jobs.push_back(job);
+        let wake_worker = queue.idle_workers > 0;
+        let wake_shedder = std::mem::take(&mut queue.shedder_asleep);
+        drop(queue);
+        if wake_worker {
+            self.ready.notify_one();
         }
-        let taken = std::mem::replace(&mut *slot, Slot::Taken);
-        drop(slot);
-        match taken {
-            Slot::Done(answered) => Outcome::Served(answered),
-            Slot::Queued(rq, _) => {
-                lock(&self.queue).retain(|j| !Arc::ptr_eq(j, &job));
-                Outcome::Shed(rq)
-            }
-            // Only this thread takes a job's request back or its answer.
-            Slot::Running | Slot::Taken => unreachable!("a job's answer is collected once"),
+        if wake_shedder {
+            self.wake_shedder.notify_one();
         }
     }
 
     /// The next job, or None once stopped and empty.
-    fn next(&self) -> Option<Arc<Job>> {
+    fn next(&self) -> Option<Job> {
         let mut queue = lock(&self.queue);
         loop {
-            if let Some(job) = queue.pop_front() {
+            if let Some(job) = queue.jobs.pop_front() {
                 return Some(job);
             }
             if self.stop.load(Ordering::SeqCst) {
                 return None;
             }
+            queue.idle_workers += 1;
             queue = self.ready.wait(queue).unwrap_or_else(|e| e.into_inner());
+            queue.idle_workers -= 1;
         }
     }
 
@@ -631,37 +603,125 @@ impl Pool {
         let _queue = lock(&self.queue);
         self.stop.store(true, Ordering::SeqCst);
         self.ready.notify_all();
+        self.wake_shedder.notify_all();
     }
 }
 
-fn worker(shared: &Shared) {
-    while let Some(job) = shared.pool.next() {
-        let taken = {
-            let mut slot = lock(&job.slot);
-            match std::mem::replace(&mut *slot, Slot::Running) {
-                Slot::Queued(rq, body) => Some((rq, body)),
-                other => {
-                    *slot = other;
-                    None
-                }
-            }
-        };
-        let Some((mut rq, body)) = taken else {
-            continue;
-        };
+fn worker(shared: &Arc<Shared>) {
+    while let Some(Job {
+        mut rq,
+        body,
+        started,
+    }) = shared.pool.next()
+    {
         let resp = answer(&shared.app, &rq, &body);
-        let answered = if resp.body.len() <= WORKER_WRITES_UP_TO {
+        drop(body);
+        if resp.body.len() <= WORKER_WRITES_UP_TO {
             rq.set_send_limit(WORKER_SEND_LIMIT);
-            finish(shared, rq, resp, job.started);
-            None
-        } else {
-            rq.set_send_limit(WORKER_WRITES_LARGE_FOR);
-            let rq = log_answer(shared, rq, &resp, job.started);
-            rq.respond_or_hand_over(into_tiny(resp)).err()
-        };
-        *lock(&job.slot) = Slot::Done(answered);
-        job.done.notify_one();
+            finish(shared, rq, resp, started);
+            done(shared);
+            continue;
+        }
+        rq.set_send_limit(WORKER_WRITES_LARGE_FOR);
+        let rq = log_answer(shared, rq, &resp, started);
+        match rq.respond_or_hand_over(into_tiny(resp)) {
+            Ok(_) => done(shared),
+            Err(unsent) => finish_elsewhere(shared, unsent),
+        }
     }
+}
+
+/// The rest of an answer a client is taking slowly, on a thread of its own
+/// (at most one per connection: the connection's next request waits for
+/// it), so that the client holds no worker.
+fn finish_elsewhere(shared: &Arc<Shared>, unsent: tiny_http::Unsent) {
+    let unsent = Arc::new(Mutex::new(Some(unsent)));
+    let (theirs, mine) = (Arc::clone(&unsent), Arc::clone(shared));
+    let spawned = std::thread::Builder::new()
+        .name("answer".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            if let Some(unsent) = lock(&theirs).take() {
+                let _ = unsent.finish();
+            }
+            done(&mine);
+        });
+    if spawned.is_err() {
+        // No thread to be had: finish it here.
+        if let Some(unsent) = lock(&unsent).take() {
+            let _ = unsent.finish();
+        }
+        done(shared);
+    }
+}
+
+/// Answers 503 + `Retry-After` to the requests no worker has taken within
+/// `queue_timeout` (all of them are busy with slow upstream calls), so that
+/// they don't wait behind those.
+fn shedder(shared: &Shared) {
+    let pool = &shared.pool;
+    let tick =
+        (shared.queue_timeout / 4).clamp(Duration::from_millis(5), Duration::from_millis(250));
+    let mut last_busy = Instant::now();
+    let mut queue = lock(&pool.queue);
+    while !pool.stop.load(Ordering::SeqCst) {
+        let now = Instant::now();
+        let mut late = Vec::new();
+        let mut i = 0;
+        let mut next_deadline: Option<Instant> = None;
+        while i < queue.jobs.len() {
+            let deadline = queue.jobs[i].started + shared.queue_timeout;
+            if deadline <= now {
+                late.extend(queue.jobs.remove(i));
+            } else {
+                next_deadline = Some(next_deadline.map_or(deadline, |d| d.min(deadline)));
+                i += 1;
+            }
+        }
+        if !late.is_empty() {
+            drop(queue);
+            for job in late {
+                shed_job(shared, job);
+            }
+            queue = lock(&pool.queue);
+            continue;
+        }
+        if !queue.jobs.is_empty() {
+            last_busy = now;
+        } else if now.duration_since(last_busy) >= SHEDDER_AWAKE {
+            queue.shedder_asleep = true;
+            queue = pool
+                .wake_shedder
+                .wait(queue)
+                .unwrap_or_else(|e| e.into_inner());
+            last_busy = Instant::now();
+            continue;
+        }
+        let wait = next_deadline.map_or(tick, |d| d.saturating_duration_since(now));
+        queue = pool
+            .wake_shedder
+            .wait_timeout(queue, wait)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+}
+
+/// The 503 of a request no worker took in time.
+fn shed_job(shared: &Shared, job: Job) {
+    shared.shed.event(|n| {
+        log::warn!(
+            "{n} request(s) answered 503: no free worker within {} ms \
+             (upstream calls are slow or workers too few)",
+            shared.queue_timeout.as_millis()
+        )
+    });
+    let Job {
+        mut rq, started, ..
+    } = job;
+    let resp = shed(&shared.app, &rq);
+    rq.set_send_limit(WORKER_SEND_LIMIT);
+    finish(shared, rq, resp, started);
+    done(shared);
 }
 
 /// At most one log line per 10 s for a repeated event, with its count.

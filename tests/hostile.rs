@@ -902,3 +902,53 @@ fn a_refused_request_gets_a_kinto_document_and_a_summary_line() {
     wait_for("- - 505 errno=107");
     stop(child);
 }
+
+/// A keep-alive connection whose answer took longer than the keep-alive
+/// limit (a slow Sync node) is still open for the next request: the idle
+/// limit counts from the answer, not from when the request was handed to a
+/// worker.
+#[test]
+fn a_slow_answer_does_not_use_up_the_keep_alive_limit() {
+    let s = Syncto::with(short_limits);
+    s.fake.hang_sync(Duration::from_millis(1500));
+    let mut stream = connect(&addr(&s));
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer slow-node\r\n\r\n",
+        records("tabs")
+    );
+    for round in 0..2 {
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while answers(&got).is_empty() || !got.ends_with(b"}") {
+            let n = stream.read(&mut buf).unwrap_or(0);
+            assert!(n > 0, "round {round}: closed after {got:?}");
+            got.extend_from_slice(&buf[..n]);
+        }
+        let answer = answers(&got).remove(0);
+        assert_eq!(answer.status, 200, "round {round}: {}", answer.body);
+        assert_eq!(answer.header("connection"), None, "{}", answer.head);
+    }
+}
+
+/// The same after the server has been idle a while (its shedder, which
+/// answers the requests no worker took in time, sleeps after 3 s without
+/// any): the request that queues wakes it.
+#[test]
+fn a_request_queued_after_a_quiet_spell_is_still_shed_in_time() {
+    let hole = BlackHole::start();
+    let s = Syncto::with(|c| {
+        c.workers = 1;
+        c.token_server_url = hole.url.clone();
+        c.upstream_timeout_seconds = 30;
+        c.queue_timeout_milliseconds = 200;
+    });
+    std::thread::sleep(Duration::from_millis(3500));
+    let stuck = background_list(&s, "stuck");
+    hole.wait_for(1);
+    let r = s.get(&records("tabs"), &[("Authorization", "Bearer other")]);
+    r.assert_error(503, 201);
+    assert_eq!(hole.connections(), 1);
+    drop(hole);
+    assert_eq!(stuck.join().unwrap().status, 503);
+}

@@ -119,6 +119,14 @@ impl ClientConnection {
         }
     }
 
+    /// Syncto patch: wait until the last answer on the connection has been
+    /// written (it may be written by another thread).
+    pub(crate) fn wait_answers(&mut self) {
+        if let Some(mut last) = self.sink.next() {
+            last.wait_turn();
+        }
+    }
+
     /// Syncto patch: whether the connection ended with input the client may
     /// still be sending.
     pub(crate) fn lingers(&self) -> bool {
@@ -238,12 +246,17 @@ impl ClientConnection {
             headers.push(parse_header(&line)?);
         }
         self.served += 1;
-        if !self.socket.start_body() {
+
+        // building the writer for the request; Syncto patch: it waits for
+        // the previous answer to be written (the previous request may still
+        // be served by a worker while its body has been given back), so a
+        // connection has one request in service at a time, and one whose
+        // answer closed it reads no further.
+        let mut writer = self.sink.next().unwrap();
+        writer.wait_turn();
+        if self.socket.closing() || !self.socket.start_body() {
             return Err(ReadError::Gone);
         }
-
-        // building the writer for the request
-        let writer = self.sink.next().unwrap();
 
         // follow-up for next potential request
         let mut data_source = self.source.next().unwrap();

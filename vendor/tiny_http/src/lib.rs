@@ -470,6 +470,7 @@ fn accept_loop(
                     Some(handler) => client.by_ref().for_each(|rq| handler.handle(rq)),
                     None => client.by_ref().for_each(|rq| messages.push(rq)),
                 }
+                client.wait_answers();
                 let linger = client.lingers();
                 drop(client);
                 if linger {

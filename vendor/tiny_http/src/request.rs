@@ -398,6 +398,19 @@ impl Request {
         self.data_reader.as_ref().is_none_or(|b| b.finished)
     }
 
+    /// Syncto patch: once the body has been read to its end, give the
+    /// connection's input back, so that its thread can read the next
+    /// request while this one is being answered elsewhere. Does nothing to
+    /// a body not read to its end.
+    pub fn release_body(&mut self) {
+        if self.body_finished() {
+            self.data_reader = Some(Body {
+                reader: Box::new(io::empty()),
+                finished: true,
+            });
+        }
+    }
+
     /// Syncto patch: end the connection after the response (it says
     /// `Connection: close`).
     pub fn set_close(&mut self) {
@@ -501,10 +514,11 @@ impl Request {
     /// Syncto patch: a response not written whole leaves the connection in
     /// the middle of an answer: it ends there.
     fn finished(&self, written: Result<(), IoError>) -> Result<(), IoError> {
-        if written.is_err() {
-            if let Some(s) = &self.socket {
+        if let Some(s) = &self.socket {
+            if written.is_err() {
                 s.set_close();
             }
+            s.answered();
         }
         ignore_client_closing_errors(written)
     }
@@ -545,10 +559,11 @@ impl Unsent {
             .rest
             .write_to(self.writer.by_ref())
             .and_then(|()| self.writer.flush());
-        if written.is_err() {
-            if let Some(s) = &self.socket {
+        if let Some(s) = &self.socket {
+            if written.is_err() {
                 s.set_close();
             }
+            s.answered();
         }
         ignore_client_closing_errors(written)
     }

@@ -23,7 +23,10 @@
 use std::convert::TryFrom;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::Shutdown;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, AtomicU8, AtomicUsize,
+    Ordering::{Relaxed, SeqCst},
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -109,6 +112,9 @@ pub(crate) struct Socket {
     write: Timer,
     /// Between two requests: no byte of the next one has arrived yet.
     waiting: AtomicBool,
+    /// A request is being answered (by another thread while this one may
+    /// already be waiting for the next): the idle limit starts after it.
+    answering: AtomicBool,
     /// The connection ends after the current response.
     close: AtomicBool,
     /// `OPEN`, `SERVING` or `EVICTED`: see [`Socket::evict`].
@@ -147,6 +153,7 @@ impl Socket {
             read: Timer::new(head, base),
             write: Timer::new(send, base),
             waiting: AtomicBool::new(false),
+            answering: AtomicBool::new(false),
             close: AtomicBool::new(false),
             state: AtomicU8::new(OPEN),
             stopping,
@@ -193,6 +200,7 @@ impl Socket {
     /// if the connection was evicted first.
     pub(crate) fn start_body(&self) -> bool {
         self.waiting.store(false, Relaxed);
+        self.answering.store(true, SeqCst);
         self.start(&self.read, self.body, true);
         self.state
             .compare_exchange(OPEN, SERVING, Relaxed, Relaxed)
@@ -205,6 +213,21 @@ impl Socket {
         let _ = self.state.compare_exchange(SERVING, OPEN, Relaxed, Relaxed);
         let send = limit.map_or(self.send, |l| nanos(l).min(self.send));
         self.start(&self.write, send, false);
+    }
+
+    /// A response has been written. The connection's thread may already be
+    /// waiting for the next request (its previous one was answered by
+    /// another thread): the keep-alive idle limit counts from now, not from
+    /// when it started waiting. (Should the next request's first byte
+    /// arrive at this very moment, its head gets the idle limit instead of
+    /// the head limit, once.)
+    pub(crate) fn answered(&self) {
+        if self.waiting.load(Relaxed) {
+            self.read
+                .deadline
+                .store(self.now().saturating_add(self.idle), SeqCst);
+        }
+        self.answering.store(false, SeqCst);
     }
 
     /// Close the connection to make room for a new one, unless a request
@@ -274,17 +297,24 @@ impl Socket {
     ) -> io::Result<usize> {
         loop {
             let now = self.now();
-            let deadline = timer.deadline.load(Relaxed);
-            if now >= deadline {
+            let deadline = timer.deadline.load(SeqCst);
+            if now < deadline {
+                let left = deadline - now;
+                // A read may end up to SLACK after its deadline: the first
+                // read of a connection starts a little after the accept that
+                // started its deadline, and lowering the timeout for that
+                // would cost a system call per connection.
+                if timer.set.load(Relaxed) > left.saturating_add(SLACK) {
+                    self.set_timeout(timer, left, read);
+                }
+            } else if read && self.waiting.load(Relaxed) && self.answering.load(SeqCst) {
+                // Waiting for the next request while the previous one is
+                // still being answered: the idle limit has not started.
+                if timer.set.load(Relaxed) < self.base {
+                    self.set_timeout(timer, self.base, read);
+                }
+            } else {
                 return Err(io::Error::new(ErrorKind::TimedOut, "deadline passed"));
-            }
-            let left = deadline - now;
-            // A read may end up to SLACK after its deadline: the first read
-            // of a connection starts a little after the accept that started
-            // its deadline, and lowering the timeout for that would cost a
-            // system call per connection.
-            if timer.set.load(Relaxed) > left.saturating_add(SLACK) {
-                self.set_timeout(timer, left, read);
             }
             match op(&self.conn) {
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {

@@ -126,6 +126,16 @@ impl<R: Read + Send> SequentialReader<R> {
     }
 }
 
+impl<W: Write + Send> SequentialWriter<W> {
+    /// Syncto patch: block until the previous writer is gone (the previous
+    /// response has been written), without writing.
+    pub fn wait_turn(&mut self) {
+        if let Some(v) = self.trigger.take() {
+            let _ = v.recv();
+        }
+    }
+}
+
 impl<R: Read + Send> Read for SequentialReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
         let mut reader = match self.inner {
