@@ -224,15 +224,22 @@ fn background_list(s: &Syncto, token: &str) -> std::thread::JoinHandle<Resp> {
     std::thread::spawn(move || request(&client(), "GET", &url, &[("Authorization", &auth)], None))
 }
 
-#[test]
-fn requests_that_need_no_upstream_are_answered_while_every_worker_is_stuck() {
+/// A server whose Token Server accepts and never answers (its calls last
+/// 30 s), with `queue_ms` of waiting for a worker, and `f`'s settings.
+fn behind_a_black_hole(queue_ms: u64, f: impl FnOnce(&mut Config)) -> (BlackHole, Syncto) {
     let hole = BlackHole::start();
     let s = Syncto::with(|c| {
-        c.workers = 2;
         c.token_server_url = hole.url.clone();
         c.upstream_timeout_seconds = 30;
-        c.queue_timeout_milliseconds = 30_000;
+        c.queue_timeout_milliseconds = queue_ms;
+        f(c);
     });
+    (hole, s)
+}
+
+#[test]
+fn requests_that_need_no_upstream_are_answered_while_every_worker_is_stuck() {
+    let (hole, s) = behind_a_black_hole(30_000, |c| c.workers = 2);
     let stuck: Vec<_> = (0..3)
         .map(|i| background_list(&s, &format!("stuck-{i}")))
         .collect();
@@ -294,12 +301,8 @@ fn requests_that_need_no_upstream_are_answered_while_every_worker_is_stuck() {
 
 #[test]
 fn a_request_that_finds_no_free_worker_is_shed_with_503() {
-    let hole = BlackHole::start();
-    let s = Syncto::with(|c| {
+    let (hole, s) = behind_a_black_hole(200, |c| {
         c.workers = 1;
-        c.token_server_url = hole.url.clone();
-        c.upstream_timeout_seconds = 30;
-        c.queue_timeout_milliseconds = 200;
         c.retry_after_seconds = 7;
     });
     let stuck = background_list(&s, "stuck");
@@ -317,15 +320,27 @@ fn a_request_that_finds_no_free_worker_is_shed_with_503() {
     assert_eq!(s.get("/v1/__heartbeat__", &[]).json()["sync"], false);
 }
 
+/// As above, after the server has been idle a while (its shedder, which
+/// answers the requests no worker took in time, sleeps after 3 s without
+/// any): the request that queues wakes it.
+#[test]
+fn a_request_queued_after_a_quiet_spell_is_still_shed_in_time() {
+    let (hole, s) = behind_a_black_hole(200, |c| c.workers = 1);
+    std::thread::sleep(Duration::from_millis(3500));
+    let stuck = background_list(&s, "stuck");
+    hole.wait_for(1);
+    let r = s.get(&records("tabs"), &[("Authorization", "Bearer other")]);
+    r.assert_error(503, 201);
+    assert_eq!(hole.connections(), 1);
+    drop(hole);
+    assert_eq!(stuck.join().unwrap().status, 503);
+}
+
 #[test]
 fn past_max_connections_idle_ones_make_room_and_busy_ones_get_a_quick_503() {
-    let hole = BlackHole::start();
-    let s = Syncto::with(|c| {
+    let (hole, s) = behind_a_black_hole(30_000, |c| {
         c.max_connections = Some(4);
         c.retry_after_seconds = 9;
-        c.token_server_url = hole.url.clone();
-        c.upstream_timeout_seconds = 30;
-        c.queue_timeout_milliseconds = 30_000;
     });
     let a = addr(&s);
     // Four connections, each with a request being served (stuck upstream).
@@ -929,26 +944,4 @@ fn a_slow_answer_does_not_use_up_the_keep_alive_limit() {
         assert_eq!(answer.status, 200, "round {round}: {}", answer.body);
         assert_eq!(answer.header("connection"), None, "{}", answer.head);
     }
-}
-
-/// The same after the server has been idle a while (its shedder, which
-/// answers the requests no worker took in time, sleeps after 3 s without
-/// any): the request that queues wakes it.
-#[test]
-fn a_request_queued_after_a_quiet_spell_is_still_shed_in_time() {
-    let hole = BlackHole::start();
-    let s = Syncto::with(|c| {
-        c.workers = 1;
-        c.token_server_url = hole.url.clone();
-        c.upstream_timeout_seconds = 30;
-        c.queue_timeout_milliseconds = 200;
-    });
-    std::thread::sleep(Duration::from_millis(3500));
-    let stuck = background_list(&s, "stuck");
-    hole.wait_for(1);
-    let r = s.get(&records("tabs"), &[("Authorization", "Bearer other")]);
-    r.assert_error(503, 201);
-    assert_eq!(hole.connections(), 1);
-    drop(hole);
-    assert_eq!(stuck.join().unwrap().status, 503);
 }
