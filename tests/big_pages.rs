@@ -5,7 +5,7 @@
 
 use crate::support::*;
 use serde_json::Value;
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -185,6 +185,24 @@ fn pipelined_big_pages_arrive_in_order_and_whole() {
     assert!(bodies.windows(2).all(|w| w[0] == w[1]));
 }
 
+/// A payload of 8 KiB and more: 1,000 of them are more than the socket
+/// buffers take while nobody reads.
+fn big_payload(i: usize) -> String {
+    format!("{}{}", payload(i), "x".repeat(8 * 1024))
+}
+
+fn seed_8mb(s: &Syncto) {
+    for i in 0..RECORDS {
+        s.fake.put(
+            KID,
+            "history",
+            &format!("rec{i:05}"),
+            &big_payload(i),
+            170_000_000_000 + i as u64,
+        );
+    }
+}
+
 /// A client that asks for a big page and does not read it holds no worker:
 /// with a single worker, another client is served three pages while the
 /// first answer waits, and the first client then still gets its page whole.
@@ -196,22 +214,13 @@ fn a_client_not_reading_its_big_page_holds_no_worker() {
         c.workers = 1;
         c.request_head_timeout_seconds = 1;
     });
-    let big = |i: usize| format!("{}{}", payload(i), "x".repeat(8 * 1024));
-    for i in 0..RECORDS {
-        s.fake.put(
-            KID,
-            "history",
-            &format!("rec{i:05}"),
-            &big(i),
-            170_000_000_000 + i as u64,
-        );
-    }
+    seed_8mb(&s);
     let check = |body: &[u8]| {
         let doc: Value = serde_json::from_slice(body).expect("the whole page, as JSON");
         let data = doc["data"].as_array().unwrap();
         assert_eq!(data.len(), RECORDS);
         for (k, r) in data.iter().enumerate() {
-            assert_eq!(r["payload"], big(RECORDS - 1 - k));
+            assert_eq!(r["payload"], big_payload(RECORDS - 1 - k));
         }
     };
     let addr = s.base.trim_start_matches("http://");
@@ -236,4 +245,34 @@ fn a_client_not_reading_its_big_page_holds_no_worker() {
     let (head, body) = read_answer(&mut idle, 64 * 1024, Duration::ZERO);
     assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
     check(&body);
+}
+
+/// A client that never takes its 8 MB answer loses the connection once the
+/// response limit has passed (1 s here), not at the end of the keep-alive
+/// limit (20 s): the answer can't go on, and neither can the connection.
+#[test]
+fn an_answer_never_taken_ends_the_connection_at_the_response_limit() {
+    let s = Syncto::with(|c| c.response_timeout_seconds = 1);
+    seed_8mb(&s);
+    let addr = s.base.trim_start_matches("http://");
+    let mut idle = TcpStream::connect(addr).unwrap();
+    idle.write_all(request("GET").as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(3000));
+    // What the socket buffers took, then the end of the connection.
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 256 * 1024];
+    let ended = loop {
+        match idle.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => got += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                break false;
+            }
+            Err(_) => break true,
+        }
+    };
+    assert!(ended, "still open after {got} bytes");
+    assert!(got < 8_000_000, "{got} bytes: the whole answer?");
 }

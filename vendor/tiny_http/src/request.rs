@@ -512,11 +512,12 @@ impl Request {
     }
 
     /// Syncto patch: a response not written whole leaves the connection in
-    /// the middle of an answer: it ends there.
+    /// the middle of an answer: it ends there, at once (its thread may be
+    /// waiting for a next request).
     fn finished(&self, written: Result<(), IoError>) -> Result<(), IoError> {
         if let Some(s) = &self.socket {
             if written.is_err() {
-                s.set_close();
+                s.abort();
             }
             s.answered();
         }
@@ -561,7 +562,7 @@ impl Unsent {
             .and_then(|()| self.writer.flush());
         if let Some(s) = &self.socket {
             if written.is_err() {
-                s.set_close();
+                s.abort();
             }
             s.answered();
         }

@@ -246,6 +246,14 @@ impl Socket {
         evicted
     }
 
+    /// End the connection now, in the middle of a response that could not
+    /// be written whole: whoever waits on it (the connection's thread, for
+    /// the next request) sees it end.
+    pub(crate) fn abort(&self) {
+        self.set_close();
+        let _ = self.conn.shutdown(Shutdown::Both);
+    }
+
     /// End the connection after the current response.
     pub(crate) fn set_close(&self) {
         self.close.store(true, Relaxed);
