@@ -27,6 +27,7 @@
 #                         (perf stat; nginx-<case> as above)
 #   WORKERS=4             Syncto's workers
 #   SYNCTO=path           another syncto binary to measure (A/B runs of two builds)
+#   BROWSER=1             each request also carries the ~500 bytes of headers a browser adds
 #
 # Needs wrk, nginx (apt-get install wrk nginx-light), perf and strace for the
 # options. Everything listens on 127.0.0.1 and stops by itself.
@@ -39,6 +40,17 @@ REPEAT=${REPEAT:-1}
 WORKERS=${WORKERS:-4}
 KID=1234-Yw3NKWbEM2aRElRIu7JbTw
 AUTH="Authorization: Bearer bench-token"
+# BROWSER=1: every request (to Syncto and to nginx) also carries the headers a
+# browser adds to a kinto-http.js call, about 600 bytes of head instead of 100.
+EXTRA=()
+if [[ -n "${BROWSER:-}" ]]; then
+  EXTRA=(-H "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:145.0) Gecko/20100101 Firefox/145.0"
+    -H "Accept: application/json" -H "Accept-Language: en-GB,en;q=0.7,fr;q=0.3"
+    -H "Accept-Encoding: gzip, deflate, br, zstd" -H "Origin: https://app.example.org"
+    -H "Referer: https://app.example.org/notes/" -H "Sec-Fetch-Dest: empty"
+    -H "Sec-Fetch-Mode: cors" -H "Sec-Fetch-Site: cross-site" -H "Priority: u=4"
+    -H "Content-Type: application/json" -H "Cache-Control: no-cache" -H "Pragma: no-cache")
+fi
 
 for tool in wrk nginx python3 curl; do
   command -v "$tool" >/dev/null || { echo "$tool is needed (apt-get install wrk nginx-light python3 curl)" >&2; exit 2; }
@@ -177,9 +189,9 @@ for r in $(seq "$REPEAT"); do
         continue
       fi
       wrk -t1 -c2 -d1s -H "$AUTH" "${SURL[$case]}" >/dev/null # warm: credentials cached, pools filled
-      read -r s_rps s_us s_bad < <(run "$syncto_PID" "${SURL[$case]}" "$c" -H "$AUTH")
+      read -r s_rps s_us s_bad < <(run "$syncto_PID" "${SURL[$case]}" "$c" -H "$AUTH" "${EXTRA[@]}")
       wrk -t1 -c2 -d1s "${NURL[$case]}" >/dev/null
-      read -r n_rps n_us n_bad < <(run "$NGINX_WORKER" "${NURL[$case]}" "$c")
+      read -r n_rps n_us n_bad < <(run "$NGINX_WORKER" "${NURL[$case]}" "$c" "${EXTRA[@]}")
       printf '%-9s %5s | %9s %9s | %9s %9s | %6s %6s %s\n' "$case" "$c" "$s_rps" "$s_us" "$n_rps" "$n_us" \
         "$(python3 -c "print('%.2f' % ($s_us/$n_us) if $n_us else '-')")" \
         "$(python3 -c "print('%.2f' % ($s_rps/$n_rps) if $n_rps else '-')")" \

@@ -945,3 +945,50 @@ fn a_slow_answer_does_not_use_up_the_keep_alive_limit() {
         assert_eq!(answer.header("connection"), None, "{}", answer.head);
     }
 }
+
+/// A head line may be 16 KiB long, not a byte more (431, closed), and a
+/// request may have 100 header fields, not 101. A tab in a value is kept,
+/// and a head that arrives a few bytes at a time is read as one.
+#[test]
+fn head_lines_and_fields_have_exact_limits() {
+    let s = Syncto::with(short_limits);
+    let a = addr(&s);
+    let head = |line: &str| {
+        format!("GET /v1/__lbheartbeat__ HTTP/1.1\r\n{line}\r\nConnection: close\r\n\r\n")
+    };
+    let longest = format!("X-Long: {}", "a".repeat(16 * 1024 - 8));
+    assert_eq!(longest.len(), 16 * 1024);
+    let ok = exchange(&a, head(&longest).as_bytes()).only_answer_then_close();
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let over = format!("{longest}a");
+    exchange(&a, head(&over).as_bytes())
+        .only_answer_then_close()
+        .assert_error(431, 107);
+    // The same limit for the request line.
+    let path = format!("/v1/__lbheartbeat__?{}", "q".repeat(16 * 1024));
+    exchange(&a, format!("GET {path} HTTP/1.1\r\n\r\n").as_bytes())
+        .only_answer_then_close()
+        .assert_error(431, 107);
+
+    let fields = |n: usize| {
+        (0..n)
+            .map(|i| format!("X-F{i}: v\t{i}"))
+            .collect::<Vec<_>>()
+            .join("\r\n")
+    };
+    // Connection: close is the 101st field here.
+    let ok = exchange(&a, head(&fields(99)).as_bytes()).only_answer_then_close();
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    exchange(&a, head(&fields(100)).as_bytes())
+        .only_answer_then_close()
+        .assert_error(431, 107);
+
+    // Three bytes at a time.
+    let mut stream = connect(&a);
+    for piece in head("X-Tab: a\tb").as_bytes().chunks(3) {
+        stream.write_all(piece).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let answer = read_until_close(&mut stream).only_answer_then_close();
+    assert_eq!(answer.status, 200, "{}", answer.body);
+}
