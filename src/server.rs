@@ -131,7 +131,7 @@ struct Shared {
     queue_timeout: Duration,
     stopping: AtomicBool,
     /// Requests read and not yet answered.
-    in_flight: AtomicUsize,
+    in_flight: Arc<AtomicUsize>,
     shed: Throttle,
 }
 
@@ -154,7 +154,7 @@ pub(crate) fn start(app: Arc<App>) -> Result<Running, StartupError> {
         pool: Pool::default(),
         queue_timeout: Duration::from_millis(config.queue_timeout_milliseconds),
         stopping: AtomicBool::new(false),
-        in_flight: AtomicUsize::new(0),
+        in_flight: Arc::default(),
         shed: Throttle::default(),
     });
     let listen = config.listen.clone();
@@ -324,29 +324,19 @@ impl tiny_http::Handler for Shared {
     }
 }
 
-/// Counts the requests being served (for the shutdown drain).
-struct InFlight<'a>(&'a AtomicUsize);
+/// Counts a request being served (for the shutdown drain) until dropped:
+/// it goes with the request from its connection's thread to a worker, and
+/// to the thread that finishes a slow reader's answer.
+struct InFlight(Arc<AtomicUsize>);
 
-impl<'a> InFlight<'a> {
-    fn enter(n: &'a AtomicUsize) -> InFlight<'a> {
+impl InFlight {
+    fn enter(n: &Arc<AtomicUsize>) -> InFlight {
         n.fetch_add(1, Ordering::SeqCst);
-        InFlight(n)
+        InFlight(Arc::clone(n))
     }
 }
 
-impl InFlight<'_> {
-    /// The request is now counted by whoever answers it (see [`done`]).
-    fn hand_over(self) {
-        std::mem::forget(self);
-    }
-}
-
-/// A request handed over to the pool has been answered.
-fn done(shared: &Shared) {
-    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
-}
-
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
@@ -365,8 +355,12 @@ fn handle(shared: &Shared, mut rq: tiny_http::Request) {
             // next request (the listener starts serving it once this
             // answer is out).
             rq.release_body();
-            in_flight.hand_over();
-            shared.pool.push(Job { rq, body, started });
+            shared.pool.push(Job {
+                rq,
+                body,
+                started,
+                in_flight,
+            });
             return;
         }
         Ok(body) => answer(app, &rq, &body),
@@ -376,7 +370,12 @@ fn handle(shared: &Shared, mut rq: tiny_http::Request) {
 
 /// Whatever a handler needs to see of a request, borrowed from it.
 fn with_view<T>(rq: &tiny_http::Request, body: &[u8], f: impl FnOnce(&Request<'_>) -> T) -> T {
-    let method = rq.method().as_str().to_ascii_uppercase();
+    let method = rq.method().as_str();
+    let method = if method.bytes().any(|b| b.is_ascii_lowercase()) {
+        std::borrow::Cow::Owned(method.to_ascii_uppercase())
+    } else {
+        std::borrow::Cow::Borrowed(method)
+    };
     let url = rq.url();
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let query = query.split('#').next().unwrap_or("");
@@ -543,6 +542,7 @@ struct Job {
     rq: tiny_http::Request,
     body: Vec<u8>,
     started: Instant,
+    in_flight: InFlight,
 }
 
 /// A worker writes every answer itself. One whose body is at most this long
@@ -607,11 +607,12 @@ impl Pool {
     }
 }
 
-fn worker(shared: &Arc<Shared>) {
+fn worker(shared: &Shared) {
     while let Some(Job {
         mut rq,
         body,
         started,
+        in_flight,
     }) = shared.pool.next()
     {
         let resp = answer(&shared.app, &rq, &body);
@@ -619,14 +620,12 @@ fn worker(shared: &Arc<Shared>) {
         if resp.body.len() <= WORKER_WRITES_UP_TO {
             rq.set_send_limit(WORKER_SEND_LIMIT);
             finish(shared, rq, resp, started);
-            done(shared);
             continue;
         }
         rq.set_send_limit(WORKER_WRITES_LARGE_FOR);
         let rq = log_answer(shared, rq, &resp, started);
-        match rq.respond_or_hand_over(into_tiny(resp)) {
-            Ok(_) => done(shared),
-            Err(unsent) => finish_elsewhere(shared, unsent),
+        if let Err(unsent) = rq.respond_or_hand_over(into_tiny(resp)) {
+            finish_elsewhere(unsent, in_flight);
         }
     }
 }
@@ -634,9 +633,11 @@ fn worker(shared: &Arc<Shared>) {
 /// The rest of an answer a client is taking slowly, on a thread of its own
 /// (at most one per connection: the connection's next request waits for
 /// it), so that the client holds no worker.
-fn finish_elsewhere(shared: &Arc<Shared>, unsent: tiny_http::Unsent) {
+fn finish_elsewhere(unsent: tiny_http::Unsent, in_flight: InFlight) {
+    // Shared with the thread only so that it can be taken back if no
+    // thread can be had.
     let unsent = Arc::new(Mutex::new(Some(unsent)));
-    let (theirs, mine) = (Arc::clone(&unsent), Arc::clone(shared));
+    let theirs = Arc::clone(&unsent);
     let spawned = std::thread::Builder::new()
         .name("answer".into())
         .stack_size(64 * 1024)
@@ -644,14 +645,13 @@ fn finish_elsewhere(shared: &Arc<Shared>, unsent: tiny_http::Unsent) {
             if let Some(unsent) = lock(&theirs).take() {
                 let _ = unsent.finish();
             }
-            done(&mine);
+            drop(in_flight);
         });
     if spawned.is_err() {
         // No thread to be had: finish it here.
         if let Some(unsent) = lock(&unsent).take() {
             let _ = unsent.finish();
         }
-        done(shared);
     }
 }
 
@@ -721,7 +721,6 @@ fn shed_job(shared: &Shared, job: Job) {
     let resp = shed(&shared.app, &rq);
     rq.set_send_limit(WORKER_SEND_LIMIT);
     finish(shared, rq, resp, started);
-    done(shared);
 }
 
 /// At most one log line per 10 s for a repeated event, with its count.

@@ -511,18 +511,22 @@ impl Request {
             .and_then(|()| writer.flush().map_err(|e| (e, None)))
     }
 
-    /// Syncto patch: a response not written whole leaves the connection in
-    /// the middle of an answer: it ends there, at once (its thread may be
-    /// waiting for a next request).
     fn finished(&self, written: Result<(), IoError>) -> Result<(), IoError> {
-        if let Some(s) = &self.socket {
-            if written.is_err() {
-                s.abort();
-            }
-            s.answered();
-        }
-        ignore_client_closing_errors(written)
+        finished(self.socket.as_deref(), written)
     }
+}
+
+/// Syncto patch: the end of writing a response. One not written whole
+/// leaves the connection in the middle of an answer: it ends there, at
+/// once (its thread may be waiting for a next request).
+fn finished(socket: Option<&Socket>, written: Result<(), IoError>) -> Result<(), IoError> {
+    if let Some(s) = socket {
+        if written.is_err() {
+            s.abort();
+        }
+        s.answered();
+    }
+    ignore_client_closing_errors(written)
 }
 
 /// A client that left is not an error of the response.
@@ -560,13 +564,7 @@ impl Unsent {
             .rest
             .write_to(self.writer.by_ref())
             .and_then(|()| self.writer.flush());
-        if let Some(s) = &self.socket {
-            if written.is_err() {
-                s.abort();
-            }
-            s.answered();
-        }
-        ignore_client_closing_errors(written)
+        finished(self.socket.as_deref(), written)
     }
 }
 

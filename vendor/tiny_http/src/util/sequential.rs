@@ -139,13 +139,12 @@ impl<W: Write + Send> SequentialWriter<W> {
 /// Syncto patch: the request head is parsed from the buffer itself.
 impl<R: BufRead + Send> BufRead for SequentialReader<R> {
     fn fill_buf(&mut self) -> IoResult<&[u8]> {
-        if let SequentialReaderInner::Waiting(ref mut recv) = self.inner {
-            let reader = recv.recv().unwrap();
-            self.inner = SequentialReaderInner::MyTurn(reader);
+        if !self.wait_turn() {
+            return Err(std::io::ErrorKind::BrokenPipe.into());
         }
         match self.inner {
             SequentialReaderInner::MyTurn(ref mut reader) => reader.fill_buf(),
-            _ => unreachable!(),
+            _ => Err(std::io::ErrorKind::BrokenPipe.into()),
         }
     }
 
