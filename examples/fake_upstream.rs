@@ -89,15 +89,15 @@ fn main() {
 
 /// Serves the stats on 127.0.0.1:0 from a thread; returns the URL.
 fn stats_server(fakes: fake::Observer) -> String {
-    let server = tiny_http::Server::http("127.0.0.1:0").expect("stats listener");
+    let server = listener::Server::http("127.0.0.1:0").expect("stats listener");
     let port = server.server_addr().to_ip().map_or(0, |a| a.port());
     std::thread::spawn(move || {
         for rq in server.incoming_requests() {
             let body = stats_json(&fakes);
             let header =
-                tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..])
+                listener::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..])
                     .expect("static header");
-            let _ = rq.respond(tiny_http::Response::from_string(body).with_header(header));
+            let _ = rq.respond(listener::Response::from_string(body).with_header(header));
         }
     });
     format!("http://127.0.0.1:{port}/")

@@ -18,7 +18,7 @@ pub enum Listen {
 impl Listen {
     /// Binds the listening socket. A unix socket gets `mode` right after the bind, so no
     /// proxy needs a chmod step of its own.
-    pub(crate) fn bind(&self, mode: Option<u32>) -> io::Result<tiny_http::Listener> {
+    pub(crate) fn bind(&self, mode: Option<u32>) -> io::Result<listener::Listener> {
         Ok(match self {
             Listen::Tcp(addr) => std::net::TcpListener::bind(addr.as_str())?.into(),
             Listen::Unix(path) => {

@@ -1,6 +1,6 @@
 //! The listener and the worker pool.
 //!
-//! tiny_http accepts at most `max_connections` connections (closing idle or
+//! The listener (`crates/listener`) accepts at most `max_connections` connections (closing idle or
 //! slow ones to make room, else answering 503), each served by its own
 //! thread under per-phase deadlines (request head, body, keep-alive idle,
 //! response). That thread reads a request and its body, then:
@@ -76,7 +76,7 @@ pub(crate) enum Refusal {
 /// accepting connections but leaves the workers running until the process
 /// ends.
 pub struct Running {
-    server: Option<tiny_http::Server>,
+    server: Option<listener::Server>,
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
     addr: String,
@@ -141,7 +141,7 @@ pub(crate) fn start(app: Arc<App>) -> Result<Running, StartupError> {
     let max_connections = config
         .max_connections
         .unwrap_or_else(|| default_max_connections(open_files_limit(), config.workers));
-    let limits = tiny_http::Limits {
+    let limits = listener::Limits {
         max_connections,
         head_timeout: Duration::from_secs(config.request_head_timeout_seconds),
         body_timeout: Duration::from_secs(config.request_body_timeout_seconds),
@@ -163,12 +163,12 @@ pub(crate) fn start(app: Arc<App>) -> Result<Running, StartupError> {
     let listener = listen
         .bind(config.unix_socket_mode)
         .map_err(|e| cannot(&e))?;
-    let handler: Arc<dyn tiny_http::Handler> = shared.clone();
-    let server = tiny_http::Server::from_listener_with(listener, limits, Some(handler))
+    let handler: Arc<dyn listener::Handler> = shared.clone();
+    let server = listener::Server::from_listener_with(listener, limits, Some(handler))
         .map_err(|e| cannot(&e))?;
     let (addr, port) = match server.server_addr() {
-        tiny_http::ListenAddr::IP(a) => (a.to_string(), Some(a.port())),
-        tiny_http::ListenAddr::Unix(_) => (listen.to_string(), None),
+        listener::ListenAddr::IP(a) => (a.to_string(), Some(a.port())),
+        listener::ListenAddr::Unix(_) => (listen.to_string(), None),
     };
     let mut workers = Vec::with_capacity(config.workers);
     for i in 0..config.workers {
@@ -297,13 +297,13 @@ fn busy_response(r: &Response) -> Vec<u8> {
     bytes
 }
 
-impl tiny_http::Handler for Shared {
-    fn handle(&self, rq: tiny_http::Request) {
+impl listener::Handler for Shared {
+    fn handle(&self, rq: listener::Request) {
         handle(self, rq);
     }
 
     /// The document of a request the listener refused, and its summary line.
-    fn refused(&self, r: &tiny_http::Refused<'_>) -> tiny_http::Response<io::Cursor<Vec<u8>>> {
+    fn refused(&self, r: &listener::Refused<'_>) -> listener::Response<io::Cursor<Vec<u8>>> {
         let resp = self
             .app
             .refuse(None, Refusal::Malformed(r.status.0, r.reason));
@@ -343,7 +343,7 @@ impl Drop for InFlight {
 }
 
 /// One request, on its connection's thread.
-fn handle(shared: &Shared, mut rq: tiny_http::Request) {
+fn handle(shared: &Shared, mut rq: listener::Request) {
     let started = Instant::now();
     let in_flight = InFlight::enter(&shared.in_flight);
     let app = &*shared.app;
@@ -369,7 +369,7 @@ fn handle(shared: &Shared, mut rq: tiny_http::Request) {
 }
 
 /// Whatever a handler needs to see of a request, borrowed from it.
-fn with_view<T>(rq: &tiny_http::Request, body: &[u8], f: impl FnOnce(&Request<'_>) -> T) -> T {
+fn with_view<T>(rq: &listener::Request, body: &[u8], f: impl FnOnce(&Request<'_>) -> T) -> T {
     let method = rq.method().as_str();
     let method = if method.bytes().any(|b| b.is_ascii_lowercase()) {
         std::borrow::Cow::Owned(method.to_ascii_uppercase())
@@ -403,7 +403,7 @@ enum BodyError {
 
 /// Read the body, at most `max` bytes. What is left unread makes the
 /// listener close the connection after the answer.
-fn read_body(rq: &mut tiny_http::Request, max: usize) -> Result<Vec<u8>, BodyError> {
+fn read_body(rq: &mut listener::Request, max: usize) -> Result<Vec<u8>, BodyError> {
     let announced = rq.body_length().unwrap_or(0);
     if announced > max {
         return Err(BodyError::TooLarge);
@@ -416,7 +416,7 @@ fn read_body(rq: &mut tiny_http::Request, max: usize) -> Result<Vec<u8>, BodyErr
     }
 }
 
-fn body_error(app: &App, rq: &tiny_http::Request, e: BodyError) -> Response {
+fn body_error(app: &App, rq: &listener::Request, e: BodyError) -> Response {
     let why = match e {
         BodyError::TooLarge => Refusal::BodyTooLarge,
         BodyError::Unreadable(e) if e.kind() == io::ErrorKind::TimedOut => Refusal::BodyTimeout,
@@ -426,17 +426,17 @@ fn body_error(app: &App, rq: &tiny_http::Request, e: BodyError) -> Response {
 }
 
 /// 503 + Retry-After for a request no worker could take in time.
-fn shed(app: &App, rq: &tiny_http::Request) -> Response {
+fn shed(app: &App, rq: &listener::Request) -> Response {
     with_view(rq, &[], |req| app.refuse(Some(req), Refusal::Overloaded))
 }
 
 /// Run the application on a request.
-fn answer(app: &App, rq: &tiny_http::Request, body: &[u8]) -> Response {
+fn answer(app: &App, rq: &listener::Request, body: &[u8]) -> Response {
     with_view(rq, body, |req| contain(app, || app.handle(req)))
 }
 
 /// Log the request and write its answer.
-fn finish(shared: &Shared, rq: tiny_http::Request, resp: Response, started: Instant) {
+fn finish(shared: &Shared, rq: listener::Request, resp: Response, started: Instant) {
     let rq = log_answer(shared, rq, &resp, started);
     let _ = rq.respond(into_tiny(resp));
 }
@@ -444,10 +444,10 @@ fn finish(shared: &Shared, rq: tiny_http::Request, resp: Response, started: Inst
 /// Log the request and its answer (before it is written).
 fn log_answer(
     shared: &Shared,
-    mut rq: tiny_http::Request,
+    mut rq: listener::Request,
     resp: &Response,
     started: Instant,
-) -> tiny_http::Request {
+) -> listener::Request {
     if shared.stopping.load(Ordering::SeqCst) {
         rq.set_close();
     }
@@ -482,29 +482,29 @@ fn contain(app: &App, handler: impl FnOnce() -> Response) -> Response {
     }
 }
 
-/// tiny_http's headers of a response (it never writes one with control
+/// The listener's headers of a response (it never writes one with control
 /// characters: CR, LF…).
-fn tiny_headers(r: &Response) -> Vec<tiny_http::Header> {
+fn tiny_headers(r: &Response) -> Vec<listener::Header> {
     r.headers
         .iter()
-        .filter_map(|(n, v)| tiny_http::Header::from_bytes(n.as_bytes(), v.as_bytes()).ok())
+        .filter_map(|(n, v)| listener::Header::from_bytes(n.as_bytes(), v.as_bytes()).ok())
         .collect()
 }
 
-/// A response as tiny_http writes it: head and body in one `writev`.
-fn into_tiny(r: Response) -> tiny_http::Response<io::Empty> {
+/// A response as the listener writes it: head and body in one `writev`.
+fn into_tiny(r: Response) -> listener::Response<io::Empty> {
     let headers = tiny_headers(&r);
     // The body's buffer is kept for another request once written.
     let body = crate::buffers::Recycled(r.body);
-    tiny_http::Response::from_bytes(tiny_http::StatusCode(r.status), headers, body)
+    listener::Response::from_bytes(listener::StatusCode(r.status), headers, body)
 }
 
-/// A refused request's document, in the form tiny_http's handler gives it.
-fn into_tiny_reader(r: Response) -> tiny_http::Response<io::Cursor<Vec<u8>>> {
+/// A refused request's document, in the form the listener's handler gives it.
+fn into_tiny_reader(r: Response) -> listener::Response<io::Cursor<Vec<u8>>> {
     let headers = tiny_headers(&r);
     let len = r.body.len();
-    tiny_http::Response::new(
-        tiny_http::StatusCode(r.status),
+    listener::Response::new(
+        listener::StatusCode(r.status),
         headers,
         io::Cursor::new(r.body),
         Some(len),
@@ -539,7 +539,7 @@ struct Queue {
 
 /// One request handed to the pool, its body read.
 struct Job {
-    rq: tiny_http::Request,
+    rq: listener::Request,
     body: Vec<u8>,
     started: Instant,
     in_flight: InFlight,
@@ -633,7 +633,7 @@ fn worker(shared: &Shared) {
 /// The rest of an answer a client is taking slowly, on a thread of its own
 /// (at most one per connection: the connection's next request waits for
 /// it), so that the client holds no worker.
-fn finish_elsewhere(unsent: tiny_http::Unsent, in_flight: InFlight) {
+fn finish_elsewhere(unsent: listener::Unsent, in_flight: InFlight) {
     // Shared with the thread only so that it can be taken back if no
     // thread can be had.
     let unsent = Arc::new(Mutex::new(Some(unsent)));

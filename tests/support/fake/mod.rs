@@ -152,7 +152,7 @@ pub struct Fake {
     pub sync_url: String,
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
-    servers: Vec<(Arc<tiny_http::Server>, Vec<JoinHandle<()>>)>,
+    servers: Vec<(Arc<listener::Server>, Vec<JoinHandle<()>>)>,
 }
 
 impl Fake {
@@ -165,8 +165,8 @@ impl Fake {
             ..State::default()
         }));
         let stop = Arc::new(AtomicBool::new(false));
-        let token = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
-        let sync = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+        let token = Arc::new(listener::Server::http("127.0.0.1:0").unwrap());
+        let sync = Arc::new(listener::Server::http("127.0.0.1:0").unwrap());
         let token_port = token.server_addr().to_ip().unwrap().port();
         let sync_port = sync.server_addr().to_ip().unwrap().port();
         let sync_url = format!("http://127.0.0.1:{sync_port}");
@@ -408,7 +408,7 @@ fn uid_for(st: &mut State, key: &str) -> u64 {
     u
 }
 
-fn seen(rq: &mut tiny_http::Request) -> Seen {
+fn seen(rq: &mut listener::Request) -> Seen {
     let mut body = String::new();
     let _ = rq.as_reader().read_to_string(&mut body);
     Seen {
@@ -428,20 +428,20 @@ fn seen(rq: &mut tiny_http::Request) -> Seen {
     }
 }
 
-fn to_response(c: Canned) -> tiny_http::Response<Cursor<Vec<u8>>> {
-    let mut headers: Vec<tiny_http::Header> = c
+fn to_response(c: Canned) -> listener::Response<Cursor<Vec<u8>>> {
+    let mut headers: Vec<listener::Header> = c
         .headers
         .iter()
-        .map(|(n, v)| tiny_http::Header::from_bytes(n.as_bytes(), v.as_bytes()).unwrap())
+        .map(|(n, v)| listener::Header::from_bytes(n.as_bytes(), v.as_bytes()).unwrap())
         .collect();
     if !c.body.is_empty() {
         headers.push(
-            tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..]).unwrap(),
+            listener::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..]).unwrap(),
         );
     }
     let len = c.body.len();
-    tiny_http::Response::new(
-        tiny_http::StatusCode(c.status),
+    listener::Response::new(
+        listener::StatusCode(c.status),
         headers,
         Cursor::new(c.body.into_bytes()),
         Some(len),

@@ -1,7 +1,7 @@
 //! Syncto patch: one client socket shared by the request reader and the
 //! response writer, with a deadline for each phase of a request.
 //!
-//! Upstream tiny_http cloned every accepted socket (`try_clone`) so that the
+//! Upstream listener cloned every accepted socket (`try_clone`) so that the
 //! reader and the writer each had one: two descriptors per connection, and
 //! a 60 s per-read timeout that a client dripping one byte every 59 s never
 //! reached. Here the reader and the writer share one descriptor, and every

@@ -360,7 +360,7 @@ impl Request {
     ///
     /// ```no_run
     /// # use std::io::Read;
-    /// # let server = tiny_http::Server::http("0.0.0.0:0").unwrap();
+    /// # let server = listener::Server::http("0.0.0.0:0").unwrap();
     /// let mut request = server.recv().unwrap();
     ///
     /// let mut content = String::new();
