@@ -432,6 +432,7 @@ mod test {
         ] {
             assert!(
                 matches!(parse_request_line(bad), Err(ReadError::Refuse(400, _))),
+                "{}",
                 "{bad:?}"
             );
         }
@@ -443,6 +444,7 @@ mod test {
         ] {
             assert!(
                 matches!(parse_request_line(other), Err(ReadError::Refuse(505, _))),
+                "{}",
                 "{other:?}"
             );
         }
@@ -461,7 +463,7 @@ mod test {
             " Folded: line",
             "X(y): z",
         ] {
-            assert!(parse_header(bad).is_err(), "{bad:?}");
+            assert!(parse_header(bad).is_err(), "{}", "{bad:?}");
         }
     }
 }

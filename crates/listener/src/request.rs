@@ -5,9 +5,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::response::Rest;
 use crate::socket::Socket;
 use crate::util::{ChunkedDecoder, EqualReader};
-use crate::response::Rest;
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 
 /// Represents an HTTP request made by a client.
@@ -487,7 +487,6 @@ impl Request {
         writer: &mut Box<dyn Write + Send + 'static>,
         response: Response<R>,
     ) -> Result<(), (IoError, Option<Rest>)> {
-
         let do_not_send_body = self.method == Method::Head;
 
         // Syncto patch: what is left of an unread body would be parsed as

@@ -24,18 +24,18 @@ use std::time::SystemTime;
 /// Some headers have special behaviors:
 ///
 ///  - `Content-Encoding`: If you define this header, the library
-///     will assume that the data from the `Read` object has the specified encoding
-///     and will just pass-through.
+///    will assume that the data from the `Read` object has the specified encoding
+///    and will just pass-through.
 ///
 ///  - `Content-Length`: The length of the data should be set manually
-///     using the `Reponse` object's API. Attempting to set the value of this
-///     header will be equivalent to modifying the size of the data but the header
-///     itself may not be present in the final result.
+///    using the `Reponse` object's API. Attempting to set the value of this
+///    header will be equivalent to modifying the size of the data but the header
+///    itself may not be present in the final result.
 ///
 ///  - `Content-Type`: You may only set this header to one value at a time. If you
-///     try to set it more than once, the existing value will be overwritten. This
-///     behavior differs from the default for most headers, which is to allow them to
-///     be set multiple times in the same response.
+///    try to set it more than once, the existing value will be overwritten. This
+///    behavior differs from the default for most headers, which is to allow them to
+///    be set multiple times in the same response.
 ///
 pub struct Response<R> {
     reader: R,
@@ -263,7 +263,7 @@ fn choose_transfer_encoding(
     // if we don't have a Content-Length, or if the Content-Length is too big, using chunks writer
     if entity_length
         .as_ref()
-        .map_or(true, |val| *val >= chunked_threshold)
+        .is_none_or(|val| *val >= chunked_threshold)
     {
         return TransferEncoding::Chunked;
     }
@@ -430,8 +430,14 @@ where
         do_not_send_body: bool,
         close: bool,
     ) -> IoResult<()> {
-        self.print(writer, http_version, request_headers, do_not_send_body, close)
-            .map_err(|(e, _)| e)
+        self.print(
+            writer,
+            http_version,
+            request_headers,
+            do_not_send_body,
+            close,
+        )
+        .map_err(|(e, _)| e)
     }
 
     /// Syncto patch: `raw_print`, which on failure also gives back what is
@@ -728,11 +734,15 @@ mod tests {
             (b"", b"b"),
         ] {
             let out = written(name, value);
-            assert!(!out.contains("Set-Cookie"), "{out:?}");
-            assert!(!out.contains("/x"), "{out:?}");
+            assert!(!out.contains("Set-Cookie"), "{}", "{out:?}");
+            assert!(!out.contains("/x"), "{}", "{out:?}");
         }
         let out = written(b"Location", b"/x\t%0D%0A");
-        assert!(out.contains("\r\nLocation: /x\t%0D%0A\r\n"), "{out:?}");
+        assert!(
+            out.contains("\r\nLocation: /x\t%0D%0A\r\n"),
+            "{}",
+            "{out:?}"
+        );
     }
 
     /// Takes at most 7 bytes per write, as a socket whose buffer is full.
@@ -759,8 +769,12 @@ mod tests {
             .unwrap();
         let end = out.0.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
         let head = String::from_utf8_lossy(&out.0[..end]);
-        assert!(head.contains("\r\nContent-Length: 100000\r\n"), "{head}");
-        assert!(!head.contains("Transfer-Encoding"), "{head}");
+        assert!(
+            head.contains("\r\nContent-Length: 100000\r\n"),
+            "{}",
+            "{head}"
+        );
+        assert!(!head.contains("Transfer-Encoding"), "{}", "{head}");
         assert_eq!(&out.0[end..], &body[..]);
         assert!(out.1 > 100_000 / 7);
 
@@ -770,7 +784,11 @@ mod tests {
             .raw_print(&mut out, HTTPVersion(1, 1), &[], true, false)
             .unwrap();
         let text = String::from_utf8(out.0).unwrap();
-        assert!(text.ends_with("\r\nContent-Length: 100000\r\n\r\n"), "{text}");
+        assert!(
+            text.ends_with("\r\nContent-Length: 100000\r\n\r\n"),
+            "{}",
+            "{text}"
+        );
     }
 
     /// Takes `.1` bytes, then times out, as a socket whose client stopped

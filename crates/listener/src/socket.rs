@@ -455,7 +455,7 @@ mod tests {
             (&s).write_all(b"one").unwrap();
         }
         let lowered = s.write.set.load(Relaxed);
-        assert!(lowered <= 1_000_000_000, "{lowered}");
+        assert!(lowered <= 1_000_000_000, "{}", "{lowered}");
         // ...and the next ones leave it there (no system call).
         for _ in 0..3 {
             s.start_send(Some(Duration::from_secs(1)));
