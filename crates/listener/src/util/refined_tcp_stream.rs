@@ -185,9 +185,11 @@ mod tests {
             // After something buffered, what fits joins it; what doesn't
             // goes after it.
             b.write_all(b"abc").unwrap();
-            b.write_vectored(&[IoSlice::new(b"de"), IoSlice::new(b"f")])
+            let n = b
+                .write_vectored(&[IoSlice::new(b"de"), IoSlice::new(b"f")])
                 .unwrap();
-            b.write_vectored(&[IoSlice::new(&[b'y'; 20])]).unwrap();
+            assert_eq!(n, 3);
+            assert_eq!(b.write_vectored(&[IoSlice::new(&[b'y'; 20])]).unwrap(), 20);
         }
         let mut head_and_body = b"head;".to_vec();
         head_and_body.extend_from_slice(&[b'x'; 40]);
