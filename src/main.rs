@@ -49,7 +49,7 @@ fn run() -> Result<(), String> {
         return Ok(());
     }
     // Every connection costs a descriptor: take what the hard limit allows.
-    let files = syncto::server::raise_open_files_limit();
+    let files = syncto::startup::raise_open_files_limit();
     if files.error.is_some() {
         log::warn!("{files}");
     } else {
