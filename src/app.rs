@@ -10,7 +10,7 @@ use crate::startup::StartupError;
 use crate::sync::storage::Storage;
 use crate::sync::tokenserver::TokenServer;
 use crate::sync::{self, Credentials};
-use crate::tls;
+use crate::upstream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,12 +53,12 @@ impl App {
                 .map_err(|e| StartupError::new(format!("statsd_url: {addr}: {e}")))?,
             None => metrics::Metrics::disabled(),
         };
-        let tls = tls::client_config(
+        let tls = upstream::tls::client_config(
             config.certificate_ca_bundle.as_deref(),
             &config.certificate_pins,
         )
         .map_err(StartupError::new)?;
-        let agent = tls::connector::agent(
+        let agent = upstream::agent::agent(
             tls,
             Duration::from_secs(config.upstream_connect_timeout_seconds),
             Duration::from_secs(config.upstream_timeout_seconds),

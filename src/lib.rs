@@ -24,13 +24,12 @@ pub mod kinto;
 pub mod listen;
 pub mod logging;
 pub(crate) mod metrics;
-pub(crate) mod resolve;
 pub mod secret;
 pub mod server;
 pub mod startup;
 pub mod sync;
 pub mod systemd;
-pub(crate) mod tls;
+pub(crate) mod upstream;
 
 use app::App;
 use config::Config;

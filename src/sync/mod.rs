@@ -200,11 +200,11 @@ impl Error {
             }
             _ => {}
         }
-        let (kind, reason) = crate::tls::failure::classify(e);
+        let (kind, reason) = crate::upstream::failure::classify(e);
         let why = format!("{host}: {reason}");
         match kind {
-            crate::tls::failure::FailureKind::Timeout => Error::Timeout(upstream, why),
-            crate::tls::failure::FailureKind::Unusable => Error::BadAnswer(upstream, why),
+            crate::upstream::failure::FailureKind::Timeout => Error::Timeout(upstream, why),
+            crate::upstream::failure::FailureKind::Unusable => Error::BadAnswer(upstream, why),
             _ => Error::Unreachable(upstream, why),
         }
     }

@@ -61,7 +61,7 @@ impl Storage {
         }
         let started = Instant::now();
         let result = if call.method == "GET" {
-            crate::tls::connector::repeatable(|| self.call_once(creds, call))
+            crate::upstream::agent::repeatable(|| self.call_once(creds, call))
         } else {
             self.call_once(creds, call)
         };

@@ -178,7 +178,7 @@ impl TokenServer {
             Err(e) => {
                 log::warn!(
                     "heartbeat: token server unreachable: {}",
-                    crate::tls::failure::classify(&e).1
+                    crate::upstream::failure::classify(&e).1
                 );
                 false
             }

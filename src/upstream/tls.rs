@@ -1,9 +1,5 @@
 //! TLS for every upstream call (Token Server, Sync nodes, heartbeat): the trust roots (the
-//! Mozilla roots or a CA bundle) and SPKI pinning, in one rustls `ClientConfig`; the
-//! connector chain that uses it ([`connector`]) and what a failed call met ([`failure`]).
-
-pub mod connector;
-pub mod failure;
+//! Mozilla roots or a CA bundle) and SPKI pinning, in one rustls `ClientConfig`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -171,18 +167,12 @@ impl ServerCertVerifier for PinnedVerifier {
     }
 }
 
-// The integration tests' server, shared. (At file level: inside `mod tests`
-// the path would be relative to the nonexistent src/tls/tests/.)
-#[cfg(test)]
-#[path = "../../tests/support/tls_server.rs"]
-pub(crate) mod tls_server;
-
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::connector::agent;
-    use super::failure::{FailureKind, classify};
-    use super::tls_server::{TlsServer, ok_response};
     use super::*;
+    use crate::upstream::agent::agent;
+    use crate::upstream::failure::{FailureKind, classify};
+    use crate::upstream::tls_server::{TlsServer, ok_response};
     use std::time::Duration;
 
     pub(crate) const CHAIN: &[u8] = include_bytes!("../../tests/data/tls/chain.pem");

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::endpoint::bare_host;
-use crate::resolve::CachingResolver;
+use crate::upstream::resolve::CachingResolver;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use ureq::config::{AutoHeaderValue, Config};
@@ -288,9 +288,9 @@ impl Transport for PinnedTlsTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::failure::FailureKind::{Network, Timeout};
-    use crate::tls::tests::{CHAIN, KEY, config, get, get_with};
-    use crate::tls::tls_server::TlsServer;
+    use crate::upstream::failure::FailureKind::{Network, Timeout};
+    use crate::upstream::tls::tests::{CHAIN, KEY, config, get, get_with};
+    use crate::upstream::tls_server::TlsServer;
     use std::net::{Ipv4Addr, TcpListener};
     use std::time::Instant;
 
