@@ -7,9 +7,9 @@ use crate::config::Config;
 use crate::credentials::{self, Cache, Key};
 use crate::metrics::{self, Metrics};
 use crate::startup::StartupError;
-use crate::sync::storage::Storage;
-use crate::sync::tokenserver::TokenServer;
-use crate::sync::{self, Credentials};
+use crate::sync15::storage::Storage;
+use crate::sync15::tokenserver::TokenServer;
+use crate::sync15::{self, Credentials};
 use crate::upstream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -79,14 +79,14 @@ impl App {
             Duration::from_secs(config.cache_credentials_ttl_seconds),
             config.cache_max_entries,
         );
-        let tokens = sync::tokenserver::TokenServer::new(
+        let tokens = sync15::tokenserver::TokenServer::new(
             agent.clone(),
             &config.token_server_url,
             Duration::from_secs(config.token_server_heartbeat_timeout_seconds),
             config.allow_insecure_upstream,
             metrics.clone(),
         );
-        let storage = sync::storage::Storage::new(
+        let storage = sync15::storage::Storage::new(
             agent,
             metrics.clone(),
             Duration::from_millis(config.write_conflict_budget_ms),
@@ -145,12 +145,12 @@ impl App {
         who: &Identity<'_>,
         ua: &str,
         memo: &mut Memo,
-        mut call: impl FnMut(&Storage, &Credentials) -> Result<T, sync::Error>,
+        mut call: impl FnMut(&Storage, &Credentials) -> Result<T, sync15::Error>,
     ) -> Result<T, Refused> {
         let key = self.cache.key(who);
         let creds = self.credentials(who, key, ua, memo)?;
         match call(&self.storage, &creds) {
-            Err(sync::Error::Status(sync::Upstream::Storage, r)) if r.status == 401 => {
+            Err(sync15::Error::Status(sync15::Upstream::Storage, r)) if r.status == 401 => {
                 log::info!("sync node refused a cached token; fetching a fresh one");
                 self.cache.invalidate(&key);
                 memo.entries.retain(|(k, _)| *k != key);
@@ -166,13 +166,13 @@ impl App {
 #[derive(Debug)]
 pub(crate) enum Refused {
     /// The Token Server or the storage node failed or refused.
-    Upstream(sync::Error),
+    Upstream(sync15::Error),
     /// This request has already made [`MAX_TOKEN_CALLS`] Token Server exchanges.
     TooManyTokenCalls,
 }
 
-impl From<sync::Error> for Refused {
-    fn from(e: sync::Error) -> Refused {
+impl From<sync15::Error> for Refused {
+    fn from(e: sync15::Error) -> Refused {
         Refused::Upstream(e)
     }
 }

@@ -19,9 +19,9 @@
 //!   says nothing about the credential, and the next request tries again.
 
 use crate::auth::{Identity, Scheme};
-use crate::sync::hawk::hmac_sha256;
-use crate::sync::tokenserver::Token;
-use crate::sync::{self, Credentials, Reply, Upstream};
+use crate::sync15::hawk::hmac_sha256;
+use crate::sync15::tokenserver::Token;
+use crate::sync15::{self, Credentials, Reply, Upstream};
 use aes_gcm::aead::{Aead, Payload};
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 use base64::Engine;
@@ -34,7 +34,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A lookup key (HMAC-SHA256).
 pub type Key = [u8; 32];
-type Outcome = Result<Arc<Credentials>, sync::Error>;
+type Outcome = Result<Arc<Credentials>, sync15::Error>;
 
 /// How long a Token Server refusal of a credential is answered from memory
 /// (never longer than the credentials TTL).
@@ -133,7 +133,7 @@ impl Cache {
     pub fn get(
         &self,
         who: &Identity<'_>,
-        fetch: impl FnOnce(u64) -> Result<Token, sync::Error>,
+        fetch: impl FnOnce(u64) -> Result<Token, sync15::Error>,
     ) -> Outcome {
         self.get_keyed(self.key(who), who, fetch)
     }
@@ -143,14 +143,17 @@ impl Cache {
         &self,
         key: Key,
         who: &Identity<'_>,
-        fetch: impl FnOnce(u64) -> Result<Token, sync::Error>,
+        fetch: impl FnOnce(u64) -> Result<Token, sync15::Error>,
     ) -> Outcome {
         let flight = {
             let mut state = self.lock();
             let now = Instant::now();
             match state.refused.get(&key) {
                 Some(r) if r.expires > now => {
-                    return Err(sync::Error::Status(Upstream::TokenServer, r.reply.clone()));
+                    return Err(sync15::Error::Status(
+                        Upstream::TokenServer,
+                        r.reply.clone(),
+                    ));
                 }
                 Some(_) => {
                     state.refused.pop(&key);
@@ -202,7 +205,7 @@ impl Cache {
             }
             creds
         });
-        if let Err(sync::Error::Status(Upstream::TokenServer, reply)) = &outcome {
+        if let Err(sync15::Error::Status(Upstream::TokenServer, reply)) = &outcome {
             // The settings TTL, not the credential's expiry: an expired
             // token is refused for good, and that is the common repeat.
             let ttl = self.ttl.min(REFUSAL_TTL);
@@ -335,8 +338,8 @@ fn wait(f: &Flight) -> Outcome {
         .unwrap_or_else(PoisonError::into_inner);
     match slot.as_ref() {
         Some(o) => o.clone(),
-        None => Err(sync::Error::BadAnswer(
-            sync::Upstream::TokenServer,
+        None => Err(sync15::Error::BadAnswer(
+            sync15::Upstream::TokenServer,
             "credentials exchange abandoned".into(),
         )),
     }
@@ -353,8 +356,8 @@ impl Drop for FlightGuard<'_> {
     fn drop(&mut self) {
         self.cache.lock().inflight.remove(&self.key);
         let outcome = self.outcome.take().unwrap_or_else(|| {
-            Err(sync::Error::BadAnswer(
-                sync::Upstream::TokenServer,
+            Err(sync15::Error::BadAnswer(
+                sync15::Upstream::TokenServer,
                 "credentials exchange failed".into(),
             ))
         });
@@ -571,8 +574,8 @@ mod tests {
                         .get(&who("t", "k"), |_| {
                             calls.fetch_add(1, Ordering::SeqCst);
                             std::thread::sleep(Duration::from_millis(100));
-                            Err(sync::Error::Unreachable(
-                                sync::Upstream::TokenServer,
+                            Err(sync15::Error::Unreachable(
+                                sync15::Upstream::TokenServer,
                                 "down".into(),
                             ))
                         })
@@ -589,8 +592,8 @@ mod tests {
         assert_eq!(cache.len(), 1);
     }
 
-    fn refused(status: u16) -> sync::Error {
-        sync::Error::Status(
+    fn refused(status: u16) -> sync15::Error {
+        sync15::Error::Status(
             Upstream::TokenServer,
             Box::new(Reply {
                 status,
@@ -614,7 +617,7 @@ mod tests {
         // A 401: once asked, then answered from memory (body cut).
         for i in 0..3 {
             match cache.get(&who("bad", "k"), fetch(401)) {
-                Err(sync::Error::Status(Upstream::TokenServer, r)) => {
+                Err(sync15::Error::Status(Upstream::TokenServer, r)) => {
                     assert_eq!(r.status, 401);
                     let kept = if i == 0 { 4096 } else { REFUSAL_BODY_BYTES };
                     assert_eq!(r.body.len(), kept);
@@ -636,8 +639,8 @@ mod tests {
         }
         assert_eq!(calls.load(Ordering::SeqCst), 10);
         assert!(!cache.knows(&cache.key(&who("flaky", "k"))));
-        let down = |_| -> Result<Token, sync::Error> {
-            Err(sync::Error::Timeout(Upstream::TokenServer, "slow".into()))
+        let down = |_| -> Result<Token, sync15::Error> {
+            Err(sync15::Error::Timeout(Upstream::TokenServer, "slow".into()))
         };
         assert!(cache.get(&who("slow", "k"), down).is_err());
         assert!(cache.get(&who("slow", "k"), |_| Ok(token(1))).is_ok());

@@ -19,15 +19,15 @@ pub mod config;
 pub(crate) mod credentials;
 pub(crate) mod endpoint;
 pub(crate) mod forwarded;
-pub mod http;
 pub mod kinto;
 pub mod listen;
 pub mod logging;
+pub mod message;
 pub(crate) mod metrics;
 pub mod secret;
 pub mod server;
 pub mod startup;
-pub mod sync;
+pub mod sync15;
 pub mod systemd;
 pub(crate) mod upstream;
 

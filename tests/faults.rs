@@ -178,7 +178,7 @@ fn sync_node_faults() {
     let rig = rig(1, |_| {});
     assert_eq!(rig.s.auth_get(&records("tabs")).status, 200);
     // A page of records over the limit: the client can ask for less.
-    let limit = syncto::sync::MAX_UPSTREAM_BODY + 1;
+    let limit = syncto::sync15::MAX_UPSTREAM_BODY + 1;
     for (name, fault, want) in faults((limit, Seen::TooLarge)) {
         let marker = format!("fault={name}");
         rig.sync.inject(&marker, fault, usize::MAX);
@@ -316,7 +316,7 @@ fn a_write_that_met_a_fault_was_not_made() {
     assert_eq!(rig.s.auth_get(&records("tabs")).status, 200);
     let body = r#"{"data": {"payload": "p"}}"#;
     // An answer to a write over the limit is just unusable.
-    let oversized = (syncto::sync::MAX_UPSTREAM_BODY + 1, Seen::Unusable("30"));
+    let oversized = (syncto::sync15::MAX_UPSTREAM_BODY + 1, Seen::Unusable("30"));
     for (name, fault, want) in faults(oversized) {
         let marker = format!("fault=put-{name}");
         let headers = [BEARER, JSON, ("User-Agent", marker.as_str())];

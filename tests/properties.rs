@@ -16,10 +16,10 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 use syncto::app::App;
 use syncto::config::Config;
-use syncto::http::Request;
 use syncto::kinto::query::{ListQuery, parse_list};
-use syncto::sync::hawk;
-use syncto::sync::timestamp::{MAX_MS, ceil_tick, floor_tick, ms_to_seconds, seconds_to_ms};
+use syncto::message::Request;
+use syncto::sync15::hawk;
+use syncto::sync15::timestamp::{MAX_MS, ceil_tick, floor_tick, ms_to_seconds, seconds_to_ms};
 
 /// The default case count (`PROPTEST_CASES` or 256) divided by `div`.
 /// A failing case is saved (and replayed first from then on) in
@@ -714,7 +714,7 @@ fn app() -> &'static App {
     })
 }
 
-fn post_batch(body: &[u8]) -> syncto::http::Response {
+fn post_batch(body: &[u8]) -> syncto::message::Response {
     let headers = [("content-type", "application/json")];
     syncto::kinto::handle(
         app(),

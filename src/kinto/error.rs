@@ -3,7 +3,7 @@
 
 use super::Response;
 use crate::auth;
-use crate::sync::{self, Reply, Upstream};
+use crate::sync15::{self, Reply, Upstream};
 use serde_json::{Value, json};
 use std::borrow::Cow;
 
@@ -50,7 +50,7 @@ pub enum Error {
     /// (Kinto JSON) when it exists.
     PreconditionFailed(Option<Value>, Option<Box<Reply>>),
     /// An upstream failure (mapped by [`Error::parts`]).
-    Upstream(sync::Error),
+    Upstream(sync15::Error),
     /// 410/202: the end-of-service date (`eos`) has passed.
     ServiceDeprecated,
     /// 503/201: a batch sub-request not run because the batch's time
@@ -66,8 +66,8 @@ impl From<auth::Refused> for Error {
     }
 }
 
-impl From<sync::Error> for Error {
-    fn from(e: sync::Error) -> Error {
+impl From<sync15::Error> for Error {
+    fn from(e: sync15::Error) -> Error {
         Error::Upstream(e)
     }
 }
@@ -228,7 +228,7 @@ fn kinto_message(
     }
 }
 
-fn upstream(e: sync::Error) -> Parts {
+fn upstream(e: sync15::Error) -> Parts {
     let base = |status, errno, message: Cow<'static, str>| Parts {
         status,
         errno: Some(errno),
@@ -239,7 +239,7 @@ fn upstream(e: sync::Error) -> Parts {
         reply: None,
     };
     match e {
-        sync::Error::Status(_, reply) => {
+        sync15::Error::Status(_, reply) => {
             let status = reply.status;
             let quoted = || -> Cow<'static, str> {
                 format!("{} {}: {}", status, reason(status), reply.body_excerpt()).into()
@@ -262,8 +262,8 @@ fn upstream(e: sync::Error) -> Parts {
             parts.reply = Some(reply);
             parts
         }
-        sync::Error::Unreachable(..) => base(503, 201, UNREACHABLE.into()),
-        sync::Error::Timeout(u, _) => base(
+        sync15::Error::Unreachable(..) => base(503, 201, UNREACHABLE.into()),
+        sync15::Error::Timeout(u, _) => base(
             504,
             201,
             match u {
@@ -274,11 +274,11 @@ fn upstream(e: sync::Error) -> Parts {
             }
             .into(),
         ),
-        sync::Error::BadAnswer(..) | sync::Error::Busy(..) => base(503, 201, OVERLOADED.into()),
+        sync15::Error::BadAnswer(..) | sync15::Error::Busy(..) => base(503, 201, OVERLOADED.into()),
         // A page of records over the read limit: the client can ask for a
         // smaller one. Repeating the same request would not help, so this is
         // not a 503.
-        sync::Error::TooLarge(Upstream::Storage, limit) => {
+        sync15::Error::TooLarge(Upstream::Storage, limit) => {
             let description = format!(
                 "The answer is larger than the {limit} bytes this server reads at once: ask for fewer records with _limit."
             );
@@ -289,7 +289,7 @@ fn upstream(e: sync::Error) -> Parts {
                 ..base(400, 107, description.into())
             }
         }
-        sync::Error::TooLarge(Upstream::TokenServer, _) => base(503, 201, OVERLOADED.into()),
+        sync15::Error::TooLarge(Upstream::TokenServer, _) => base(503, 201, OVERLOADED.into()),
     }
 }
 
@@ -410,14 +410,14 @@ mod tests {
 
     #[test]
     fn an_answer_too_large_names_limit_and_is_not_a_retry() {
-        let e = Error::Upstream(sync::Error::TooLarge(Upstream::Storage, 16));
+        let e = Error::Upstream(sync15::Error::TooLarge(Upstream::Storage, 16));
         let r = e.parts().into_response(30);
         assert_eq!((r.status, r.errno), (400, Some(107)));
         assert!(!r.has("Retry-After"));
         let j: Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(j["details"][0]["name"], "_limit");
         assert_eq!(j["details"][0]["location"], "querystring");
-        let e = Error::Upstream(sync::Error::TooLarge(Upstream::TokenServer, 16));
+        let e = Error::Upstream(sync15::Error::TooLarge(Upstream::TokenServer, 16));
         assert_eq!(e.parts().status, 503);
         let r = Error::BatchTimeUp(30).parts().into_response(7);
         assert_eq!((r.status, r.errno), (503, Some(201)));

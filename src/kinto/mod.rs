@@ -17,9 +17,9 @@ pub(crate) mod translate;
 use crate::VERSION;
 use crate::app::{App, MAX_TOKEN_CALLS, Memo, Refused};
 use crate::auth;
-use crate::http::{Request, Response};
+use crate::message::{Request, Response};
 use crate::server::{Refusal, Service};
-use crate::sync::{self, Reply, timestamp};
+use crate::sync15::{self, Reply, timestamp};
 use error::{Error, Parts};
 use route::{Route, Routed, route};
 use std::time::SystemTime;
@@ -264,8 +264,8 @@ pub(crate) fn error(app: &App, e: Error) -> Response {
     // the upstream's trouble (error).
     if let Error::Upstream(u) = &e {
         match u {
-            sync::Error::Status(_, r) if matches!(r.status, 304 | 412) => {}
-            sync::Error::Status(_, r) if r.status < 500 => log::info!("{u}"),
+            sync15::Error::Status(_, r) if matches!(r.status, 304 | 412) => {}
+            sync15::Error::Status(_, r) if r.status < 500 => log::info!("{u}"),
             _ => log::error!("{u}"),
         }
     }

@@ -6,7 +6,7 @@
 //! `If-None-Match` (`*` or `"*"` too) become the Sync precondition headers.
 
 use super::error::Error;
-use crate::sync::timestamp::{TICK_MS, ceil_tick, floor_tick, ms_to_seconds, parse_ms};
+use crate::sync15::timestamp::{TICK_MS, ceil_tick, floor_tick, ms_to_seconds, parse_ms};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use std::borrow::Cow;
 use std::fmt::Write;

@@ -15,9 +15,9 @@ use super::translate::{rewrite_list, rewrite_record};
 use super::{App, Memo, Request, Response, translate_headers};
 use crate::auth::{self, Identity};
 use crate::buffers;
-use crate::sync::storage::Call;
-use crate::sync::timestamp::{self, TICK_MS, floor_tick, ms_to_seconds};
-use crate::sync::{self, Reply, Upstream};
+use crate::sync15::storage::Call;
+use crate::sync15::timestamp::{self, TICK_MS, floor_tick, ms_to_seconds};
+use crate::sync15::{self, Reply, Upstream};
 use percent_encoding::utf8_percent_encode;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -84,7 +84,7 @@ impl<'a> Ctx<'a> {
     /// Sync's `info/collections`: collection → last modified (ms).
     fn collections(&mut self) -> Result<Vec<(String, u64)>, Error> {
         let reply = self.call("GET", "/info/collections", &[], None, "info_collections")?;
-        let bad = |why: &str| sync::Error::BadAnswer(Upstream::Storage, why.into());
+        let bad = |why: &str| sync15::Error::BadAnswer(Upstream::Storage, why.into());
         let map: std::collections::BTreeMap<String, &RawValue> =
             serde_json::from_slice(&reply.body)
                 .map_err(|_| bad("info/collections is not a JSON object"))?;
@@ -108,7 +108,7 @@ impl<'a> Ctx<'a> {
         // `modified` → `last_modified`: 5 bytes more.
         let mut record = Vec::with_capacity(reply.body.len() + 8);
         rewrite_record(&reply.body, fields, &mut record)
-            .map_err(|why| sync::Error::BadAnswer(Upstream::Storage, why))?;
+            .map_err(|why| sync15::Error::BadAnswer(Upstream::Storage, why))?;
         Ok((reply, record))
     }
 
@@ -122,11 +122,16 @@ impl<'a> Ctx<'a> {
                     .as_u64()
                     .or(reply.last_modified)
                     .ok_or_else(|| {
-                        sync::Error::BadAnswer(Upstream::Storage, "record without modified".into())
+                        sync15::Error::BadAnswer(
+                            Upstream::Storage,
+                            "record without modified".into(),
+                        )
                     })?;
                 Ok(Some((lm, value)))
             }
-            Err(Error::Upstream(sync::Error::Status(Upstream::Storage, r))) if r.status == 404 => {
+            Err(Error::Upstream(sync15::Error::Status(Upstream::Storage, r)))
+                if r.status == 404 =>
+            {
                 Ok(None)
             }
             Err(e) => Err(e),
@@ -332,12 +337,12 @@ pub fn list(
     }
     let mut reply = match cx.call("GET", &path, &headers, None, "get_records") {
         // Sync's 304 means "not modified since X"; Kinto's means "is X".
-        Err(Error::Upstream(sync::Error::Status(Upstream::Storage, r)))
+        Err(Error::Upstream(sync15::Error::Status(Upstream::Storage, r)))
             if r.status == 304 && r.last_modified != Some(pre_value(pre)) =>
         {
             cx.call("GET", &path, &[], None, "get_records")?
         }
-        Err(Error::Upstream(sync::Error::Status(Upstream::Storage, r))) if r.status == 412 => {
+        Err(Error::Upstream(sync15::Error::Status(Upstream::Storage, r))) if r.status == 412 => {
             return Err(Error::PreconditionFailed(None, Some(r)));
         }
         other => other?,
@@ -353,7 +358,7 @@ pub fn list(
     let mut out = buffers::take(reply.body.len() + reply.body.len() / 16 + 64);
     out.extend_from_slice(b"{\"data\":");
     let (kept, dropped) = rewrite_list(&reply.body, &q.exclude, q.fields.as_deref(), &mut out)
-        .map_err(|why| sync::Error::BadAnswer(Upstream::Storage, why))?;
+        .map_err(|why| sync15::Error::BadAnswer(Upstream::Storage, why))?;
     buffers::give(std::mem::take(&mut reply.body));
     out.push(b'}');
     let mut r = Response::new(200);
@@ -433,10 +438,11 @@ pub fn record(
         _ => get(&mut cx, &path, pre),
     };
     match result {
-        Err(Error::Upstream(sync::Error::Status(Upstream::Storage, reply))) => match reply.status {
+        Err(Error::Upstream(sync15::Error::Status(Upstream::Storage, reply))) => match reply.status
+        {
             404 => Err(Error::RecordNotFound(id.to_owned(), Some(reply))),
             412 => Err(cx.conflict(&path, Some(reply))),
-            _ => Err(Error::Upstream(sync::Error::Status(
+            _ => Err(Error::Upstream(sync15::Error::Status(
                 Upstream::Storage,
                 reply,
             ))),
@@ -457,7 +463,7 @@ fn get(cx: &mut Ctx<'_>, path: &str, pre: Precondition) -> Result<Response, Erro
     };
     let (reply, record) = match cx.fetch(path, &headers, fields) {
         // Sync's 304 means "not modified since X"; Kinto's means "is X".
-        Err(Error::Upstream(sync::Error::Status(Upstream::Storage, r)))
+        Err(Error::Upstream(sync15::Error::Status(Upstream::Storage, r)))
             if r.status == 304 && r.last_modified != Some(pre_value(pre)) =>
         {
             cx.fetch(path, &[], fields)?
@@ -524,7 +530,7 @@ fn put(cx: &mut Ctx<'_>, path: &str, id: &str, pre: Precondition) -> Result<Resp
         .and_then(timestamp::seconds_to_ms)
         .or(reply.last_modified)
         .ok_or_else(|| {
-            sync::Error::BadAnswer(Upstream::Storage, "PUT answer has no timestamp".into())
+            sync15::Error::BadAnswer(Upstream::Storage, "PUT answer has no timestamp".into())
         })?;
     let mut data = Map::with_capacity(fields.len() + 2);
     data.insert("id".into(), Value::String(id.to_owned()));
@@ -644,7 +650,7 @@ fn delete(cx: &mut Ctx<'_>, path: &str, id: &str, pre: Precondition) -> Result<R
         })
         .or(reply.last_modified)
         .ok_or_else(|| {
-            sync::Error::BadAnswer(Upstream::Storage, "DELETE answer has no timestamp".into())
+            sync15::Error::BadAnswer(Upstream::Storage, "DELETE answer has no timestamp".into())
         })?;
     let mut r = Response::new(200);
     r.json(&serde_json::json!({"data": {"id": id, "last_modified": modified, "deleted": true}}));

@@ -19,7 +19,7 @@
 //! leaves byte loops unvectorised); a string goes through UTF-8 validation
 //! only when it has non-ASCII bytes.
 
-use crate::sync::timestamp;
+use crate::sync15::timestamp;
 use std::borrow::Cow;
 
 /// Rewrite a Sync list body into `out` (appended); returns (records kept,

@@ -1,7 +1,7 @@
 //! Conversions between the listener's requests and responses and the ones the
 //! service sees, and reading a request's body.
 
-use crate::http::{Request, Response};
+use crate::message::{Request, Response};
 use std::io::{self, Read};
 
 /// The complete HTTP answer written to a connection past `max_connections`.

@@ -28,8 +28,8 @@ mod adapt;
 mod pool;
 
 use crate::app::App;
-use crate::http::{Request, Response};
 use crate::logging;
+use crate::message::{Request, Response};
 use crate::startup::{StartupError, default_max_connections, open_files_limit};
 use adapt::{BodyError, busy_response, into_tiny, into_tiny_reader, read_body, with_view};
 use pool::{Job, Pool, Throttle, shedder, worker};

@@ -3,7 +3,7 @@
 //! out for every input it accepts, and an error for every input it
 //! refuses).
 
-use crate::sync::timestamp;
+use crate::sync15::timestamp;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
