@@ -108,12 +108,12 @@ impl App {
         key: Key,
         ua: &str,
         memo: &mut Memo,
-    ) -> Result<Arc<Credentials>, Refused> {
+    ) -> Result<Arc<Credentials>, CallError> {
         if let Some((_, c)) = memo.entries.iter().find(|(k, _)| *k == key) {
             return Ok(Arc::clone(c));
         }
         if memo.token_calls >= MAX_TOKEN_CALLS && !self.cache.knows(&key) {
-            return Err(Refused::TooManyTokenCalls);
+            return Err(CallError::TooManyTokenCalls);
         }
         let token_calls = &mut memo.token_calls;
         let started = Instant::now();
@@ -146,7 +146,7 @@ impl App {
         ua: &str,
         memo: &mut Memo,
         mut call: impl FnMut(&Storage, &Credentials) -> Result<T, sync15::Error>,
-    ) -> Result<T, Refused> {
+    ) -> Result<T, CallError> {
         let key = self.cache.key(who);
         let creds = self.credentials(who, key, ua, memo)?;
         match call(&self.storage, &creds) {
@@ -155,24 +155,24 @@ impl App {
                 self.cache.invalidate(&key);
                 memo.entries.retain(|(k, _)| *k != key);
                 let creds = self.credentials(who, key, ua, memo)?;
-                call(&self.storage, &creds).map_err(Refused::from)
+                call(&self.storage, &creds).map_err(CallError::from)
             }
-            other => other.map_err(Refused::from),
+            other => other.map_err(CallError::from),
         }
     }
 }
 
 /// Why [`App::with_storage`] could not make its call.
 #[derive(Debug)]
-pub(crate) enum Refused {
+pub(crate) enum CallError {
     /// The Token Server or the storage node failed or refused.
     Upstream(sync15::Error),
     /// This request has already made [`MAX_TOKEN_CALLS`] Token Server exchanges.
     TooManyTokenCalls,
 }
 
-impl From<sync15::Error> for Refused {
-    fn from(e: sync15::Error) -> Refused {
-        Refused::Upstream(e)
+impl From<sync15::Error> for CallError {
+    fn from(e: sync15::Error) -> CallError {
+        CallError::Upstream(e)
     }
 }

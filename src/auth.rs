@@ -54,7 +54,7 @@ impl std::fmt::Debug for Identity<'_> {
 /// Why the identity cannot be worked out: a sentence for the client that names what is
 /// missing or malformed (the request is answered 401).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Refused(pub &'static str);
+pub struct Unauthenticated(pub &'static str);
 
 /// Work out the identity from the `Authorization`, `X-KeyID` and
 /// `X-Client-State` header values and the bucket id of the URL.
@@ -63,9 +63,9 @@ pub fn identify<'a>(
     key_id_header: Option<&'a str>,
     client_state_header: Option<&'a str>,
     bucket: &'a str,
-) -> Result<Identity<'a>, Refused> {
+) -> Result<Identity<'a>, Unauthenticated> {
     let Some(value) = authorization.map(str::trim).filter(|v| !v.is_empty()) else {
-        return Err(Refused(
+        return Err(Unauthenticated(
             "Provide an Authorization header: `Bearer <OAuth token>` with an X-KeyID, or `BrowserID <assertion>`.",
         ));
     };
@@ -78,19 +78,19 @@ pub fn identify<'a>(
     } else if word.eq_ignore_ascii_case("browserid") {
         Scheme::BrowserId
     } else {
-        return Err(Refused(
+        return Err(Unauthenticated(
             "Unsupported authorization scheme: use `Bearer <OAuth token>` (with X-KeyID) or `BrowserID <assertion>`.",
         ));
     };
     if credential.is_empty() {
-        return Err(Refused(
+        return Err(Unauthenticated(
             "The Authorization header carries no token after its scheme.",
         ));
     }
     // It goes to the Token Server in a header, where a control character
     // can't travel: no token has one (and it must not become a 503).
     if credential.chars().any(char::is_control) {
-        return Err(Refused(
+        return Err(Unauthenticated(
             "The token in the Authorization header has control characters.",
         ));
     }
@@ -98,31 +98,33 @@ pub fn identify<'a>(
         Scheme::Bearer if is_key_id(bucket) => bucket,
         Scheme::Bearer if bucket == "syncto" => match key_id_header.map(str::trim) {
             None | Some("") => {
-                return Err(Refused(
+                return Err(Unauthenticated(
                     "Provide the tokenserver X-KeyID header (or use the key id as the bucket id).",
                 ));
             }
             Some(k) if is_key_id(k) => k,
             Some(_) => {
-                return Err(Refused(
+                return Err(Unauthenticated(
                     "The X-KeyID header is malformed: expected <keys_changed_at>-<22 base64url characters>.",
                 ));
             }
         },
         Scheme::BrowserId if bucket == "syncto" => match client_state_header.map(str::trim) {
             None | Some("") => {
-                return Err(Refused("Provide the tokenserver X-Client-State header."));
+                return Err(Unauthenticated(
+                    "Provide the tokenserver X-Client-State header.",
+                ));
             }
             Some(cs) if is_client_state(cs) => cs,
             Some(_) => {
-                return Err(Refused(
+                return Err(Unauthenticated(
                     "The X-Client-State header is malformed: expected 1 to 32 characters of [a-zA-Z0-9._-].",
                 ));
             }
         },
         Scheme::BrowserId if bucket.len() == 32 && is_client_state(bucket) => bucket,
         _ => {
-            return Err(Refused("The provided bucket ID is incorrect."));
+            return Err(Unauthenticated("The provided bucket ID is incorrect."));
         }
     };
     Ok(Identity {
@@ -174,9 +176,9 @@ mod tests {
     const KID: &str = "1234-Yw3NKWbEM2aRElRIu7JbTw";
     const CS: &str = "630dcd2966c4336691125448bbb25b4f";
 
-    fn message(r: Result<Identity<'_>, Refused>) -> String {
+    fn message(r: Result<Identity<'_>, Unauthenticated>) -> String {
         match r {
-            Err(Refused(m)) => m.to_owned(),
+            Err(Unauthenticated(m)) => m.to_owned(),
             other => panic!("expected a 401, got {other:?}"),
         }
     }

@@ -56,12 +56,12 @@ pub struct Cache {
 
 struct State {
     lru: LruCache<Key, Entry>,
-    refused: LruCache<Key, Refusal>,
+    refused: LruCache<Key, RememberedRefusal>,
     inflight: HashMap<Key, Arc<Flight>>,
 }
 
 /// A Token Server 401, as it will be answered again.
-struct Refusal {
+struct RememberedRefusal {
     expires: Instant,
     reply: Box<Reply>,
 }
@@ -212,7 +212,7 @@ impl Cache {
             if reply.status == 401 {
                 let mut reply = reply.clone();
                 reply.body.truncate(REFUSAL_BODY_BYTES);
-                let refusal = Refusal {
+                let refusal = RememberedRefusal {
                     expires: Instant::now() + ttl,
                     reply,
                 };

@@ -60,8 +60,8 @@ pub enum Error {
     Internal,
 }
 
-impl From<auth::Refused> for Error {
-    fn from(r: auth::Refused) -> Error {
+impl From<auth::Unauthenticated> for Error {
+    fn from(r: auth::Unauthenticated) -> Error {
         Error::Unauthenticated(r.0)
     }
 }

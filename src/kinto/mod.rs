@@ -15,7 +15,7 @@ pub(crate) mod route;
 pub(crate) mod translate;
 
 use crate::VERSION;
-use crate::app::{App, MAX_TOKEN_CALLS, Memo, Refused};
+use crate::app::{App, CallError, MAX_TOKEN_CALLS, Memo};
 use crate::auth;
 use crate::message::{Request, Response};
 use crate::server::{Refusal, Service};
@@ -311,11 +311,11 @@ fn count_authn_type(app: &App, req: &Request<'_>, route: &Route<'_>) {
     }
 }
 
-impl From<Refused> for Error {
-    fn from(r: Refused) -> Error {
+impl From<CallError> for Error {
+    fn from(r: CallError) -> Error {
         match r {
-            Refused::Upstream(e) => Error::Upstream(e),
-            Refused::TooManyTokenCalls => Error::param(
+            CallError::Upstream(e) => Error::Upstream(e),
+            CallError::TooManyTokenCalls => Error::param(
                 "header",
                 "Authorization",
                 format!(

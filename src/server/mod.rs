@@ -206,7 +206,7 @@ impl listener::Handler for Shared {
     }
 
     /// The document of a request the listener refused, and its summary line.
-    fn refused(&self, r: &listener::Refused<'_>) -> listener::Response<io::Cursor<Vec<u8>>> {
+    fn refused(&self, r: &listener::Rejected<'_>) -> listener::Response<io::Cursor<Vec<u8>>> {
         let resp = self
             .app
             .refuse(None, Refusal::Malformed(r.status.0, r.reason));

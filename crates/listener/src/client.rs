@@ -11,7 +11,7 @@ use crate::common::{is_tchar, HTTPVersion, Header, HeaderField, Method};
 use crate::socket::Socket;
 use crate::util::{RefinedTcpStream, ResponseBuffer};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
-use crate::{Handler, Refused, Request};
+use crate::{Handler, Rejected, Request};
 
 /// Syncto patch: a request line or header line is at most this long.
 const MAX_LINE: usize = 16 * 1024;
@@ -326,7 +326,7 @@ impl Iterator for ClientConnection {
                 self.linger = true;
                 self.socket.set_close();
                 let mut parts = self.request_line.as_deref().unwrap_or("").split(' ');
-                let refused = Refused {
+                let refused = Rejected {
                     status: crate::StatusCode(status),
                     reason,
                     method: parts.next().filter(|m| !m.is_empty()),

@@ -132,15 +132,15 @@ pub trait Handler: Send + Sync + 'static {
     fn handle(&self, rq: Request);
 
     /// The answer to a request the listener refused before it could be
-    /// handed over (see [`Refused`]); the connection is closed after it.
-    fn refused(&self, refused: &Refused<'_>) -> Response<std::io::Cursor<Vec<u8>>>;
+    /// handed over (see [`Rejected`]); the connection is closed after it.
+    fn refused(&self, refused: &Rejected<'_>) -> Response<std::io::Cursor<Vec<u8>>>;
 }
 
 /// Syncto patch: a request the listener refused: a malformed head (400,
 /// 431, 505), invalid body framing (400), a head or body not received in
 /// time (408), an `Expect` other than `100-continue` (417).
 #[derive(Debug)]
-pub struct Refused<'a> {
+pub struct Rejected<'a> {
     /// The status to answer.
     pub status: StatusCode,
     /// What was wrong, as a sentence for the client.
@@ -155,7 +155,7 @@ pub struct Refused<'a> {
     pub elapsed: Duration,
 }
 
-impl Refused<'_> {
+impl Rejected<'_> {
     /// A plain-text answer: the status and the reason (what [`Server::recv`]
     /// users get).
     pub fn plain_response(&self) -> Response<std::io::Cursor<Vec<u8>>> {
