@@ -1,6 +1,6 @@
 //! Soak (not part of `cargo test`): the syncto binary, as a child process,
 //! against the test fakes behind fault-injecting proxies
-//! (tests/support/faulty.rs), under a mixed load for a bounded time.
+//! (crates/fakes/src/faulty.rs), under a mixed load for a bounded time.
 //!
 //! Client threads share 1,000 users (each user belongs to one thread, which
 //! keeps a model of its records) and make reads, lists, writes, deletes and
@@ -24,10 +24,7 @@
 //! Exits 1 on any unexpected answer, or when descriptors or threads grew or
 //! RSS rose by more than a quarter between the first and last samples.
 
-#[path = "../tests/support/fake/mod.rs"]
-mod fake;
-#[path = "../tests/support/faulty.rs"]
-mod faulty;
+use fakes::faulty;
 
 use faulty::{Fault, Faulty};
 use serde_json::{Value, json};
@@ -571,7 +568,7 @@ fn free_port() -> u16 {
 
 fn main() {
     let o = options();
-    let fake = fake::Fake::start();
+    let fake = fakes::Fake::start();
     let token = Faulty::start(&fake.token_url);
     let sync = Faulty::start(&fake.sync_url);
     token.rewrite(&fake.sync_url, &sync.url);

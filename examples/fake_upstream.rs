@@ -1,4 +1,4 @@
-//! The test fakes (Token Server + Sync 1.5 node, see tests/support/fake/)
+//! The test fakes (Token Server + Sync 1.5 node, see crates/fakes/)
 //! as a process, for the real Kinto clients under tests/clients and for
 //! benches (the PUTs of benches/load.sh). Prints `TOKEN_URL=…` and
 //! `SYNC_URL=…`, then serves until its standard input closes or `--seconds`
@@ -13,9 +13,6 @@
 //! `{"token_calls": {"<X-KeyID or X-Client-State>": n, …},
 //! "token_calls_total": n, "sync_requests": n}` (used by .ci/balancer.sh to
 //! prove that each user costs one Token Server call behind a balancer).
-
-#[path = "../tests/support/fake/mod.rs"]
-mod fake;
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
@@ -38,7 +35,7 @@ fn main() {
             }
         }
     }
-    let f = fake::Fake::start();
+    let f = fakes::Fake::start();
     if open {
         f.open();
     }
@@ -88,7 +85,7 @@ fn main() {
 // ---- STATS_URL: what the fakes saw (per-user Token Server exchanges) ----------------
 
 /// Serves the stats on 127.0.0.1:0 from a thread; returns the URL.
-fn stats_server(fakes: fake::Observer) -> String {
+fn stats_server(fakes: fakes::Observer) -> String {
     let server = listener::Server::http("127.0.0.1:0").expect("stats listener");
     let port = server.server_addr().to_ip().map_or(0, |a| a.port());
     std::thread::spawn(move || {
@@ -104,7 +101,7 @@ fn stats_server(fakes: fake::Observer) -> String {
 }
 
 /// Token Server exchanges per user (the key id or client state sent with them).
-fn stats_json(fakes: &fake::Observer) -> String {
+fn stats_json(fakes: &fakes::Observer) -> String {
     let mut per_user = std::collections::BTreeMap::<String, usize>::new();
     for seen in &fakes.token_seen() {
         if seen.url.split('?').next() != Some("/1.0/sync/1.5") {

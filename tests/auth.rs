@@ -2,8 +2,8 @@
 //! (32-char bucket or X-Client-State, the header with a deprecation Alert), and the
 //! 401s with `WWW-Authenticate` that name what is missing, as the original Syncto.
 
-use crate::support::fake::Canned;
 use crate::support::*;
+use fakes::Canned;
 
 #[test]
 fn oauth_key_id_from_the_bucket() {

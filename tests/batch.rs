@@ -3,8 +3,8 @@
 //! nested batch refused (400/107), and always a 200 with every sub-response in order,
 //! errors included, as the Kinto clients expect.
 
-use crate::support::fake::Canned;
 use crate::support::*;
+use fakes::Canned;
 use serde_json::{Value, json};
 
 fn batch(s: &Syncto, outer: &[(&str, &str)], body: &Value) -> Resp {

@@ -1,8 +1,8 @@
 //! The binary: flags, the original Syncto configs starting unchanged,
 //! start-up errors, embedded defaults and graceful shutdown on SIGTERM.
 
-use crate::support::fake::Fake;
 use crate::support::*;
+use fakes::Fake;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -263,7 +263,7 @@ fn sigterm_drains_in_flight_requests_then_exits_0() {
 fn a_pinning_failure_is_logged_with_host_and_reason_never_the_token() {
     let fake = Fake::start();
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tls");
-    let tls = crate::tls_server::TlsServer::start(
+    let tls = fakes::tls_server::TlsServer::start(
         &std::fs::read(format!("{dir}/chain.pem")).unwrap(),
         &std::fs::read(format!("{dir}/leaf.key")).unwrap(),
         |_: &str| b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".to_vec(),

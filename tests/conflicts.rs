@@ -4,8 +4,8 @@
 //! paced and serialised per user and collection, a refused write is
 //! repeated within a budget, and only a certain refusal is ever repeated.
 
-use crate::support::fake::Canned;
 use crate::support::*;
+use fakes::Canned;
 use serde_json::json;
 use std::collections::BTreeSet;
 use syncto::config::WriteSwitch;

@@ -1,8 +1,8 @@
 //! Routing errors, CORS, upstream error mapping, timeouts and bad input:
 //! every failure is a Kinto error document, never a panic or a bare 5xx.
 
-use crate::support::fake::Canned;
 use crate::support::*;
+use fakes::Canned;
 use std::time::{Duration, Instant};
 
 #[test]

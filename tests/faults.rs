@@ -6,9 +6,9 @@
 //! the next good request succeeds, a write that met one was not made, and a
 //! thousand of them leave no descriptor, thread or cache entry behind.
 
-use crate::support::fake::Fake;
-use crate::support::faulty::{Fault, Faulty};
 use crate::support::*;
+use fakes::Fake;
+use fakes::faulty::{Fault, Faulty};
 use std::time::{Duration, Instant};
 use syncto::config::{Config, WriteSwitch};
 

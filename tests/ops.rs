@@ -3,8 +3,8 @@
 //! addresses behind trusted proxies, and the unix socket with its mode.
 
 use crate::cli::spawn_with;
-use crate::support::fake::Fake;
 use crate::support::*;
+use fakes::Fake;
 use serde_json::{Value, json};
 use std::io::{BufRead, Read, Write};
 use std::net::UdpSocket;

@@ -4,10 +4,10 @@
 //! `PROPTEST_CASES` (default 256; the ones that go through the server run
 //! an eighth of it), which is how `benches/properties.sh` runs them longer.
 
-use crate::support::fake::Canned;
 use crate::support::*;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use fakes::Canned;
 use hmac::{Hmac, KeyInit, Mac};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use proptest::prelude::*;

@@ -3,8 +3,8 @@
 //! `_fields`), exact preconditions and headers (ETag, Last-Modified, Next-Page as an
 //! absolute URL, Total-Records, Backoff), as the original Syncto and the Kinto clients.
 
-use crate::support::fake::{Canned, fmt_cs};
 use crate::support::*;
+use fakes::{Canned, fmt_cs};
 
 const T1: u64 = 144_377_478_425; // centiseconds
 const UA: (&str, &str) = ("User-Agent", "HTTPie/0.9.2");
@@ -460,7 +460,7 @@ fn token_server_request_carries_duration_and_user_agent() {
 
 #[test]
 fn token_server_url_with_full_path_is_not_doubled() {
-    let fake = crate::support::fake::Fake::start();
+    let fake = fakes::Fake::start();
     let mut c = test_config(&fake);
     c.token_server_url = format!("{}1.0/sync/1.5", fake.token_url);
     let s = Syncto::on(fake, c);

@@ -4,8 +4,8 @@
 //! control characters in User-Agent, made-up StatsD names. Plus the parity
 //! points of the batch answer and error details with Kinto.
 
-use crate::support::fake::{Canned, Fake};
 use crate::support::*;
+use fakes::{Canned, Fake};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Duration;

@@ -5,8 +5,6 @@
 #[path = "support/peer.rs"]
 mod peer;
 mod support;
-#[path = "support/tls_server.rs"]
-mod tls_server;
 
 mod auth;
 mod batch;

@@ -3,8 +3,8 @@
 //! ignored, DELETE answering `deleted: true`), exact preconditions, 412 with
 //! `details.existing`, body validation.
 
-use crate::support::fake::Canned;
 use crate::support::*;
+use fakes::Canned;
 use syncto::config::WriteSwitch;
 
 fn put(s: &Syncto, id: &str, body: &str, extra: &[(&str, &str)]) -> Resp {

@@ -290,7 +290,7 @@ mod tests {
     use super::*;
     use crate::upstream::failure::FailureKind::{Network, Timeout};
     use crate::upstream::tls::tests::{CHAIN, KEY, config, get, get_with};
-    use crate::upstream::tls_server::TlsServer;
+    use fakes::tls_server::TlsServer;
     use std::net::{Ipv4Addr, TcpListener};
     use std::time::Instant;
 

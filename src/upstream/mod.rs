@@ -7,8 +7,3 @@ pub(crate) mod agent;
 pub(crate) mod failure;
 pub(crate) mod resolve;
 pub(crate) mod tls;
-
-// The integration tests' TLS server, shared with the unit tests here.
-#[cfg(test)]
-#[path = "../../tests/support/tls_server.rs"]
-pub(crate) mod tls_server;

@@ -172,7 +172,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::upstream::agent::agent;
     use crate::upstream::failure::{FailureKind, classify};
-    use crate::upstream::tls_server::{TlsServer, ok_response};
+    use fakes::tls_server::{TlsServer, ok_response};
     use std::time::Duration;
 
     pub(crate) const CHAIN: &[u8] = include_bytes!("../../tests/data/tls/chain.pem");

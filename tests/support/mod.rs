@@ -3,10 +3,7 @@
 
 #![allow(dead_code)]
 
-pub mod fake;
-pub mod faulty;
-
-use fake::Fake;
+use fakes::Fake;
 use serde_json::Value;
 use std::time::Duration;
 use syncto::config::Config;

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Regenerate the TLS test material used by src/upstream/tls.rs unit tests and by the
-# integration tests (tests/support/tls_server.rs). Run from anywhere:
+# integration tests (crates/fakes/src/tls_server.rs). Run from anywhere:
 #
 #     sh tests/data/tls/gen-certs.sh
 #

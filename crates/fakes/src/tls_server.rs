@@ -1,7 +1,7 @@
 //! A tiny HTTPS server for tests: rustls + std only, one request per
 //! connection.
 //!
-//! Used by the unit tests in `src/upstream/` (through `#[path]`) and by the
+//! Used by the unit tests in `src/upstream/` (a dev-dependency) and by the
 //! integration tests, to play a Token Server or Sync node with a chosen
 //! certificate chain (see `tests/data/tls/gen-certs.sh`).
 //!

@@ -8,9 +8,16 @@
 //! Written independently of the server's own code (its own Hawk check and
 //! timestamp parsing), so the tests compare two implementations.
 
+//!
+//! Also here: [`faulty`], a proxy that injects network faults, and [`tls_server`], a TLS
+//! server with the test certificates. A dev-only crate: the tests, the soak bench and the
+//! `fake_upstream` example use it.
+
 #![allow(dead_code)]
 
+pub mod faulty;
 mod node;
+pub mod tls_server;
 mod token;
 
 use std::collections::{BTreeMap, HashMap};
