@@ -193,7 +193,7 @@ fn is_null(raw: &RawValue) -> bool {
 /// Validate the whole batch document, without building a tree of its
 /// values (a 2 MiB array would be tens of MB as `serde_json::Value`s).
 fn parse<'a>(req: &Request<'a>, max: usize) -> Result<Vec<Sub<'a>>, Error> {
-    super::json_content_type(req)?;
+    super::body::json_content_type(req)?;
     let top: Fields<'a> = match serde_json::from_slice(req.body) {
         Ok(top) => top,
         Err(e) if e.is_data() => {

@@ -356,7 +356,7 @@ impl Parts {
             r.header("WWW-Authenticate", "Basic realm=\"Realm\"");
         }
         if let Some(reply) = &self.reply {
-            super::translate_headers(&mut r, reply);
+            super::translate::translate_headers(&mut r, reply);
         }
         if self.retry_after && !r.has("Retry-After") {
             r.header("Retry-After", retry_after_seconds.to_string());

@@ -15,7 +15,7 @@ pub fn hello(app: &App, req: &Request<'_>) -> Result<Response, Error> {
         "http_api_version": "1.5",
         "cliquet_protocol_version": "2",
         "project_docs": c.project_docs,
-        "url": format!("{}/v1/", super::base_url(app, req)),
+        "url": format!("{}/v1/", super::route::base_url(app, req)),
         "settings": {
             "batch_max_requests": c.batch_max_requests,
             "cliquet.batch_max_requests": c.batch_max_requests,

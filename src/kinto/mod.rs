@@ -1,10 +1,11 @@
 //! What Kinto clients see: routing, the records endpoints, batch,
 //! hello/heartbeat, CORS and the error type.
 //!
-//! [`handle`] takes a transport-neutral [`Request`] so the batch
-//! endpoint can run its sub-requests through exactly the same code.
+//! [`handle`] serves one request; `dispatch` routes and runs it, and is what the batch
+//! endpoint runs each sub-request through, so they take exactly the same code.
 
 pub(crate) mod batch;
+pub(crate) mod body;
 pub(crate) mod cors;
 pub(crate) mod eos;
 pub(crate) mod error;
@@ -19,57 +20,10 @@ use crate::app::{App, CallError, MAX_TOKEN_CALLS, Memo};
 use crate::auth;
 use crate::message::{Request, Response};
 use crate::server::{Refusal, Service};
-use crate::sync15::{self, Reply, timestamp};
+use crate::sync15;
 use error::{Error, Parts};
-use route::{Route, Routed, route};
+use route::{Route, Routed, check_host, redirect, route};
 use std::time::SystemTime;
-
-/// The body as JSON: 415/107 unless the Content-Type (when given) is
-/// JSON, 400/106 when it does not parse.
-pub(crate) fn json_body(req: &Request<'_>) -> Result<serde_json::Value, Error> {
-    json_content_type(req)?;
-    serde_json::from_slice(req.body).map_err(|e| Error::InvalidJson(e.to_string()))
-}
-
-/// 415/107 unless the Content-Type (when given) is JSON.
-pub(crate) fn json_content_type(req: &Request<'_>) -> Result<(), Error> {
-    if let Some(ct) = req.header("content-type") {
-        let mime = ct
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if mime != "application/json" && !mime.ends_with("+json") {
-            return Err(Error::UnsupportedMediaType);
-        }
-    }
-    Ok(())
-}
-
-/// The headers of a Sync answer a Kinto client sees, on success and error alike:
-/// `Cache-Control: no-cache`; `X-Last-Modified` as `ETag` (quoted ms) and `Last-Modified`;
-/// `X-Weave-Quota-Remaining` as `Quota-Remaining`, `X-Weave-Alert` as `Alert`,
-/// `X-Weave-Backoff` or `X-Backoff` as `Backoff`; `Retry-After` as it is.
-pub(crate) fn translate_headers(r: &mut Response, reply: &Reply) {
-    r.set("Cache-Control", "no-cache");
-    if let Some(ms) = reply.last_modified {
-        r.set("ETag", format!("\"{ms}\""));
-        r.set("Last-Modified", timestamp::http_date(ms));
-    }
-    if let Some(q) = &reply.quota_remaining {
-        r.set("Quota-Remaining", q.clone());
-    }
-    if let Some(a) = &reply.alert {
-        r.set("Alert", a.clone());
-    }
-    if let Some(b) = &reply.backoff {
-        r.set("Backoff", b.clone());
-    }
-    if let Some(ra) = &reply.retry_after {
-        r.set("Retry-After", ra.clone());
-    }
-}
 
 /// The listener serves the Kinto protocol.
 impl Service for App {
@@ -272,31 +226,6 @@ pub(crate) fn error(app: &App, e: Error) -> Response {
     e.parts().into_response(app.config.retry_after_seconds)
 }
 
-fn redirect(app: &App, req: &Request<'_>, to: &str) -> Response {
-    let mut r = Response::new(307);
-    let mut location = format!("{}{to}", base_url(app, req));
-    if !req.query.is_empty() {
-        location.push('?');
-        location.push_str(req.query);
-    }
-    r.header("Location", location);
-    r
-}
-
-/// `scheme://host` clients should use: the `http_scheme`/`http_host`
-/// settings, else the request's Host header (checked by [`handle`]).
-pub(crate) fn base_url(app: &App, req: &Request<'_>) -> String {
-    let scheme = app.config.http_scheme.as_deref().unwrap_or("http");
-    let host = match &app.config.http_host {
-        Some(h) => h.as_str(),
-        None => req
-            .header("host")
-            .filter(|h| crate::endpoint::is_authority(h))
-            .unwrap_or("localhost"),
-    };
-    format!("{scheme}://{host}")
-}
-
 /// `authn_type.<scheme>`: one count per request to an endpoint that needs a user.
 fn count_authn_type(app: &App, req: &Request<'_>, route: &Route<'_>) {
     let open = matches!(
@@ -323,31 +252,6 @@ impl From<CallError> for Error {
                 ),
             ),
         }
-    }
-}
-
-/// The Host header goes into the URLs Syncto writes (`Location`, hello
-/// `url`, `Next-Page`, which Kinto clients follow with their Authorization):
-/// it must be a plain `host[:port]`, and only one. Absent or empty, the URLs
-/// say `localhost`.
-fn check_host(req: &Request<'_>) -> Result<(), Error> {
-    let mut hosts = req
-        .headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("host"));
-    let first = hosts.next().map(|(_, v)| v.trim());
-    let ok = match first {
-        None | Some("") => true,
-        Some(h) => crate::endpoint::is_authority(h),
-    };
-    if ok && hosts.next().is_none() {
-        Ok(())
-    } else {
-        Err(Error::param(
-            "header",
-            "Host",
-            "Host should be one host name or address, with an optional :port",
-        ))
     }
 }
 

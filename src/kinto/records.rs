@@ -11,8 +11,8 @@
 
 use super::error::Error;
 use super::query::{self, Precondition, QUERY_VALUE, preconditions};
-use super::translate::{rewrite_list, rewrite_record};
-use super::{App, Memo, Request, Response, translate_headers};
+use super::translate::{rewrite_list, rewrite_record, translate_headers};
+use super::{App, Memo, Request, Response};
 use crate::auth::{self, Identity};
 use crate::buffers;
 use crate::sync15::storage::Call;
@@ -398,7 +398,7 @@ fn pre_value(pre: Precondition) -> u64 {
 
 /// The absolute URL of the next page: same path and query, new `_token`.
 fn next_page(app: &App, req: &Request<'_>, offset: &str) -> String {
-    let mut url = super::base_url(app, req);
+    let mut url = super::route::base_url(app, req);
     url.push_str(req.path);
     url.push('?');
     for pair in req.query.split('&').filter(|p| !p.is_empty()) {
@@ -547,7 +547,7 @@ fn put(cx: &mut Ctx<'_>, path: &str, id: &str, pre: Precondition) -> Result<Resp
 /// Validate a PUT body (`{"data": {...}, "permissions"?: ...}`) into the
 /// Sync BSO fields to send.
 fn put_fields(req: &Request<'_>, id: &str) -> Result<Map<String, Value>, Error> {
-    let body = super::json_body(req)?;
+    let body = super::body::json_body(req)?;
     let Value::Object(mut top) = body else {
         return Err(Error::InvalidParameter {
             location: "body",

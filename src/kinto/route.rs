@@ -1,7 +1,10 @@
 //! Routing: which endpoint a raw path names, the redirects of the original (missing `/v1`,
-//! trailing slash), and the methods each endpoint answers.
+//! trailing slash), the methods each endpoint answers, and the `scheme://host` of the URLs
+//! Syncto writes (with the check of the `Host` header it may come from).
 
 use super::error::Error;
+use crate::app::App;
+use crate::message::{Request, Response};
 use std::borrow::Cow;
 
 /// Which endpoint a path names.
@@ -162,6 +165,57 @@ pub fn well_formed_escapes(s: &str) -> bool {
         }
     }
     true
+}
+
+/// The answer to a path the original redirected (307).
+pub(crate) fn redirect(app: &App, req: &Request<'_>, to: &str) -> Response {
+    let mut r = Response::new(307);
+    let mut location = format!("{}{to}", base_url(app, req));
+    if !req.query.is_empty() {
+        location.push('?');
+        location.push_str(req.query);
+    }
+    r.header("Location", location);
+    r
+}
+
+/// `scheme://host` clients should use: the `http_scheme`/`http_host`
+/// settings, else the request's Host header (checked by [`handle`]).
+pub(crate) fn base_url(app: &App, req: &Request<'_>) -> String {
+    let scheme = app.config.http_scheme.as_deref().unwrap_or("http");
+    let host = match &app.config.http_host {
+        Some(h) => h.as_str(),
+        None => req
+            .header("host")
+            .filter(|h| crate::endpoint::is_authority(h))
+            .unwrap_or("localhost"),
+    };
+    format!("{scheme}://{host}")
+}
+
+/// The Host header goes into the URLs Syncto writes (`Location`, hello
+/// `url`, `Next-Page`, which Kinto clients follow with their Authorization):
+/// it must be a plain `host[:port]`, and only one. Absent or empty, the URLs
+/// say `localhost`.
+pub(crate) fn check_host(req: &Request<'_>) -> Result<(), Error> {
+    let mut hosts = req
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("host"));
+    let first = hosts.next().map(|(_, v)| v.trim());
+    let ok = match first {
+        None | Some("") => true,
+        Some(h) => crate::endpoint::is_authority(h),
+    };
+    if ok && hosts.next().is_none() {
+        Ok(())
+    } else {
+        Err(Error::param(
+            "header",
+            "Host",
+            "Host should be one host name or address, with an optional :port",
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -468,9 +468,3 @@ fn string_value(raw: &[u8]) -> Cow<'_, str> {
             .unwrap_or_default(),
     }
 }
-
-#[cfg(test)]
-mod oracle;
-
-#[cfg(test)]
-mod tests;
