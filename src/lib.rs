@@ -40,10 +40,12 @@ use std::sync::Arc;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Build the shared state from a validated configuration and start
-/// listening.
-pub fn start(config: Config) -> Result<server::Running, StartupError> {
-    let app = build(config)?;
-    server::start(Arc::new(app))
+/// listening; the state is returned too, for tests that look at the cache.
+pub fn start(config: Config) -> Result<(server::Running, Arc<App>), StartupError> {
+    let settings = server::ListenerSettings::from_config(&config);
+    let app = Arc::new(build(config)?);
+    let running = server::start(settings, Arc::clone(&app) as Arc<dyn server::Service>)?;
+    Ok((running, app))
 }
 
 /// The shared state without a listener (also what `--check-config` builds,

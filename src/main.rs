@@ -64,7 +64,7 @@ fn run() -> Result<(), String> {
     ])
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let workers = config.workers;
-    let running = syncto::start(config).map_err(|e| e.to_string())?;
+    let (running, _app) = syncto::start(config).map_err(|e| e.to_string())?;
     log::info!(
         "syncto {} listening on {} with {workers} workers, at most {} connections",
         syncto::VERSION,

@@ -112,7 +112,7 @@ fn two_processes_writing_for_one_user_lose_nothing() {
     let s = writable();
     let mut config = test_config(&s.fake);
     config.write_switches = s.app().config.write_switches.clone();
-    let other = syncto::start(config).expect("second server");
+    let (other, _other_app) = syncto::start(config).expect("second server");
     let other_base = format!("http://127.0.0.1:{}", other.port().unwrap());
     let results = concurrent_writers(&[s.base.clone(), other_base], 4, 10);
     other.shutdown();

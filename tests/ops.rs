@@ -304,7 +304,7 @@ fn unix_socket_gets_its_mode_in_process() {
         unix_socket_mode: Some(0o604),
         ..test_config(&fake)
     };
-    let running = syncto::start(config).expect("server starts");
+    let (running, _app) = syncto::start(config).expect("server starts");
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o604, "{mode:o}");
     let answer = over_unix(

@@ -27,7 +27,8 @@
 mod adapt;
 mod pool;
 
-use crate::app::App;
+use crate::config::{Config, TrustedProxies};
+use crate::listen::Listen;
 use crate::logging;
 use crate::message::{Request, Response};
 use crate::startup::{StartupError, default_max_connections, open_files_limit};
@@ -76,6 +77,53 @@ pub(crate) enum Refusal {
     Malformed(u16, &'static str),
 }
 
+/// What the server itself needs to know: where to listen, its threads, the limits of a
+/// connection and of the queue, and whose forwarding headers the request log believes.
+#[derive(Debug, Clone)]
+pub struct ListenerSettings {
+    /// `host:port` or a unix socket.
+    pub listen: Listen,
+    /// Permissions of a unix socket.
+    pub unix_socket_mode: Option<u32>,
+    /// Worker threads (the only ones that call upstream).
+    pub workers: usize,
+    /// Connections open at once; `None`: derived from the open-files limit.
+    pub max_connections: Option<usize>,
+    /// How long a request head may take to arrive.
+    pub head_timeout: Duration,
+    /// How long a request body may take to arrive.
+    pub body_timeout: Duration,
+    /// How long an idle keep-alive connection is kept.
+    pub idle_timeout: Duration,
+    /// How long an answer may take to be written.
+    pub send_timeout: Duration,
+    /// How long a request may wait for a worker before it is answered 503.
+    pub queue_timeout: Duration,
+    /// Largest request body read.
+    pub max_body_bytes: usize,
+    /// Peers whose forwarding headers name the client in the request log.
+    pub trusted_proxies: TrustedProxies,
+}
+
+impl ListenerSettings {
+    /// The server's part of the configuration.
+    pub fn from_config(config: &Config) -> ListenerSettings {
+        ListenerSettings {
+            listen: config.listen.clone(),
+            unix_socket_mode: config.unix_socket_mode,
+            workers: config.workers,
+            max_connections: config.max_connections,
+            head_timeout: Duration::from_secs(config.request_head_timeout_seconds),
+            body_timeout: Duration::from_secs(config.request_body_timeout_seconds),
+            idle_timeout: Duration::from_secs(config.keepalive_timeout_seconds),
+            send_timeout: Duration::from_secs(config.response_timeout_seconds),
+            queue_timeout: Duration::from_millis(config.queue_timeout_milliseconds),
+            max_body_bytes: config.max_body_bytes,
+            trusted_proxies: config.trusted_proxies.clone(),
+        }
+    }
+}
+
 /// A running server. Dropping it without [`Running::shutdown`] stops
 /// accepting connections but leaves the workers running until the process
 /// ends.
@@ -86,8 +134,6 @@ pub struct Running {
     addr: String,
     port: Option<u16>,
     max_connections: usize,
-    /// Shared state, for tests that look at the cache.
-    pub app: Arc<App>,
 }
 
 impl Running {
@@ -130,42 +176,48 @@ impl Running {
 
 /// What connection threads and workers share.
 struct Shared {
-    app: Arc<App>,
+    service: Arc<dyn Service>,
     pool: Pool,
     queue_timeout: Duration,
+    max_body_bytes: usize,
+    trusted_proxies: TrustedProxies,
     stopping: AtomicBool,
     /// Requests read and not yet answered.
     in_flight: Arc<AtomicUsize>,
     shed: Throttle,
 }
 
-/// Bind and start `workers` threads serving `app`.
-pub(crate) fn start(app: Arc<App>) -> Result<Running, StartupError> {
-    let config = &app.config;
-    let max_connections = config
+/// Bind and start `settings.workers` threads serving `service`.
+pub(crate) fn start(
+    settings: ListenerSettings,
+    service: Arc<dyn Service>,
+) -> Result<Running, StartupError> {
+    let max_connections = settings
         .max_connections
-        .unwrap_or_else(|| default_max_connections(open_files_limit(), config.workers));
+        .unwrap_or_else(|| default_max_connections(open_files_limit(), settings.workers));
     let limits = listener::Limits {
         max_connections,
-        head_timeout: Duration::from_secs(config.request_head_timeout_seconds),
-        body_timeout: Duration::from_secs(config.request_body_timeout_seconds),
-        idle_timeout: Duration::from_secs(config.keepalive_timeout_seconds),
-        send_timeout: Duration::from_secs(config.response_timeout_seconds),
-        busy_response: busy_response(&app.refuse(None, Refusal::TooManyConnections)),
+        head_timeout: settings.head_timeout,
+        body_timeout: settings.body_timeout,
+        idle_timeout: settings.idle_timeout,
+        send_timeout: settings.send_timeout,
+        busy_response: busy_response(&service.refuse(None, Refusal::TooManyConnections)),
     };
     let shared = Arc::new(Shared {
-        app: Arc::clone(&app),
+        service,
         pool: Pool::default(),
-        queue_timeout: Duration::from_millis(config.queue_timeout_milliseconds),
+        queue_timeout: settings.queue_timeout,
+        max_body_bytes: settings.max_body_bytes,
+        trusted_proxies: settings.trusted_proxies,
         stopping: AtomicBool::new(false),
         in_flight: Arc::default(),
         shed: Throttle::default(),
     });
-    let listen = config.listen.clone();
+    let listen = settings.listen;
     let cannot =
         |e: &dyn fmt::Display| StartupError::new(format!("cannot listen on {listen}: {e}"));
     let listener = listen
-        .bind(config.unix_socket_mode)
+        .bind(settings.unix_socket_mode)
         .map_err(|e| cannot(&e))?;
     let handler: Arc<dyn listener::Handler> = shared.clone();
     let server = listener::Server::from_listener_with(listener, limits, Some(handler))
@@ -174,8 +226,8 @@ pub(crate) fn start(app: Arc<App>) -> Result<Running, StartupError> {
         listener::ListenAddr::IP(a) => (a.to_string(), Some(a.port())),
         listener::ListenAddr::Unix(_) => (listen.to_string(), None),
     };
-    let mut workers = Vec::with_capacity(config.workers);
-    for i in 0..config.workers {
+    let mut workers = Vec::with_capacity(settings.workers + 1);
+    for i in 0..settings.workers {
         let shared = Arc::clone(&shared);
         let handle = std::thread::Builder::new()
             .name(format!("worker-{i}"))
@@ -196,7 +248,6 @@ pub(crate) fn start(app: Arc<App>) -> Result<Running, StartupError> {
         addr,
         port,
         max_connections,
-        app,
     })
 }
 
@@ -208,7 +259,7 @@ impl listener::Handler for Shared {
     /// The document of a request the listener refused, and its summary line.
     fn refused(&self, r: &listener::Rejected<'_>) -> listener::Response<io::Cursor<Vec<u8>>> {
         let resp = self
-            .app
+            .service
             .refuse(None, Refusal::Malformed(r.status.0, r.reason));
         let target = r.target.unwrap_or("-");
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
@@ -249,10 +300,10 @@ impl Drop for InFlight {
 fn handle(shared: &Shared, mut rq: listener::Request) {
     let started = Instant::now();
     let in_flight = InFlight::enter(&shared.in_flight);
-    let app = &*shared.app;
-    let resp = match read_body(&mut rq, app.config.max_body_bytes) {
-        Err(e) => body_error(app, &rq, e),
-        Ok(body) if with_view(&rq, &[], |req| app.needs_upstream(req)) => {
+    let service = &*shared.service;
+    let resp = match read_body(&mut rq, shared.max_body_bytes) {
+        Err(e) => body_error(service, &rq, e),
+        Ok(body) if with_view(&rq, &[], |req| service.needs_upstream(req)) => {
             // A worker answers it. The body has been read whole: the
             // connection's input goes back to this thread, which reads the
             // next request (the listener starts serving it once this
@@ -266,28 +317,30 @@ fn handle(shared: &Shared, mut rq: listener::Request) {
             });
             return;
         }
-        Ok(body) => answer(app, &rq, &body),
+        Ok(body) => answer(service, &rq, &body),
     };
     finish(shared, rq, resp, started);
 }
 
-fn body_error(app: &App, rq: &listener::Request, e: BodyError) -> Response {
+fn body_error(service: &dyn Service, rq: &listener::Request, e: BodyError) -> Response {
     let why = match e {
         BodyError::TooLarge => Refusal::BodyTooLarge,
         BodyError::Unreadable(e) if e.kind() == io::ErrorKind::TimedOut => Refusal::BodyTimeout,
         BodyError::Unreadable(_) => Refusal::BodyUnreadable,
     };
-    with_view(rq, &[], |req| app.refuse(Some(req), why))
+    with_view(rq, &[], |req| service.refuse(Some(req), why))
 }
 
 /// 503 + Retry-After for a request no worker could take in time.
-fn shed(app: &App, rq: &listener::Request) -> Response {
-    with_view(rq, &[], |req| app.refuse(Some(req), Refusal::Overloaded))
+fn shed(service: &dyn Service, rq: &listener::Request) -> Response {
+    with_view(rq, &[], |req| {
+        service.refuse(Some(req), Refusal::Overloaded)
+    })
 }
 
 /// Run the application on a request.
-fn answer(app: &App, rq: &listener::Request, body: &[u8]) -> Response {
-    with_view(rq, body, |req| contain(app, || app.handle(req)))
+fn answer(service: &dyn Service, rq: &listener::Request, body: &[u8]) -> Response {
+    with_view(rq, body, |req| contain(service, || service.handle(req)))
 }
 
 /// Log the request and write its answer.
@@ -308,9 +361,8 @@ fn log_answer(
     }
     let peer = rq.remote_addr().map(|a| a.ip());
     with_view(&rq, &[], |req| {
-        let remote =
-            crate::forwarded::client(&shared.app.config.trusted_proxies, peer, req.headers)
-                .map(|ip| ip.to_string());
+        let remote = crate::forwarded::client(&shared.trusted_proxies, peer, req.headers)
+            .map(|ip| ip.to_string());
         logging::summary(&logging::Summary {
             method: req.method,
             path: req.path,
@@ -327,12 +379,12 @@ fn log_answer(
 
 /// Run a handler; a panic becomes a 500 for this request only (the thread, the cache
 /// and the other requests carry on).
-fn contain(app: &App, handler: impl FnOnce() -> Response) -> Response {
+fn contain(service: &dyn Service, handler: impl FnOnce() -> Response) -> Response {
     match catch_unwind(AssertUnwindSafe(handler)) {
         Ok(r) => r,
         Err(_) => {
             log::error!("a request handler panicked; answered 500");
-            app.refuse(None, Refusal::Panicked)
+            service.refuse(None, Refusal::Panicked)
         }
     }
 }
@@ -340,6 +392,7 @@ fn contain(app: &App, handler: impl FnOnce() -> Response) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::App;
 
     /// The state of a server whose upstreams are never called.
     fn app(retry_after_seconds: u32) -> App {

@@ -111,7 +111,7 @@ pub(super) fn worker(shared: &Shared) {
         in_flight,
     }) = shared.pool.next()
     {
-        let resp = answer(&shared.app, &rq, &body);
+        let resp = answer(&*shared.service, &rq, &body);
         drop(body);
         if resp.body.len() <= WORKER_WRITES_UP_TO {
             rq.set_send_limit(WORKER_SEND_LIMIT);
@@ -214,7 +214,7 @@ fn shed_job(shared: &Shared, job: Job) {
     let Job {
         mut rq, started, ..
     } = job;
-    let resp = shed(&shared.app, &rq);
+    let resp = shed(&*shared.service, &rq);
     rq.set_send_limit(WORKER_SEND_LIMIT);
     finish(shared, rq, resp, started);
 }

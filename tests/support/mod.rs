@@ -38,6 +38,7 @@ pub fn writable() -> Syncto {
 /// The server under test plus its fakes; stops on drop.
 pub struct Syncto {
     running: Option<syncto::server::Running>,
+    app: std::sync::Arc<syncto::app::App>,
     pub base: String,
     pub fake: Fake,
     agent: ureq::Agent,
@@ -70,10 +71,11 @@ impl Syncto {
         if std::env::var_os("SYNCTO_TEST_LOG").is_some() {
             syncto::logging::init(syncto::logging::LogFormat::Text, log::LevelFilter::Debug);
         }
-        let running = syncto::start(config).expect("server starts");
+        let (running, app) = syncto::start(config).expect("server starts");
         let base = format!("http://127.0.0.1:{}", running.port().unwrap());
         Syncto {
             running: Some(running),
+            app,
             base,
             fake,
             agent: client(),
@@ -81,7 +83,7 @@ impl Syncto {
     }
 
     pub fn app(&self) -> &syncto::app::App {
-        &self.running.as_ref().unwrap().app
+        &self.app
     }
 
     pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Resp {

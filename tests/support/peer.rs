@@ -215,7 +215,7 @@ impl Real {
             config.write_switches.insert((*c).into(), on);
         }
         f(&mut config);
-        let running = syncto::start(config).expect("server starts");
+        let (running, _app) = syncto::start(config).expect("server starts");
         let base = format!("http://127.0.0.1:{}", running.port().unwrap());
         Real {
             running: Some(running),
