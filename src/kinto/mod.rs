@@ -10,6 +10,7 @@ pub(crate) mod cors;
 pub(crate) mod eos;
 pub(crate) mod error;
 pub(crate) mod hello;
+pub(crate) mod precondition;
 pub mod query;
 pub(crate) mod records;
 pub(crate) mod route;

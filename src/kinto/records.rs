@@ -3,20 +3,18 @@
 //! top-down: identity → preconditions and parameters → Sync call(s) →
 //! translation.
 //!
-//! Preconditions are exact. Kinto compares integer milliseconds for
-//! equality; Sync stamps in 10 ms ticks and only knows "modified since" and
-//! "not modified since". So a value that is not a whole tick can never be
-//! current, and where Sync's comparison is weaker than equality the current
-//! timestamp is read first and the write then made conditional on it.
+//! Preconditions are exact: what each one decides is in [`super::precondition`], shared
+//! with the collapsed writes of a batch.
 
 use super::error::Error;
+use super::precondition::{self, Decision, Known, Method, Since, decide, read_headers};
 use super::query::{self, Precondition, QUERY_VALUE, preconditions};
 use super::translate::{rewrite_list, rewrite_record, translate_headers};
 use super::{App, Memo, Request, Response};
 use crate::auth::{self, Identity};
 use crate::buffers;
 use crate::sync15::storage::Call;
-use crate::sync15::timestamp::{self, TICK_MS, floor_tick, ms_to_seconds};
+use crate::sync15::timestamp;
 use crate::sync15::{self, Reply, Upstream};
 use percent_encoding::utf8_percent_encode;
 use serde_json::value::RawValue;
@@ -183,18 +181,6 @@ fn record_path(collection: &str, id: &str) -> String {
     )
 }
 
-/// Headers of a Sync request (precondition headers).
-type SyncHeaders = Vec<(&'static str, String)>;
-
-/// A Sync timestamp header value of a whole tick.
-fn seconds(ms: u64) -> String {
-    ms_to_seconds(floor_tick(ms))
-}
-
-fn is_tick(ms: u64) -> bool {
-    ms % TICK_MS == 0
-}
-
 /// A metadata answer (`{"data": {...}}`) with its ETag, honouring
 /// `If-None-Match` (304) and `If-Match` (412) by exact comparison.
 fn metadata(req: &Request<'_>, data: Value, last_modified: u64) -> Result<Response, Error> {
@@ -325,23 +311,9 @@ pub fn list(
     let asked = q.limit;
     q.limit = Some(asked.map_or(app.config.paginate_by, |l| l.min(app.config.paginate_by)));
     let path = format!("/storage/{}?{}", coll.to_ascii_lowercase(), q.upstream());
-    let mut headers = Vec::new();
-    match pre {
-        // A value between two ticks is never the collection's: no 304.
-        Precondition::NoneMatch(x) if is_tick(x) => {
-            headers.push(("X-If-Modified-Since", seconds(x)));
-        }
-        Precondition::Match(x) => headers.push(("X-If-Unmodified-Since", seconds(x))),
-        Precondition::Absent => headers.push(("X-If-Unmodified-Since", "0".to_owned())),
-        _ => {}
-    }
-    let mut reply = match cx.call("GET", &path, &headers, None, "get_records") {
-        // Sync's 304 means "not modified since X"; Kinto's means "is X".
-        Err(Error::Upstream(sync15::Error::Status(Upstream::Storage, r)))
-            if r.status == 304 && r.last_modified != Some(pre_value(pre)) =>
-        {
-            cx.call("GET", &path, &[], None, "get_records")?
-        }
+    let first = cx.call("GET", &path, &read_headers(pre), None, "get_records");
+    let again = || cx.call("GET", &path, &[], None, "get_records");
+    let mut reply = match refetch_after_304(first, pre, again) {
         Err(Error::Upstream(sync15::Error::Status(Upstream::Storage, r))) if r.status == 412 => {
             return Err(Error::PreconditionFailed(None, Some(r)));
         }
@@ -388,11 +360,21 @@ pub fn list(
     Ok(r)
 }
 
-/// The timestamp a precondition names (0 for none or `*`).
-fn pre_value(pre: Precondition) -> u64 {
-    match pre {
-        Precondition::Match(x) | Precondition::NoneMatch(x) => x,
-        Precondition::None | Precondition::Absent => 0,
+/// Sync's 304 means "not modified since X", Kinto's "is X": a 304 to a read under
+/// `If-None-Match: "X"` for a resource at another timestamp is fetched `again`, without
+/// condition.
+fn refetch_after_304<T>(
+    first: Result<T, Error>,
+    pre: Precondition,
+    again: impl FnOnce() -> Result<T, Error>,
+) -> Result<T, Error> {
+    match first {
+        Err(Error::Upstream(sync15::Error::Status(Upstream::Storage, r)))
+            if r.status == 304 && r.last_modified != Some(precondition::named(pre)) =>
+        {
+            again()
+        }
+        other => other,
     }
 }
 
@@ -454,22 +436,8 @@ pub fn record(
 fn get(cx: &mut Ctx<'_>, path: &str, pre: Precondition) -> Result<Response, Error> {
     let fields = query::parse_fields(cx.req.query)?;
     let fields = fields.as_deref();
-    let headers = match pre {
-        // A value between two ticks is never the record's: no 304.
-        Precondition::NoneMatch(x) if is_tick(x) => vec![("X-If-Modified-Since", seconds(x))],
-        Precondition::Match(x) => vec![("X-If-Unmodified-Since", seconds(x))],
-        Precondition::Absent => vec![("X-If-Unmodified-Since", "0".to_owned())],
-        _ => vec![],
-    };
-    let (reply, record) = match cx.fetch(path, &headers, fields) {
-        // Sync's 304 means "not modified since X"; Kinto's means "is X".
-        Err(Error::Upstream(sync15::Error::Status(Upstream::Storage, r)))
-            if r.status == 304 && r.last_modified != Some(pre_value(pre)) =>
-        {
-            cx.fetch(path, &[], fields)?
-        }
-        other => other?,
-    };
+    let first = cx.fetch(path, &read_headers(pre), fields);
+    let (reply, record) = refetch_after_304(first, pre, || cx.fetch(path, &[], fields))?;
     if let Precondition::Match(x) = pre {
         if reply.last_modified != Some(x) {
             let existing = serde_json::from_slice(&record).ok();
@@ -486,44 +454,60 @@ fn get(cx: &mut Ctx<'_>, path: &str, pre: Precondition) -> Result<Response, Erro
     Ok(r)
 }
 
-/// The Sync precondition header for a write, and whether the write creates
-/// the record. `If-Match: "X"` needs the record to be exactly at X, but
-/// Sync's `X-If-Unmodified-Since` only refuses what is newer: the record is
-/// read first, and the write is then conditional on what was read, so a
-/// change in between still fails with 412.
-fn write_precondition(
+/// Whether to send a write, and under which condition (see [`decide`]): the record is
+/// read first when the precondition needs it; a write refused here is the error to answer.
+fn write_decision(
     cx: &mut Ctx<'_>,
     path: &str,
     id: &str,
+    method: Method,
     pre: Precondition,
-    absent: impl Fn(&str) -> Error,
-) -> Result<(SyncHeaders, bool), Error> {
-    let unmodified = |ms: u64| vec![("X-If-Unmodified-Since", seconds(ms))];
-    let create_only = || vec![("X-If-Unmodified-Since", "0".to_owned())];
-    Ok(match pre {
-        Precondition::None => (vec![], false),
-        Precondition::Absent => (create_only(), true),
-        Precondition::Match(x) => match cx.current(path)? {
-            Some((lm, _)) if lm == x => (unmodified(x), false),
-            Some((_, existing)) => return Err(Error::PreconditionFailed(Some(existing), None)),
-            None => return Err(absent(id)),
-        },
-        Precondition::NoneMatch(x) => match cx.current(path)? {
-            Some((lm, existing)) if lm == x => {
-                return Err(Error::PreconditionFailed(Some(existing), None));
+) -> Result<(Since, bool), Error> {
+    let record;
+    let mut decision = decide(method, pre, Known::Unread);
+    if let Decision::Read = decision {
+        record = cx.current(path)?;
+        decision = decide(method, pre, Known::of(record.as_ref()));
+    }
+    match decision {
+        Decision::Send { since, creates } => Ok((since, creates)),
+        refused => Err(refusal(refused, id, &Reply::default())),
+    }
+}
+
+/// The answer to a write refused without sending it (a [`Decision`] other than `Send`).
+/// A refusal that stands for the node's own answer carries the upstream headers of
+/// `read`, the answer the record was known from, as the node's answer would.
+pub(super) fn refusal(decision: Decision<'_>, id: &str, read: &Reply) -> Error {
+    let node = |status| {
+        Some(Box::new(Reply {
+            status,
+            quota_remaining: read.quota_remaining.clone(),
+            alert: read.alert.clone(),
+            backoff: read.backoff.clone(),
+            ..Reply::default()
+        }))
+    };
+    match decision {
+        Decision::Modified(existing) => Error::PreconditionFailed(existing.cloned(), None),
+        Decision::Missing => Error::RecordNotFound(id.to_owned(), None),
+        Decision::Exists(lm, existing) => {
+            let mut reply = node(412);
+            if let Some(r) = reply.as_mut() {
+                r.last_modified = Some(lm);
             }
-            Some((lm, _)) => (unmodified(lm), false),
-            None => (create_only(), true),
-        },
-    })
+            Error::PreconditionFailed(Some(existing.clone()), reply)
+        }
+        Decision::Gone => Error::RecordNotFound(id.to_owned(), node(404)),
+        Decision::Read | Decision::Send { .. } => Error::Internal,
+    }
 }
 
 fn put(cx: &mut Ctx<'_>, path: &str, id: &str, pre: Precondition) -> Result<Response, Error> {
     let fields = put_fields(cx.req, id)?;
     let body = serde_json::to_vec(&fields).map_err(|_| Error::Internal)?;
-    // Kinto answers 412 to If-Match on a record that does not exist.
-    let (headers, creates) =
-        write_precondition(cx, path, id, pre, |_| Error::PreconditionFailed(None, None))?;
+    let (since, creates) = write_decision(cx, path, id, Method::Put, pre)?;
+    let headers: Vec<_> = since.header().into_iter().collect();
     let reply = cx.call("PUT", path, &headers, Some(&body), "put_record")?;
     let modified = std::str::from_utf8(&reply.body)
         .ok()
@@ -532,16 +516,29 @@ fn put(cx: &mut Ctx<'_>, path: &str, id: &str, pre: Precondition) -> Result<Resp
         .ok_or_else(|| {
             sync15::Error::BadAnswer(Upstream::Storage, "PUT answer has no timestamp".into())
         })?;
+    Ok(written(id, fields, modified, creates, &reply))
+}
+
+/// The answer to a record write the node made at `modified`: `{"data": record}` with
+/// `id`, the fields sent and `last_modified`; 201 when it created the record; the
+/// headers of the node's answer, `ETag` and `Last-Modified` of the record.
+pub(super) fn written(
+    id: &str,
+    fields: Map<String, Value>,
+    modified: u64,
+    creates: bool,
+    reply: &Reply,
+) -> Response {
     let mut data = Map::with_capacity(fields.len() + 2);
     data.insert("id".into(), Value::String(id.to_owned()));
     data.extend(fields);
     data.insert("last_modified".into(), modified.into());
     let mut r = Response::new(if creates { 201 } else { 200 });
     r.json(&serde_json::json!({ "data": data }));
-    translate_headers(&mut r, &reply);
+    translate_headers(&mut r, reply);
     r.set("ETag", format!("\"{modified}\""));
     r.set("Last-Modified", timestamp::http_date(modified));
-    Ok(r)
+    r
 }
 
 /// Validate a PUT body (`{"data": {...}, "permissions"?: ...}`) into the
@@ -629,10 +626,8 @@ fn put_fields(req: &Request<'_>, id: &str) -> Result<Map<String, Value>, Error> 
 }
 
 fn delete(cx: &mut Ctx<'_>, path: &str, id: &str, pre: Precondition) -> Result<Response, Error> {
-    // A missing record is a 404 whatever the precondition, as Kinto.
-    let (headers, _) = write_precondition(cx, path, id, pre, |id| {
-        Error::RecordNotFound(id.to_owned(), None)
-    })?;
+    let (since, _) = write_decision(cx, path, id, Method::Delete, pre)?;
+    let headers: Vec<_> = since.header().into_iter().collect();
     let reply = cx.call("DELETE", path, &headers, None, "delete_record")?;
     #[derive(serde::Deserialize)]
     struct Deleted<'a> {
@@ -652,10 +647,17 @@ fn delete(cx: &mut Ctx<'_>, path: &str, id: &str, pre: Precondition) -> Result<R
         .ok_or_else(|| {
             sync15::Error::BadAnswer(Upstream::Storage, "DELETE answer has no timestamp".into())
         })?;
+    Ok(deleted(id, modified, &reply))
+}
+
+/// The answer to a record delete the node made at `modified`:
+/// `{"data": {"id", "last_modified", "deleted": true}}`, the headers of the node's answer,
+/// `ETag` and `Last-Modified` of the deletion.
+pub(super) fn deleted(id: &str, modified: u64, reply: &Reply) -> Response {
     let mut r = Response::new(200);
     r.json(&serde_json::json!({"data": {"id": id, "last_modified": modified, "deleted": true}}));
-    translate_headers(&mut r, &reply);
+    translate_headers(&mut r, reply);
     r.set("ETag", format!("\"{modified}\""));
     r.set("Last-Modified", timestamp::http_date(modified));
-    Ok(r)
+    r
 }
