@@ -134,6 +134,22 @@ pub fn identify<'a>(
     })
 }
 
+/// The `WWW-Authenticate` challenge of a 401: the scheme the request used, `BrowserID` for
+/// the legacy form and `Bearer` for everything else (no header, an unknown scheme). Never
+/// `Basic`: a browser answers a Basic challenge with a password dialog that no Sync
+/// credential can fill.
+pub fn challenge(authorization: Option<&str>) -> &'static str {
+    let word = authorization
+        .map(str::trim)
+        .and_then(|v| v.split([' ', '\t']).next())
+        .unwrap_or("");
+    if word.eq_ignore_ascii_case("browserid") {
+        "BrowserID realm=\"Syncto\""
+    } else {
+        "Bearer realm=\"Syncto\""
+    }
+}
+
 /// The statsd name of the scheme of an `Authorization` value: `Bearer`, `BrowserID`, or
 /// `other` for any other word, so that clients cannot create metrics; None without one.
 pub fn authn_type(authorization: Option<&str>) -> Option<&'static str> {
@@ -266,5 +282,20 @@ mod tests {
         assert!(!is_key_id("-Yw3NKWbEM2aRElRIu7JbTw"));
         assert!(!is_key_id("12a4-Yw3NKWbEM2aRElRIu7JbTw"));
         assert!(!is_key_id("1234-Yw3NKWbEM2aRElRIu7JbT="));
+    }
+
+    #[test]
+    fn a_401_challenges_with_the_scheme_in_use_never_basic() {
+        assert_eq!(challenge(None), "Bearer realm=\"Syncto\"");
+        assert_eq!(challenge(Some("Bearer x")), "Bearer realm=\"Syncto\"");
+        assert_eq!(
+            challenge(Some("Basic dXNlcjpwYXNz")),
+            "Bearer realm=\"Syncto\""
+        );
+        assert_eq!(
+            challenge(Some(" browserid\tabc")),
+            "BrowserID realm=\"Syncto\""
+        );
+        assert_eq!(challenge(Some("BrowserID")), "BrowserID realm=\"Syncto\"");
     }
 }

@@ -121,7 +121,14 @@ fn unauthenticated_requests_get_401_104_naming_what_is_missing() {
                 j["message"].as_str().unwrap().contains(message),
                 "{path} {headers:?}: {j}"
             );
-            assert_eq!(r.header("WWW-Authenticate"), Some("Basic realm=\"Realm\""));
+            // The scheme in use, never Basic (a browser would open a password dialog).
+            let legacy = headers.iter().any(|(_, v)| v.starts_with("BrowserID"));
+            let challenge = if legacy { "BrowserID" } else { "Bearer" };
+            assert_eq!(
+                r.header("WWW-Authenticate"),
+                Some(format!("{challenge} realm=\"Syncto\"").as_str()),
+                "{path} {headers:?}"
+            );
         }
     }
     for bucket in ["12345", "not-a-key-id"] {
@@ -148,7 +155,10 @@ fn token_server_refusal_is_401_105_with_its_message() {
         "{m}"
     );
     assert!(!m.contains("invalid\""), "the token is never echoed: {m}");
-    assert_eq!(r.header("WWW-Authenticate"), Some("Basic realm=\"Realm\""));
+    assert_eq!(
+        r.header("WWW-Authenticate"),
+        Some("Bearer realm=\"Syncto\"")
+    );
     // A refusal is remembered for a short while: the same answer, no call.
     let again = s.get(&records("tabs"), &[("Authorization", "Bearer invalid")]);
     assert_eq!(again.assert_error(401, 105)["message"], j["message"]);
@@ -200,4 +210,31 @@ fn token_server_errors_are_mapped() {
 fn token_server_outage_is_503_with_retry_after() {
     let s = Syncto::with(|c| c.token_server_url = "http://127.0.0.1:9/".into());
     s.auth_get(&records("tabs")).assert_unreachable();
+}
+
+#[test]
+fn a_batch_sub_request_refused_401_challenges_with_its_own_scheme() {
+    let s = Syncto::start();
+    let body = serde_json::json!({"requests": [
+        {"path": "/buckets/syncto/collections/tabs/records",
+         "headers": {"Authorization": "BrowserID assertion"}},
+        {"path": "/buckets/syncto/collections/tabs/records",
+         "headers": {"Authorization": "Bearer tok"}},
+    ]});
+    let r = s.req("POST", "/v1/batch", &[JSON], Some(&body.to_string()));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let subs = r.json()["responses"].as_array().unwrap().clone();
+    let challenges: Vec<_> = subs
+        .iter()
+        .map(|sub| {
+            assert_eq!(sub["status"], 401, "{sub}");
+            sub["headers"]["WWW-Authenticate"].clone()
+        })
+        .collect();
+    assert_eq!(
+        challenges,
+        ["BrowserID realm=\"Syncto\"", "Bearer realm=\"Syncto\""]
+    );
+    // The batch itself was served: no challenge on its 200.
+    assert_eq!(r.header("WWW-Authenticate"), None);
 }

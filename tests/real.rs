@@ -186,7 +186,10 @@ fn routing_errors_preflight_and_missing_credentials() {
     // 401/104: no Authorization; OAuth without a key id (bucket `syncto`, no X-KeyID).
     let r = s.req("GET", &u.records("tabs"), &[], None);
     r.assert_error(401, 104);
-    assert_eq!(r.header("WWW-Authenticate"), Some("Basic realm=\"Realm\""));
+    assert_eq!(
+        r.header("WWW-Authenticate"),
+        Some("Bearer realm=\"Syncto\"")
+    );
     let r = s.req(
         "GET",
         "/v1/buckets/syncto/collections/tabs/records",
@@ -781,7 +784,7 @@ fn token_server_refusals_are_401_and_never_show_the_token() {
         assert!(message.starts_with("401 Unauthorized"), "{what}: {j}");
         assert_eq!(
             r.header("WWW-Authenticate"),
-            Some("Basic realm=\"Realm\""),
+            Some("Bearer realm=\"Syncto\""),
             "{what}"
         );
         assert!(

@@ -517,7 +517,10 @@ fn a_sync_401_refreshes_the_token_once() {
     let r = s.auth_get(&records("tabs"));
     let j = r.assert_error(401, 105);
     assert_eq!(j["message"], "401 Unauthorized: 0");
-    assert_eq!(r.header("WWW-Authenticate"), Some("Basic realm=\"Realm\""));
+    assert_eq!(
+        r.header("WWW-Authenticate"),
+        Some("Bearer realm=\"Syncto\"")
+    );
     assert_eq!(s.fake.token_calls(), 3);
 }
 

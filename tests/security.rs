@@ -191,7 +191,10 @@ fn repeated_refusals_of_one_credential_cost_one_call() {
             .contains("invalid-credentials"),
         "{j}"
     );
-    assert_eq!(r.header("WWW-Authenticate"), Some("Basic realm=\"Realm\""));
+    assert_eq!(
+        r.header("WWW-Authenticate"),
+        Some("Bearer realm=\"Syncto\"")
+    );
     assert_eq!(s.fake.token_calls(), 1);
     // The same token with another key id is another credential.
     let r = s.get(

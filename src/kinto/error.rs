@@ -89,8 +89,6 @@ pub struct Parts {
     pub details: Option<Value>,
     /// Add `Retry-After`.
     pub retry_after: bool,
-    /// Add `WWW-Authenticate`.
-    pub www_authenticate: bool,
     /// The upstream reply whose headers are translated too.
     pub reply: Option<Box<Reply>>,
 }
@@ -117,7 +115,6 @@ impl Error {
             message,
             details: None,
             retry_after: status == 503 || status == 504 || status == 429,
-            www_authenticate: status == 401,
             reply: None,
         };
         match self {
@@ -235,7 +232,6 @@ fn upstream(e: sync15::Error) -> Parts {
         message,
         details: None,
         retry_after: matches!(status, 429 | 503 | 504),
-        www_authenticate: status == 401,
         reply: None,
     };
     match e {
@@ -351,9 +347,6 @@ impl Parts {
             }
             r.json(&doc);
             r.errno = Some(errno);
-        }
-        if self.www_authenticate {
-            r.header("WWW-Authenticate", "Basic realm=\"Realm\"");
         }
         if let Some(reply) = &self.reply {
             super::translate::translate_headers(&mut r, reply);

@@ -80,7 +80,6 @@ impl Service for App {
                 message: message.into(),
                 details: None,
                 retry_after,
-                www_authenticate: false,
                 reply: None,
             }
             .into_response(retry_after_seconds)
@@ -154,7 +153,7 @@ pub(crate) fn dispatch<'r>(
     } else {
         serve(app, req, &route, memo)
     };
-    let resp = match result {
+    let mut resp = match result {
         Ok(r) => r,
         Err(e) => {
             let allow = match &e {
@@ -168,6 +167,13 @@ pub(crate) fn dispatch<'r>(
             r
         }
     };
+    // Every 401 (no or bad credentials here, or refused upstream) names the scheme to use.
+    if resp.status == 401 {
+        resp.set(
+            "WWW-Authenticate",
+            auth::challenge(req.header("authorization")),
+        );
+    }
     (resp, Some(route))
 }
 

@@ -752,7 +752,8 @@ async function runChecks(base, who) {
     const e = await rejects(anonymous.bucket(http.kid).collection("tabs").listRecords(), "anonymous list");
     eq(e.response && e.response.status, 401, "status");
     eq(e.data && e.data.errno, 104, "errno");
-    assert(e.response.headers.get("WWW-Authenticate"), "no WWW-Authenticate header");
+    // The scheme to use, never Basic: a browser would answer Basic with a password dialog.
+    eq(e.response.headers.get("WWW-Authenticate"), 'Bearer realm="Syncto"', "WWW-Authenticate");
   });
 }
 
