@@ -51,5 +51,8 @@ pub fn start(config: Config) -> Result<(server::Running, Arc<App>), StartupError
 /// The shared state without a listener (also what `--check-config` builds,
 /// so that TLS material is validated too).
 pub fn build(config: Config) -> Result<App, StartupError> {
+    if let Some(warning) = kinto::eos::passed(&config, std::time::SystemTime::now()) {
+        log::warn!("{warning}");
+    }
     App::new(config)
 }

@@ -135,6 +135,26 @@ fn check_config_shows_the_warnings_a_start_would_log() {
 }
 
 #[test]
+fn an_eos_already_past_is_warned_at_start_up() {
+    let check = |date: &str| {
+        let out = syncto()
+            .env("SYNCTO_EOS", date)
+            .arg("--check-config")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let stderr = check("2001-02-03");
+    assert!(
+        stderr.contains("WARN") && stderr.contains("eos = 2001-02-03 is already past"),
+        "{stderr}"
+    );
+    let stderr = check("2999-02-03");
+    assert!(!stderr.contains("already past"), "{stderr}");
+}
+
+#[test]
 fn check_config_refuses_a_token_server_url_with_credentials_query_or_fragment() {
     for url in [
         "https://user:pw@token.example/",

@@ -106,7 +106,40 @@ fn after_end_of_service_everything_is_gone_but_health_checks() {
             assert_eq!(j["error"], "Gone");
         }
     }
-    // A browser can read the answer and its Alert.
+    // A browser's preflight is answered as usual (a failed one is a network error to the
+    // page), so that it makes the request and can read the answer and its Alert.
+    for (method, path) in [
+        ("GET", records("tabs")),
+        ("PUT", record("tabs", "a")),
+        ("POST", "/v1/batch".to_string()),
+    ] {
+        let r = s.req(
+            "OPTIONS",
+            &path,
+            &[
+                origin,
+                ("Access-Control-Request-Method", method),
+                (
+                    "Access-Control-Request-Headers",
+                    "authorization,content-type",
+                ),
+            ],
+            None,
+        );
+        assert_eq!(r.status, 200, "{method} {path}: {}", r.body);
+        assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"));
+        assert!(
+            r.header("Access-Control-Allow-Methods")
+                .unwrap()
+                .contains(method)
+        );
+        assert!(
+            r.header("Access-Control-Allow-Headers")
+                .unwrap()
+                .contains("Authorization")
+        );
+        assert_eq!(alert(&r), hard);
+    }
     let r = s.req("GET", &records("tabs"), &[BEARER, origin], None);
     assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"));
     assert!(

@@ -5,7 +5,9 @@
 //! users. From that moment on every request is answered 410, errno 202, with a `hard-eol`
 //! Alert, and nothing is forwarded upstream, except the health checks (`__heartbeat__`,
 //! `__lbheartbeat__`, `__version__`): a load balancer must keep the node in rotation, or
-//! clients would get its 502 instead of the explanation.
+//! clients would get its 502 instead of the explanation. CORS preflights (`OPTIONS`) are
+//! answered as usual too: a browser whose preflight fails reports a network error to the
+//! page and never makes the real request, whose 410 and `hard-eol` Alert it must read.
 //!
 //! `message` is `null` without `eos_message`; `url` falls back to `project_docs`. The Alert
 //! value is JSON with every non-ASCII character escaped, so any message fits in a header.
@@ -20,6 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// adds the end-of-service Alert to the response when `eos` is set.
 pub fn guard<T: Default>(
     config: &Config,
+    method: &str,
     path: &str,
     now: SystemTime,
     serve: impl FnOnce() -> (Response, T),
@@ -29,7 +32,7 @@ pub fn guard<T: Default>(
     };
     let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let ended = now >= eos.at;
-    let (mut resp, extra) = if ended && !is_health_check(path) {
+    let (mut resp, extra) = if ended && method != "OPTIONS" && !is_health_check(path) {
         let r = Error::ServiceDeprecated
             .parts()
             .into_response(config.retry_after_seconds);
@@ -40,6 +43,20 @@ pub fn guard<T: Default>(
     let code = if ended { "hard-eol" } else { "soft-eol" };
     resp.set("Alert", alert(config, code));
     (resp, extra)
+}
+
+/// The start-up warning of an `eos` already past: the operator may have meant another year,
+/// and every client is about to be turned away.
+pub fn passed(config: &Config, now: SystemTime) -> Option<String> {
+    let eos = config.eos.as_ref()?;
+    let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    (now >= eos.at).then(|| {
+        format!(
+            "eos = {} is already past: every request but the health checks and CORS \
+             preflights is answered 410 Gone (errno 202); unset eos to serve again",
+            eos.date
+        )
+    })
 }
 
 /// The health endpoints keep answering after the end of service.
@@ -100,8 +117,12 @@ mod tests {
     }
 
     fn run(config: &Config, path: &str, now: SystemTime) -> (Response, bool) {
+        run_method(config, "GET", path, now)
+    }
+
+    fn run_method(config: &Config, method: &str, path: &str, now: SystemTime) -> (Response, bool) {
         let mut ran = false;
-        let (r, _) = guard(config, path, now, || {
+        let (r, _) = guard(config, method, path, now, || {
             ran = true;
             (Response::new(200), None::<()>)
         });
@@ -161,6 +182,31 @@ mod tests {
             assert!(ran && r.status == 200, "{path}");
             assert_eq!(alert_of(&r)["code"], "hard-eol");
         }
+        // Preflights are served, so that the browser makes the request that gets the 410.
+        let (r, ran) = run_method(
+            &c,
+            "OPTIONS",
+            "/v1/buckets/x/collections/tabs/records",
+            at(EOS),
+        );
+        assert!(ran && r.status == 200);
+        assert_eq!(alert_of(&r)["code"], "hard-eol");
+        for method in ["PUT", "DELETE", "POST", "HEAD", "PATCH"] {
+            let (r, ran) = run_method(&c, method, "/v1/batch", at(EOS));
+            assert!(!ran && r.status == 410, "{method}");
+        }
+    }
+
+    #[test]
+    fn a_past_eos_is_a_start_up_warning() {
+        let c = config(None, None);
+        let w = passed(&c, at(EOS)).unwrap();
+        assert!(
+            w.starts_with("eos = 2030-03-17T17:46:40Z is already past"),
+            "{w}"
+        );
+        assert_eq!(passed(&c, at(EOS - 1)), None);
+        assert_eq!(passed(&Config::default(), at(EOS)), None);
     }
 
     #[test]

@@ -117,7 +117,7 @@ impl Service for App {
 pub fn handle(app: &App, req: &Request<'_>) -> Response {
     let mut memo = Memo::default();
     let (mut resp, route) = match check_host(req) {
-        Ok(()) => eos::guard(&app.config, req.path, SystemTime::now(), || {
+        Ok(()) => eos::guard(&app.config, req.method, req.path, SystemTime::now(), || {
             dispatch(app, req, &mut memo)
         }),
         Err(e) => (error(app, e), None),
