@@ -41,6 +41,9 @@ pub struct App {
     pub storage: Storage,
     /// statsd.
     pub(crate) metrics: Metrics,
+    /// The key of the hashes that name a request's lane in the worker pool (so that no
+    /// client can choose another's).
+    pub(crate) lane_key: std::hash::RandomState,
 }
 
 impl App {
@@ -97,6 +100,7 @@ impl App {
             tokens,
             storage,
             metrics,
+            lane_key: std::hash::RandomState::new(),
         })
     }
 

@@ -56,14 +56,9 @@ impl std::fmt::Debug for Identity<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unauthenticated(pub &'static str);
 
-/// Work out the identity from the `Authorization`, `X-KeyID` and
-/// `X-Client-State` header values and the bucket id of the URL.
-pub fn identify<'a>(
-    authorization: Option<&'a str>,
-    key_id_header: Option<&'a str>,
-    client_state_header: Option<&'a str>,
-    bucket: &'a str,
-) -> Result<Identity<'a>, Unauthenticated> {
+/// The scheme and the token (or assertion) of an `Authorization` value, checked as far as
+/// can be without the Token Server.
+pub fn credential(authorization: Option<&str>) -> Result<(Scheme, &str), Unauthenticated> {
     let Some(value) = authorization.map(str::trim).filter(|v| !v.is_empty()) else {
         return Err(Unauthenticated(
             "Provide an Authorization header: `Bearer <OAuth token>` with an X-KeyID, or `BrowserID <assertion>`.",
@@ -94,6 +89,18 @@ pub fn identify<'a>(
             "The token in the Authorization header has control characters.",
         ));
     }
+    Ok((scheme, credential))
+}
+
+/// Work out the identity from the `Authorization`, `X-KeyID` and
+/// `X-Client-State` header values and the bucket id of the URL.
+pub fn identify<'a>(
+    authorization: Option<&'a str>,
+    key_id_header: Option<&'a str>,
+    client_state_header: Option<&'a str>,
+    bucket: &'a str,
+) -> Result<Identity<'a>, Unauthenticated> {
+    let (scheme, credential) = credential(authorization)?;
     let key = match scheme {
         Scheme::Bearer if is_key_id(bucket) => bucket,
         Scheme::Bearer if bucket == "syncto" => match key_id_header.map(str::trim) {

@@ -19,50 +19,27 @@ pub(crate) mod translate;
 use crate::VERSION;
 use crate::app::{App, CallError, MAX_TOKEN_CALLS, Memo};
 use crate::auth;
+use crate::auth::Scheme;
 use crate::message::{Request, Response};
-use crate::server::{Refusal, Service};
+use crate::server::{self, Class, Lane, Refusal, Service};
 use crate::sync15;
 use error::{Error, Parts};
 use route::{Route, Routed, check_host, redirect, route};
+use std::hash::{BuildHasher, Hasher};
 use std::time::SystemTime;
 
 /// The listener serves the Kinto protocol.
 impl Service for App {
-    /// Only what is certain to be answered without an upstream (routing errors,
-    /// preflights, wrong methods, disabled writes, missing or malformed credentials, the
-    /// unauthenticated endpoints but `__heartbeat__`) is not.
-    fn needs_upstream(&self, req: &Request<'_>) -> bool {
+    /// By [`work`], the decision `dispatch` follows: only what needs an upstream goes to a
+    /// worker, in the lane of its credential.
+    fn classify(&self, req: &Request<'_>) -> Class {
         let route = match route(req.path) {
             Ok(Routed::To(route)) => route,
-            _ => return false,
+            _ => return Class::Here,
         };
-        if req.method == "OPTIONS" || !route.allows(req.method) {
-            return false;
-        }
-        let authenticated = |bucket: &str| {
-            auth::identify(
-                req.header("authorization"),
-                req.header("x-keyid"),
-                req.header("x-client-state"),
-                bucket,
-            )
-            .is_ok()
-        };
-        match &route {
-            Route::Hello | Route::LbHeartbeat | Route::Version => false,
-            Route::Heartbeat | Route::Batch => true,
-            Route::Bucket(bucket)
-            | Route::Collections(bucket)
-            | Route::Collection(bucket, _)
-            | Route::Records(bucket, _) => authenticated(bucket),
-            Route::Record(bucket, collection, _) => {
-                let disabled = match req.method {
-                    "PUT" => !self.config.put_enabled(collection),
-                    "DELETE" => !self.config.delete_enabled(collection),
-                    _ => false,
-                };
-                !disabled && authenticated(bucket)
-            }
+        match work(self, req, &route) {
+            Work::Local | Work::Refused(_) => Class::Here,
+            Work::Upstream { user, writes } => Class::Worker(lane(self, user, writes)),
         }
     }
 
@@ -146,12 +123,10 @@ pub(crate) fn dispatch<'r>(
             .incr(&format!("view.{}.{method}", route.service()));
         count_authn_type(app, req, &route);
     }
-    let result = if req.method == "OPTIONS" {
-        cors::preflight(&app.config, req, &route)
-    } else if !route.allows(req.method) {
-        Err(Error::MethodNotAllowed(route.allow()))
-    } else {
-        serve(app, req, &route, memo)
+    let result = match work(app, req, &route) {
+        Work::Refused(e) => Err(e),
+        Work::Local if req.method == "OPTIONS" => cors::preflight(&app.config, req, &route),
+        Work::Local | Work::Upstream { .. } => serve(app, req, &route, memo),
     };
     let mut resp = match result {
         Ok(r) => r,
@@ -175,6 +150,120 @@ pub(crate) fn dispatch<'r>(
         );
     }
     (resp, Some(route))
+}
+
+/// What a routed request needs, decided from the request alone before anything runs:
+/// the one home of "does this request go to a worker". `dispatch` follows it (a refusal is
+/// answered without running the endpoint), and so does the listener (only `Upstream` work
+/// goes to a worker), so the two cannot disagree; in debug builds the upstream clients
+/// check that they run on a worker.
+pub(crate) enum Work<'a> {
+    /// Answered from the request alone: preflights, hello, `__lbheartbeat__`,
+    /// `__version__`.
+    Local,
+    /// Refused before anything runs: a method the endpoint does not answer, a write the
+    /// operator did not enable, credentials missing or malformed.
+    Refused(Error),
+    /// May call the Token Server or a Sync node: on a worker.
+    Upstream {
+        /// The credential it acts with (scheme and token), if any.
+        user: Option<(Scheme, &'a str)>,
+        /// What it writes.
+        writes: Writes<'a>,
+    },
+}
+
+/// What upstream work writes, as far as the request tells before it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Writes<'a> {
+    /// Nothing.
+    Nothing,
+    /// This collection (a record PUT or DELETE).
+    Collection(&'a str),
+    /// Any collection of its user (a batch).
+    All,
+}
+
+/// See [`Work`].
+pub(crate) fn work<'a>(app: &App, req: &'a Request<'_>, route: &'a Route<'_>) -> Work<'a> {
+    if req.method == "OPTIONS" {
+        return Work::Local;
+    }
+    if !route.allows(req.method) {
+        return Work::Refused(Error::MethodNotAllowed(route.allow()));
+    }
+    let identified = |bucket: &'a str, writes| match auth::identify(
+        req.header("authorization"),
+        req.header("x-keyid"),
+        req.header("x-client-state"),
+        bucket,
+    ) {
+        Ok(who) => Work::Upstream {
+            user: Some((who.scheme, who.credential)),
+            writes,
+        },
+        Err(e) => Work::Refused(e.into()),
+    };
+    match route {
+        Route::Hello | Route::LbHeartbeat | Route::Version => Work::Local,
+        Route::Heartbeat => Work::Upstream {
+            user: None,
+            writes: Writes::Nothing,
+        },
+        // Its sub-requests are judged one by one when it runs (they may carry credentials
+        // of their own); its lane is the one of its outer credential, if any.
+        Route::Batch => match auth::credential(req.header("authorization")) {
+            Ok(user) => Work::Upstream {
+                user: Some(user),
+                writes: Writes::All,
+            },
+            Err(_) => Work::Upstream {
+                user: None,
+                writes: Writes::Nothing,
+            },
+        },
+        Route::Bucket(bucket)
+        | Route::Collections(bucket)
+        | Route::Collection(bucket, _)
+        | Route::Records(bucket, _) => identified(bucket, Writes::Nothing),
+        Route::Record(bucket, collection, _) => {
+            let enabled = match req.method {
+                "PUT" => app.config.put_enabled(collection),
+                "DELETE" => app.config.delete_enabled(collection),
+                _ => true,
+            };
+            if !enabled {
+                return Work::Refused(Error::WriteDisabled);
+            }
+            let writes = match req.method {
+                "PUT" | "DELETE" => Writes::Collection(collection),
+                _ => Writes::Nothing,
+            };
+            identified(bucket, writes)
+        }
+    }
+}
+
+/// The pool's lane of upstream work: the user a keyed hash of the credential (one token is
+/// one account; the key id is left out because a batch's outer request need not carry it),
+/// the collection a keyed hash of its lower-cased name, as the Sync node compares it.
+fn lane(app: &App, user: Option<(Scheme, &str)>, writes: Writes<'_>) -> Lane {
+    let Some((scheme, credential)) = user else {
+        return Lane::ANONYMOUS;
+    };
+    // Never 0, the anonymous lane's.
+    let user = app.lane_key.hash_one((scheme.word(), credential)) | 1;
+    let writes = match writes {
+        Writes::Nothing => server::Writes::Nothing,
+        Writes::Collection(c) => {
+            let mut h = app.lane_key.build_hasher();
+            h.write_u64(user);
+            c.bytes().for_each(|b| h.write_u8(b.to_ascii_lowercase()));
+            server::Writes::Collection(h.finish())
+        }
+        Writes::All => server::Writes::All,
+    };
+    Lane { user, writes }
 }
 
 fn serve(

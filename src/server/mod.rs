@@ -45,15 +45,56 @@ use std::time::{Duration, Instant};
 /// What the listener serves (the Kinto protocol implements it): the listener reads
 /// requests and writes answers, the service decides what they are.
 pub(crate) trait Service: Send + Sync + 'static {
-    /// Whether answering `req` may call the Token Server or a Sync node: such a request
-    /// is handed to a worker; any other is answered on its connection's thread, at once
-    /// however busy the workers are.
-    fn needs_upstream(&self, req: &Request<'_>) -> bool;
+    /// Where `req` is answered, decided on its connection's thread before its answer is
+    /// made: a request that may call the Token Server or a Sync node goes to a worker, in
+    /// its lane; any other is answered on its connection's thread, at once however busy
+    /// the workers are.
+    fn classify(&self, req: &Request<'_>) -> Class;
     /// The answer to `req`.
     fn handle(&self, req: &Request<'_>) -> Response;
     /// The answer to a request the listener turned down without handling it; `req` is
     /// what was read of it, if anything.
     fn refuse(&self, req: Option<&Request<'_>>, why: Refusal) -> Response;
+}
+
+/// Where a request is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Class {
+    /// On its connection's thread: nothing upstream is needed.
+    Here,
+    /// By a worker, when its lane lets it run.
+    Worker(Lane),
+}
+
+/// Whom a worker's job is for, so that the pool shares the workers between users and runs
+/// one user's writes to a collection one at a time, spaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Lane {
+    /// The user: a keyed hash of the credential (collisions only make two users share a
+    /// lane), or [`Lane::ANONYMOUS`] for upstream work on nobody's behalf.
+    pub user: u64,
+    /// What the job writes.
+    pub writes: Writes,
+}
+
+impl Lane {
+    /// The lane of upstream work without a user (the Token Server heartbeat, a batch
+    /// without credentials of its own).
+    pub(crate) const ANONYMOUS: Lane = Lane {
+        user: 0,
+        writes: Writes::Nothing,
+    };
+}
+
+/// What a job writes upstream, as far as its lane tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Writes {
+    /// Nothing: it reads.
+    Nothing,
+    /// One collection (a keyed hash of its lower-cased name).
+    Collection(u64),
+    /// Any collection of the user (a batch).
+    All,
 }
 
 /// Why the listener turned a request down.
@@ -303,21 +344,24 @@ fn handle(shared: &Shared, mut rq: listener::Request) {
     let service = &*shared.service;
     let resp = match read_body(&mut rq, shared.max_body_bytes) {
         Err(e) => body_error(service, &rq, e),
-        Ok(body) if with_view(&rq, &[], |req| service.needs_upstream(req)) => {
-            // A worker answers it. The body has been read whole: the
-            // connection's input goes back to this thread, which reads the
-            // next request (the listener starts serving it once this
-            // answer is out).
-            rq.release_body();
-            shared.pool.push(Job {
-                rq,
-                body,
-                started,
-                in_flight,
-            });
-            return;
-        }
-        Ok(body) => answer(service, &rq, &body),
+        Ok(body) => match with_view(&rq, &[], |req| service.classify(req)) {
+            Class::Worker(lane) => {
+                // A worker answers it. The body has been read whole: the
+                // connection's input goes back to this thread, which reads the
+                // next request (the listener starts serving it once this
+                // answer is out).
+                rq.release_body();
+                shared.pool.push(Job {
+                    rq,
+                    body,
+                    lane,
+                    started,
+                    in_flight,
+                });
+                return;
+            }
+            Class::Here => answer(service, &rq, &body),
+        },
     };
     finish(shared, rq, resp, started);
 }

@@ -2,7 +2,7 @@
 //! workers, the shedder, and the threads that finish a slow reader's answer.
 
 use super::adapt::into_tiny;
-use super::{InFlight, Shared, answer, finish, log_answer, shed};
+use super::{InFlight, Lane, Shared, answer, finish, log_answer, shed};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -37,6 +37,8 @@ struct Queue {
 pub(super) struct Job {
     pub(super) rq: listener::Request,
     pub(super) body: Vec<u8>,
+    #[allow(dead_code)] // the pool schedules by lane in the next change
+    pub(super) lane: Lane,
     pub(super) started: Instant,
     pub(super) in_flight: InFlight,
 }
@@ -104,11 +106,13 @@ impl Pool {
 }
 
 pub(super) fn worker(shared: &Shared) {
+    crate::upstream::mark_worker_thread();
     while let Some(Job {
         mut rq,
         body,
         started,
         in_flight,
+        ..
     }) = shared.pool.next()
     {
         let resp = answer(&*shared.service, &rq, &body);

@@ -52,6 +52,10 @@ impl Storage {
     /// → [`Error::Status`]; transport trouble → the other variants. Writes
     /// to a collection are paced per user and collection.
     pub fn call(&self, creds: &Credentials, call: &Call<'_>) -> Result<Reply, Error> {
+        debug_assert!(
+            crate::upstream::on_worker_thread(),
+            "a storage call off a worker thread"
+        );
         if call.method != "GET" {
             if let Some(collection) = written_collection(call.path) {
                 return self
@@ -191,6 +195,31 @@ fn written_collection(path: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// See `tokenserver::tests::a_token_server_call_off_a_worker_is_a_bug`.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "off a worker thread")]
+    fn a_storage_call_off_a_worker_is_a_bug() {
+        let agent = ureq::Agent::config_builder().build().new_agent();
+        let storage = Storage::new(agent, Metrics::disabled(), Duration::ZERO);
+        let creds = Credentials {
+            id: "id".into(),
+            key: "key".into(),
+            endpoint: "http://127.0.0.1:9/1.5/1".into(),
+        };
+        let _ = storage.call(
+            &creds,
+            &Call {
+                method: "GET",
+                path: "/info/collections",
+                headers: &[],
+                body: None,
+                user_agent: "test",
+                metric: "info_collections",
+            },
+        );
+    }
 
     #[test]
     fn the_collection_of_a_write() {

@@ -76,6 +76,10 @@ impl TokenServer {
         duration: u64,
         user_agent: &str,
     ) -> Result<Token, Error> {
+        debug_assert!(
+            crate::upstream::on_worker_thread(),
+            "a Token Server call off a worker thread"
+        );
         let started = Instant::now();
         let result = self.exchange(authorization, key, duration, user_agent);
         if self.metrics.is_enabled() {
@@ -161,6 +165,10 @@ impl TokenServer {
 
     /// `GET …/__heartbeat__` within the heartbeat timeout: true on 2xx.
     pub fn heartbeat(&self) -> bool {
+        debug_assert!(
+            crate::upstream::on_worker_thread(),
+            "a Token Server heartbeat off a worker thread"
+        );
         let Ok(rq) = http::Request::builder()
             .method("GET")
             .uri(&self.heartbeat_url)
@@ -183,5 +191,38 @@ impl TokenServer {
                 false
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> TokenServer {
+        let agent = ureq::Agent::config_builder().build().new_agent();
+        // Port 9 (discard): nothing is expected to answer, and nothing is reached.
+        TokenServer::new(
+            agent,
+            "http://127.0.0.1:9/",
+            Duration::from_millis(100),
+            true,
+            Metrics::disabled(),
+        )
+    }
+
+    /// The guard that keeps upstream calls on workers: a request classified as answered on
+    /// its connection's thread that still reaches the Token Server fails in debug builds.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "off a worker thread")]
+    fn a_token_server_call_off_a_worker_is_a_bug() {
+        let _ = client().fetch("Bearer t", ("X-KeyID", "k"), 3600, "test");
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "off a worker thread")]
+    fn a_heartbeat_off_a_worker_is_a_bug() {
+        client().heartbeat();
     }
 }
