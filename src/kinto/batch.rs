@@ -295,7 +295,9 @@ fn sub_request<'a>(i: usize, r: &'a RawValue, defaults: &Fields<'a>) -> Result<S
         format!("/v1{path}")
     };
     let bare = path.split('?').next().unwrap_or("");
-    if bare.split('/').any(|s| s == "batch") {
+    // Only what routes to the batch endpoint: a record or collection named `batch` is a
+    // record or a collection.
+    if matches!(route(bare), Ok(Routed::To(Route::Batch))) {
         return Err(invalid(
             format!("requests.{i}.path"),
             "Recursive call on /batch endpoint is forbidden.",
