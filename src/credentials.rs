@@ -509,6 +509,35 @@ mod tests {
     }
 
     #[test]
+    fn pairs_that_concatenate_alike_share_no_entry_and_no_cipher_key() {
+        // "tok1" ‖ "2-a" and "tok" ‖ "12-a" are the same bytes without separators.
+        let cache = Cache::new(b"s".to_vec(), Duration::from_secs(300), 10);
+        let (a, b) = (who("tok1", "2-a"), who("tok", "12-a"));
+        assert_ne!(cache.key(&a), cache.key(&b));
+        cache.get(&a, |_| Ok(token(1))).unwrap();
+        let calls = AtomicUsize::new(0);
+        let got = cache
+            .get(&b, |_| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Ok(token(2))
+            })
+            .unwrap();
+        assert_eq!(
+            (calls.load(Ordering::SeqCst), got.key.as_str()),
+            (1, "key2")
+        );
+        // Even handed a's entry under a's own lookup key, b's cipher can't open it.
+        let key = cache.key(&a);
+        let (nonce, sealed) = {
+            let mut st = cache.lock();
+            let e = st.lru.get(&key).unwrap();
+            (e.nonce, e.sealed.clone())
+        };
+        assert!(cache.open(&a, &key, &nonce, &sealed).is_some());
+        assert!(cache.open(&b, &key, &nonce, &sealed).is_none());
+    }
+
+    #[test]
     fn ttl_rules() {
         let cache = Cache::new(b"s".to_vec(), Duration::from_secs(300), 10);
         // A token duration of 0 means: don't cache.

@@ -89,6 +89,34 @@ fn one_credential_two_client_states_are_two_users() {
 }
 
 #[test]
+fn token_and_key_id_pairs_that_concatenate_alike_are_two_users() {
+    // ("tok1", "2-…") and ("tok", "12-…") spell the same bytes end to end: the credentials
+    // cache must still keep them apart, or the second user reads the first one's data.
+    let s = Syncto::start();
+    let first = "2-Yw3NKWbEM2aRElRIu7JbTw";
+    let second = "12-Yw3NKWbEM2aRElRIu7JbTw";
+    s.fake.put(first, "tabs", "mine", "first", 1000);
+    s.fake.put(second, "tabs", "yours", "second", 1000);
+    let ids = |token: &str, kid: &str| {
+        let r = s.get(
+            &format!("/v1/buckets/{kid}/collections/tabs/records"),
+            &[("Authorization", token)],
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|rec| rec["id"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids("Bearer tok1", first), ["mine"]);
+    assert_eq!(ids("Bearer tok", second), ["yours"]);
+    assert_eq!(ids("Bearer tok1", first), ["mine"]);
+    assert_eq!(s.fake.token_calls(), 2, "one exchange per user, then hits");
+}
+
+#[test]
 fn unauthenticated_requests_get_401_104_naming_what_is_missing() {
     let s = Syncto::start();
     let list = "/v1/buckets/syncto/collections/tabs/records";

@@ -244,6 +244,34 @@ fn a_write_of_unknown_fate_is_never_repeated() {
 }
 
 #[test]
+fn only_a_503_is_a_conflict_not_a_5xx_that_looks_like_one() {
+    // A 500 or 502 with the conflict's Retry-After and body `0` says nothing about whether the
+    // write happened: the client gets the error, and the write is sent once.
+    let s = writable();
+    for (i, status) in [500u16, 502].into_iter().enumerate() {
+        s.fake.script_sync([Canned::new(status, "0")
+            .with("Retry-After", "10")
+            .for_method("PUT")]);
+        let id = format!("r{i}");
+        let r = s.req(
+            "PUT",
+            &record("tabs", &id),
+            &[BEARER, JSON],
+            Some(&put_body(i)),
+        );
+        r.assert_error(503, 201);
+        let puts = s
+            .fake
+            .sync_seen()
+            .iter()
+            .filter(|x| x.method == "PUT" && x.url.ends_with(&format!("/tabs/{id}")))
+            .count();
+        assert_eq!(puts, 1, "a {status} is not repeated");
+        assert!(s.fake.record(KID, "tabs", &id).is_none());
+    }
+}
+
+#[test]
 fn a_repeated_conditional_write_still_fails_when_overtaken() {
     // The write is refused as a conflict; meanwhile another device changes
     // the record. The repeat carries the same precondition: 412, and the
@@ -284,7 +312,7 @@ fn a_repeated_conditional_write_still_fails_when_overtaken() {
     );
 
     // Without the other device, the repeat of the same conditional write
-    // passes.
+    // passes (and the If-None-Match case below starts from here).
     let etag = format!("\"{}\"", j["details"]["existing"]["last_modified"]);
     s.fake.script_sync([Canned::conflict().for_method("PUT")]);
     let r = s.req(
@@ -295,4 +323,45 @@ fn a_repeated_conditional_write_still_fails_when_overtaken() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(s.fake.record(KID, "tabs", "r").unwrap().payload, "p3");
+}
+
+#[test]
+fn an_if_none_match_write_stays_conditional_on_the_record_it_read() {
+    // `If-None-Match: "X"` on a record at another timestamp: the record is read, and the write
+    // is made conditional on what was read. Another device changing the record in between
+    // (here while the first attempt is refused) makes it fail with 412, never overwrite.
+    let s = writable();
+    let r = s.req(
+        "PUT",
+        &record("tabs", "r"),
+        &[BEARER, JSON],
+        Some(&put_body(1)),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let read = fakes::fmt_cs(s.fake.record(KID, "tabs", "r").unwrap().modified);
+    s.fake
+        .script_sync([Canned::conflict().touching("tabs", "r").for_method("PUT")]);
+    let before = s.fake.sync_seen().len();
+    let r = s.req(
+        "PUT",
+        &record("tabs", "r"),
+        &[BEARER, JSON, ("If-None-Match", "\"1000\"")],
+        Some(&put_body(2)),
+    );
+    let j = r.assert_error(412, 114);
+    assert_eq!(
+        j["details"]["existing"]["payload"], "p1 (changed elsewhere)",
+        "{j}"
+    );
+    let seen = &s.fake.sync_seen()[before..];
+    let puts: Vec<Option<&str>> = seen
+        .iter()
+        .filter(|x| x.method == "PUT")
+        .map(|x| x.header("x-if-unmodified-since"))
+        .collect();
+    assert_eq!(puts, [Some(read.as_str()); 2], "both attempts conditional");
+    assert_eq!(
+        s.fake.record(KID, "tabs", "r").unwrap().payload,
+        "p1 (changed elsewhere)"
+    );
 }

@@ -155,6 +155,72 @@ fn cors_on_errors_and_preflights() {
 }
 
 #[test]
+fn a_restricted_cors_origin_matches_exactly() {
+    let s = Syncto::with(|c| c.cors_origins = vec!["https://app.example".into()]);
+    // Only the listed origin itself: not one it is a prefix of, nor one that is a prefix of
+    // it, nor another scheme or port.
+    for origin in [
+        "https://app.example.evil",
+        "https://app.example:8443",
+        "https://app.exampl",
+        "http://app.example",
+        "https://app.example/",
+    ] {
+        let r = s.get("/v1/", &[("Origin", origin)]);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("Access-Control-Allow-Origin"), None, "{origin}");
+        assert_eq!(r.header("Access-Control-Expose-Headers"), None, "{origin}");
+    }
+    let r = s.get("/v1/", &[("Origin", "https://app.example")]);
+    assert_eq!(
+        r.header("Access-Control-Allow-Origin"),
+        Some("https://app.example")
+    );
+}
+
+#[test]
+fn a_disallowed_origins_preflight_is_refused_without_cors_headers() {
+    let s = Syncto::with(|c| c.cors_origins = vec!["https://app.example".into()]);
+    let preflight = |origin: &str| {
+        s.req(
+            "OPTIONS",
+            &records("tabs"),
+            &[("Origin", origin), ("Access-Control-Request-Method", "GET")],
+            None,
+        )
+    };
+    for origin in ["https://evil.example", "https://app.example.evil"] {
+        let r = preflight(origin);
+        let j = r.assert_error(400, 107);
+        assert_eq!(
+            j["details"][0],
+            serde_json::json!({"location": "header", "name": "Origin", "description": "Origin is not allowed"}),
+            "{origin}"
+        );
+        for h in [
+            "Access-Control-Allow-Origin",
+            "Access-Control-Allow-Methods",
+            "Access-Control-Allow-Headers",
+            "Access-Control-Max-Age",
+        ] {
+            assert_eq!(r.header(h), None, "{origin}: {h}");
+        }
+    }
+    // The allowed one gets its own origin back, never `*`.
+    let r = preflight("https://app.example");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.header("Access-Control-Allow-Origin"),
+        Some("https://app.example")
+    );
+    assert_eq!(r.header("Vary"), Some("Origin"));
+    assert_eq!(
+        r.header("Access-Control-Allow-Methods"),
+        Some("GET, HEAD, OPTIONS")
+    );
+}
+
+#[test]
 fn sync_errors_are_mapped() {
     let s = Syncto::start();
     s.fake.put(KID, "tabs", "a", "x", 1000);

@@ -242,3 +242,67 @@ fn the_bucket_and_its_collections() {
     assert_eq!(r.header("Allow"), Some("GET, HEAD, OPTIONS"));
     let _: Value = r.json();
 }
+
+#[test]
+fn collections_before_is_exclusive_like_since() {
+    let s = Syncto::start();
+    s.fake.put(KID, "tabs", "a", "x", 179_000_000_000);
+    s.fake.put(KID, "history", "h", "x", 179_000_000_500);
+    s.fake.put(KID, "forms", "f", "x", 179_000_001_000);
+    let ids = |query: &str| {
+        let r = s.auth_get(&format!("/v1/buckets/{KID}/collections?{query}"));
+        assert_eq!(r.status, 200, "{query}: {}", r.body);
+        let ids: Vec<String> = r.json()["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            r.header("Total-Records"),
+            Some(ids.len().to_string().as_str()),
+            "{query}"
+        );
+        ids
+    };
+    // A collection stamped exactly at the bound is outside it, on either side.
+    for name in ["_before", "lt_last_modified"] {
+        assert_eq!(ids(&format!("{name}=1790000005000")), ["tabs"], "{name}");
+        assert_eq!(ids(&format!("{name}=1790000005001")), ["history", "tabs"]);
+    }
+    for name in ["_since", "gt_last_modified"] {
+        assert_eq!(ids(&format!("{name}=1790000005000")), ["forms"], "{name}");
+    }
+    assert_eq!(
+        ids("_since=1790000000000&_before=1790000010000"),
+        ["history"]
+    );
+}
+
+#[test]
+fn if_match_is_honoured_on_the_bucket_and_collection_metadata() {
+    let s = Syncto::start();
+    s.fake.put(KID, "tabs", "a", "x", 179_000_000_000);
+    s.fake.put(KID, "history", "h", "x", 179_000_000_500);
+    let bucket = format!("/v1/buckets/{KID}");
+    let collections = format!("{bucket}/collections");
+    let tabs = format!("{bucket}/collections/tabs");
+    for (path, current) in [
+        (&bucket, "\"1790000005000\""),
+        (&collections, "\"1790000005000\""),
+        (&tabs, "\"1790000000000\""),
+    ] {
+        let get = |if_match: &str| s.req("GET", path, &[BEARER, ("If-Match", if_match)], None);
+        // Another value, even one tick away: 412 with Kinto's message, no data.
+        for stale in ["\"1790000004990\"", "\"1\""] {
+            let r = get(stale);
+            let j = r.assert_error(412, 114);
+            assert_eq!(j["message"], "Resource was modified meanwhile", "{path}");
+            assert!(j.get("data").is_none(), "{path}: {j}");
+        }
+        // The current value: the answer, with that ETag.
+        let r = get(current);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        assert_eq!(r.header("ETag"), Some(current), "{path}");
+    }
+}
