@@ -63,8 +63,8 @@ impl App {
         .map_err(StartupError::new)?;
         let agent = upstream::agent::agent(
             tls,
-            Duration::from_secs(config.upstream_connect_timeout_seconds),
-            Duration::from_secs(config.upstream_timeout_seconds),
+            config.upstream_connect_timeout,
+            config.upstream_timeout,
             config.workers.max(4),
         );
         let secret = match &config.cache_hmac_secret {
@@ -79,21 +79,18 @@ impl App {
         };
         let cache = credentials::Cache::new(
             secret,
-            Duration::from_secs(config.cache_credentials_ttl_seconds),
+            config.cache_credentials_ttl,
             config.cache_max_entries,
         );
         let tokens = sync15::tokenserver::TokenServer::new(
             agent.clone(),
             &config.token_server_url,
-            Duration::from_secs(config.token_server_heartbeat_timeout_seconds),
+            config.token_server_heartbeat_timeout,
             config.allow_insecure_upstream,
             metrics.clone(),
         );
-        let storage = sync15::storage::Storage::new(
-            agent,
-            metrics.clone(),
-            Duration::from_millis(config.write_conflict_budget_ms),
-        );
+        let storage =
+            sync15::storage::Storage::new(agent, metrics.clone(), config.write_conflict_budget);
         Ok(App {
             config,
             cache,

@@ -22,6 +22,10 @@ OPTIONS:
                               HOST:PORT, [IPV6]:PORT or unix:/PATH.
         --check-config        Load and validate the configuration, print a summary
                               and exit (status 0 if valid, 1 otherwise).
+        --strict              Configuration warnings are errors: exit with status 2
+                              after logging them (with --check-config or not).
+        --list-settings       Print every setting with its section, default, range
+                              and what it does, and exit.
         --log-format FORMAT   Log as `text` or `json` (MozLog); overrides the
                               logging_renderer and log_format settings.
     -h, --help                Print this help and exit.
@@ -35,7 +39,9 @@ CONFIGURATION FILE:
       4. none: built-in defaults (listen on 127.0.0.1:8000, writes disabled).
     Settings come from [app:main], where each key may be bare or prefixed with
     `syncto.` or `cliquet.`; the listen address from [server:main] host and port.
-    Other sections are ignored, so an original Syncto .ini loads unchanged.
+    Other sections are ignored, so an original Syncto .ini loads unchanged; a
+    section that looks like a misspelt [app:main] or [server:main], and a key in
+    the wrong one of the two, are named in a warning.
 
 ENVIRONMENT:
     SYNCTO_<SETTING> overrides a setting of the file: the name upper-cased, with
@@ -58,6 +64,8 @@ pub enum Action {
     CheckConfig,
     /// `--help`: print [`HELP`], exit 0.
     Help,
+    /// `--list-settings`: print the settings table, exit 0.
+    ListSettings,
     /// `--version`: print the version, exit 0.
     Version,
 }
@@ -73,6 +81,8 @@ pub struct Args {
     pub bind: Option<Listen>,
     /// `--log-format text|json`.
     pub log_format: Option<LogFormat>,
+    /// `--strict`: a configuration warning stops the process (status 2).
+    pub strict: bool,
 }
 
 /// Parses the arguments WITHOUT `argv[0]`. `--help` and `--version` win over everything after
@@ -84,6 +94,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Args, String> 
         config: None,
         bind: None,
         log_format: None,
+        strict: false,
     };
     let mut parser = lexopt::Parser::from_args(args);
     let hint = |e: lexopt::Error| format!("{e} (see syncto --help)");
@@ -113,6 +124,8 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Args, String> 
                 out.bind = Some(bind.parse().map_err(|e| format!("--bind: {e}"))?);
             }
             Long("check-config") => out.action = Action::CheckConfig,
+            Long("strict") => out.strict = true,
+            Long("list-settings") => out.action = Action::ListSettings,
             Long("log-format") => {
                 let value = parser.value().map_err(hint)?.string().map_err(hint)?;
                 let format = LogFormat::from_name(&value)
@@ -142,7 +155,8 @@ mod tests {
                 action: Action::Run,
                 config: None,
                 bind: None,
-                log_format: None
+                log_format: None,
+                strict: false
             }
         );
     }
@@ -180,6 +194,11 @@ mod tests {
         assert_eq!(
             run(&["--log-format", "text"]).unwrap().log_format,
             Some(LogFormat::Text)
+        );
+        assert!(run(&["--strict"]).unwrap().strict);
+        assert_eq!(
+            run(&["--list-settings"]).unwrap().action,
+            Action::ListSettings
         );
         assert_eq!(run(&["--version"]).unwrap().action, Action::Version);
         assert_eq!(run(&["-V"]).unwrap().action, Action::Version);

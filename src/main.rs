@@ -10,7 +10,7 @@ use syncto::{logging, systemd};
 
 fn main() -> ExitCode {
     match run() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(message) => {
             eprintln!("syncto: {message}");
             ExitCode::from(1)
@@ -18,16 +18,23 @@ fn main() -> ExitCode {
     }
 }
 
-fn run() -> Result<(), String> {
+/// `--strict` with configuration warnings: they are logged, then the process stops.
+const WARNINGS_ARE_ERRORS: u8 = 2;
+
+fn run() -> Result<ExitCode, String> {
     let args = cli::parse(std::env::args_os().skip(1))?;
     match args.action {
         Action::Help => {
             print!("{}", cli::HELP);
-            return Ok(());
+            return Ok(ExitCode::SUCCESS);
         }
         Action::Version => {
             println!("syncto {}", syncto::VERSION);
-            return Ok(());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Action::ListSettings => {
+            print!("{}", config::settings_list());
+            return Ok(ExitCode::SUCCESS);
         }
         Action::Run | Action::CheckConfig => {}
     }
@@ -40,13 +47,21 @@ fn run() -> Result<(), String> {
     for w in &config.warnings {
         log::warn!("{w}");
     }
+    let warnings = config.warnings.len();
+    if args.strict && warnings > 0 {
+        eprintln!("syncto: {warnings} configuration warning(s) and --strict: not starting");
+        return Ok(ExitCode::from(WARNINGS_ARE_ERRORS));
+    }
     if matches!(args.action, Action::CheckConfig) {
         let summary = config.summary();
         // Building the state validates the TLS material as a start would.
         syncto::build(config).map_err(|e| e.to_string())?;
         println!("{summary}");
-        println!("configuration OK");
-        return Ok(());
+        match warnings {
+            0 => println!("configuration OK"),
+            n => println!("configuration OK, with {n} warning(s) (--strict makes them errors)"),
+        }
+        return Ok(ExitCode::SUCCESS);
     }
     // Every connection costs a descriptor: take what the hard limit allows.
     let files = syncto::startup::raise_open_files_limit();
@@ -85,5 +100,5 @@ fn run() -> Result<(), String> {
     systemd::notify("STOPPING=1");
     running.shutdown();
     log::info!("stopped");
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

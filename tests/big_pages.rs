@@ -33,7 +33,7 @@ fn payload(i: usize) -> String {
 /// most a second in one write (the shortest of its limits), so that a
 /// client pausing longer makes a write of the answer stop part way.
 fn seeded() -> Syncto {
-    let s = Syncto::with(|c| c.request_head_timeout_seconds = 1);
+    let s = Syncto::with(|c| c.request_head_timeout = Duration::from_secs(1));
     for i in 0..RECORDS {
         s.fake.put(
             KID,
@@ -212,7 +212,7 @@ fn seed_8mb(s: &Syncto) {
 fn a_client_not_reading_its_big_page_holds_no_worker() {
     let s = Syncto::with(|c| {
         c.workers = 1;
-        c.request_head_timeout_seconds = 1;
+        c.request_head_timeout = Duration::from_secs(1);
     });
     seed_8mb(&s);
     let check = |body: &[u8]| {
@@ -252,7 +252,7 @@ fn a_client_not_reading_its_big_page_holds_no_worker() {
 /// limit (20 s): the answer can't go on, and neither can the connection.
 #[test]
 fn an_answer_never_taken_ends_the_connection_at_the_response_limit() {
-    let s = Syncto::with(|c| c.response_timeout_seconds = 1);
+    let s = Syncto::with(|c| c.response_timeout = Duration::from_secs(1));
     seed_8mb(&s);
     let addr = s.base.trim_start_matches("http://");
     let mut idle = TcpStream::connect(addr).unwrap();

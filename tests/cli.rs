@@ -27,6 +27,8 @@ fn version_and_help() {
         "--config",
         "--bind",
         "--check-config",
+        "--strict",
+        "--list-settings",
         "--log-format",
         "--version",
         "--help",
@@ -36,6 +38,60 @@ fn version_and_help() {
     let out = syncto().arg("--frobnicate").output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--frobnicate"));
+}
+
+#[test]
+fn strict_makes_configuration_warnings_an_exit_status() {
+    let dir = std::env::temp_dir().join(format!("syncto-strict-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("mistake.ini");
+    std::fs::write(&path, "[app:mian]\nworkers = 2\n[server:main]\nport = 0\n").unwrap();
+    let check = |strict: bool| {
+        let mut cmd = syncto();
+        cmd.args(["--check-config", "--config"]).arg(&path);
+        if strict {
+            cmd.arg("--strict");
+        }
+        cmd.output().unwrap()
+    };
+    let lenient = check(false);
+    let stderr = String::from_utf8_lossy(&lenient.stderr);
+    assert_eq!(lenient.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("did you mean [app:main]?"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&lenient.stdout);
+    assert!(stdout.contains("with 1 warning(s)"), "{stdout}");
+    let strict = check(true);
+    let stderr = String::from_utf8_lossy(&strict.stderr);
+    assert_eq!(strict.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("did you mean [app:main]?"), "{stderr}");
+    assert!(stderr.contains("--strict"), "{stderr}");
+    assert!(strict.stdout.is_empty());
+    // A clean file passes --strict.
+    std::fs::write(&path, "[app:main]\nworkers = 2\n[server:main]\nport = 0\n").unwrap();
+    let clean = check(true);
+    assert_eq!(clean.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&clean.stdout).contains("configuration OK\n"));
+    // Starting (not checking) under --strict stops too, before binding anything.
+    std::fs::write(&path, "[server:main]\nport = 0\nworkers = 2\n").unwrap();
+    let out = syncto()
+        .args(["--strict", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong section"));
+}
+
+#[test]
+fn list_settings_prints_the_table() {
+    let out = syncto().arg("--list-settings").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("[server:main] port\n    default 8000, 0-65535\n"),
+        "{text}"
+    );
+    assert!(text.contains("[app:main] queue_timeout_milliseconds\n    default 2000, 10-600000\n"));
 }
 
 #[test]

@@ -8,6 +8,7 @@ use crate::support::*;
 use fakes::Canned;
 use serde_json::json;
 use std::collections::BTreeSet;
+use std::time::Duration;
 use syncto::config::WriteSwitch;
 
 fn put_body(i: usize) -> String {
@@ -147,7 +148,7 @@ fn a_refused_write_is_repeated_and_the_client_sees_one_success() {
 #[test]
 fn past_the_budget_the_client_gets_503_with_retry_after() {
     let s = Syncto::with(|c| {
-        c.write_conflict_budget_ms = 150;
+        c.write_conflict_budget = Duration::from_millis(150);
         c.write_switches.insert(
             "tabs".into(),
             WriteSwitch {
@@ -216,7 +217,7 @@ fn a_write_of_unknown_fate_is_never_repeated() {
     assert_eq!(puts, 2, "each sent once");
 
     let s = Syncto::with(|c| {
-        c.upstream_timeout_seconds = 1;
+        c.upstream_timeout = Duration::from_secs(1);
         c.write_switches.insert(
             "tabs".into(),
             WriteSwitch {

@@ -279,7 +279,7 @@ fn sync_errors_are_mapped() {
 
 #[test]
 fn an_unreachable_node_is_503_and_a_silent_one_504() {
-    let s = Syncto::with(|c| c.upstream_timeout_seconds = 1);
+    let s = Syncto::with(|c| c.upstream_timeout = Duration::from_secs(1));
     s.fake.hang_sync(Duration::from_secs(4));
     let started = Instant::now();
     let r = s.auth_get(&records("tabs"));

@@ -28,7 +28,7 @@ fn rig(timeout_seconds: u64, f: impl FnOnce(&mut Config)) -> Rig {
     token.rewrite(&fake.sync_url, &sync.url);
     let mut config = test_config(&fake);
     config.token_server_url = format!("{}/", token.url);
-    config.upstream_timeout_seconds = timeout_seconds;
+    config.upstream_timeout = Duration::from_secs(timeout_seconds);
     f(&mut config);
     Rig {
         s: Syncto::on(fake, config),
@@ -47,7 +47,7 @@ fn writable(c: &mut Config) {
         delete: true,
     };
     c.write_switches.insert("tabs".into(), on);
-    c.write_conflict_budget_ms = 500;
+    c.write_conflict_budget = Duration::from_millis(500);
 }
 
 /// A key id of its own for each user (so each one needs a token exchange);
@@ -302,7 +302,7 @@ fn names_that_do_not_resolve() {
     // A Token Server whose own name doesn't resolve.
     let s = Syncto::with(|c| {
         c.token_server_url = "http://token.invalid:8080/".into();
-        c.upstream_timeout_seconds = 1;
+        c.upstream_timeout = Duration::from_secs(1);
     });
     unresolved(Duration::from_secs(1), "token server name", || {
         s.auth_get(&records("tabs"))

@@ -15,9 +15,9 @@ use syncto::config::Config;
 
 /// Short listener limits, so that a test never waits for the defaults.
 fn short_limits(c: &mut Config) {
-    c.request_head_timeout_seconds = 1;
-    c.request_body_timeout_seconds = 1;
-    c.keepalive_timeout_seconds = 1;
+    c.request_head_timeout = Duration::from_secs(1);
+    c.request_body_timeout = Duration::from_secs(1);
+    c.keepalive_timeout = Duration::from_secs(1);
 }
 
 fn addr(s: &Syncto) -> String {
@@ -230,8 +230,8 @@ fn behind_a_black_hole(queue_ms: u64, f: impl FnOnce(&mut Config)) -> (BlackHole
     let hole = BlackHole::start();
     let s = Syncto::with(|c| {
         c.token_server_url = hole.url.clone();
-        c.upstream_timeout_seconds = 30;
-        c.queue_timeout_milliseconds = queue_ms;
+        c.upstream_timeout = Duration::from_secs(30);
+        c.queue_timeout = Duration::from_millis(queue_ms);
         f(c);
     });
     (hole, s)

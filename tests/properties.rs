@@ -664,11 +664,11 @@ proptest! {
             match s {
                 Setting::Number(name, v) => {
                     let got = match *name {
-                        "upstream_timeout_seconds" => c.upstream_timeout_seconds,
+                        "upstream_timeout_seconds" => c.upstream_timeout.as_secs(),
                         "batch_max_requests" => c.batch_max_requests as u64,
                         "cache_max_entries" => c.cache_max_entries as u64,
                         "workers" => c.workers as u64,
-                        _ => c.cache_credentials_ttl_seconds,
+                        _ => c.cache_credentials_ttl.as_secs(),
                     };
                     prop_assert_eq!(got, *v, "{}", name);
                 }

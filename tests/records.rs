@@ -5,6 +5,7 @@
 
 use crate::support::*;
 use fakes::{Canned, fmt_cs};
+use std::time::Duration;
 
 const T1: u64 = 144_377_478_425; // centiseconds
 const UA: (&str, &str) = ("User-Agent", "HTTPie/0.9.2");
@@ -444,7 +445,7 @@ fn credentials_are_cached() {
 
 #[test]
 fn token_server_request_carries_duration_and_user_agent() {
-    let s = Syncto::with(|c| c.cache_credentials_ttl_seconds = 120);
+    let s = Syncto::with(|c| c.cache_credentials_ttl = Duration::from_secs(120));
     s.get(&records("tabs"), &[BEARER, UA]);
     let token_seen = s.fake.token_seen();
     let t = token_seen.last().unwrap();

@@ -59,8 +59,8 @@ fn with_ini(lines: &str) -> Syncto {
         .expect("test configuration");
     c.listen = base.listen;
     c.workers = base.workers;
-    c.upstream_timeout_seconds = base.upstream_timeout_seconds;
-    c.upstream_connect_timeout_seconds = base.upstream_connect_timeout_seconds;
+    c.upstream_timeout = Duration::from_secs(base.upstream_timeout.as_secs());
+    c.upstream_connect_timeout = Duration::from_secs(base.upstream_connect_timeout.as_secs());
     Syncto::on(fake, c)
 }
 

@@ -13,6 +13,8 @@ pub(super) enum Whence {
     Line(String, usize),
     /// Environment variable name.
     Env(String),
+    /// The settings table's default.
+    Builtin,
 }
 
 impl fmt::Display for Whence {
@@ -20,6 +22,7 @@ impl fmt::Display for Whence {
         match self {
             Whence::Line(file, line) => write!(f, "{file}:{line}"),
             Whence::Env(var) => write!(f, "environment variable {var}"),
+            Whence::Builtin => f.write_str("built-in default"),
         }
     }
 }
@@ -33,6 +36,15 @@ pub(super) struct Raw {
 }
 
 impl Raw {
+    /// A default of the settings table, as if written in a file.
+    pub(super) fn builtin(key: &str, value: &str) -> Raw {
+        Raw {
+            key: key.to_string(),
+            value: value.to_string(),
+            whence: Whence::Builtin,
+        }
+    }
+
     /// The standard "invalid value" error; `value` is echoed, so never use it for secrets.
     pub(super) fn invalid(&self, expected: &str) -> StartupError {
         StartupError::new(format!(
@@ -54,10 +66,6 @@ impl Raw {
         }
     }
 
-    pub(super) fn seconds(&self, min: u64, max: u64) -> Result<u64, StartupError> {
-        self.number(min, max, "a whole number of seconds")
-    }
-
     pub(super) fn boolean(&self) -> Result<bool, StartupError> {
         parse_bool(&self.value)
             .ok_or_else(|| self.invalid("true or false (or yes/no, on/off, 1/0)"))
@@ -73,11 +81,20 @@ impl Raw {
     }
 }
 
-/// Lines of the two sections we read, in file order.
+/// Lines of the two sections we read, in file order, and the keys of every other section
+/// (so that a misspelt section or a key in the wrong place can be named).
 #[derive(Default)]
 pub(super) struct Ini {
     pub(super) app: Vec<(String, String, usize)>,
     pub(super) server: Vec<(String, String, usize)>,
+    pub(super) others: Vec<Other>,
+}
+
+/// A section that is not read: its name as written, its header's line, its keys and lines.
+pub(super) struct Other {
+    pub(super) name: String,
+    pub(super) line: usize,
+    pub(super) keys: Vec<(String, usize)>,
 }
 
 /// Python-configparser-like reader: `[section]`, `key = value` / `key: value` (split at the
@@ -115,7 +132,14 @@ pub(super) fn read_ini(text: &str, file: &str) -> Result<Ini, StartupError> {
             section = match name.trim() {
                 "app:main" => Section::App,
                 "server:main" => Section::Server,
-                _ => Section::Other,
+                other => {
+                    ini.others.push(Other {
+                        name: other.to_string(),
+                        line: number,
+                        keys: Vec::new(),
+                    });
+                    Section::Other
+                }
             };
             in_value = false;
             continue;
@@ -139,7 +163,11 @@ pub(super) fn read_ini(text: &str, file: &str) -> Result<Ini, StartupError> {
             }
             Section::App => ini.app.push(item),
             Section::Server => ini.server.push(item),
-            Section::Other => {}
+            Section::Other => {
+                if let Some(other) = ini.others.last_mut() {
+                    other.keys.push((item.0, number));
+                }
+            }
         }
         in_value = true;
     }

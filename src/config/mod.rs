@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::cli::Args;
 use crate::listen::Listen;
@@ -21,9 +22,11 @@ mod date;
 mod ini;
 mod net;
 mod settings;
+mod table;
 
 pub(crate) use net::canonical_ip;
 pub use net::{IpNet, TrustedProxies};
+pub use table::settings_list;
 
 /// Read when neither `--config` nor `SYNCTO_INI` names a file, if it exists.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/syncto/syncto.ini";
@@ -48,103 +51,92 @@ pub struct Eos {
     pub at: u64,
 }
 
-/// The validated settings. Each field documents its INI key and default.
+/// The validated settings. Each field names its INI key; defaults, ranges and what each
+/// setting does are in the settings table ([`table::SETTINGS`]), the one place they are
+/// written (`Config::default` is derived from it).
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `[server:main]` `host`/`port`, or `unix_socket` (or `--bind`); default `127.0.0.1:8000`.
+    /// `[server:main]` `host`/`port`, or `unix_socket` (or `--bind`).
     pub listen: Listen,
-    /// `[server:main]` `unix_socket_mode` (octal, e.g. `0660`): permissions given to a unix
-    /// socket right after it is bound; default none (the process umask decides).
+    /// `[server:main]` `unix_socket_mode`; `None`: the process umask decides.
     pub unix_socket_mode: Option<u32>,
-    /// `workers`: request threads; default 2 × available parallelism (at least 2), 1..=1024.
+    /// `workers`.
     pub workers: usize,
-    /// `max_connections`: client connections open at once (each holds one descriptor and one
-    /// thread); past it an idle or slow connection is closed to make room, or, when all are
-    /// serving a request, the new one is answered 503 and closed. `None` (default, or an
-    /// empty value): the open-files limit minus 64 and 2 per worker, between 16 and 1024.
+    /// `max_connections`; `None`: worked out from the open-files limit at start.
     pub max_connections: Option<usize>,
-    /// `request_head_timeout_seconds`: the request line and headers must arrive within this
-    /// long (from the connection's start for its first request); default 5.
-    pub request_head_timeout_seconds: u64,
-    /// `request_body_timeout_seconds`: the whole request body; default 30.
-    pub request_body_timeout_seconds: u64,
-    /// `keepalive_timeout_seconds`: an idle connection between two requests; default 20.
-    pub keepalive_timeout_seconds: u64,
-    /// `response_timeout_seconds`: the client must take a whole response within this long;
-    /// default 30.
-    pub response_timeout_seconds: u64,
-    /// `queue_timeout_milliseconds`: a request that needs Firefox Sync and finds no free
-    /// worker within this long is answered 503 with `Retry-After`; default 2000, 10..=600000.
-    pub queue_timeout_milliseconds: u64,
+    /// `request_head_timeout_seconds`.
+    pub request_head_timeout: Duration,
+    /// `request_body_timeout_seconds`.
+    pub request_body_timeout: Duration,
+    /// `keepalive_timeout_seconds`.
+    pub keepalive_timeout: Duration,
+    /// `response_timeout_seconds`.
+    pub response_timeout: Duration,
+    /// `queue_timeout_milliseconds`.
+    pub queue_timeout: Duration,
     /// `cache_hmac_secret` as UTF-8 bytes; `None` → the server draws a random per-process secret.
     pub cache_hmac_secret: Option<Secret>,
-    /// `cache_credentials_ttl_seconds`: default 300, 1..=86400.
-    pub cache_credentials_ttl_seconds: u64,
-    /// `cache_max_entries`: default 10 000, at least 1.
+    /// `cache_credentials_ttl_seconds`.
+    pub cache_credentials_ttl: Duration,
+    /// `cache_max_entries`.
     pub cache_max_entries: usize,
-    /// `token_server_url`: default `https://token.services.mozilla.com/`.
+    /// `token_server_url`.
     pub token_server_url: String,
-    /// `token_server_heartbeat_timeout_seconds`: default 5.
-    pub token_server_heartbeat_timeout_seconds: u64,
-    /// `upstream_timeout_seconds`: deadline of each Token Server or Sync call (lookup, connect,
-    /// request, answer and body); default 30.
-    pub upstream_timeout_seconds: u64,
-    /// `upstream_connect_timeout_seconds`: default 5.
-    pub upstream_connect_timeout_seconds: u64,
-    /// `certificate_ca_bundle`: absolute path of a PEM file that replaces the built-in roots.
+    /// `token_server_heartbeat_timeout_seconds`.
+    pub token_server_heartbeat_timeout: Duration,
+    /// `upstream_timeout_seconds`.
+    pub upstream_timeout: Duration,
+    /// `upstream_connect_timeout_seconds`.
+    pub upstream_connect_timeout: Duration,
+    /// `certificate_ca_bundle`, made absolute.
     pub certificate_ca_bundle: Option<PathBuf>,
-    /// `certificate_pins`: SHA-256 hashes of acceptable SubjectPublicKeyInfos; default none.
+    /// `certificate_pins`.
     pub certificate_pins: Vec<[u8; 32]>,
-    /// `allow_insecure_upstream`: permit `http://` to a non-loopback token server; default false.
+    /// `allow_insecure_upstream`.
     pub allow_insecure_upstream: bool,
-    /// `project_name`: hello `project_name` and default statsd prefix; default `syncto`.
+    /// `project_name`.
     pub project_name: String,
-    /// `project_docs`: default `https://syncto.readthedocs.io/`.
+    /// `project_docs`.
     pub project_docs: String,
-    /// `http_scheme`: `http` or `https`, used in absolute URLs instead of the request's.
+    /// `http_scheme`, lower-cased.
     pub http_scheme: Option<String>,
-    /// `http_host`: host used in absolute URLs instead of the request's `Host`.
+    /// `http_host`.
     pub http_host: Option<String>,
-    /// `retry_after_seconds`: `Retry-After` on 503; default 30.
+    /// `retry_after_seconds`: a header value, written in whole seconds.
     pub retry_after_seconds: u32,
-    /// `backoff`: `Backoff` header on every response; default (and empty value) none.
+    /// `backoff`: a header value, written in whole seconds.
     pub backoff: Option<u32>,
-    /// `batch_max_requests`: default 25, 1..=1000.
+    /// `batch_max_requests`.
     pub batch_max_requests: usize,
-    /// `batch_timeout_seconds`: sub-requests of a batch not started this long after the batch
-    /// began are answered 503 without being run; default 30, 1..=86400.
-    pub batch_timeout_seconds: u64,
-    /// `paginate_by`: most records in one page of a list; a list without `_limit`, or with a
-    /// larger one, gets this many and a `Next-Page`; default 1000, 1..=10000.
+    /// `batch_timeout_seconds`.
+    pub batch_timeout: Duration,
+    /// `paginate_by`.
     pub paginate_by: u64,
-    /// `max_body_bytes`: largest accepted request body; default 2 MiB, 1024..=64 MiB.
+    /// `max_body_bytes`.
     pub max_body_bytes: usize,
-    /// `write_conflict_budget_ms`: how long one write may wait for, and repeat after, the
-    /// storage node's write conflicts (one user's writes to one collection in the same
-    /// 10 ms tick); default 2000, 0..=60000 (0: conflicts go to the client at once).
-    pub write_conflict_budget_ms: u64,
-    /// `cors_origins`: comma or space separated; default `*`.
+    /// `write_conflict_budget_ms` (zero: conflicts go to the client at once).
+    pub write_conflict_budget: Duration,
+    /// `cors_origins`.
     pub cors_origins: Vec<String>,
-    /// `cors_max_age_seconds`: default 3600.
+    /// `cors_max_age_seconds`: a header value, written in whole seconds.
     pub cors_max_age_seconds: u32,
     /// `record_<collection>_{put,delete}_enabled`, keyed by the lower-cased collection.
     pub write_switches: BTreeMap<String, WriteSwitch>,
-    /// `statsd_url = udp://host:port`, stored as `host:port`; default (and empty value) none.
+    /// `statsd_url = udp://host:port`, stored as `host:port`.
     pub statsd_url: Option<String>,
-    /// `statsd_prefix`: default `project_name`.
+    /// `statsd_prefix`.
     pub statsd_prefix: String,
     /// `logging_renderer` (`…MozillaHekaRenderer` → JSON) or `log_format`; `--log-format` wins.
     pub log_format: LogFormat,
-    /// `log_level`: debug, info (default), warning, error or critical.
+    /// `log_level`.
     pub log_level: log::LevelFilter,
-    /// `eos`: end-of-service date; default none.
+    /// `eos`.
     pub eos: Option<Eos>,
-    /// `eos_message`: the Alert's `message`; default none (`null`).
+    /// `eos_message`; `None` is `null` in the Alert.
     pub eos_message: Option<String>,
-    /// `eos_url`: the Alert's `url`; default none (`project_docs` is used).
+    /// `eos_url`; `None`: `project_docs` is used.
     pub eos_url: Option<String>,
-    /// `trusted_proxies`: peers whose `X-Forwarded-For` / `Forwarded` name the client in the
-    /// request log; default none.
+    /// `trusted_proxies`.
     pub trusted_proxies: TrustedProxies,
     /// The file that was loaded; `None` = built-in defaults.
     pub source: Option<PathBuf>,
@@ -154,52 +146,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Config {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Config {
-            listen: Listen::Tcp("127.0.0.1:8000".into()),
-            unix_socket_mode: None,
-            workers: cores.saturating_mul(2).clamp(2, 1024),
-            max_connections: None,
-            request_head_timeout_seconds: 5,
-            request_body_timeout_seconds: 30,
-            keepalive_timeout_seconds: 20,
-            response_timeout_seconds: 30,
-            queue_timeout_milliseconds: 2000,
-            cache_hmac_secret: None,
-            cache_credentials_ttl_seconds: 300,
-            cache_max_entries: 10_000,
-            token_server_url: "https://token.services.mozilla.com/".into(),
-            token_server_heartbeat_timeout_seconds: 5,
-            upstream_timeout_seconds: 30,
-            upstream_connect_timeout_seconds: 5,
-            certificate_ca_bundle: None,
-            certificate_pins: Vec::new(),
-            allow_insecure_upstream: false,
-            project_name: "syncto".into(),
-            project_docs: "https://syncto.readthedocs.io/".into(),
-            http_scheme: None,
-            http_host: None,
-            retry_after_seconds: 30,
-            backoff: None,
-            batch_max_requests: 25,
-            batch_timeout_seconds: 30,
-            paginate_by: 1000,
-            max_body_bytes: 2 * 1024 * 1024,
-            write_conflict_budget_ms: 2000,
-            cors_origins: vec!["*".into()],
-            cors_max_age_seconds: 3600,
-            write_switches: BTreeMap::new(),
-            statsd_url: None,
-            statsd_prefix: "syncto".into(),
-            log_format: LogFormat::Text,
-            log_level: log::LevelFilter::Info,
-            eos: None,
-            eos_message: None,
-            eos_url: None,
-            trusted_proxies: TrustedProxies::default(),
-            source: None,
-            warnings: Vec::new(),
-        }
+        table::defaults()
     }
 }
 
@@ -351,15 +298,15 @@ impl Config {
              entries, {secret} secret; {writes}; {tls}; {statsd}; {format} logs at level {}",
             self.listen,
             self.workers,
-            self.request_head_timeout_seconds,
-            self.request_body_timeout_seconds,
-            self.keepalive_timeout_seconds,
-            self.response_timeout_seconds,
-            self.queue_timeout_milliseconds,
+            self.request_head_timeout.as_secs(),
+            self.request_body_timeout.as_secs(),
+            self.keepalive_timeout.as_secs(),
+            self.response_timeout.as_secs(),
+            self.queue_timeout.as_millis(),
             self.token_server_url,
-            self.upstream_connect_timeout_seconds,
-            self.upstream_timeout_seconds,
-            self.cache_credentials_ttl_seconds,
+            self.upstream_connect_timeout.as_secs(),
+            self.upstream_timeout.as_secs(),
+            self.cache_credentials_ttl.as_secs(),
             self.cache_max_entries,
             self.log_level.as_str().to_ascii_lowercase(),
         );
@@ -383,5 +330,7 @@ impl Config {
     }
 }
 
+#[cfg(test)]
+mod documented;
 #[cfg(test)]
 mod tests;

@@ -1,410 +1,17 @@
-//! The settings: which keys exist, how each value is checked and applied, the environment
-//! overlay, and the checks across settings, from INI text to one [`Config`].
+//! Reading the settings, step by step: the two sections to raw values (naming keys in the
+//! wrong section and sections that look like a misspelt one), the environment overlay, the
+//! table applied, the write switches, the `[server:main]` listen address, and the checks
+//! across settings. What each key means and accepts is in the table ([`super::table`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use base64::Engine as _;
-
-use super::ini::{Raw, Whence, read_ini, unquote};
-use super::{Config, Eos, TrustedProxies, date, net};
-use crate::endpoint::{Endpoint, is_authority};
+use super::ini::{Ini, Raw, Whence, read_ini, unquote};
+use super::table::{SETTINGS, Section, setting};
+use super::{Config, net};
+use crate::endpoint::Endpoint;
 use crate::listen::{Listen, valid_host};
-use crate::logging::LogFormat;
-use crate::secret::Secret;
 use crate::startup::StartupError;
-
-/// One `[app:main]` setting: its key, what an empty value means, and how a value is checked
-/// and stored. Adding a setting is a field of [`Config`], its default, and one entry here.
-pub(super) struct Setting {
-    /// The key, without its `syncto.` or `cliquet.` prefix.
-    pub(super) name: &'static str,
-    /// What an empty value does instead of `store`: the setting is optional and becomes
-    /// unset (Syncto's ini files sometimes carry `http_scheme =` with nothing after it).
-    /// `None`: an empty value is checked like any other.
-    unset: Option<fn(&mut Config)>,
-    /// Checks the value and stores it.
-    store: fn(&mut Config, &Raw) -> Result<(), StartupError>,
-}
-
-impl Setting {
-    /// Applies one value; the empty-value rule is here and nowhere else.
-    fn apply(&self, c: &mut Config, raw: &Raw) -> Result<(), StartupError> {
-        match self.unset {
-            Some(unset) if raw.value.is_empty() => {
-                unset(c);
-                Ok(())
-            }
-            _ => (self.store)(c, raw),
-        }
-    }
-}
-
-/// A setting whose every value, the empty one included, is checked.
-const fn required(
-    name: &'static str,
-    store: fn(&mut Config, &Raw) -> Result<(), StartupError>,
-) -> Setting {
-    Setting {
-        name,
-        unset: None,
-        store,
-    }
-}
-
-/// A setting that an empty value unsets.
-const fn optional(
-    name: &'static str,
-    unset: fn(&mut Config),
-    store: fn(&mut Config, &Raw) -> Result<(), StartupError>,
-) -> Setting {
-    Setting {
-        name,
-        unset: Some(unset),
-        store,
-    }
-}
-
-/// The setting named `name` (without prefix), if there is one.
-pub(super) fn setting(name: &str) -> Option<&'static Setting> {
-    SETTINGS.iter().find(|s| s.name == name)
-}
-
-/// Every `[app:main]` setting that has an effect, in the order they are applied
-/// (`logging_renderer` before `log_format`, so the explicit `log_format` wins). The write
-/// switches `record_<collection>_{put,delete}_enabled` are not here: their names vary.
-pub(super) const SETTINGS: &[Setting] = &[
-    required("workers", |c, r| {
-        c.workers = r.number(1, 1024, "a whole number of worker threads")? as usize;
-        Ok(())
-    }),
-    optional(
-        "max_connections",
-        |c| c.max_connections = None,
-        |c, r| {
-            c.max_connections =
-                Some(r.number(1, 1_000_000, "a whole number of connections")? as usize);
-            Ok(())
-        },
-    ),
-    required("request_head_timeout_seconds", |c, r| {
-        c.request_head_timeout_seconds = r.seconds(1, MAX_SECONDS)?;
-        Ok(())
-    }),
-    required("request_body_timeout_seconds", |c, r| {
-        c.request_body_timeout_seconds = r.seconds(1, MAX_SECONDS)?;
-        Ok(())
-    }),
-    required("keepalive_timeout_seconds", |c, r| {
-        c.keepalive_timeout_seconds = r.seconds(1, MAX_SECONDS)?;
-        Ok(())
-    }),
-    required("response_timeout_seconds", |c, r| {
-        c.response_timeout_seconds = r.seconds(1, MAX_SECONDS)?;
-        Ok(())
-    }),
-    required("queue_timeout_milliseconds", |c, r| {
-        c.queue_timeout_milliseconds = r.number(10, 600_000, "a whole number of milliseconds")?;
-        Ok(())
-    }),
-    // Never echo this value: nothing in it can be wrong but its absence, which unsets it.
-    optional(
-        "cache_hmac_secret",
-        |c| c.cache_hmac_secret = None,
-        |c, r| {
-            c.cache_hmac_secret = Some(Secret::new(r.value.as_bytes()));
-            Ok(())
-        },
-    ),
-    required("cache_credentials_ttl_seconds", |c, r| {
-        c.cache_credentials_ttl_seconds = r.seconds(1, MAX_SECONDS)?;
-        Ok(())
-    }),
-    // Capped because the LRU allocates its table up front.
-    required("cache_max_entries", |c, r| {
-        c.cache_max_entries = r.number(1, 10_000_000, "a whole number of entries")? as usize;
-        Ok(())
-    }),
-    // Never echo this value: a URL may hold a password.
-    required("token_server_url", |c, r| {
-        if let Err(why) = Endpoint::parse(&r.value) {
-            return Err(StartupError::new(format!(
-                "{}: invalid value for `{}`: expected an http:// or https:// URL with a host \
-                 and no user name, password, query or fragment, but {why}",
-                r.whence, r.key
-            )));
-        }
-        c.token_server_url = r.value.clone();
-        Ok(())
-    }),
-    required("token_server_heartbeat_timeout_seconds", |c, r| {
-        c.token_server_heartbeat_timeout_seconds = r.seconds(1, MAX_SECONDS)?;
-        Ok(())
-    }),
-    required("upstream_timeout_seconds", |c, r| {
-        c.upstream_timeout_seconds = r.seconds(1, MAX_SECONDS)?;
-        Ok(())
-    }),
-    required("upstream_connect_timeout_seconds", |c, r| {
-        c.upstream_connect_timeout_seconds = r.seconds(1, MAX_SECONDS)?;
-        Ok(())
-    }),
-    optional(
-        "certificate_ca_bundle",
-        |c| c.certificate_ca_bundle = None,
-        |c, r| {
-            c.certificate_ca_bundle = Some(ca_bundle(r)?);
-            Ok(())
-        },
-    ),
-    optional(
-        "certificate_pins",
-        |c| c.certificate_pins.clear(),
-        |c, r| {
-            c.certificate_pins = pins(r)?;
-            Ok(())
-        },
-    ),
-    required("allow_insecure_upstream", |c, r| {
-        c.allow_insecure_upstream = r.boolean()?;
-        Ok(())
-    }),
-    required("project_name", |c, r| {
-        let v = r.value.as_str();
-        if v.is_empty() || v.contains(char::is_whitespace) {
-            return Err(r.invalid("a non-empty name without spaces"));
-        }
-        c.project_name = v.to_string();
-        Ok(())
-    }),
-    required("project_docs", |c, r| {
-        if r.value.is_empty() {
-            return Err(r.invalid("a URL"));
-        }
-        c.project_docs = r.value.clone();
-        Ok(())
-    }),
-    optional(
-        "http_scheme",
-        |c| c.http_scheme = None,
-        |c, r| match r.value.to_ascii_lowercase().as_str() {
-            scheme @ ("http" | "https") => {
-                c.http_scheme = Some(scheme.to_string());
-                Ok(())
-            }
-            _ => Err(r.invalid("http or https")),
-        },
-    ),
-    optional(
-        "http_host",
-        |c| c.http_host = None,
-        |c, r| {
-            if !is_authority(&r.value) {
-                return Err(r.invalid("a host name or address with an optional :port"));
-            }
-            c.http_host = Some(r.value.clone());
-            Ok(())
-        },
-    ),
-    required("retry_after_seconds", |c, r| {
-        c.retry_after_seconds = r.seconds(0, u32::MAX.into())? as u32;
-        Ok(())
-    }),
-    optional(
-        "backoff",
-        |c| c.backoff = None,
-        |c, r| {
-            c.backoff = Some(r.seconds(0, u32::MAX.into())? as u32);
-            Ok(())
-        },
-    ),
-    required("batch_max_requests", |c, r| {
-        c.batch_max_requests = r.number(1, 1000, "a whole number of requests")? as usize;
-        Ok(())
-    }),
-    required("batch_timeout_seconds", |c, r| {
-        c.batch_timeout_seconds = r.seconds(1, MAX_SECONDS)?;
-        Ok(())
-    }),
-    required("paginate_by", |c, r| {
-        c.paginate_by = r.number(1, 10_000, "a whole number of records")?;
-        Ok(())
-    }),
-    required("max_body_bytes", |c, r| {
-        c.max_body_bytes = r.number(1024, 64 * 1024 * 1024, "a number of bytes")? as usize;
-        Ok(())
-    }),
-    required("write_conflict_budget_ms", |c, r| {
-        c.write_conflict_budget_ms = r.number(0, 60_000, "a whole number of milliseconds")?;
-        Ok(())
-    }),
-    required("cors_origins", |c, r| {
-        c.cors_origins = r.list();
-        Ok(())
-    }),
-    required("cors_max_age_seconds", |c, r| {
-        c.cors_max_age_seconds = r.seconds(0, u32::MAX.into())? as u32;
-        Ok(())
-    }),
-    optional(
-        "statsd_url",
-        |c| c.statsd_url = None,
-        |c, r| {
-            let addr = r
-                .value
-                .strip_prefix("udp://")
-                .map(|a| a.strip_suffix('/').unwrap_or(a));
-            let valid = addr.is_some_and(|a| {
-                matches!(a.parse(), Ok(Listen::Tcp(_)))
-                    && a.rsplit_once(':')
-                        .is_some_and(|(_, p)| p.parse::<u16>().is_ok_and(|p| p > 0))
-            });
-            match addr {
-                Some(addr) if valid => {
-                    c.statsd_url = Some(addr.to_string());
-                    Ok(())
-                }
-                _ => Err(r.invalid("udp://HOST:PORT")),
-            }
-        },
-    ),
-    required("statsd_prefix", |c, r| {
-        let v = r.value.as_str();
-        if v.is_empty() || v.contains(|c: char| c.is_whitespace() || ":|@".contains(c)) {
-            return Err(r.invalid("a non-empty metric prefix without spaces, ':', '|' or '@'"));
-        }
-        c.statsd_prefix = v.to_string();
-        Ok(())
-    }),
-    required("logging_renderer", |c, r| {
-        c.log_format = if r.value.ends_with("MozillaHekaRenderer") {
-            LogFormat::Json
-        } else if r.value.ends_with("ClassicLogRenderer") {
-            LogFormat::Text
-        } else {
-            return Err(
-                r.invalid("cliquet.logs.ClassicLogRenderer or cliquet.logs.MozillaHekaRenderer")
-            );
-        };
-        Ok(())
-    }),
-    required("log_format", |c, r| {
-        c.log_format = LogFormat::from_name(&r.value).ok_or_else(|| r.invalid("text or json"))?;
-        Ok(())
-    }),
-    required("log_level", |c, r| {
-        c.log_level = match r.value.to_ascii_lowercase().as_str() {
-            "trace" => log::LevelFilter::Trace,
-            "debug" => log::LevelFilter::Debug,
-            "info" => log::LevelFilter::Info,
-            "warning" | "warn" => log::LevelFilter::Warn,
-            "error" | "critical" => log::LevelFilter::Error,
-            _ => return Err(r.invalid("debug, info, warning, error or critical")),
-        };
-        Ok(())
-    }),
-    optional(
-        "eos",
-        |c| c.eos = None,
-        |c, r| {
-            let at = date::parse_utc(&r.value).ok_or_else(|| {
-                r.invalid(
-                    "a date YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS] with an optional Z or ±HH:MM \
-                     (UTC when no offset is given)",
-                )
-            })?;
-            c.eos = Some(Eos {
-                date: r.value.clone(),
-                at,
-            });
-            Ok(())
-        },
-    ),
-    optional(
-        "eos_message",
-        |c| c.eos_message = None,
-        |c, r| {
-            c.eos_message = Some(r.value.clone());
-            Ok(())
-        },
-    ),
-    optional(
-        "eos_url",
-        |c| c.eos_url = None,
-        |c, r| {
-            c.eos_url = Some(r.value.clone());
-            Ok(())
-        },
-    ),
-    optional(
-        "trusted_proxies",
-        |c| c.trusted_proxies = TrustedProxies::default(),
-        |c, r| {
-            c.trusted_proxies = TrustedProxies::parse(&r.list()).map_err(|item| {
-                StartupError::new(format!(
-                    "{}: invalid value for `{}`: expected IP addresses, CIDR networks \
-                     (10.0.0.0/8) or `unix`, got {item:?}",
-                    r.whence, r.key
-                ))
-            })?;
-            Ok(())
-        },
-    ),
-];
-
-/// `certificate_ca_bundle`: the absolute path of a readable, non-empty file.
-fn ca_bundle(raw: &Raw) -> Result<PathBuf, StartupError> {
-    let cwd = std::env::current_dir().map_err(|e| {
-        StartupError::new(format!("{}: cannot resolve `{}`: {e}", raw.whence, raw.key))
-    })?;
-    let path = cwd.join(&raw.value);
-    let problem = match std::fs::metadata(&path) {
-        Err(_) => Some("cannot be found".to_string()),
-        Ok(meta) if !meta.is_file() => Some("is not a regular file".to_string()),
-        Ok(meta) if meta.len() == 0 => Some("is empty".to_string()),
-        Ok(_) => std::fs::File::open(&path)
-            .err()
-            .map(|e| format!("cannot be read: {e}")),
-    };
-    match problem {
-        Some(problem) => Err(StartupError::new(format!(
-            "{}: `{}`: file {} {problem}",
-            raw.whence,
-            raw.key,
-            path.display()
-        ))),
-        None => Ok(path),
-    }
-}
-
-/// `certificate_pins`: base64 SHA-256 hashes, each optionally prefixed with `sha256/`.
-fn pins(raw: &Raw) -> Result<Vec<[u8; 32]>, StartupError> {
-    let mut pins = Vec::new();
-    for pin in raw.list() {
-        let b64 = pin.strip_prefix("sha256/").unwrap_or(&pin);
-        let hash = (b64.len() == 44)
-            .then(|| base64::engine::general_purpose::STANDARD.decode(b64).ok())
-            .flatten()
-            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok());
-        let Some(hash) = hash else {
-            return Err(StartupError::new(format!(
-                "{}: invalid value for `{}`: expected base64 SHA-256 SPKI hashes (44 characters, \
-                 optionally prefixed with sha256/), got {pin:?}",
-                raw.whence, raw.key
-            )));
-        };
-        pins.push(hash);
-    }
-    Ok(pins)
-}
-
-/// `[server:main]` keys that are read; the others (waitress's `threads`...) are ignored.
-/// `unix_socket_perms` is waitress's name for `unix_socket_mode`.
-const SERVER_SETTINGS: &[&str] = &["host", "port", "unix_socket", "unix_socket_mode"];
-
-/// Upper bound of every timeout and TTL: large enough for anything sensible, small enough
-/// that `Instant + Duration` can never overflow.
-const MAX_SECONDS: u64 = 86_400;
 
 /// `record_<collection>_{put,delete}_enabled` → (collection, is_put); the collection is
 /// lower-cased but not yet validated.
@@ -458,7 +65,7 @@ fn env_name(setting: &str) -> String {
 
 /// Inserts a file value, refusing the same setting twice with different values (values are
 /// not shown: one of them may be the secret).
-fn insert(map: &mut BTreeMap<String, Raw>, name: String, raw: Raw) -> Result<(), StartupError> {
+fn insert(map: &mut Values, name: String, raw: Raw) -> Result<(), StartupError> {
     if let Some(old) = map.get(&name).filter(|old| old.value != raw.value) {
         let line = |w: &Whence| if let Whence::Line(_, n) = w { *n } else { 0 };
         return Err(StartupError::new(format!(
@@ -484,19 +91,45 @@ pub(super) fn read(
         source,
         ..Config::default()
     };
-    let mut app: BTreeMap<String, Raw> = BTreeMap::new();
+    let (mut app, mut server) = sections(&ini, file, &mut config.warnings)?;
+    unread_sections(&ini, file, &mut config.warnings);
+    overlay_env(env, &mut app, &mut server, &mut config.warnings);
+    for setting in SETTINGS.iter().filter(|s| s.section == Section::App) {
+        if let Some(raw) = app.get(setting.name) {
+            setting.apply(&mut config, raw)?;
+        }
+    }
+    if !app.contains_key("statsd_prefix") {
+        config.statsd_prefix = config.project_name.clone();
+    }
+    apply_write_switches(&app, &mut config)?;
+    apply_listen(&server, &mut config)?;
+    cross_check(&app, &mut config)?;
+    Ok(config)
+}
+
+/// Raw values by setting name, from one section, the environment or both.
+type Values = BTreeMap<String, Raw>;
+
+/// `[app:main]` and `[server:main]` to raw values. Cliquet settings, unknown keys and keys
+/// that belong in the other section are warnings, never errors: an old Syncto file loads.
+fn sections(
+    ini: &Ini,
+    file: &str,
+    warnings: &mut Vec<String>,
+) -> Result<(Values, Values), StartupError> {
+    let mut app = Values::new();
     for (key, value, line) in &ini.app {
-        let name = key
-            .strip_prefix("syncto.")
-            .or_else(|| key.strip_prefix("cliquet."))
-            .unwrap_or(key);
+        let name = unprefixed(key);
         let whence = Whence::Line(file.to_string(), *line);
         if name == "use" {
             continue;
         } else if let Some(why) = cliquet_only(name) {
-            config.warnings.push(format!(
+            warnings.push(format!(
                 "{whence}: `{key}` is a cliquet setting with no effect here ({why})"
             ));
+        } else if let Some(s) = setting(name).filter(|s| s.section == Section::Server) {
+            warnings.push(wrong_section(&whence, key, s.section, Section::App));
         } else if setting(name).is_some() || write_switch(name).is_some() {
             let raw = Raw {
                 key: key.clone(),
@@ -505,31 +138,130 @@ pub(super) fn read(
             };
             insert(&mut app, name.to_string(), raw)?;
         } else {
-            config
-                .warnings
-                .push(format!("{whence}: `{key}`: unknown setting, ignored"));
+            warnings.push(format!("{whence}: `{key}`: unknown setting, ignored"));
         }
     }
-    let mut server: BTreeMap<String, Raw> = BTreeMap::new();
+    let mut server = Values::new();
     for (key, value, line) in &ini.server {
+        let whence = Whence::Line(file.to_string(), *line);
+        // waitress's name for the socket's mode
         let name = if key == "unix_socket_perms" {
             "unix_socket_mode"
         } else {
-            key.as_str()
+            unprefixed(key)
         };
-        if !SERVER_SETTINGS.contains(&name) {
+        match setting(name) {
+            Some(s) if s.section == Section::Server => {
+                let raw = Raw {
+                    key: key.clone(),
+                    value: unquote(value).to_string(),
+                    whence,
+                };
+                insert(&mut server, name.to_string(), raw)?;
+            }
+            Some(s) => warnings.push(wrong_section(&whence, key, s.section, Section::Server)),
+            // The server's own keys (waitress's `threads`, `use`...) mean nothing here.
+            None if write_switch(name).is_some() => {
+                warnings.push(wrong_section(&whence, key, Section::App, Section::Server))
+            }
+            None => {}
+        }
+    }
+    Ok((app, server))
+}
+
+/// A key without its `syncto.` or `cliquet.` prefix.
+fn unprefixed(key: &str) -> &str {
+    key.strip_prefix("syncto.")
+        .or_else(|| key.strip_prefix("cliquet."))
+        .unwrap_or(key)
+}
+
+/// The warning for a key found in the section it does not belong in.
+fn wrong_section(whence: &Whence, key: &str, belongs: Section, found: Section) -> String {
+    format!(
+        "{whence}: `{key}` belongs in {}, not {}: wrong section, ignored",
+        belongs.header(),
+        found.header()
+    )
+}
+
+/// Sections other than the two that are read: one whose name is close to `[app:main]` or
+/// `[server:main]` is a likely misspelling, and one that holds a Syncto setting (and is not
+/// one of the sections an old Syncto file has for uwsgi, Python logging or paste-deploy) is
+/// a misplaced setting. Both are named in a warning; the rest is quietly ignored.
+fn unread_sections(ini: &Ini, file: &str, warnings: &mut Vec<String>) {
+    for other in &ini.others {
+        let name = other.name.trim();
+        let lower = name.to_ascii_lowercase();
+        let near = [Section::App, Section::Server].into_iter().find(|s| {
+            let wanted = s.header().trim_matches(['[', ']']);
+            edit_distance(&lower, wanted) <= 2
+        });
+        if let Some(section) = near {
+            warnings.push(format!(
+                "{file}:{}: section [{name}] is not read (did you mean {}?): its {} key(s) are ignored",
+                other.line,
+                section.header(),
+                other.keys.len()
+            ));
             continue;
         }
-        let raw = Raw {
-            key: key.clone(),
-            value: unquote(value).to_string(),
-            whence: Whence::Line(file.to_string(), *line),
-        };
-        insert(&mut server, name.to_string(), raw)?;
+        let foreign = ["uwsgi", "loggers", "handlers", "formatters"].contains(&lower.as_str())
+            || [
+                "logger_",
+                "handler_",
+                "formatter_",
+                "app:",
+                "server:",
+                "pipeline:",
+                "filter:",
+                "composite:",
+            ]
+            .iter()
+            .any(|p| lower.starts_with(p));
+        if foreign {
+            continue;
+        }
+        let misplaced = other.keys.iter().find(|(key, _)| {
+            let key = unprefixed(key);
+            setting(key).is_some() || write_switch(key).is_some()
+        });
+        if let Some((key, line)) = misplaced {
+            warnings.push(format!(
+                "{file}:{line}: `{key}` is in section [{name}], which is not read: \
+                 Syncto reads [app:main] and [server:main]; ignored"
+            ));
+        }
     }
+}
 
-    // The environment: each `SYNCTO_*` variable is a setting, a write switch or a
-    // `[server:main]` key, and wins over the file; any other is named in a warning.
+/// Levenshtein distance between two short ASCII names (section names).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let next = (diagonal + usize::from(ca != cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+/// The environment: each `SYNCTO_*` variable is a setting, a write switch or a
+/// `[server:main]` key, and wins over the file; any other is named in a warning.
+fn overlay_env(
+    env: &[(&str, &str)],
+    app: &mut Values,
+    server: &mut Values,
+    warnings: &mut Vec<String>,
+) {
     for &(var, value) in env {
         let Some(rest) = var.strip_prefix(super::ENV_PREFIX) else {
             continue;
@@ -543,10 +275,12 @@ pub(super) fn read(
             value: unquote(value).to_string(),
             whence: Whence::Env(var.to_string()),
         };
-        if SERVER_SETTINGS.contains(&name.as_str()) {
-            server.insert(name.clone(), raw(&name));
-        } else if setting(&name).is_some() {
-            app.insert(name.clone(), raw(&name));
+        if let Some(s) = setting(&name) {
+            let values = match s.section {
+                Section::App => &mut *app,
+                Section::Server => &mut *server,
+            };
+            values.insert(name.clone(), raw(&name));
         } else if write_switch(&name).is_some() {
             // The variable sets the collection the file spells with `-` or `.` where the
             // variable has `_` (`record_custom-1_put_enabled`); one the file does not name
@@ -563,54 +297,60 @@ pub(super) fn read(
                 app.insert(key.clone(), raw(&key));
             }
         } else if let Some(why) = cliquet_only(&name) {
-            config.warnings.push(format!(
+            warnings.push(format!(
                 "environment variable {var}: a cliquet setting with no effect here ({why})"
             ));
         } else {
-            config.warnings.push(format!(
+            warnings.push(format!(
                 "environment variable {var}: unknown setting, ignored"
             ));
         }
     }
+}
 
-    for setting in SETTINGS {
-        if let Some(raw) = app.get(setting.name) {
-            setting.apply(&mut config, raw)?;
+/// `record_<collection>_{put,delete}_enabled`: the collection's name is checked, the value
+/// is a boolean.
+fn apply_write_switches(app: &Values, config: &mut Config) -> Result<(), StartupError> {
+    for (name, raw) in app {
+        let Some((collection, put)) = write_switch(name) else {
+            continue;
+        };
+        let valid = (1..=32).contains(&collection.len())
+            && collection
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+        if !valid {
+            return Err(StartupError::new(format!(
+                "{}: invalid setting name `{}`: the collection must be 1 to 32 characters among a-z 0-9 . _ -",
+                raw.whence, raw.key
+            )));
+        }
+        let on = raw.boolean()?;
+        let switch = config.write_switches.entry(collection).or_default();
+        if put {
+            switch.put = on
+        } else {
+            switch.delete = on
         }
     }
-    for (name, raw) in &app {
-        if let Some((collection, put)) = write_switch(name) {
-            let valid = (1..=32).contains(&collection.len())
-                && collection
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
-            if !valid {
-                return Err(StartupError::new(format!(
-                    "{}: invalid setting name `{}`: the collection must be 1 to 32 characters among a-z 0-9 . _ -",
-                    raw.whence, raw.key
-                )));
-            }
-            let on = raw.boolean()?;
-            let switch = config.write_switches.entry(collection).or_default();
-            if put {
-                switch.put = on
-            } else {
-                switch.delete = on
-            }
-        }
-    }
-    if !app.contains_key("statsd_prefix") {
-        config.statsd_prefix = config.project_name.clone();
-    }
+    Ok(())
+}
 
-    // Listen address from [server:main] (or its env overrides).
+/// The listen address from `[server:main]` (or its environment overrides): `unix_socket`
+/// when set, else `host` and `port`.
+fn apply_listen(server: &Values, config: &mut Config) -> Result<(), StartupError> {
     let host = match server.get("host") {
         Some(raw) if valid_host(&raw.value) => raw.value.clone(),
         Some(raw) => return Err(raw.invalid("a host name or IP address without spaces or '/'")),
         None => "127.0.0.1".to_string(),
     };
     let port = match server.get("port") {
-        Some(raw) => raw.number(0, 65_535, "a port number")?,
+        Some(raw) => {
+            let (min, max) = setting("port")
+                .and_then(|s| s.range())
+                .unwrap_or((0, 65_535));
+            raw.number(min, max, "a port number")?
+        }
         None => 8000,
     };
     let host = if host.contains(':') && !host.starts_with('[') {
@@ -639,6 +379,12 @@ pub(super) fn read(
             .ok_or_else(|| raw.invalid("octal permission bits such as 0660"))?;
         config.unix_socket_mode = Some(mode);
     }
+    Ok(())
+}
+
+/// Checks across settings: what has no effect without another, and plain http:// to a
+/// Token Server that is not on loopback.
+fn cross_check(app: &Values, config: &mut Config) -> Result<(), StartupError> {
     for name in ["eos_message", "eos_url"] {
         if let (Some(raw), None) = (app.get(name), &config.eos) {
             config.warnings.push(format!(
@@ -647,7 +393,6 @@ pub(super) fn read(
             ));
         }
     }
-
     // Plain http:// to anything but loopback would send bearer tokens and Hawk keys in clear.
     if Endpoint::parse(&config.token_server_url).is_ok_and(|e| e.in_clear()) {
         let whence = app
@@ -664,7 +409,7 @@ pub(super) fn read(
             "{whence}token_server_url uses plain http:// to a non-loopback host (allow_insecure_upstream is set)"
         ));
     }
-    Ok(config)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -723,7 +468,11 @@ mod tests {
 
     #[test]
     fn every_setting_is_read_from_the_file_and_the_environment() {
-        let names: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
+        let names: Vec<&str> = SETTINGS
+            .iter()
+            .filter(|s| s.section == Section::App)
+            .map(|s| s.name)
+            .collect();
         let sampled: Vec<&str> = SAMPLES.iter().map(|(name, _)| *name).collect();
         assert_eq!(
             names, sampled,

@@ -63,8 +63,8 @@ fn production_fixture_loads() {
     assert_eq!(c.statsd_prefix, "syncto");
     assert_eq!(c.http_scheme.as_deref(), Some("https"));
     assert_eq!(c.http_host.as_deref(), Some("syncto.example.org"));
-    assert_eq!(c.token_server_heartbeat_timeout_seconds, 5);
-    assert_eq!(c.cache_credentials_ttl_seconds, 300);
+    assert_eq!(c.token_server_heartbeat_timeout.as_secs(), 5);
+    assert_eq!(c.cache_credentials_ttl.as_secs(), 300);
     for name in ["tabs", "passwords", "bookmarks", "history"] {
         assert!(c.put_enabled(name) && c.delete_enabled(name), "{name}");
     }
@@ -83,7 +83,7 @@ fn defaults_without_a_file() {
     assert_eq!(c.listen, Listen::Tcp("127.0.0.1:8000".into()));
     assert_eq!(c.cache_hmac_secret, None);
     assert_eq!(c.token_server_url, "https://token.services.mozilla.com/");
-    assert_eq!(c.cache_credentials_ttl_seconds, 300);
+    assert_eq!(c.cache_credentials_ttl.as_secs(), 300);
     assert_eq!((c.batch_max_requests, c.max_body_bytes), (25, 2_097_152));
     assert_eq!(c.cors_origins, ["*"]);
     assert!(c.workers >= 2 && c.warnings.is_empty() && c.write_switches.is_empty());
@@ -91,11 +91,11 @@ fn defaults_without_a_file() {
     assert_eq!(c.max_connections, None);
     assert_eq!(
         (
-            c.request_head_timeout_seconds,
-            c.request_body_timeout_seconds,
-            c.keepalive_timeout_seconds,
-            c.response_timeout_seconds,
-            c.queue_timeout_milliseconds
+            c.request_head_timeout.as_secs(),
+            c.request_body_timeout.as_secs(),
+            c.keepalive_timeout.as_secs(),
+            c.response_timeout.as_secs(),
+            c.queue_timeout.as_millis()
         ),
         (5, 30, 20, 30, 2000)
     );
@@ -105,7 +105,7 @@ fn defaults_without_a_file() {
 fn every_prefix_is_accepted() {
     for prefix in ["", "syncto.", "cliquet."] {
         let c = app(&format!("{prefix}cache_credentials_ttl_seconds = 42")).unwrap();
-        assert_eq!(c.cache_credentials_ttl_seconds, 42, "{prefix}");
+        assert_eq!(c.cache_credentials_ttl.as_secs(), 42, "{prefix}");
     }
     let c = app("cliquet.record_tabs_put_enabled = yes\nrecord_tabs_delete_enabled: on");
     let c = c.unwrap();
@@ -137,7 +137,7 @@ fn environment_beats_the_file() {
         ("SYNCTO_HOST", "::1"),
     ];
     let c = ini_env(text, &vars).unwrap();
-    assert_eq!(c.cache_credentials_ttl_seconds, 600);
+    assert_eq!(c.cache_credentials_ttl.as_secs(), 600);
     assert!(c.put_enabled("tabs") && !c.delete_enabled("tabs"));
     assert!(c.put_enabled("custom-1"));
     assert_eq!(c.listen, Listen::Tcp("[::1]:9000".into()));
@@ -352,6 +352,55 @@ fn cliquet_and_unknown_settings_only_warn() {
 }
 
 #[test]
+fn a_key_in_the_wrong_section_is_named_as_such() {
+    let c = ini(
+        "[server:main]\nhost = ::1\ntoken_server_url = http://127.0.0.1:5000/\n\
+         syncto.record_tabs_put_enabled = true\nthreads = 4\n\
+         [app:main]\nport = 9000\nproject_name = demo\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.warnings,
+        [
+            "test.ini:7: `port` belongs in [server:main], not [app:main]: wrong section, ignored",
+            "test.ini:3: `token_server_url` belongs in [app:main], not [server:main]: wrong \
+             section, ignored",
+            "test.ini:4: `syncto.record_tabs_put_enabled` belongs in [app:main], not \
+             [server:main]: wrong section, ignored",
+        ]
+    );
+    // Ignored, as the original Syncto ignored them: the defaults stand.
+    assert_eq!(c.token_server_url, Config::default().token_server_url);
+    assert_eq!(c.listen, Listen::Tcp("[::1]:8000".into()));
+    assert!(!c.put_enabled("tabs"));
+}
+
+#[test]
+fn a_misspelt_section_is_named_and_foreign_ones_are_quiet() {
+    let c = ini(
+        "[app:mian]\ntoken_server_url = http://127.0.0.1:5000/\nworkers = 3\n\
+         [Server:Main]\nport = 9000\n\
+         [uwsgi]\nworkers = 14\n[loggers]\nkeys = root\n[handler_console]\nlevel = INFO\n\
+         [pipeline:main]\npipeline = syncto\n[app:syncto]\nuse = egg:syncto\n\
+         [alembic]\nscript_location = x\n\
+         [DEFAULT]\ncache_max_entries = 5\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.warnings,
+        [
+            "test.ini:1: section [app:mian] is not read (did you mean [app:main]?): its 2 \
+             key(s) are ignored",
+            "test.ini:4: section [Server:Main] is not read (did you mean [server:main]?): its 1 \
+             key(s) are ignored",
+            "test.ini:19: `cache_max_entries` is in section [DEFAULT], which is not read: \
+             Syncto reads [app:main] and [server:main]; ignored",
+        ]
+    );
+    assert_eq!(c.cache_max_entries, Config::default().cache_max_entries);
+}
+
+#[test]
 fn end_of_service() {
     let c = app("eos = 2030-01-01\neos_message = \"Moving, see the URL\"\n\
                      eos_url = https://example.org/moved")
@@ -476,11 +525,11 @@ fn other_settings() {
     assert_eq!(c.max_connections, Some(300));
     assert_eq!(
         (
-            c.request_head_timeout_seconds,
-            c.request_body_timeout_seconds,
-            c.keepalive_timeout_seconds,
-            c.response_timeout_seconds,
-            c.queue_timeout_milliseconds
+            c.request_head_timeout.as_secs(),
+            c.request_body_timeout.as_secs(),
+            c.keepalive_timeout.as_secs(),
+            c.response_timeout.as_secs(),
+            c.queue_timeout.as_millis()
         ),
         (2, 3, 4, 6, 250)
     );
@@ -494,8 +543,8 @@ fn other_settings() {
     );
     assert_eq!(c.backoff, Some(60));
     assert_eq!(c.cors_origins.len(), 2);
-    assert_eq!((c.workers, c.upstream_timeout_seconds), (3, 10));
-    assert_eq!(c.upstream_connect_timeout_seconds, 2);
+    assert_eq!((c.workers, c.upstream_timeout.as_secs()), (3, 10));
+    assert_eq!(c.upstream_connect_timeout.as_secs(), 2);
     assert_eq!(
         (
             c.cache_max_entries,
@@ -509,10 +558,10 @@ fn other_settings() {
         log::LevelFilter::Error
     );
     let c = app("batch_timeout_seconds = 5\ncliquet.paginate_by = 50").unwrap();
-    assert_eq!((c.batch_timeout_seconds, c.paginate_by), (5, 50));
+    assert_eq!((c.batch_timeout.as_secs(), c.paginate_by), (5, 50));
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     let d = Config::default();
-    assert_eq!((d.batch_timeout_seconds, d.paginate_by), (30, 1000));
+    assert_eq!((d.batch_timeout.as_secs(), d.paginate_by), (30, 1000));
     assert!(app_err("paginate_by = 0").contains("`paginate_by`"));
     assert!(app_err("paginate_by = 10001").contains("`paginate_by`"));
     assert!(app_err("batch_timeout_seconds = 0").contains("`batch_timeout_seconds`"));

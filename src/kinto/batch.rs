@@ -29,7 +29,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const METHODS: [&str; 7] = ["GET", "HEAD", "DELETE", "TRACE", "POST", "PUT", "PATCH"];
 /// Outer headers a sub-request inherits unless it sets them itself.
@@ -59,7 +59,7 @@ struct Sub<'a> {
 
 /// Run a batch.
 pub fn batch(app: &App, req: &Request<'_>) -> Result<Response, Error> {
-    let deadline = Instant::now() + Duration::from_secs(app.config.batch_timeout_seconds);
+    let deadline = Instant::now() + app.config.batch_timeout;
     let subs = parse(req, app.config.batch_max_requests)?;
     let outer: Vec<(&str, &str)> = req
         .headers
@@ -96,7 +96,7 @@ pub fn batch(app: &App, req: &Request<'_>) -> Result<Response, Error> {
         let is_write = matches!(sub.method.as_str(), "PUT" | "DELETE" | "POST" | "PATCH");
         let body_len = sub.body.map_or(0, <[u8]>::len);
         let resp = if Instant::now() >= deadline {
-            super::error(app, Error::BatchTimeUp(app.config.batch_timeout_seconds))
+            super::error(app, Error::BatchTimeUp(app.config.batch_timeout.as_secs()))
         } else if is_write && out.len() + body_len > MAX_ANSWER_BYTES {
             super::error(app, too_large(i, "This write was not run"))
         } else {

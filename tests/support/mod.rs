@@ -49,8 +49,8 @@ pub fn test_config(fake: &Fake) -> Config {
         listen: Listen::Tcp("127.0.0.1:0".into()),
         token_server_url: fake.token_url.clone(),
         workers: 4,
-        upstream_timeout_seconds: 5,
-        upstream_connect_timeout_seconds: 2,
+        upstream_timeout: Duration::from_secs(5),
+        upstream_connect_timeout: Duration::from_secs(2),
         ..Config::default()
     }
 }

@@ -203,8 +203,8 @@ impl Real {
             listen: Listen::Tcp("127.0.0.1:0".into()),
             token_server_url: peer.token_url.clone(),
             workers: 8,
-            upstream_timeout_seconds: 10,
-            upstream_connect_timeout_seconds: 5,
+            upstream_timeout: Duration::from_secs(10),
+            upstream_connect_timeout: Duration::from_secs(5),
             ..Config::default()
         };
         for c in WRITABLE {
