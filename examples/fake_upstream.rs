@@ -15,6 +15,7 @@
 //! prove that each user costs one Token Server call behind a balancer).
 
 use std::io::{Read, Write};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn main() {
@@ -58,7 +59,7 @@ fn main() {
             );
         }
     }
-    let stats = stats_server(f.observer());
+    let (stats, _stats_server) = stats_server(f.observer());
     println!("TOKEN_URL={}", f.token_url);
     println!("SYNC_URL={}", f.sync_url);
     println!("STATS_URL={stats}");
@@ -84,20 +85,23 @@ fn main() {
 
 // ---- STATS_URL: what the fakes saw (per-user Token Server exchanges) ----------------
 
-/// Serves the stats on 127.0.0.1:0 from a thread; returns the URL.
-fn stats_server(fakes: fakes::Observer) -> String {
-    let server = listener::Server::http("127.0.0.1:0").expect("stats listener");
-    let port = server.server_addr().to_ip().map_or(0, |a| a.port());
-    std::thread::spawn(move || {
-        for rq in server.incoming_requests() {
-            let body = stats_json(&fakes);
+/// Serves the stats on 127.0.0.1:0 until the server is dropped; returns its URL.
+fn stats_server(fakes: fakes::Observer) -> (String, listener::Server) {
+    struct Stats(fakes::Observer);
+    impl listener::Handler for Stats {
+        fn handle(&self, rq: listener::Request) {
             let header =
                 listener::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..])
                     .expect("static header");
+            let body = stats_json(&self.0);
             let _ = rq.respond(listener::Response::from_string(body).with_header(header));
         }
-    });
-    format!("http://127.0.0.1:{port}/")
+    }
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("stats listener");
+    let port = socket.local_addr().map_or(0, |a| a.port());
+    let server = listener::Server::new(socket, listener::Limits::default(), Arc::new(Stats(fakes)))
+        .expect("stats listener");
+    (format!("http://127.0.0.1:{port}/"), server)
 }
 
 /// Token Server exchanges per user (the key id or client state sent with them).

@@ -81,22 +81,9 @@ pub(super) fn tiny_headers(r: &Response) -> Vec<listener::Header> {
 }
 
 /// A response as the listener writes it: head and body in one `writev`.
-pub(super) fn into_tiny(r: Response) -> listener::Response<io::Empty> {
+pub(super) fn into_tiny(r: Response) -> listener::Response {
     let headers = tiny_headers(&r);
     // The body's buffer is kept for another request once written.
     let body = crate::buffers::Recycled(r.body);
-    listener::Response::from_bytes(listener::StatusCode(r.status), headers, body)
-}
-
-/// A refused request's document, in the form the listener's handler gives it.
-pub(super) fn into_tiny_reader(r: Response) -> listener::Response<io::Cursor<Vec<u8>>> {
-    let headers = tiny_headers(&r);
-    let len = r.body.len();
-    listener::Response::new(
-        listener::StatusCode(r.status),
-        headers,
-        io::Cursor::new(r.body),
-        Some(len),
-        None,
-    )
+    listener::Response::new(listener::StatusCode(r.status), headers, body)
 }

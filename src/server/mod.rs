@@ -32,8 +32,9 @@ use crate::listen::Listen;
 use crate::logging;
 use crate::message::{Request, Response};
 use crate::startup::{StartupError, default_max_connections, open_files_limit};
-use adapt::{BodyError, busy_response, into_tiny, into_tiny_reader, read_body, with_view};
-use pool::{Job, Pool, Throttle, shedder, worker};
+use adapt::{BodyError, busy_response, into_tiny, read_body, with_view};
+use listener::Throttle;
+use pool::{Job, Pool, shedder, worker};
 use std::fmt;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -261,8 +262,7 @@ pub(crate) fn start(
         .bind(settings.unix_socket_mode)
         .map_err(|e| cannot(&e))?;
     let handler: Arc<dyn listener::Handler> = shared.clone();
-    let server = listener::Server::from_listener_with(listener, limits, Some(handler))
-        .map_err(|e| cannot(&e))?;
+    let server = listener::Server::new(listener, limits, handler).map_err(|e| cannot(&e))?;
     let (addr, port) = match server.server_addr() {
         listener::ListenAddr::IP(a) => (a.to_string(), Some(a.port())),
         listener::ListenAddr::Unix(_) => (listen.to_string(), None),
@@ -298,7 +298,7 @@ impl listener::Handler for Shared {
     }
 
     /// The document of a request the listener refused, and its summary line.
-    fn refused(&self, r: &listener::Rejected<'_>) -> listener::Response<io::Cursor<Vec<u8>>> {
+    fn refused(&self, r: &listener::Rejected<'_>) -> listener::Response {
         let resp = self
             .service
             .refuse(None, Refusal::Malformed(r.status.0, r.reason));
@@ -315,7 +315,7 @@ impl listener::Handler for Shared {
             user_agent: None,
             remote: remote.as_deref(),
         });
-        into_tiny_reader(resp)
+        into_tiny(resp)
     }
 }
 

@@ -4,7 +4,7 @@
 use super::adapt::into_tiny;
 use super::{InFlight, Lane, Shared, answer, finish, log_answer, shed};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -221,22 +221,4 @@ fn shed_job(shared: &Shared, job: Job) {
     let resp = shed(&*shared.service, &rq);
     rq.set_send_limit(WORKER_SEND_LIMIT);
     finish(shared, rq, resp, started);
-}
-
-/// At most one log line per 10 s for a repeated event, with its count.
-#[derive(Default)]
-pub(super) struct Throttle {
-    last: Mutex<Option<Instant>>,
-    count: AtomicU64,
-}
-
-impl Throttle {
-    pub(super) fn event(&self, log: impl FnOnce(u64)) {
-        self.count.fetch_add(1, Ordering::Relaxed);
-        let mut last = lock(&self.last);
-        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
-            *last = Some(Instant::now());
-            log(self.count.swap(0, Ordering::Relaxed));
-        }
-    }
 }

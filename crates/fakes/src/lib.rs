@@ -21,10 +21,8 @@ pub mod tls_server;
 mod token;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Cursor;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// One request as the fake saw it.
@@ -159,7 +157,29 @@ pub struct Fake {
     pub sync_url: String,
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
-    servers: Vec<(Arc<listener::Server>, Vec<JoinHandle<()>>)>,
+    /// The Token Server and the node, which stop listening with the fake.
+    _servers: Vec<listener::Server>,
+}
+
+/// The Token Server or the node, answering each request on its connection's
+/// thread.
+struct Upstream {
+    state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+    sync_url: String,
+    is_token: bool,
+}
+
+impl listener::Handler for Upstream {
+    fn handle(&self, mut rq: listener::Request) {
+        let seen = seen(&mut rq);
+        let canned = if self.is_token {
+            token::answer(&self.state, &seen, &self.sync_url)
+        } else {
+            node::answer(&self.state, &seen, &self.stop)
+        };
+        let _ = rq.respond(to_response(canned));
+    }
 }
 
 impl Fake {
@@ -172,45 +192,30 @@ impl Fake {
             ..State::default()
         }));
         let stop = Arc::new(AtomicBool::new(false));
-        let token = Arc::new(listener::Server::http("127.0.0.1:0").unwrap());
-        let sync = Arc::new(listener::Server::http("127.0.0.1:0").unwrap());
-        let token_port = token.server_addr().to_ip().unwrap().port();
-        let sync_port = sync.server_addr().to_ip().unwrap().port();
+        let bind = || std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let (token, sync) = (bind(), bind());
+        let token_port = token.local_addr().unwrap().port();
+        let sync_port = sync.local_addr().unwrap().port();
         let sync_url = format!("http://127.0.0.1:{sync_port}");
-        let mut servers = vec![];
-        for (server, is_token) in [(token, true), (sync, false)] {
-            let handles = (0..16)
-                .map(|_| {
-                    let (server, state, stop, sync_url) = (
-                        server.clone(),
-                        state.clone(),
-                        stop.clone(),
-                        sync_url.clone(),
-                    );
-                    std::thread::spawn(move || {
-                        while let Ok(mut rq) = server.recv() {
-                            if stop.load(Ordering::SeqCst) {
-                                break;
-                            }
-                            let seen = seen(&mut rq);
-                            let canned = if is_token {
-                                token::answer(&state, &seen, &sync_url)
-                            } else {
-                                node::answer(&state, &seen, &stop)
-                            };
-                            let _ = rq.respond(to_response(canned));
-                        }
-                    })
-                })
-                .collect();
-            servers.push((server, handles));
-        }
+        let servers = [(token, true), (sync, false)]
+            .into_iter()
+            .map(|(socket, is_token)| {
+                let upstream = Upstream {
+                    state: state.clone(),
+                    stop: stop.clone(),
+                    sync_url: sync_url.clone(),
+                    is_token,
+                };
+                listener::Server::new(socket, listener::Limits::default(), Arc::new(upstream))
+                    .unwrap()
+            })
+            .collect();
         Fake {
             token_url: format!("http://127.0.0.1:{token_port}/"),
             sync_url,
             state,
             stop,
-            servers,
+            _servers: servers,
         }
     }
 
@@ -396,12 +401,8 @@ impl Observer {
 
 impl Drop for Fake {
     fn drop(&mut self) {
+        // A hung node gives up; the servers close with the fake.
         self.stop.store(true, Ordering::SeqCst);
-        for (server, handles) in &self.servers {
-            for _ in handles {
-                server.unblock();
-            }
-        }
     }
 }
 
@@ -435,7 +436,7 @@ fn seen(rq: &mut listener::Request) -> Seen {
     }
 }
 
-fn to_response(c: Canned) -> listener::Response<Cursor<Vec<u8>>> {
+fn to_response(c: Canned) -> listener::Response {
     let mut headers: Vec<listener::Header> = c
         .headers
         .iter()
@@ -446,14 +447,7 @@ fn to_response(c: Canned) -> listener::Response<Cursor<Vec<u8>>> {
             listener::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..]).unwrap(),
         );
     }
-    let len = c.body.len();
-    listener::Response::new(
-        listener::StatusCode(c.status),
-        headers,
-        Cursor::new(c.body.into_bytes()),
-        Some(len),
-        None,
-    )
+    listener::Response::new(listener::StatusCode(c.status), headers, c.body.into_bytes())
 }
 
 fn now_cs() -> u64 {

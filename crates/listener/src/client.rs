@@ -1,3 +1,19 @@
+//! One connection's requests, read on its own thread: strict request heads
+//! (RFC 9112 §2–5), the body framing they announce, and the refusal of
+//! what can't be read.
+//!
+//! Lines end with CRLF only (a bare LF or CR is refused at once, not waited
+//! on); a control byte (NUL, CR, LF, ESC, DEL…) or a non-ASCII byte in the
+//! request line or a header is refused; the request line is exactly
+//! `method SP target SP HTTP/1.x` with a token method; header names are
+//! tokens right before the colon; obsolete line folding is refused; up to 8
+//! empty lines before a request line are ignored; lines are limited to
+//! 16 KiB and a request to 100 header fields (431). Another HTTP version
+//! (`HTTP/2.0`, the HTTP/2 preface) is a 505; a later `HTTP/1.x` is served
+//! as HTTP/1.1. Every refusal is answered with what [`Handler::refused`]
+//! gives and `Connection: close`, and the connection is closed: nobody can
+//! tell where the next request would start.
+
 use ascii::AsciiString;
 
 use std::io::Error as IoError;
@@ -7,26 +23,26 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::common::{is_tchar, HTTPVersion, Header, HeaderField, Method};
+use crate::common::{HTTPVersion, Header, HeaderField, Method, is_tchar};
 use crate::socket::Socket;
-use crate::util::{RefinedTcpStream, ResponseBuffer};
+use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::{Handler, Rejected, Request};
 
-/// Syncto patch: a request line or header line is at most this long.
+/// A request line or header line is at most this long.
 const MAX_LINE: usize = 16 * 1024;
-/// Syncto patch: a request has at most this many header fields.
+/// A request has at most this many header fields.
 const MAX_HEADERS: usize = 100;
-/// Syncto patch: empty lines ignored before a request line (RFC 9112 §2.2).
+/// Empty lines ignored before a request line (RFC 9112 §2.2).
 const MAX_EMPTY_LINES: usize = 8;
 
-/// A ClientConnection is an object that will store a socket to a client
-/// and return Request objects.
-pub struct ClientConnection {
+/// The requests of one connection, read in turn (an iterator: `None` once
+/// no more will come).
+pub(crate) struct ClientConnection {
     // address of the client
     remote_addr: Option<SocketAddr>,
 
-    // Syncto patch: the socket, for its phase deadlines and close flag.
+    // the socket, for its phase deadlines and close flag
     socket: Arc<Socket>,
 
     // sequence of Readers to the stream, so that the data is not read in
@@ -35,7 +51,7 @@ pub struct ClientConnection {
 
     // sequence of Writers to the stream, to avoid writing response #2 before
     //  response #1
-    sink: SequentialWriterBuilder<ResponseBuffer<RefinedTcpStream>>,
+    sink: SequentialWriterBuilder<RefinedTcpStream>,
 
     // Reader to read the next header from
     next_header_source: SequentialReader<BufReader<RefinedTcpStream>>,
@@ -43,32 +59,27 @@ pub struct ClientConnection {
     // set to true if we know that the previous request is the last one
     no_more_requests: bool,
 
-    // Syncto patch: requests read so far on this connection.
+    // requests read so far on this connection
     served: usize,
 
-    // Syncto patch: bytes of the current request head received so far.
+    // bytes of the current request head received so far
     head_bytes: usize,
 
-    // Syncto patch: the connection ends with input that may not have been
-    // read (a refused head, an unread body): see `Socket::linger`.
+    // the connection ends with input that may not have been read (a refused
+    // head, an unread body): see `Socket::linger`
     linger: bool,
 
-    // Syncto patch: writes the answer to a refused request.
-    handler: Option<Arc<dyn Handler>>,
+    // writes the answer to a refused request
+    handler: Arc<dyn Handler>,
 
-    // Syncto patch: when the current request's first byte arrived.
+    // when the current request's first byte arrived
     head_started: Instant,
 
-    // Syncto patch: the current request's line, once read and well-formed.
+    // the current request's line, once read and well-formed
     request_line: Option<String>,
 }
 
-/// Error that can happen when reading a request.
-///
-/// Syncto patch: every refusal is answered (by the handler's
-/// [`Handler::refused`], else in plain text) and the connection is closed:
-/// after a malformed head nobody can tell where the next request would
-/// start.
+/// Why no request was read.
 #[derive(Debug)]
 enum ReadError {
     /// Answer this status and message, then close.
@@ -88,7 +99,7 @@ impl ClientConnection {
     pub(crate) fn new(
         socket: Arc<Socket>,
         remote_addr: Option<SocketAddr>,
-        handler: Option<Arc<dyn Handler>>,
+        handler: Arc<dyn Handler>,
     ) -> ClientConnection {
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(
             1024,
@@ -98,14 +109,9 @@ impl ClientConnection {
 
         ClientConnection {
             source,
-            // Syncto patch: a 1 KiB buffer sent the head and the body of
-            // every response in two TCP segments; one send is one trip
-            // through the (loopback) TCP stack instead of two. The buffer
-            // exists only while a response is written.
-            sink: SequentialWriterBuilder::new(ResponseBuffer::new(
-                RefinedTcpStream::new(Arc::clone(&socket)),
-                16 * 1024,
-            )),
+            // Every answer leaves in one `writev` of its head and body: the
+            // writer needs no buffer.
+            sink: SequentialWriterBuilder::new(RefinedTcpStream::new(Arc::clone(&socket))),
             socket,
             remote_addr,
             next_header_source: first_header,
@@ -119,7 +125,7 @@ impl ClientConnection {
         }
     }
 
-    /// Syncto patch: wait until the last answer on the connection has been
+    /// Wait until the last answer on the connection has been
     /// written (it may be written by another thread).
     pub(crate) fn wait_answers(&mut self) {
         if let Some(mut last) = self.sink.next() {
@@ -127,13 +133,13 @@ impl ClientConnection {
         }
     }
 
-    /// Syncto patch: whether the connection ended with input the client may
+    /// Whether the connection ended with input the client may
     /// still be sending.
     pub(crate) fn lingers(&self) -> bool {
         self.linger
     }
 
-    /// Syncto patch: reads one line of the head up to CRLF. Lines end with
+    /// Reads one line of the head up to CRLF. Lines end with
     /// CRLF only (a bare LF or CR is refused, not taken as a line end), and
     /// no control byte other than HTAB, and no non-ASCII byte, is accepted:
     /// such bytes in a path would otherwise reach response headers (the
@@ -198,19 +204,19 @@ impl ClientConnection {
                     return Err(ReadError::Refuse(
                         400,
                         "Malformed HTTP request: lines must end with CRLF, not a bare LF.",
-                    ))
+                    ));
                 }
                 Some(b) if b < 0x80 => {
                     return Err(ReadError::Refuse(
                         400,
                         "Malformed HTTP request: control characters are not allowed in the request line or headers.",
-                    ))
+                    ));
                 }
                 Some(_) => {
                     return Err(ReadError::Refuse(
                         400,
                         "The request line and headers must be ASCII (percent-encode other bytes).",
-                    ))
+                    ));
                 }
             }
         }
@@ -219,7 +225,7 @@ impl ClientConnection {
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
-        // Syncto patch: wait until the previous request's body is released,
+        // Wait until the previous request's body is released,
         // then read on only if its response left the connection open (a
         // body not read to its end is never parsed as a request).
         if !self.next_header_source.wait_turn() || self.socket.closing() {
@@ -260,8 +266,7 @@ impl ClientConnection {
         }
         self.served += 1;
 
-        // building the writer for the request; Syncto patch: it waits for
-        // the previous answer to be written (the previous request may still
+        // The writer for the request waits for the previous answer to be written (the previous request may still
         // be served by a worker while its body has been given back), so a
         // connection has one request in service at a time, and one whose
         // answer closed it reads no further.
@@ -277,7 +282,6 @@ impl ClientConnection {
 
         // building the next reader
         crate::request::new_request(
-            false,
             method,
             path,
             version,
@@ -285,7 +289,7 @@ impl ClientConnection {
             self.remote_addr,
             data_source,
             writer,
-            Some(Arc::clone(&self.socket)),
+            Arc::clone(&self.socket),
         )
         .map_err(|e| {
             use crate::request::RequestCreationError as E;
@@ -321,7 +325,7 @@ impl Iterator for ClientConnection {
                 Some(rq)
             }
             Err(ReadError::Refuse(status, reason)) => {
-                // Syncto patch: the handler's answer, then close.
+                // The handler's answer, then close.
                 self.no_more_requests = true;
                 self.linger = true;
                 self.socket.set_close();
@@ -334,15 +338,10 @@ impl Iterator for ClientConnection {
                     remote_addr: self.remote_addr.as_ref(),
                     elapsed: self.head_started.elapsed(),
                 };
-                let answer = match &self.handler {
-                    Some(handler) => handler.refused(&refused),
-                    None => refused.plain_response(),
-                };
+                let answer = self.handler.refused(&refused);
                 self.socket.start_send(None);
                 let writer = self.sink.next().unwrap();
-                answer
-                    .raw_print(writer, HTTPVersion(1, 1), &[], false, true)
-                    .ok();
+                let _ = answer.raw_print(writer, HTTPVersion(1, 1), false, true);
                 None
             }
             Err(ReadError::Gone) => {
@@ -356,7 +355,7 @@ impl Iterator for ClientConnection {
     }
 }
 
-/// Syncto patch: parses a request line strictly: `method SP target SP
+/// Parses a request line strictly: `method SP target SP
 /// HTTP/1.x`, the method a token, single spaces. Another HTTP version
 /// (`HTTP/2.0`, the preface of HTTP/2 sent in clear) is a 505.
 fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadError> {
@@ -387,7 +386,7 @@ fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadE
             return Err(ReadError::Refuse(
                 505,
                 "This server only supports HTTP/1.0 and HTTP/1.1.",
-            ))
+            ));
         }
         _ => return Err(malformed),
     };
@@ -395,7 +394,7 @@ fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadE
     Ok((method, target.to_owned(), version))
 }
 
-/// Syncto patch: `name: value`, the name a token right before the colon
+/// `name: value`, the name a token right before the colon
 /// (no whitespace, RFC 9112 §5.1), the value without surrounding spaces. A
 /// line starting with whitespace (obsolete line folding) is refused.
 fn parse_header(line: &str) -> Result<Header, ReadError> {
@@ -409,7 +408,7 @@ fn parse_header(line: &str) -> Result<Header, ReadError> {
 
 #[cfg(test)]
 mod test {
-    use super::{parse_header, parse_request_line, ReadError};
+    use super::{ReadError, parse_header, parse_request_line};
 
     #[test]
     fn test_parse_request_line() {

@@ -223,7 +223,7 @@ impl HeaderField {
     }
 }
 
-/// Syncto patch: `tchar` of RFC 9110 §5.6.2, what field names and methods
+/// `tchar` of RFC 9110 §5.6.2, what field names and methods
 /// are made of.
 pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
@@ -232,8 +232,7 @@ pub(crate) fn is_tchar(b: u8) -> bool {
 impl FromStr for HeaderField {
     type Err = ();
 
-    // Syncto patch: a field name is one or more token characters (upstream
-    // only refused whitespace, so an empty name or `X(:` passed).
+    // A field name is one or more token characters.
     fn from_str(s: &str) -> Result<HeaderField, ()> {
         if s.is_empty() || !s.bytes().all(is_tchar) {
             Err(())

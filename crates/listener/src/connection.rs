@@ -1,11 +1,9 @@
-//! Abstractions of Tcp and Unix socket types
+//! TCP and unix sockets behind one type: the listening socket, a
+//! connection, and the address listened on.
 
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 #[cfg(unix)]
 use std::os::unix::net as unix_net;
-use std::{
-    net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs},
-    path::PathBuf,
-};
 
 /// Unified listener. Either a [`TcpListener`] or [`std::os::unix::net::UnixListener`]
 pub enum Listener {
@@ -51,18 +49,17 @@ pub(crate) enum Connection {
     #[cfg(unix)]
     Unix(unix_net::UnixStream),
 }
-// Syncto patch: reads and writes through a shared reference, so that the
-// request reader and the response writer use one descriptor instead of a
-// `try_clone` each.
+// Reads and writes through a shared reference, so that the request reader
+// and the response writer use one descriptor instead of a `try_clone` each.
 impl std::io::Read for &Connection {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match *self {
-            Connection::Tcp(ref s) => {
+            Connection::Tcp(s) => {
                 let mut s: &TcpStream = s;
                 s.read(buf)
             }
             #[cfg(unix)]
-            Connection::Unix(ref s) => {
+            Connection::Unix(s) => {
                 let mut s: &unix_net::UnixStream = s;
                 s.read(buf)
             }
@@ -72,27 +69,27 @@ impl std::io::Read for &Connection {
 impl std::io::Write for &Connection {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match *self {
-            Connection::Tcp(ref s) => {
+            Connection::Tcp(s) => {
                 let mut s: &TcpStream = s;
                 s.write(buf)
             }
             #[cfg(unix)]
-            Connection::Unix(ref s) => {
+            Connection::Unix(s) => {
                 let mut s: &unix_net::UnixStream = s;
                 s.write(buf)
             }
         }
     }
 
-    // Syncto patch: one `writev` for a response's head and body.
+    // One `writev` for a response's head and body.
     fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
         match *self {
-            Connection::Tcp(ref s) => {
+            Connection::Tcp(s) => {
                 let mut s: &TcpStream = s;
                 s.write_vectored(bufs)
             }
             #[cfg(unix)]
-            Connection::Unix(ref s) => {
+            Connection::Unix(s) => {
                 let mut s: &unix_net::UnixStream = s;
                 s.write_vectored(bufs)
             }
@@ -104,7 +101,7 @@ impl std::io::Write for &Connection {
     }
 }
 impl Connection {
-    /// Syncto patch: set the initial read and write timeouts, and
+    /// Set the initial read and write timeouts, and
     /// TCP_NODELAY: responses are written in several pieces (head, body),
     /// and with Nagle's algorithm and the peer's delayed ACK each keep-alive
     /// response waited ~40 ms.
@@ -172,32 +169,6 @@ impl From<TcpStream> for Connection {
 impl From<unix_net::UnixStream> for Connection {
     fn from(s: unix_net::UnixStream) -> Self {
         Self::Unix(s)
-    }
-}
-
-#[derive(Debug, Clone)]
-pub enum ConfigListenAddr {
-    IP(Vec<SocketAddr>),
-    #[cfg(unix)]
-    // TODO: use SocketAddr when bind_addr is stabilized
-    Unix(std::path::PathBuf),
-}
-impl ConfigListenAddr {
-    pub fn from_socket_addrs<A: ToSocketAddrs>(addrs: A) -> std::io::Result<Self> {
-        addrs.to_socket_addrs().map(|it| Self::IP(it.collect()))
-    }
-
-    #[cfg(unix)]
-    pub fn unix_from_path<P: Into<PathBuf>>(path: P) -> Self {
-        Self::Unix(path.into())
-    }
-
-    pub(crate) fn bind(&self) -> std::io::Result<Listener> {
-        match self {
-            Self::IP(a) => TcpListener::bind(a.as_slice()).map(Listener::from),
-            #[cfg(unix)]
-            Self::Unix(a) => unix_net::UnixListener::bind(a).map(Listener::from),
-        }
     }
 }
 

@@ -1,11 +1,8 @@
-//! Syncto patch: one client socket shared by the request reader and the
-//! response writer, with a deadline for each phase of a request.
-//!
-//! Upstream listener cloned every accepted socket (`try_clone`) so that the
-//! reader and the writer each had one: two descriptors per connection, and
-//! a 60 s per-read timeout that a client dripping one byte every 59 s never
-//! reached. Here the reader and the writer share one descriptor, and every
-//! read or write checks the deadline of the phase it belongs to:
+//! One client socket shared by the request reader and the response writer
+//! (one descriptor per connection), with a deadline for each phase of a
+//! request: every read or write checks the deadline of the phase it belongs
+//! to, so a client dripping one byte just before each per-read timeout is
+//! still cut off:
 //!
 //! - the request head must arrive within `head_timeout` (counted from the
 //!   accept for the first request, from its first byte for the next ones);
@@ -23,11 +20,11 @@
 use std::convert::TryFrom;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::Shutdown;
+use std::sync::Arc;
 use std::sync::atomic::{
-    AtomicBool, AtomicU64, AtomicU8, AtomicUsize,
+    AtomicBool, AtomicU8, AtomicU64, AtomicUsize,
     Ordering::{Relaxed, SeqCst},
 };
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::connection::Connection;
@@ -391,35 +388,6 @@ pub(crate) fn refuse(conn: Connection, answer: &[u8]) {
     }
     let _ = c.write(answer);
     let _ = conn.shutdown(Shutdown::Write);
-}
-
-/// Syncto patch: one log line per `every` for a repeated event, with how
-/// many times it happened, so a flood of errors can't flood the log.
-pub(crate) struct Throttle {
-    every: Duration,
-    last: Option<Instant>,
-    count: u64,
-}
-
-impl Throttle {
-    pub(crate) fn new(every: Duration) -> Throttle {
-        Throttle {
-            every,
-            last: None,
-            count: 0,
-        }
-    }
-
-    /// Count one event; `log` is called with the number of events since the
-    /// previous line when a line is due.
-    pub(crate) fn event(&mut self, log: impl FnOnce(u64)) {
-        self.count += 1;
-        if self.last.is_none_or(|t| t.elapsed() >= self.every) {
-            log(self.count);
-            self.count = 0;
-            self.last = Some(Instant::now());
-        }
-    }
 }
 
 #[cfg(test)]

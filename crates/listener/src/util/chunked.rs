@@ -1,9 +1,6 @@
-//! Syncto patch: a strict decoder of chunked request bodies (RFC 9112 §7.1),
-//! replacing `chunked_transfer::Decoder`, which read a chunk-size line of
-//! any length into memory, took a bare LF or a truncated body for the end
-//! of the body, and refused trailers.
+//! A strict decoder of chunked request bodies (RFC 9112 §7.1).
 //!
-//! Here a size line is at most 4 KiB (hex size, optional extensions, CRLF),
+//! A size line is at most 4 KiB (hex size, optional extensions, CRLF),
 //! trailer fields are read and discarded (at most 100 lines of 16 KiB), and
 //! anything else, or the connection ending before the last chunk, is an
 //! error: a body is complete only when its zero-size chunk and the empty
@@ -66,11 +63,11 @@ impl<R: Read> ChunkedDecoder<R> {
                         Ok(line)
                     } else {
                         Err(malformed("CR without LF"))
-                    }
+                    };
                 }
                 b'\n' => return Err(malformed("bare LF")),
                 b if (b < 0x20 && b != b'\t') || b == 0x7f => {
-                    return Err(malformed("control character"))
+                    return Err(malformed("control character"));
                 }
                 b => {
                     if line.len() >= max {

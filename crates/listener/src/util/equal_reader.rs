@@ -3,11 +3,10 @@ use std::io::{ErrorKind, Result as IoResult};
 
 /// A `Reader` that reads exactly the number of bytes from a sub-reader.
 ///
-/// Syncto patch: the connection ending before `size` bytes is an error
-/// (upstream returned EOF, so a truncated body looked complete), and the
-/// unread rest of a body is no longer drained on drop (a connection whose
-/// request body was not read to its end is closed after the response,
-/// never parsed further).
+/// The connection ending before `size` bytes is an error (a truncated body
+/// must not look complete). The unread rest of a body is never drained: a
+/// connection whose request body was not read to its end is closed after
+/// the response, never parsed further.
 pub struct EqualReader<R>
 where
     R: Read,

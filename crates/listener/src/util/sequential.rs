@@ -111,7 +111,7 @@ impl<W: Write + Send> Iterator for SequentialWriterBuilder<W> {
 }
 
 impl<R: Read + Send> SequentialReader<R> {
-    /// Syncto patch: block until the previous reader is gone (the previous
+    /// Block until the previous reader is gone (the previous
     /// request's body is released), without reading, so that the caller
     /// can decide whether to read at all. False if it vanished without
     /// handing the stream over.
@@ -127,7 +127,7 @@ impl<R: Read + Send> SequentialReader<R> {
 }
 
 impl<W: Write + Send> SequentialWriter<W> {
-    /// Syncto patch: block until the previous writer is gone (the previous
+    /// Block until the previous writer is gone (the previous
     /// response has been written), without writing.
     pub fn wait_turn(&mut self) {
         if let Some(v) = self.trigger.take() {
@@ -136,7 +136,7 @@ impl<W: Write + Send> SequentialWriter<W> {
     }
 }
 
-/// Syncto patch: the request head is parsed from the buffer itself.
+/// The request head is parsed from the read buffer itself, in runs.
 impl<R: BufRead + Send> BufRead for SequentialReader<R> {
     fn fill_buf(&mut self) -> IoResult<&[u8]> {
         if !self.wait_turn() {
