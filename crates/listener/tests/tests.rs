@@ -1,0 +1,6 @@
+//! The listener's integration tests: real sockets on 127.0.0.1 (and a unix
+//! socket), what crosses the wire asserted byte for byte.
+
+mod hostile;
+mod support;
+mod upstream;
