@@ -1,9 +1,10 @@
 //! Every client operation against the real Firefox Sync server (syncstorage-rs run by
 //! `peer.sh`), as a Kinto client sees it: status, errno, headers, body.
 //!
-//! Opt-in with `SYNCTO_REAL_PEER=<peer state dir>` (see `support/peer.rs`); without it each
-//! test prints a "skipped" line and passes. Each test uses its own fresh user, so they are
-//! independent and run in parallel.
+//! Each test is `#[ignore = "needs the real Sync server: PEER_DIR"]`: a bare `cargo test` lists
+//! them as ignored, and `PEER_DIR=<peer state dir> cargo test --test tests real:: -- --ignored`
+//! runs them (see `support/peer.rs`); asked for without a peer, each fails saying what to set.
+//! Each test uses its own fresh user, so they are independent and run in parallel.
 //!
 //! The real server gives every write the current time in 10 ms ticks and refuses (503) a
 //! user's write to a collection in the same tick as the previous one. Tests about something
@@ -11,7 +12,8 @@
 //! ([`next_tick`]), so they fail only for what they test; the write tests send back to back.
 
 use crate::peer::{
-    DEFAULT_KCA, Form, Real, User, call_on, jwt, next_tick, peer, random_hex, spawn_syncto,
+    DEFAULT_KCA, ENV_DIR, ENV_SCRIPT, Form, OLD_NAMES, Real, User, call_on, jwt, next_tick, peer,
+    random_hex, spawn_syncto,
 };
 use crate::support::{Resp, client, request};
 use serde_json::{Value, json};
@@ -84,11 +86,26 @@ fn etag_of(r: &Resp) -> Option<String> {
     r.header("ETag").map(str::to_owned)
 }
 
+/// Not ignored: a run that still sets the real-server variables by their old names (in the
+/// server's own `SYNCTO_` prefix) is told their new ones instead of listing every test as
+/// ignored in silence.
+#[test]
+fn the_real_server_variables_go_by_their_current_names() {
+    for (old, new) in OLD_NAMES {
+        assert!(
+            std::env::var_os(old).is_none(),
+            "{old} is set: it is now called {new} (the real-server tests run with \
+             `{ENV_DIR}=DIR {ENV_SCRIPT}=path/to/peer.sh cargo test --test tests real:: -- --ignored`)"
+        );
+    }
+}
+
 // ------------------------------------------------------------------ endpoints and statuses
 
 #[test]
+#[ignore = "needs the real Sync server: PEER_DIR"]
 fn hello_heartbeats_and_version() {
-    let Some(p) = peer() else { return };
+    let p = peer();
     let s = Real::start(p);
     let r = s.req("GET", "/v1/", &[], None);
     assert_eq!(r.status, 200, "{}", r.body);
@@ -116,8 +133,9 @@ fn hello_heartbeats_and_version() {
 }
 
 #[test]
+#[ignore = "needs the real Sync server: PEER_DIR"]
 fn routing_errors_preflight_and_missing_credentials() {
-    let Some(p) = peer() else { return };
+    let p = peer();
     let s = Real::start(p);
     let u = p.user();
     for path in ["/v1/nope", "/v1/buckets/x/collections/y/records/z/w"] {
@@ -205,8 +223,9 @@ fn routing_errors_preflight_and_missing_credentials() {
 
 /// Collection metadata, list, one record, HEAD of each, in both key-id forms.
 #[test]
+#[ignore = "needs the real Sync server: PEER_DIR"]
 fn reads_in_both_key_id_forms() {
-    let Some(p) = peer() else { return };
+    let p = peer();
     let s = Real::start(p);
     for form in [Form::Bucket, Form::Header] {
         let u = p.user().in_form(form);
@@ -270,8 +289,9 @@ fn reads_in_both_key_id_forms() {
 }
 
 #[test]
+#[ignore = "needs the real Sync server: PEER_DIR"]
 fn writes_and_deletes_with_and_without_preconditions() {
-    let Some(p) = peer() else { return };
+    let p = peer();
     let s = Real::start(p);
     for form in [Form::Bucket, Form::Header] {
         let u = p.user().in_form(form);
@@ -365,8 +385,9 @@ fn writes_and_deletes_with_and_without_preconditions() {
 }
 
 #[test]
+#[ignore = "needs the real Sync server: PEER_DIR"]
 fn pagination_sees_every_record_exactly_once() {
-    let Some(p) = peer() else { return };
+    let p = peer();
     let s = Real::start(p);
     let u = p.user();
     let want: BTreeSet<String> = (0..12).map(|i| format!("p{i:02}")).collect();
@@ -406,8 +427,9 @@ fn pagination_sees_every_record_exactly_once() {
 }
 
 #[test]
+#[ignore = "needs the real Sync server: PEER_DIR"]
 fn batch_answers_every_sub_request_in_order() {
-    let Some(p) = peer() else { return };
+    let p = peer();
     let s = Real::start(p);
     let u = p.user().in_form(Form::Header);
     let rec = |id: &str| format!("/buckets/syncto/collections/tabs/records/{id}");
@@ -451,8 +473,9 @@ fn batch_answers_every_sub_request_in_order() {
 // ------------------------------------------------------------------ write bursts
 
 #[test]
+#[ignore = "needs the real Sync server: PEER_DIR"]
 fn batch_of_25_writes() {
-    let Some(p) = peer() else { return };
+    let p = peer();
     let s = Real::start(p);
     for form in [Form::Bucket, Form::Header] {
         let u = p.user().in_form(form);
@@ -486,8 +509,9 @@ fn batch_of_25_writes() {
 }
 
 #[test]
+#[ignore = "needs the real Sync server: PEER_DIR"]
 fn forty_sequential_writes_on_one_connection() {
-    let Some(p) = peer() else { return };
+    let p = peer();
     let s = Real::start(p);
     let u = p.user();
     let statuses: Vec<u16> = (0..40)
@@ -541,8 +565,9 @@ fn concurrent_writers(bases: &[&str], u: &User) -> Vec<u16> {
 }
 
 #[test]
+#[ignore = "needs the real Sync server: PEER_DIR"]
 fn four_concurrent_writers_of_one_user() {
-    let Some(p) = peer() else { return };
+    let p = peer();
     let s = Real::start(p);
     let u = p.user();
     let statuses = concurrent_writers(&[&s.base], &u);
@@ -556,8 +581,9 @@ fn four_concurrent_writers_of_one_user() {
 }
 
 #[test]
+#[ignore = "needs the real Sync server: PEER_DIR"]
 fn four_concurrent_writers_across_two_syncto_instances() {
-    let Some(p) = peer() else { return };
+    let p = peer();
     // Two servers, two credential caches: as two nodes behind a load balancer.
     let a = Real::start(p);
     let b = Real::start(p);
@@ -586,8 +612,9 @@ fn four_concurrent_writers_across_two_syncto_instances() {
 // ------------------------------------------------------------------ exactness of ms ↔ ticks
 
 #[test]
+#[ignore = "needs the real Sync server: PEER_DIR"]
 fn if_match_holds_only_for_the_exact_last_modified() {
-    let Some(p) = peer() else { return };
+    let p = peer();
     let s = Real::start(p);
     let u = p.user();
     let mut wrong = Vec::new();
@@ -638,8 +665,9 @@ fn if_match_holds_only_for_the_exact_last_modified() {
 }
 
 #[test]
+#[ignore = "needs the real Sync server: PEER_DIR"]
 fn time_filters_are_exact() {
-    let Some(p) = peer() else { return };
+    let p = peer();
     let s = Real::start(p);
     let u = p.user();
     let recs: Vec<Value> = (0..5)
@@ -686,8 +714,9 @@ fn time_filters_are_exact() {
 }
 
 #[test]
+#[ignore = "needs the real Sync server: PEER_DIR"]
 fn an_empty_since_answer_has_the_since_value_as_etag() {
-    let Some(p) = peer() else { return };
+    let p = peer();
     let s = Real::start(p);
     let u = p.user();
     let a = seed(&s, &u, "tabs", "a", json!({"payload": "a"}));
@@ -708,8 +737,9 @@ fn an_empty_since_answer_has_the_since_value_as_etag() {
 // ------------------------------------------------------------------ what Kinto clients use
 
 #[test]
+#[ignore = "needs the real Sync server: PEER_DIR"]
 fn fields_keeps_only_the_named_fields() {
-    let Some(p) = peer() else { return };
+    let p = peer();
     let s = Real::start(p);
     let u = p.user();
     for i in 0..2 {
@@ -733,8 +763,9 @@ fn fields_keeps_only_the_named_fields() {
 }
 
 #[test]
+#[ignore = "needs the real Sync server: PEER_DIR"]
 fn bucket_and_collections_list_the_users_collections() {
-    let Some(p) = peer() else { return };
+    let p = peer();
     let s = Real::start(p);
     let u = p.user();
     let mut want = BTreeMap::new();
@@ -771,8 +802,9 @@ fn bucket_and_collections_list_the_users_collections() {
 // ------------------------------------------------------------------ token server refusals
 
 #[test]
+#[ignore = "needs the real Sync server: PEER_DIR"]
 fn token_server_refusals_are_401_and_never_show_the_token() {
-    let Some(p) = peer() else { return };
+    let p = peer();
     let mut s = spawn_syncto(&p.token_url);
     let agent = client();
     let get = |u: &User| call_on(&agent, &s.base, u, "GET", &u.records("tabs"), &[], None);

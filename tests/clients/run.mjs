@@ -7,11 +7,12 @@
 // minted by `peer.sh token`), then drives it with the published npm packages
 // kinto-http 5.3.0 and kinto (Kinto.js) 17.1.1, and (when KINTO_PYTHON is set)
 // kinto-http.py 11.11. Prints one line per check (`ok - name` / `not ok - name:
-// reason`), `# …` lines with the measured write throughput, then `N passed, M
+// reason`; `ok - name # SKIP reason` for a check that cannot run here), `# …`
+// lines with the measured write throughput, then `N passed, S skipped, M
 // failed`; exits non-zero when anything failed. Diagnostics (request traces,
 // server logs) go to stderr.
 //
-// Usage: node run.mjs [--syncto PATH] [--fake PATH] [--peer] [--form bucket|header]
+// Usage: node run.mjs [--syncto PATH] [--fake PATH] [--peer] [--form bucket|header] [--no-skip]
 //   env SYNCTO_BIN / FAKE_UPSTREAM_BIN work too; defaults are
 //   ../../target/debug/syncto and ../../target/debug/examples/fake_upstream
 //   relative to this file.
@@ -22,6 +23,8 @@
 //   bucket id is the key id, the default) or `header` (bucket `syncto` plus an
 //   X-KeyID header).
 //   KINTO_PYTHON: a Python with kinto-http 11.11 installed, for kinto_http_py.py.
+//   --no-skip (or KINTO_NO_SKIP=1, as .ci/run sets): a check that would be
+//   skipped fails instead, so a run that did not check everything never passes.
 
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
@@ -54,6 +57,7 @@ const FORM = (() => {
   return (i !== -1 && process.argv[i + 1]) || process.env.KINTO_KEYID_FORM || "bucket";
 })();
 const PYTHON = process.env.KINTO_PYTHON || "";
+const NO_SKIP = process.argv.includes("--no-skip") || process.env.KINTO_NO_SKIP === "1";
 // One distinct Sync user per group of checks, so they don't see each other's records.
 const ROLES = ["http", "sync", "conflict", "sequential", "concurrent", "push", "python"];
 
@@ -86,7 +90,7 @@ try {
   Memory = require("kinto/lib/cjs/adapters/memory").default;
 } catch (e) {
   console.log(`not ok - load kinto-http and kinto: ${e.message.split("\n")[0]} (run \`PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci\` in ${here})`);
-  console.log("0 passed, 1 failed");
+  console.log("0 passed, 0 skipped, 1 failed");
   process.exit(1);
 }
 
@@ -112,7 +116,7 @@ for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
   process.on(sig, () => {
     killAll();
     console.log(`not ok - run to the end: interrupted by ${sig}`);
-    console.log(`${passed} passed, ${failed + 1} failed`);
+    console.log(`${passed} passed, ${skipped} skipped, ${failed + 1} failed`);
     process.exit(130);
   });
 }
@@ -231,6 +235,7 @@ async function startSyncto(tokenUrl) {
 // ---------------------------------------------------------------- checks
 
 let passed = 0;
+let skipped = 0;
 let failed = 0;
 
 // Tokens never reach the output: clients copy the Authorization header into batch bodies.
@@ -301,8 +306,16 @@ async function check(name, fn) {
         timer = setTimeout(() => reject(new Error(`timed out after ${CHECK_TIMEOUT_MS / 1000}s`)), CHECK_TIMEOUT_MS);
       }),
     ]);
-    passed++;
-    console.log(`ok - ${name}${skip ? ` # SKIP ${skip}` : ""}`);
+    if (!skip) {
+      passed++;
+      console.log(`ok - ${name}`);
+    } else if (NO_SKIP) {
+      failed++;
+      console.log(`not ok - ${name}: skipped (${skip}), and skips are failures here (--no-skip, KINTO_NO_SKIP=1)`);
+    } else {
+      skipped++;
+      console.log(`ok - ${name} # SKIP ${skip}`);
+    }
   } catch (e) {
     failed++;
     console.log(`not ok - ${name}: ${oneLine(describe(e))}`);
@@ -763,7 +776,7 @@ async function main() {
   const overall = setTimeout(() => {
     console.log(`not ok - everything within ${OVERALL_TIMEOUT_MS / 1000}s: timed out`);
     failed++;
-    console.log(`${passed} passed, ${failed} failed`);
+    console.log(`${passed} passed, ${skipped} skipped, ${failed} failed`);
     killAll();
     process.exit(1);
   }, OVERALL_TIMEOUT_MS);
@@ -809,13 +822,13 @@ async function main() {
   killAll();
   clearTimeout(overall);
   if (process.env.KINTO_TRACE) process.stderr.write(`# all requests:\n${traceText(0)}\n`);
-  console.log(`${passed} passed, ${failed} failed`);
+  console.log(`${passed} passed, ${skipped} skipped, ${failed} failed`);
   process.exitCode = failed > 0 ? 1 : 0;
 }
 
 main().catch((e) => {
   console.log(`not ok - runner: ${oneLine(describe(e))}`);
-  console.log(`${passed} passed, ${failed + 1} failed`);
+  console.log(`${passed} passed, ${skipped} skipped, ${failed + 1} failed`);
   killAll();
   process.exit(1);
 });

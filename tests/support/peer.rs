@@ -1,12 +1,15 @@
 //! The real Firefox Sync server (Mozilla's syncstorage-rs: Token Server + Sync 1.5 storage on
 //! PostgreSQL, run by `peer.sh`) as the upstream of an in-process Syncto.
 //!
-//! Opt-in: `SYNCTO_REAL_PEER` names the state directory of a running peer (`peer.sh start DIR`;
-//! `.ci/run` sets it). Its `peer.env` gives the token server URL, and `peer.sh token DIR …`
-//! mints the OAuth tokens the token server accepts. `peer.sh` is found through
-//! `SYNCTO_PEER_SH`, else at `../shared/syncstorage/peer.sh` beside the repository. Without
-//! `SYNCTO_REAL_PEER` every test here says it was skipped and passes; with it, a missing
-//! `peer.env` or `peer.sh` fails loudly rather than skipping.
+//! Opt-in: every real-server test is `#[ignore = "needs the real Sync server: PEER_DIR"]`, so a
+//! bare `cargo test` lists them as ignored; `cargo test --test tests real:: -- --ignored` runs
+//! them. `PEER_DIR` names the state directory of a running peer (`peer.sh start DIR` writes the
+//! same variable into `DIR/peer.env`; `.ci/run` sets it). Its `peer.env` gives the token server
+//! URL, and `peer.sh token DIR …` mints the OAuth tokens the token server accepts. `peer.sh` is
+//! found through `PEER_SH`, else at `../shared/syncstorage/peer.sh` beside the repository. A test
+//! asked for without `PEER_DIR`, or with a missing `peer.env` or `peer.sh`, fails saying so: it
+//! never passes without the real server. (The names stay out of `SYNCTO_`, the prefix of the
+//! server's own settings, which warns about every variable it does not know.)
 //!
 //! Every test mints a fresh random user (FxA uid and client state), so tests are independent
 //! and run in parallel: the real server's write conflicts are per user and collection. Tests
@@ -23,10 +26,15 @@ use std::time::{Duration, Instant};
 use syncto::config::{Config, WriteSwitch};
 use syncto::listen::Listen;
 
-/// The state directory of a running peer: enables the real-server tests.
-pub const ENV_DIR: &str = "SYNCTO_REAL_PEER";
+/// The state directory of a running peer: the real-server tests need it.
+pub const ENV_DIR: &str = "PEER_DIR";
 /// Where `peer.sh` is, when not at `../shared/syncstorage/peer.sh`.
-pub const ENV_SCRIPT: &str = "SYNCTO_PEER_SH";
+pub const ENV_SCRIPT: &str = "PEER_SH";
+/// What the two were called before, in the server's own `SYNCTO_` prefix.
+pub const OLD_NAMES: [(&str, &str); 2] = [
+    ("SYNCTO_REAL_PEER", ENV_DIR),
+    ("SYNCTO_PEER_SH", ENV_SCRIPT),
+];
 
 /// Collections the tests may write to (put and delete enabled). All exist on a fresh server.
 pub const WRITABLE: &[&str] = &["tabs", "forms", "history", "bookmarks", "prefs"];
@@ -40,21 +48,24 @@ pub struct Peer {
     pub token_url: String,
 }
 
-/// The peer, or `None` (after an `eprintln!` saying which test was skipped) when
-/// `SYNCTO_REAL_PEER` is unset.
-pub fn peer() -> Option<&'static Peer> {
+/// The peer. Panics, naming what to set, when `PEER_DIR` is unset: only a test marked
+/// `#[ignore]` calls this, so it runs only when asked for, and then it must not pass without
+/// the real server.
+pub fn peer() -> &'static Peer {
     static PEER: OnceLock<Option<Peer>> = OnceLock::new();
-    let p = PEER.get_or_init(find).as_ref();
-    if p.is_none() {
-        // The test harness names each test's thread after the test.
-        let current = std::thread::current();
-        let test = current.name().unwrap_or("a real-server test");
-        eprintln!(
-            "skipped {test}: {ENV_DIR} is not set (the real Firefox Sync server; .ci/run starts \
-             one with peer.sh and sets it)"
-        );
-    }
-    p
+    PEER.get_or_init(find).as_ref().unwrap_or_else(|| {
+        let renamed = OLD_NAMES
+            .iter()
+            .filter(|(old, _)| std::env::var_os(old).is_some())
+            .map(|(old, new)| format!(" ({old} is set: it is now called {new})"))
+            .collect::<String>();
+        panic!(
+            "this test needs the real Firefox Sync server: {ENV_DIR} is not set{renamed}. Start \
+             one with `PEER_SYNC_PORT=0 PEER_PG_PORT=0 peer.sh start DIR`, then run \
+             `{ENV_DIR}=DIR {ENV_SCRIPT}=path/to/peer.sh cargo test --test tests real:: -- \
+             --ignored` (.ci/run does)"
+        )
+    })
 }
 
 fn find() -> Option<Peer> {
