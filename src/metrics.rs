@@ -266,15 +266,30 @@ mod tests {
     }
 
     #[test]
-    fn send_errors_are_ignored() {
+    fn send_errors_are_ignored_and_metrics_flow_again_when_statsd_is_back() {
         // Nobody listens on this port any more: Linux answers with ICMP "port unreachable",
         // and the next send on the connected socket fails with ECONNREFUSED.
         let (server, metrics) = listener("syncto");
+        let addr = server.local_addr().unwrap();
         drop(server);
         for _ in 0..3 {
             metrics.incr("view.hello.GET");
             metrics.timing("view.hello.GET", Duration::from_millis(5));
+            assert_eq!(metrics.time("view.x", || "ran"), "ran");
         }
+        // StatsD restarts on the same port: the same handle reaches it. The socket holds at
+        // most one refusal not reported yet, which costs the next send its metric.
+        let server = UdpSocket::bind(addr).unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        metrics.incr("view.a.GET");
+        metrics.incr("view.b.GET");
+        let got = recv(&server);
+        assert!(
+            ["syncto.view.a.GET:1|c", "syncto.view.b.GET:1|c"].contains(&got.as_str()),
+            "{got}"
+        );
     }
 
     #[test]

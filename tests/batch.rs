@@ -163,8 +163,19 @@ fn back_to_back_writes_are_spaced_for_sync() {
         .map(|i| json!({"method": "PUT", "path": format!("{}/records/w{i}", coll()), "body": {"data": {"payload": "x"}}}))
         .collect();
     let r = batch(&s, &[BEARER], &json!({"requests": requests}));
-    for sub in r.json()["responses"].as_array().unwrap() {
+    assert_eq!(r.status, 200, "{}", r.body);
+    let responses = r.json()["responses"].as_array().unwrap().clone();
+    assert_eq!(responses.len(), 6);
+    for sub in &responses {
         assert_eq!(sub["status"], 200, "{sub}");
+    }
+    // Spaced before they left, not repeated after the node refused them.
+    assert_eq!(s.fake.conflicts(), 0, "the node refused none");
+    for i in 0..6 {
+        assert!(
+            s.fake.record(KID, "tabs", &format!("w{i}")).is_some(),
+            "w{i}"
+        );
     }
 }
 

@@ -228,8 +228,10 @@ fn a_client_not_reading_its_big_page_holds_no_worker() {
     idle.set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     idle.write_all(request("GET").as_bytes()).unwrap();
-    // Longer than the worker writes before it hands the rest over.
-    std::thread::sleep(Duration::from_millis(300));
+    // The worker is writing this answer (its first bytes are here, unread): the other
+    // client's requests come after it, and are served only if the worker lets go of it.
+    let mut first = [0u8; 1];
+    assert_eq!(idle.peek(&mut first).unwrap(), 1, "the answer started");
 
     let mut other = TcpStream::connect(addr).unwrap();
     other

@@ -281,7 +281,7 @@ pub fn spawn_with(fake: &Fake, env: &[(&str, &str)]) -> Spawned {
 fn sigterm_drains_in_flight_requests_then_exits_0() {
     let fake = Fake::start();
     fake.put(KID, "tabs", "a", "x", 1000);
-    let (mut child, port, stderr) = spawn(&fake);
+    let (mut child, port, mut stderr) = spawn(&fake);
     let base = format!("http://127.0.0.1:{port}");
     // Warm the credentials, then make the node slow.
     assert_eq!(
@@ -295,20 +295,37 @@ fn sigterm_drains_in_flight_requests_then_exits_0() {
         .status,
         200
     );
-    fake.hang_sync(Duration::from_millis(1500));
+    fake.hang_sync(Duration::from_secs(3));
     let url = format!("{base}{}", records("tabs"));
+    let seen = fake.observer();
     let slow = std::thread::spawn(move || request(&client(), "GET", &url, &[BEARER], None));
-    std::thread::sleep(Duration::from_millis(300));
-    // SIGHUP is not a reason to stop.
+    // In flight: the node has the second request (and holds it).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while seen.sync_requests() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the slow request never reached the node"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SIGHUP is not a reason to stop: the server says so and goes on.
     let hup = Command::new("kill")
         .args(["-HUP", &child.id().to_string()])
         .status();
     assert!(hup.unwrap().success());
-    std::thread::sleep(Duration::from_millis(200));
+    let mut log = String::new();
+    while !log.contains("SIGHUP ignored") {
+        let mut line = String::new();
+        let n = stderr.read_line(&mut line).unwrap();
+        assert!(n > 0, "the server exited on SIGHUP: {log}");
+        log.push_str(&line);
+    }
     assert!(
         child.try_wait().unwrap().is_none(),
         "SIGHUP must not stop the server"
     );
+    // Still in flight when the TERM comes, or this would not test the drain.
+    assert!(!slow.is_finished(), "answered before SIGTERM was sent");
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -326,11 +343,8 @@ fn sigterm_drains_in_flight_requests_then_exits_0() {
     };
     assert_eq!(status.code(), Some(0));
     // The log never shows the bearer token, and has a summary line.
-    let log: String = stderr
-        .lines()
-        .map_while(Result::ok)
-        .collect::<Vec<_>>()
-        .join("\n");
+    let rest: Vec<String> = stderr.lines().map_while(Result::ok).collect();
+    let log = format!("{log}{}", rest.join("\n"));
     assert!(!log.contains("good-token"), "{log}");
     assert!(log.contains("GET /v1/buckets/"), "{log}");
 }

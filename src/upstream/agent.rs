@@ -395,15 +395,26 @@ mod tests {
             4,
         );
         let url = format!("https://localhost:{}/x", server.port);
-        for _ in 0..3 {
+        for i in 1..=3 {
             assert_eq!(get_with(&agent, &url), Ok((200, "hi".into())));
-            std::thread::sleep(Duration::from_millis(100)); // let close_notify arrive
+            // The server has sent close_notify and closed: the pooled connection is dead.
+            wait_until("the server closed the connection", || server.closed() == i);
+        }
+        assert_eq!(server.closed(), 3, "three connections, none reused");
+    }
+
+    /// Wait (bounded) for something a test can observe, instead of sleeping.
+    fn wait_until(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "never: {what}");
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 
     /// A node that answers each connection's first request, then closes it
     /// without saying so (no `Connection: close`). Returns its URL and the
-    /// number of requests it answered.
+    /// number of requests it answered, counted once their connection is closed.
     fn answer_once_per_connection() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
         use std::sync::atomic::{AtomicUsize, Ordering};
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
@@ -415,6 +426,7 @@ mod tests {
                 let mut buf = [0; 2048];
                 if s.read(&mut buf).unwrap_or(0) > 0 {
                     let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi");
+                    drop(s);
                     count.fetch_add(1, Ordering::SeqCst);
                 }
             }
@@ -432,12 +444,17 @@ mod tests {
             Duration::from_secs(5),
             4,
         );
-        let settle = || std::thread::sleep(Duration::from_millis(50)); // the close arrives
+        // The node has closed the connection of its `n`th answer.
+        let closed = |n: usize| {
+            wait_until("the node closed the connection", || {
+                answered.load(Ordering::SeqCst) == n
+            })
+        };
         assert_eq!(get_with(&agent, &url), Ok((200, "hi".into())));
-        settle();
+        closed(1);
         // Probed: the closed connection is left, a new one answers.
         assert_eq!(get_with(&agent, &url), Ok((200, "hi".into())));
-        settle();
+        closed(2);
         // Not probed: the closed connection is used and fails at once,
         // before any answer (the caller then sends it again).
         let started = std::time::Instant::now();
@@ -447,7 +464,7 @@ mod tests {
         assert_eq!(answered.load(Ordering::SeqCst), 2);
         // After the call, probing is back.
         assert_eq!(get_with(&agent, &url), Ok((200, "hi".into())));
-        settle();
+        closed(3);
         // A connection that answered more than TRUSTED_FOR ago is probed
         // even for a repeatable call.
         std::thread::sleep(TRUSTED_FOR);

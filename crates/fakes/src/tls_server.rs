@@ -17,7 +17,7 @@
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -36,6 +36,7 @@ pub struct TlsServer {
     /// The port it listens on (loopback only).
     pub port: u16,
     stop: Arc<AtomicBool>,
+    closed: Arc<AtomicUsize>,
     accept_thread: Option<JoinHandle<()>>,
 }
 
@@ -69,6 +70,8 @@ impl TlsServer {
         let port = listener.local_addr().expect("local address").port();
         let stop = Arc::new(AtomicBool::new(false));
         let stop_flag = Arc::clone(&stop);
+        let closed = Arc::new(AtomicUsize::new(0));
+        let closed_count = Arc::clone(&closed);
         let accept_thread = thread::spawn(move || {
             for stream in listener.incoming().take(MAX_CONNECTIONS) {
                 if stop_flag.load(Ordering::SeqCst) {
@@ -77,14 +80,25 @@ impl TlsServer {
                 let Ok(stream) = stream else { continue };
                 let config = Arc::clone(&config);
                 let respond = Arc::clone(&respond);
-                thread::spawn(move || serve_one(config, stream, &*respond));
+                let closed = Arc::clone(&closed_count);
+                thread::spawn(move || {
+                    serve_one(config, stream, &*respond);
+                    // The socket was dropped on the way out: closed for the client too.
+                    closed.fetch_add(1, Ordering::SeqCst);
+                });
             }
         });
         TlsServer {
             port,
             stop,
+            closed,
             accept_thread: Some(accept_thread),
         }
+    }
+
+    /// Connections served and closed so far (what a test waits on instead of sleeping).
+    pub fn closed(&self) -> usize {
+        self.closed.load(Ordering::SeqCst)
     }
 }
 
