@@ -29,6 +29,7 @@ pub mod server;
 pub mod startup;
 pub mod sync15;
 pub mod systemd;
+pub(crate) mod time;
 pub(crate) mod upstream;
 
 use app::App;

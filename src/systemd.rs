@@ -1,10 +1,9 @@
 //! The two things Syncto needs from systemd, without a crate.
 //!
 //! `Type=notify` readiness is one datagram (`READY=1`, `STOPPING=1`, `STATUS=…`) sent to the
-//! socket named by `$NOTIFY_SOCKET`; that is a few lines over [`UnixDatagram`]. Whether stderr
-//! goes to the journal is told by `$JOURNAL_STREAM`, which the logger uses to print syslog
-//! priorities instead of timestamps. Everything here is best effort: outside systemd both
-//! variables are unset and the functions do nothing.
+//! socket named by `$NOTIFY_SOCKET`; that is a few lines over [`UnixDatagram`]. (Whether
+//! stderr goes to the journal is the logger's question: `logging/journal.rs`.) Everything
+//! here is best effort: outside systemd the variable is unset and the functions do nothing.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -20,13 +19,6 @@ pub fn notify(state: &str) -> bool {
         Some(socket) => notify_to(&socket, state),
         None => false,
     }
-}
-
-/// Whether stderr is connected to the journal (`$JOURNAL_STREAM` is set by systemd for
-/// services whose output goes there), so log lines should carry `<N>` priorities and no
-/// timestamp of their own.
-pub(crate) fn under_journald() -> bool {
-    std::env::var_os("JOURNAL_STREAM").is_some()
 }
 
 /// [`notify`] with the socket given explicitly, so tests need not touch the process

@@ -391,3 +391,40 @@ fn a_pinning_failure_is_logged_with_host_and_reason_never_the_token() {
     assert!(line.contains("localhost") && line.contains("pin"), "{line}");
     assert!(!log.contains("SECRET-OAUTH-TOKEN"), "{log}");
 }
+
+/// journald style only when `$JOURNAL_STREAM` names the very stream stderr is: a variable
+/// inherited by a process whose stderr goes elsewhere must not change its lines.
+#[test]
+fn journald_style_only_when_journal_stream_names_stderr() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = std::env::temp_dir().join(format!("syncto-journal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ini = dir.join("warn.ini");
+    std::fs::write(
+        &ini,
+        "[app:main]\nfrobnicate = 1\n[server:main]\nport = 0\n",
+    )
+    .unwrap();
+    let run = |name: &str, journal_stream: &dyn Fn(&std::fs::Metadata) -> String| {
+        let log = dir.join(name);
+        let file = std::fs::File::create(&log).unwrap();
+        let meta = file.metadata().unwrap();
+        let status = syncto()
+            .args(["--check-config", "--config"])
+            .arg(&ini)
+            .env("JOURNAL_STREAM", journal_stream(&meta))
+            .stdout(Stdio::null())
+            .stderr(file)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::read_to_string(&log).unwrap()
+    };
+    let ours = run("ours.log", &|m| format!("{}:{}", m.dev(), m.ino()));
+    assert!(ours.starts_with("<4>"), "{ours}");
+    assert!(ours.contains("`frobnicate`: unknown setting"), "{ours}");
+    let inherited = run("inherited.log", &|m| format!("{}:{}", m.dev(), m.ino() + 1));
+    assert!(!inherited.starts_with('<'), "{inherited}");
+    assert!(inherited.contains(" WARN  "), "{inherited}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

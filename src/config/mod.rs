@@ -18,7 +18,6 @@ use crate::logging::LogFormat;
 use crate::secret::Secret;
 use crate::startup::StartupError;
 
-mod date;
 mod ini;
 mod net;
 mod settings;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use base64::Engine as _;
 
 use super::ini::Raw;
-use super::{Config, Eos, TrustedProxies, date};
+use super::{Config, Eos, TrustedProxies};
 use crate::endpoint::{Endpoint, is_authority};
 use crate::listen::Listen;
 use crate::logging::LogFormat;
@@ -602,7 +602,7 @@ pub(crate) const SETTINGS: &[Setting] = &[
         Unset,
         "End-of-service date: from then on every request is answered 410.",
         Kind::Other(|c, r| {
-            let at = date::parse_utc(&r.value).ok_or_else(|| {
+            let at = crate::time::parse_utc(&r.value).ok_or_else(|| {
                 r.invalid(
                     "a date YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS] with an optional Z or ±HH:MM \
                      (UTC when no offset is given)",

@@ -314,6 +314,7 @@ impl listener::Handler for Shared {
             duration: r.elapsed,
             user_agent: None,
             remote: remote.as_deref(),
+            request_id: None,
         });
         into_tiny(resp)
     }
@@ -416,6 +417,7 @@ fn log_answer(
             duration: started.elapsed(),
             user_agent: req.header("user-agent"),
             remote: remote.as_deref(),
+            request_id: None,
         })
     });
     rq

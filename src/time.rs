@@ -1,5 +1,11 @@
-//! The `eos` (end of service) date: a calendar date, or a date and time, turned into Unix
-//! seconds once at start-up so that each request only compares two integers.
+//! Calendar time, both ways, in one place: reading the `eos` (end of service) setting, a date
+//! or a date and time turned into Unix seconds once at start-up (so that each request only
+//! compares two integers), and writing the log's UTC timestamps. The two directions are
+//! Howard Hinnant's `days_from_civil` and `civil_from_days`, each the other's inverse, and a
+//! test holds them to that. HTTP dates are `httpdate`'s (see `sync15::timestamp`).
+
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Parses `YYYY-MM-DD` (midnight) or `YYYY-MM-DDTHH:MM[:SS]` (a space may replace the `T`),
 /// optionally followed by `Z` or an offset `±HH:MM`. Without an offset the time is UTC.
@@ -97,9 +103,92 @@ fn days_since_epoch(year: u64, month: u64, day: u64) -> u64 {
     era * 146_097 + day_of_era - 719_468
 }
 
+/// (year, month, day) of the proleptic Gregorian calendar for a number of days since
+/// 1970-01-01, the inverse of [`days_since_epoch`] (restricted to dates after the epoch).
+/// The year is counted from March, so that February 29th is the last day of a year.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468; // days since 0000-03-01
+    let era = z / 146_097; // 400-year cycles
+    let doe = z % 146_097; // day of era, [0, 146096]
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365; // year of era, [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // day of the March-based year, [0, 365]
+    let mp = (5 * doy + 2) / 153; // month, March = 0, [0, 11]
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = era * 400 + yoe + u64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Appends `now` as `2026-11-26T06:45:39.123Z` (UTC, milliseconds). A clock before 1970
+/// prints as the epoch.
+pub(crate) fn push_utc_millis(out: &mut String, now: SystemTime) {
+    let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since_epoch.as_secs();
+    let (year, month, day) = civil_from_days(secs / 86_400);
+    let secs_of_day = secs % 86_400;
+    let _ = write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        secs_of_day / 3_600,
+        secs_of_day / 60 % 60,
+        secs_of_day % 60,
+        since_epoch.subsec_millis()
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(59), (1970, 3, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(11_017), (2000, 3, 1));
+        assert_eq!(civil_from_days(20_783), (2026, 11, 26));
+        // 2100 is not a leap year.
+        assert_eq!(civil_from_days(47_540), (2100, 2, 28));
+        assert_eq!(civil_from_days(47_541), (2100, 3, 1));
+    }
+
+    #[test]
+    fn the_two_directions_are_inverses() {
+        // Every day from 1970 to the end of 9999.
+        for days in 0..=2_932_896 {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_since_epoch(y, m, d), days, "{y}-{m}-{d}");
+        }
+    }
+
+    #[test]
+    fn timestamps_agree_with_httpdate() {
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        // Every 997,331 s (about 11.5 days, so every day of the month and hour come up) from
+        // 1970 to the end of 9999, the last year HTTP dates can express.
+        let mut secs = 0u64;
+        while secs <= 253_402_300_799 {
+            let t = UNIX_EPOCH + Duration::from_secs(secs);
+            let mut ours = String::new();
+            push_utc_millis(&mut ours, t);
+            // "1970-01-01T00:00:00.000Z" → "01 Jan 1970 00:00:00" as in "Thu, 01 Jan 1970 …".
+            let month: usize = ours[5..7].parse().unwrap();
+            let expected = format!(
+                "{} {} {} {}",
+                &ours[8..10],
+                MONTHS[month - 1],
+                &ours[0..4],
+                &ours[11..19]
+            );
+            let http = httpdate::fmt_http_date(t);
+            assert_eq!(&http[5..25], expected, "at {secs} s");
+            assert_eq!(&ours[19..], ".000Z");
+            secs += 997_331;
+        }
+    }
 
     #[test]
     fn dates_and_times() {
