@@ -22,14 +22,7 @@ pub fn client(
     headers: &[(&str, &str)],
 ) -> Option<IpAddr> {
     let peer = peer.map(canonical_ip);
-    if trusted.is_empty() {
-        return peer;
-    }
-    let peer_trusted = match peer {
-        Some(ip) => trusted.trusts(ip),
-        None => trusted.unix,
-    };
-    if !peer_trusted {
+    if !trusted_peer(trusted, peer) {
         return peer;
     }
     let forwarded = headers
@@ -61,6 +54,18 @@ pub fn client(
         }
     }
     client
+}
+
+/// Whether the peer (None for a unix socket peer) is a trusted proxy, whose forwarding
+/// headers (and `X-Request-Id`) are believed.
+pub(crate) fn trusted_peer(trusted: &TrustedProxies, peer: Option<IpAddr>) -> bool {
+    if trusted.is_empty() {
+        return false;
+    }
+    match peer.map(canonical_ip) {
+        Some(ip) => trusted.trusts(ip),
+        None => trusted.unix,
+    }
 }
 
 /// The `for=` value of one `Forwarded` element (`for=192.0.2.1;proto=https`), unquoted.

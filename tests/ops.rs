@@ -300,19 +300,19 @@ fn forwarded_addresses_are_logged_only_from_trusted_proxies() {
     };
     // Not trusted (the default): the peer, whatever the headers claim.
     let line = logged(&[], &[xff, ("Forwarded", "for=198.51.100.1")]);
-    assert!(line.ends_with("remote=127.0.0.1"), "{line}");
+    assert!(line.contains(" remote=127.0.0.1 rid="), "{line}");
     // Trusted: the first hop from the right that is not a trusted proxy.
     let trusted = [("SYNCTO_TRUSTED_PROXIES", "127.0.0.1")];
     let line = logged(&trusted, &[xff]);
-    assert!(line.ends_with("remote=203.0.113.7"), "{line}");
+    assert!(line.contains(" remote=203.0.113.7 rid="), "{line}");
     let line = logged(&trusted, &[xff, ("Forwarded", "for=\"[2001:db8::9]:443\"")]);
-    assert!(line.ends_with("remote=2001:db8::9"), "{line}");
+    assert!(line.contains(" remote=2001:db8::9 rid="), "{line}");
     // A peer outside the trusted networks is logged as itself.
     let line = logged(&[("SYNCTO_TRUSTED_PROXIES", "10.0.0.0/8")], &[xff]);
-    assert!(line.ends_with("remote=127.0.0.1"), "{line}");
+    assert!(line.contains(" remote=127.0.0.1 rid="), "{line}");
     // Whatever a client writes, only an IP address is logged.
     let line = logged(&trusted, &[("X-Forwarded-For", "evil remote=1.2.3.4")]);
-    assert!(line.ends_with("remote=127.0.0.1"), "{line}");
+    assert!(line.contains(" remote=127.0.0.1 rid="), "{line}");
 }
 
 /// One request over a unix socket; the raw answer.
@@ -391,7 +391,90 @@ fn bind_unix_flag_with_mode_and_trusted_socket_peers() {
         .lines()
         .find(|l| l.contains("GET /v1/__lbheartbeat__"))
         .unwrap_or_else(|| panic!("{log}"));
-    assert!(summary.ends_with("remote=192.0.2.44"), "{summary}");
+    assert!(summary.contains(" remote=192.0.2.44 rid="), "{summary}");
     assert!(!path.exists(), "the socket is removed on exit");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The id of a request ties its answer (`X-Request-Id`), its summary line and the error line
+/// its upstream failure logged; a trusted proxy's id is kept, anyone else's is not.
+#[test]
+fn a_request_id_ties_the_answer_its_line_and_its_upstream_errors() {
+    let fake = Fake::start();
+    // Nothing listens on port 1: every Token Server exchange fails, and is logged.
+    let env = [
+        ("SYNCTO_TOKEN_SERVER_URL", "http://127.0.0.1:1/"),
+        ("SYNCTO_TRUSTED_PROXIES", "10.0.0.0/8"),
+    ];
+    let (mut child, port, mut stderr) = spawn_with(&fake, &env);
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let failed = request(&client(), "GET", &url(&records("tabs")), &[BEARER], None);
+    assert_eq!(failed.status, 503, "{}", failed.body);
+    let rid = failed
+        .header("X-Request-Id")
+        .expect("X-Request-Id")
+        .to_owned();
+    assert_eq!(rid.len(), 16, "{rid}");
+    // A client's own id is not believed from a peer outside trusted_proxies.
+    let claimed = [("X-Request-Id", "chosen-by-client")];
+    let other = request(
+        &client(),
+        "GET",
+        &url("/v1/__lbheartbeat__"),
+        &claimed,
+        None,
+    );
+    let other_rid = other
+        .header("X-Request-Id")
+        .expect("X-Request-Id")
+        .to_owned();
+    assert!(
+        other_rid != rid && other_rid != "chosen-by-client",
+        "{other_rid}"
+    );
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let mut log = String::new();
+    stderr.read_to_string(&mut log).unwrap();
+    let tagged: Vec<&str> = log
+        .lines()
+        .filter(|l| l.ends_with(&format!(" rid={rid}")))
+        .collect();
+    assert_eq!(tagged.len(), 2, "{log}");
+    assert!(
+        tagged[0].contains(" ERROR token server unreachable"),
+        "{log}"
+    );
+    assert!(
+        tagged[1].contains(&format!("GET {} 503 ", records("tabs"))),
+        "{log}"
+    );
+    assert!(log.contains("GET /v1/__lbheartbeat__ 200 "), "{log}");
+    assert!(log.contains(&format!(" rid={other_rid}")), "{log}");
+    assert!(!log.contains("chosen-by-client"), "{log}");
+
+    // Behind a trusted proxy, its id (nginx's $request_id) is the request's.
+    let (mut child, port, mut stderr) =
+        spawn_with(&fake, &[("SYNCTO_TRUSTED_PROXIES", "127.0.0.1")]);
+    let from_proxy = [("X-Request-Id", "0f1e2d3c4b5a69788796a5b4c3d2e1f0")];
+    let url = format!("http://127.0.0.1:{port}/v1/__lbheartbeat__");
+    let r = request(&client(), "GET", &url, &from_proxy, None);
+    assert_eq!(r.header("X-Request-Id"), Some(from_proxy[0].1));
+    // One that is not a plain token is replaced, not echoed.
+    let r = request(&client(), "GET", &url, &[("X-Request-Id", "a b")], None);
+    assert_ne!(r.header("X-Request-Id"), Some("a b"));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let mut log = String::new();
+    stderr.read_to_string(&mut log).unwrap();
+    assert!(
+        log.contains(" rid=0f1e2d3c4b5a69788796a5b4c3d2e1f0"),
+        "{log}"
+    );
 }

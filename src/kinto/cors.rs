@@ -9,7 +9,8 @@ use crate::config::Config;
 /// Headers every browser request may carry (clients send Content-Type and
 /// Accept even on GETs, so every request is preflighted).
 const ALLOWED_HEADERS: &str = "Authorization, Content-Type, Accept, If-Match, If-None-Match, X-KeyID, X-Client-State, User-Agent";
-const BASE_EXPOSED: &str = "Alert, Backoff, Retry-After, Content-Length, Content-Type";
+const BASE_EXPOSED: &str =
+    "Alert, Backoff, Retry-After, Content-Length, Content-Type, X-Request-Id";
 
 fn origin_allowed<'a>(config: &Config, origin: &'a str) -> Option<&'a str> {
     if config.cors_origins.iter().any(|o| o == "*") {

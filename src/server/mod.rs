@@ -29,7 +29,7 @@ mod pool;
 
 use crate::config::{Config, TrustedProxies};
 use crate::listen::Listen;
-use crate::logging;
+use crate::logging::{self, RequestId, RequestScope};
 use crate::message::{Request, Response};
 use crate::startup::{StartupError, default_max_connections, open_files_limit};
 use adapt::{BodyError, busy_response, into_tiny, read_body, with_view};
@@ -299,9 +299,12 @@ impl listener::Handler for Shared {
 
     /// The document of a request the listener refused, and its summary line.
     fn refused(&self, r: &listener::Rejected<'_>) -> listener::Response {
-        let resp = self
+        let mut resp = self
             .service
             .refuse(None, Refusal::Malformed(r.status.0, r.reason));
+        // Its headers were not read whole: no proxy's id can be trusted.
+        let id = RequestId::fresh();
+        resp.header("X-Request-Id", id.to_string());
         let target = r.target.unwrap_or("-");
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let remote = r.remote_addr.map(|a| a.ip().to_string());
@@ -314,7 +317,7 @@ impl listener::Handler for Shared {
             duration: r.elapsed,
             user_agent: None,
             remote: remote.as_deref(),
-            request_id: None,
+            request_id: Some(id),
         });
         into_tiny(resp)
     }
@@ -342,6 +345,8 @@ impl Drop for InFlight {
 fn handle(shared: &Shared, mut rq: listener::Request) {
     let started = Instant::now();
     let in_flight = InFlight::enter(&shared.in_flight);
+    let id = request_id(shared, &rq);
+    let _scope = RequestScope::enter(id);
     let service = &*shared.service;
     let resp = match read_body(&mut rq, shared.max_body_bytes) {
         Err(e) => body_error(service, &rq, e),
@@ -358,6 +363,7 @@ fn handle(shared: &Shared, mut rq: listener::Request) {
                     lane,
                     started,
                     in_flight,
+                    id,
                 });
                 return;
             }
@@ -389,18 +395,44 @@ fn answer(service: &dyn Service, rq: &listener::Request, body: &[u8]) -> Respons
 }
 
 /// Log the request and write its answer.
-fn finish(shared: &Shared, rq: listener::Request, resp: Response, started: Instant) {
-    let rq = log_answer(shared, rq, &resp, started);
+fn finish(shared: &Shared, rq: listener::Request, mut resp: Response, started: Instant) {
+    let rq = log_answer(shared, rq, &mut resp, started);
     let _ = rq.respond(into_tiny(resp));
 }
 
-/// Log the request and its answer (before it is written).
+/// The request's id: a trusted proxy's `X-Request-Id` when it is a well-formed id (nginx's
+/// `$request_id`), else a new one. Anyone else's header is ignored: a client must not be
+/// able to give its request the id of another's.
+fn request_id(shared: &Shared, rq: &listener::Request) -> RequestId {
+    let peer = rq.remote_addr().map(|a| a.ip());
+    crate::forwarded::trusted_peer(&shared.trusted_proxies, peer)
+        .then(|| {
+            rq.headers()
+                .iter()
+                .find(|h| {
+                    h.field
+                        .as_str()
+                        .as_str()
+                        .eq_ignore_ascii_case("x-request-id")
+                })
+                .and_then(|h| RequestId::parse(h.value.as_str().trim()))
+        })
+        .flatten()
+        .unwrap_or_else(RequestId::fresh)
+}
+
+/// Log the request and its answer (before it is written), and give the answer the request's
+/// id, the one its log line carries.
 fn log_answer(
     shared: &Shared,
     mut rq: listener::Request,
-    resp: &Response,
+    resp: &mut Response,
     started: Instant,
 ) -> listener::Request {
+    let id = logging::current_request();
+    if let Some(id) = id {
+        resp.header("X-Request-Id", id.to_string());
+    }
     if shared.stopping.load(Ordering::SeqCst) {
         rq.set_close();
     }
@@ -417,7 +449,7 @@ fn log_answer(
             duration: started.elapsed(),
             user_agent: req.header("user-agent"),
             remote: remote.as_deref(),
-            request_id: None,
+            request_id: id,
         })
     });
     rq

@@ -3,6 +3,7 @@
 
 use super::adapt::into_tiny;
 use super::{InFlight, Lane, Shared, answer, finish, log_answer, shed};
+use crate::logging::{RequestId, RequestScope};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -41,6 +42,8 @@ pub(super) struct Job {
     pub(super) lane: Lane,
     pub(super) started: Instant,
     pub(super) in_flight: InFlight,
+    /// The request's id, for the lines logged while it is served and its answer.
+    pub(super) id: RequestId,
 }
 
 /// A worker writes every answer itself. One whose body is at most this long
@@ -112,10 +115,12 @@ pub(super) fn worker(shared: &Shared) {
         body,
         started,
         in_flight,
+        id,
         ..
     }) = shared.pool.next()
     {
-        let resp = answer(&*shared.service, &rq, &body);
+        let _scope = RequestScope::enter(id);
+        let mut resp = answer(&*shared.service, &rq, &body);
         drop(body);
         if resp.body.len() <= WORKER_WRITES_UP_TO {
             rq.set_send_limit(WORKER_SEND_LIMIT);
@@ -123,7 +128,7 @@ pub(super) fn worker(shared: &Shared) {
             continue;
         }
         rq.set_send_limit(WORKER_WRITES_LARGE_FOR);
-        let rq = log_answer(shared, rq, &resp, started);
+        let rq = log_answer(shared, rq, &mut resp, started);
         if let Err(unsent) = rq.respond_or_hand_over(into_tiny(resp)) {
             finish_elsewhere(unsent, in_flight);
         }
@@ -216,8 +221,12 @@ fn shed_job(shared: &Shared, job: Job) {
         )
     });
     let Job {
-        mut rq, started, ..
+        mut rq,
+        started,
+        id,
+        ..
     } = job;
+    let _scope = RequestScope::enter(id);
     let resp = shed(&*shared.service, &rq);
     rq.set_send_limit(WORKER_SEND_LIMIT);
     finish(shared, rq, resp, started);
