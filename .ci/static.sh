@@ -14,8 +14,9 @@
 # linked with, so elsewhere in practice none. glibc >= 2.34 builds the `files` and `dns`
 # sources into libc itself, so host names still resolve through /etc/hosts and the
 # nameservers of /etc/resolv.conf, and only through them. The script shows both sides: in
-# the empty root `localhost` does not resolve (no /etc/hosts) and the upstream answers 503;
-# with a one-line /etc/hosts it does.
+# the empty root a name (`upstream.test`) does not resolve (no /etc/hosts) and the upstream
+# answers 503; with a one-line /etc/hosts it does. `localhost` needs no /etc/hosts: Syncto
+# takes it as 127.0.0.1 / ::1 without asking the system.
 #
 # Prints the size and the run time; KEEP=1 keeps the work directory (logs). Needs root or
 # unprivileged user namespaces (unshare -r) for the chroot; builds the fake_upstream example
@@ -84,7 +85,9 @@ token_port=$(sed -n 's#^TOKEN_URL=http://127.0.0.1:\([0-9]*\)/#\1#p' "$work/fake
 # prints the HTTP status.
 serve_once() {
   local log="$work/syncto-$2.log" port pid code
-  env -i PATH="$PATH" SYNCTO_TOKEN_SERVER_URL="$1" "${in_root[@]}" /syncto --bind 127.0.0.1:0 2>"$log" &
+  # Plain http to a name that is not localhost must be allowed explicitly.
+  env -i PATH="$PATH" SYNCTO_TOKEN_SERVER_URL="$1" SYNCTO_ALLOW_INSECURE_UPSTREAM=true \
+    "${in_root[@]}" /syncto --bind 127.0.0.1:0 2>"$log" &
   pid=$!
   pids+=("$pid")
   for i in $(seq 100); do grep -q 'listening on' "$log" && break; sleep 0.1; done
@@ -103,15 +106,19 @@ code=$(serve_once "http://127.0.0.1:$token_port/" ip)
 grep -q record0000002 "$work/body-ip" || fail "records missing: $(cat "$work/body-ip")"
 echo "ok: serves records from the empty root (token server by IP address)"
 
-code=$(serve_once "http://localhost:$token_port/" no-hosts)
-[ "$code" = 503 ] || fail "localhost without /etc/hosts answered $code, expected 503"
-grep -q "token server unreachable: localhost" "$work/syncto-no-hosts.log" ||
-  fail "the 503 is not the failed lookup of localhost"
-echo "ok: without /etc/hosts, 'localhost' does not resolve (503): no NSS modules to fall back on"
+code=$(serve_once "http://localhost:$token_port/" localhost)
+[ "$code" = 200 ] || fail "localhost without /etc/hosts answered $code"
+echo "ok: 'localhost' is the loopback interface without /etc/hosts"
+
+code=$(serve_once "http://upstream.test:$token_port/" no-hosts)
+[ "$code" = 503 ] || fail "upstream.test without /etc/hosts answered $code, expected 503"
+grep -q "token server unreachable: upstream.test" "$work/syncto-no-hosts.log" ||
+  fail "the 503 is not the failed lookup of upstream.test"
+echo "ok: without /etc/hosts, a name does not resolve (503): no NSS modules to fall back on"
 mkdir -p "$root/etc"
-echo "127.0.0.1 localhost" >"$root/etc/hosts"
-code=$(serve_once "http://localhost:$token_port/" hosts)
-[ "$code" = 200 ] || fail "localhost with /etc/hosts answered $code"
+echo "127.0.0.1 upstream.test" >"$root/etc/hosts"
+code=$(serve_once "http://upstream.test:$token_port/" hosts)
+[ "$code" = 200 ] || fail "upstream.test with /etc/hosts answered $code"
 echo "ok: with /etc/hosts it does (glibc's built-in files source)"
 
 echo "static: OK ($size bytes, $(($(date +%s) - started)) s)"

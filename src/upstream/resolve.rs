@@ -8,6 +8,9 @@
 //! (twice the CPU per request). Here:
 //!
 //! - an IP literal (`127.0.0.1`, `[::1]`) is used as is;
+//! - `localhost` is 127.0.0.1 then ::1, without asking the system: plain `http://` is
+//!   allowed to it as the loopback interface, so it must never be whatever an `/etc/hosts`
+//!   line, an NSS module or a DNS search domain makes of it;
 //! - a name looked up successfully is reused for [`TTL`], as curl does;
 //! - a miss starts one lookup on its own thread; callers wait for it at most
 //!   until their deadline, and concurrent misses for one name share it, so a
@@ -15,8 +18,9 @@
 //!   request. At most [`MAX_LOOKUPS`] lookups run at once; past that a miss
 //!   fails at once. Failures are not cached: the next request asks again.
 
+use crate::endpoint::is_loopback_host;
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use ureq::config::Config;
@@ -212,6 +216,10 @@ impl Resolver for CachingResolver {
         let (host, port) = host_port(uri)?;
         let addrs = match host.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
+            Err(_) if is_loopback_host(host) => vec![
+                SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port),
+                SocketAddr::new(Ipv6Addr::LOCALHOST.into(), port),
+            ],
             Err(_) => {
                 let wait = match timeout.after {
                     UDuration::Exact(d) => Some(d),
@@ -271,14 +279,37 @@ mod tests {
     }
 
     #[test]
-    fn names_are_looked_up_once_then_cached() {
+    fn localhost_is_the_loopback_interface_without_a_lookup() {
         let r = CachingResolver::default();
-        let first = resolve(&r, "http://localhost:9/x", 5000).unwrap();
-        assert!(first.iter().all(|a| a.ip().is_loopback() && a.port() == 9));
-        assert_eq!(r.len(), 1);
-        // A cached answer needs no wait at all.
-        let again = resolve(&r, "http://localhost:9/y", 0).unwrap();
-        assert_eq!(first, again);
+        // Whatever the system would answer (a stale cache entry included): plain http is
+        // allowed to `localhost` because it is the loopback interface.
+        lock(&r.state).names.insert(
+            "localhost:9".into(),
+            Slot::Ready {
+                addrs: vec!["192.0.2.1:9".parse().unwrap()],
+                expires: Instant::now() + TTL,
+            },
+        );
+        let expected: Vec<SocketAddr> =
+            vec!["127.0.0.1:9".parse().unwrap(), "[::1]:9".parse().unwrap()];
+        for url in ["http://localhost:9/x", "http://LocalHost:9/y"] {
+            assert_eq!(resolve(&r, url, 0).unwrap(), expected, "{url}");
+        }
+        assert_eq!(r.lookups(), 0);
+    }
+
+    #[test]
+    fn a_name_looked_up_is_reused_without_a_wait() {
+        let r = CachingResolver::default();
+        let addrs = vec!["192.0.2.7:9".parse().unwrap()];
+        lock(&r.state).names.insert(
+            "cached.example:9".into(),
+            Slot::Ready {
+                addrs: addrs.clone(),
+                expires: Instant::now() + TTL,
+            },
+        );
+        assert_eq!(resolve(&r, "http://cached.example:9/x", 0).unwrap(), addrs);
         assert_eq!(r.lookups(), 0);
     }
 
