@@ -11,8 +11,9 @@
 //!
 //! It also prints `STATS_URL=…`: a GET there answers what the fakes saw, as
 //! `{"token_calls": {"<X-KeyID or X-Client-State>": n, …},
-//! "token_calls_total": n, "sync_requests": n}` (used by .ci/balancer.sh to
-//! prove that each user costs one Token Server call behind a balancer).
+//! "token_calls_total": n, "heartbeats": n, "sync_requests": n}` (used by
+//! .ci/balancer.sh to prove that each user costs one Token Server call behind a
+//! balancer, and by benches/heartbeat.sh).
 
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -120,6 +121,7 @@ fn stats_json(fakes: &fakes::Observer) -> String {
     serde_json::json!({
         "token_calls": per_user,
         "token_calls_total": fakes.token_calls(),
+        "heartbeats": fakes.token_seen().iter().filter(|s| s.url == "/__heartbeat__").count(),
         "sync_requests": fakes.sync_requests(),
     })
     .to_string()

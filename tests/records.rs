@@ -564,8 +564,16 @@ fn heartbeat_probes_the_token_server() {
         (200, serde_json::json!({"cache": true, "sync": true}))
     );
     assert_eq!(s.fake.token_seen().last().unwrap().url, "/__heartbeat__");
+    // A check's result answers for a second: the change shows at a later heartbeat.
     s.fake.set_heartbeat(503);
-    let r = s.get("/v1/__heartbeat__", &[]);
+    let waited = std::time::Instant::now();
+    let r = loop {
+        let r = s.get("/v1/__heartbeat__", &[]);
+        if r.status != 200 || waited.elapsed() > std::time::Duration::from_secs(30) {
+            break r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     assert_eq!(
         (r.status, r.json()),
         (503, serde_json::json!({"cache": true, "sync": false}))
@@ -577,6 +585,51 @@ fn heartbeat_probes_the_token_server() {
         (r.status, r.json()),
         (503, serde_json::json!({"cache": true, "sync": false}))
     );
+}
+
+#[test]
+fn concurrent_heartbeats_make_one_token_server_check() {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const N: usize = 24;
+    let s = Syncto::start();
+    // The first check hangs until every heartbeat has been sent.
+    s.fake.hold_heartbeat(true);
+    let sent = Arc::new(AtomicUsize::new(0));
+    let port = s.base.rsplit(':').next().unwrap().to_owned();
+    let clients: Vec<_> = (0..N)
+        .map(|_| {
+            let (sent, port) = (sent.clone(), port.clone());
+            std::thread::spawn(move || {
+                let mut c = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+                c.write_all(
+                    b"GET /v1/__heartbeat__ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                )
+                .unwrap();
+                sent.fetch_add(1, Ordering::SeqCst);
+                let mut answer = String::new();
+                c.read_to_string(&mut answer).unwrap();
+                answer
+            })
+        })
+        .collect();
+    let waited = std::time::Instant::now();
+    while (sent.load(Ordering::SeqCst) < N || s.fake.heartbeats() == 0)
+        && waited.elapsed() < std::time::Duration::from_secs(30)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    s.fake.hold_heartbeat(false);
+    for c in clients {
+        let answer = c.join().unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(
+            answer.ends_with(r#"{"cache":true,"sync":true}"#),
+            "{answer}"
+        );
+    }
+    assert_eq!(s.fake.heartbeats(), 1);
 }
 
 #[test]

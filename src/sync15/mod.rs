@@ -6,6 +6,7 @@
 //! the Kinto side maps to status codes and errnos in one place.
 
 pub mod hawk;
+pub(crate) mod heartbeat;
 pub(crate) mod pacing;
 pub(crate) mod storage;
 pub mod timestamp;

@@ -5,6 +5,7 @@ use super::{Credentials, Error, Reply, Upstream};
 use crate::endpoint::Endpoint;
 use crate::metrics::Metrics;
 use serde::Deserialize;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use ureq::http;
 
@@ -17,6 +18,8 @@ pub struct TokenServer {
     /// `…/__heartbeat__`
     heartbeat_url: String,
     heartbeat_timeout: Duration,
+    /// The last heartbeat check, shared by the clones.
+    beat: Arc<super::heartbeat::Beat>,
     allow_insecure: bool,
     metrics: Metrics,
 }
@@ -61,6 +64,7 @@ impl TokenServer {
             url: format!("{root}{SUFFIX}"),
             heartbeat_url: format!("{root}/__heartbeat__"),
             heartbeat_timeout,
+            beat: Arc::default(),
             allow_insecure,
             metrics,
         }
@@ -163,12 +167,21 @@ impl TokenServer {
         })
     }
 
-    /// `GET …/__heartbeat__` within the heartbeat timeout: true on 2xx.
+    /// Whether the Token Server is healthy, as `__heartbeat__` reports it: the result of a
+    /// check at most a second old, one check at a time (see [`super::heartbeat`]).
     pub fn heartbeat(&self) -> bool {
         debug_assert!(
             crate::upstream::on_worker_thread(),
             "a Token Server heartbeat off a worker thread"
         );
+        // A check ends within its timeout; waiting a second more covers the rest of the call.
+        let wait = self.heartbeat_timeout + Duration::from_secs(1);
+        self.beat
+            .get(&Instant::now, wait, || self.check_heartbeat())
+    }
+
+    /// `GET …/__heartbeat__` within the heartbeat timeout: true on 2xx.
+    fn check_heartbeat(&self) -> bool {
         let Ok(rq) = http::Request::builder()
             .method("GET")
             .uri(&self.heartbeat_url)

@@ -129,6 +129,8 @@ struct State {
     pub sync_hang: Option<Duration>,
     /// Heartbeat status of the token server.
     pub heartbeat_status: u16,
+    /// The token server's heartbeat answers only once this is false again.
+    pub heartbeat_held: bool,
     /// Token duration granted.
     pub duration: u64,
     /// Reject every token id issued so far (as after a node reassignment
@@ -256,6 +258,21 @@ impl Fake {
     /// The Token Server's heartbeat answers `status`.
     pub fn set_heartbeat(&self, status: u16) {
         self.state().heartbeat_status = status;
+    }
+
+    /// While `held`, the Token Server's heartbeat does not answer (it answers when released,
+    /// or after a minute at most).
+    pub fn hold_heartbeat(&self, held: bool) {
+        self.state().heartbeat_held = held;
+    }
+
+    /// Heartbeat checks the Token Server has received.
+    pub fn heartbeats(&self) -> usize {
+        self.state()
+            .token_seen
+            .iter()
+            .filter(|s| s.url == "/__heartbeat__")
+            .count()
     }
 
     /// Each token exchange takes `d`.

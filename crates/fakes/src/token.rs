@@ -15,6 +15,10 @@ pub(super) fn answer(state: &Mutex<State>, seen: &Seen, sync_url: &str) -> Canne
     };
     let path = seen.url.split('?').next().unwrap_or("");
     if path == "/__heartbeat__" {
+        let held_since = std::time::Instant::now();
+        while lock(state).heartbeat_held && held_since.elapsed().as_secs() < 60 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         let status = lock(state).heartbeat_status;
         return Canned::new(status, "{}");
     }
