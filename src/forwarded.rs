@@ -8,11 +8,14 @@
 //! client can never choose the address that is logged, only add entries a trusted proxy
 //! then vouches for as "what the client said".
 //!
-//! `Forwarded` (RFC 7239) is used when present, else `X-Forwarded-For`. Several headers of
-//! the same name are read in order, as one comma-separated list.
+//! Only the header the operator names (`trusted_proxies_header`: `X-Forwarded-For` by
+//! default, or `Forwarded`, RFC 7239) is read, never the other: a proxy that sets one
+//! passes a client's copy of the other through untouched, and that copy must not be taken
+//! for the proxy's word. Several headers of that name are read in order, as one
+//! comma-separated list.
 
-use crate::config::TrustedProxies;
 use crate::config::canonical_ip;
+use crate::config::{ForwardedHeader, TrustedProxies};
 use std::net::IpAddr;
 
 /// The client address: `peer` (None for a unix socket peer), or what trusted proxies say.
@@ -25,14 +28,8 @@ pub fn client(
     if !trusted_peer(trusted, peer) {
         return peer;
     }
-    let forwarded = headers
-        .iter()
-        .any(|(n, _)| n.eq_ignore_ascii_case("forwarded"));
-    let name = if forwarded {
-        "forwarded"
-    } else {
-        "x-forwarded-for"
-    };
+    let forwarded = trusted.header == ForwardedHeader::Forwarded;
+    let name = trusted.header.name();
     let hops: Vec<&str> = headers
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -164,8 +161,7 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_wins_over_x_forwarded_for() {
-        let t = trusted("127.0.0.1");
+    fn only_the_header_the_operator_names_is_read() {
         let h = [
             ("X-Forwarded-For", "192.0.2.1"),
             (
@@ -173,7 +169,22 @@ mod tests {
                 "for=192.0.2.60;proto=http;by=203.0.113.43, For=\"[2001:db8:cafe::17]:4711\"",
             ),
         ];
+        // The default: a proxy that sets X-Forwarded-For; a client's Forwarded is ignored.
+        let xff = trusted("127.0.0.1");
+        assert_eq!(client_of(&xff, "127.0.0.1", &h), ip("192.0.2.1"));
+        assert_eq!(
+            client_of(&xff, "127.0.0.1", &[("Forwarded", "for=6.6.6.6")]),
+            ip("127.0.0.1")
+        );
+        let t = TrustedProxies {
+            header: ForwardedHeader::Forwarded,
+            ..trusted("127.0.0.1")
+        };
         assert_eq!(client_of(&t, "127.0.0.1", &h), ip("2001:db8:cafe::17"));
+        assert_eq!(
+            client_of(&t, "127.0.0.1", &[("X-Forwarded-For", "6.6.6.6")]),
+            ip("127.0.0.1")
+        );
         let h = [("Forwarded", "for=unknown")];
         assert_eq!(client_of(&t, "127.0.0.1", &h), ip("127.0.0.1"));
         let h = [("Forwarded", "for=_hidden, for=198.51.100.1:80")];

@@ -305,8 +305,23 @@ fn forwarded_addresses_are_logged_only_from_trusted_proxies() {
     let trusted = [("SYNCTO_TRUSTED_PROXIES", "127.0.0.1")];
     let line = logged(&trusted, &[xff]);
     assert!(line.contains(" remote=203.0.113.7 rid="), "{line}");
-    let line = logged(&trusted, &[xff, ("Forwarded", "for=\"[2001:db8::9]:443\"")]);
+    // Behind a proxy that sets X-Forwarded-For (nginx, Caddy), a client's own Forwarded
+    // header passes through it untouched: it must not name the client.
+    let line = logged(&trusted, &[xff, ("Forwarded", "for=6.6.6.6")]);
+    assert!(line.contains(" remote=203.0.113.7 rid="), "{line}");
+    // A proxy that sets Forwarded is named by trusted_proxies_header; X-Forwarded-For is
+    // then the client's.
+    let forwarded = [
+        ("SYNCTO_TRUSTED_PROXIES", "127.0.0.1"),
+        ("SYNCTO_TRUSTED_PROXIES_HEADER", "forwarded"),
+    ];
+    let line = logged(
+        &forwarded,
+        &[xff, ("Forwarded", "for=\"[2001:db8::9]:443\"")],
+    );
     assert!(line.contains(" remote=2001:db8::9 rid="), "{line}");
+    let line = logged(&forwarded, &[xff]);
+    assert!(line.contains(" remote=127.0.0.1 rid="), "{line}");
     // A peer outside the trusted networks is logged as itself.
     let line = logged(&[("SYNCTO_TRUSTED_PROXIES", "10.0.0.0/8")], &[xff]);
     assert!(line.contains(" remote=127.0.0.1 rid="), "{line}");

@@ -24,7 +24,7 @@ mod settings;
 mod table;
 
 pub(crate) use net::canonical_ip;
-pub use net::{IpNet, TrustedProxies};
+pub use net::{ForwardedHeader, IpNet, TrustedProxies};
 pub use table::settings_list;
 
 /// Read when neither `--config` nor `SYNCTO_INI` names a file, if it exists.
@@ -314,7 +314,8 @@ impl Config {
         }
         if !self.trusted_proxies.is_empty() {
             out.push_str(&format!(
-                "; client addresses from X-Forwarded-For/Forwarded of {}",
+                "; client addresses from the {} header of {}",
+                self.trusted_proxies.header.name(),
                 self.trusted_proxies
             ));
         }

@@ -76,13 +76,47 @@ fn bits(ip: IpAddr) -> u128 {
     }
 }
 
-/// The peers whose `X-Forwarded-For` / `Forwarded` headers are believed: none by default.
+/// The peers whose forwarding header is believed (none by default), and which header that
+/// is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustedProxies {
     /// Addresses and networks.
     pub nets: Vec<IpNet>,
     /// The word `unix`: whoever connects to the unix socket (its mode decides who can).
     pub unix: bool,
+    /// `trusted_proxies_header`: the one header the proxies set. The other is a client's
+    /// and never read: a proxy that sets only `X-Forwarded-For` passes a client's
+    /// `Forwarded` through untouched.
+    pub header: ForwardedHeader,
+}
+
+/// The header a trusted proxy names the client in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For` (what nginx's `$proxy_add_x_forwarded_for` and Caddy set).
+    #[default]
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239), its `for=` parameters.
+    Forwarded,
+}
+
+impl ForwardedHeader {
+    /// `x-forwarded-for` or `forwarded`, in any case.
+    pub fn from_name(name: &str) -> Option<ForwardedHeader> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "x-forwarded-for" => Some(ForwardedHeader::XForwardedFor),
+            "forwarded" => Some(ForwardedHeader::Forwarded),
+            _ => None,
+        }
+    }
+
+    /// The header's name as written on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            ForwardedHeader::XForwardedFor => "X-Forwarded-For",
+            ForwardedHeader::Forwarded => "Forwarded",
+        }
+    }
 }
 
 impl TrustedProxies {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use base64::Engine as _;
 
 use super::ini::Raw;
-use super::{Config, Eos, TrustedProxies};
+use super::{Config, Eos, ForwardedHeader, TrustedProxies};
 use crate::endpoint::{Endpoint, is_authority};
 use crate::listen::Listen;
 use crate::logging::LogFormat;
@@ -641,6 +641,7 @@ pub(crate) const SETTINGS: &[Setting] = &[
         Unset,
         "Peers whose forwarding header names the client in the request log.",
         Kind::Other(|c, r| {
+            let header = c.trusted_proxies.header;
             c.trusted_proxies = TrustedProxies::parse(&r.list()).map_err(|item| {
                 StartupError::new(format!(
                     "{}: invalid value for `{}`: expected IP addresses, CIDR networks \
@@ -648,9 +649,25 @@ pub(crate) const SETTINGS: &[Setting] = &[
                     r.whence, r.key
                 ))
             })?;
+            c.trusted_proxies.header = header;
             Ok(())
         }),
-        unset: |c| c.trusted_proxies = TrustedProxies::default()
+        unset: |c| {
+            c.trusted_proxies = TrustedProxies {
+                header: c.trusted_proxies.header,
+                ..TrustedProxies::default()
+            }
+        }
+    ),
+    app!(
+        "trusted_proxies_header",
+        Value("x-forwarded-for"),
+        "The one header trusted proxies name the client in: x-forwarded-for or forwarded.",
+        Kind::Other(|c, r| {
+            c.trusted_proxies.header = ForwardedHeader::from_name(&r.value)
+                .ok_or_else(|| r.invalid("x-forwarded-for or forwarded"))?;
+            Ok(())
+        })
     ),
 ];
 

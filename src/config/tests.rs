@@ -441,8 +441,18 @@ fn trusted_proxies() {
     assert!(!t.trusts("192.0.2.1".parse().unwrap()));
     assert!(
         c.summary()
-            .contains("X-Forwarded-For/Forwarded of 127.0.0.1/32")
+            .contains("from the X-Forwarded-For header of 127.0.0.1/32")
     );
+    let c = app("trusted_proxies_header = Forwarded\ntrusted_proxies = 127.0.0.1").unwrap();
+    assert_eq!(c.trusted_proxies.header, ForwardedHeader::Forwarded);
+    assert!(
+        c.summary()
+            .contains("from the Forwarded header of 127.0.0.1/32")
+    );
+    // Unsetting the proxies keeps the header: the two settings are independent.
+    let c = app("trusted_proxies_header = forwarded\ntrusted_proxies =").unwrap();
+    assert_eq!(c.trusted_proxies.header, ForwardedHeader::Forwarded);
+    assert!(app_err("trusted_proxies_header = x-real-ip").contains("x-forwarded-for or forwarded"));
     assert!(app("").unwrap().trusted_proxies.is_empty());
     assert!(app("trusted_proxies =").unwrap().trusted_proxies.is_empty());
     let e = app_err("trusted_proxies = 127.0.0.1 nginx.local");
