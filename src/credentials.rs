@@ -105,14 +105,14 @@ impl Cache {
     /// token is left out (it changes every hour, the user does not); without the secret the
     /// tag reveals nothing, and it is never a lookup or encryption key.
     pub fn user_tag(&self, who: &Identity<'_>) -> String {
+        self.tag(who.scheme, who.key)
+    }
+
+    /// [`Cache::user_tag`] of the user with this scheme and key id (or client state).
+    pub fn tag(&self, scheme: Scheme, key: &str) -> String {
         let mac = hmac_sha256(
             &self.secret,
-            &[
-                b"users\0",
-                who.scheme.word().as_bytes(),
-                b"\0",
-                who.key.as_bytes(),
-            ],
+            &[b"users\0", scheme.word().as_bytes(), b"\0", key.as_bytes()],
         );
         mac[..16].iter().map(|b| format!("{b:02x}")).collect()
     }

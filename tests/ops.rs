@@ -493,3 +493,44 @@ fn a_request_id_ties_the_answer_its_line_and_its_upstream_errors() {
         "{log}"
     );
 }
+
+/// `log_user_ids = hashed`: a user's key id is not in its request lines; the bucket shows
+/// as the user's tag in the statsd `users` set instead, so logs and metrics still agree.
+#[test]
+fn hashed_user_ids_keep_the_key_id_out_of_the_log() {
+    let fake = Fake::start();
+    let statsd = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let statsd_url = format!("udp://{}", statsd.local_addr().unwrap());
+    let run = |hashed: bool| -> (String, Vec<String>) {
+        let mut env = vec![("SYNCTO_STATSD_URL", statsd_url.as_str())];
+        if hashed {
+            env.push(("SYNCTO_LOG_USER_IDS", "hashed"));
+        }
+        let (mut child, port, mut stderr) = spawn_with(&fake, &env);
+        let url = format!("http://127.0.0.1:{port}{}", records("tabs"));
+        let r = request(&client(), "GET", &url, &[BEARER], None);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let metrics = statsd_lines(&statsd, Duration::from_millis(300));
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert_eq!(child.wait().unwrap().code(), Some(0));
+        let mut log = String::new();
+        stderr.read_to_string(&mut log).unwrap();
+        (log, metrics)
+    };
+    let (raw, _) = run(false);
+    assert!(
+        raw.contains(&format!("GET {} 200 ", records("tabs"))),
+        "{raw}"
+    );
+    let (hashed, metrics) = run(true);
+    assert!(!hashed.contains(KID), "{hashed}");
+    let tag = metrics
+        .iter()
+        .find_map(|m| m.strip_prefix("syncto.users:")?.strip_suffix("|s"))
+        .unwrap_or_else(|| panic!("no users set: {metrics:?}"));
+    let path = format!("/v1/buckets/hmac:{tag}/collections/tabs/records");
+    assert!(hashed.contains(&format!("GET {path} 200 ")), "{hashed}");
+}

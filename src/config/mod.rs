@@ -135,8 +135,10 @@ pub struct Config {
     pub eos_message: Option<String>,
     /// `eos_url`; `None`: `project_docs` is used.
     pub eos_url: Option<String>,
-    /// `trusted_proxies`.
+    /// `trusted_proxies` and `trusted_proxies_header`.
     pub trusted_proxies: TrustedProxies,
+    /// `log_user_ids = hashed`: the user's bucket in a logged path is its `users` tag.
+    pub log_user_ids_hashed: bool,
     /// The file that was loaded; `None` = built-in defaults.
     pub source: Option<PathBuf>,
     /// Start-up warnings to log once the logger is up; never contain a setting's value.
@@ -318,6 +320,9 @@ impl Config {
                 self.trusted_proxies.header.name(),
                 self.trusted_proxies
             ));
+        }
+        if self.log_user_ids_hashed {
+            out.push_str("; user ids in logged paths hashed");
         }
         if let Some(eos) = &self.eos {
             out.push_str(&format!("; end of service on {}", eos.date));

@@ -460,6 +460,7 @@ mod tests {
         ("eos_message", "bye"),
         ("eos_url", "https://example.org/moved"),
         ("trusted_proxies", "127.0.0.1"),
+        ("log_user_ids", "hashed"),
         ("trusted_proxies_header", "forwarded"),
     ];
 

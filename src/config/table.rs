@@ -660,6 +660,19 @@ pub(crate) const SETTINGS: &[Setting] = &[
         }
     ),
     app!(
+        "log_user_ids",
+        Value("raw"),
+        "raw, or hashed: a user's key id in a logged path becomes its statsd users tag.",
+        Kind::Other(|c, r| {
+            c.log_user_ids_hashed = match r.value.to_ascii_lowercase().as_str() {
+                "raw" => false,
+                "hashed" => true,
+                _ => return Err(r.invalid("raw or hashed")),
+            };
+            Ok(())
+        })
+    ),
+    app!(
         "trusted_proxies_header",
         Value("x-forwarded-for"),
         "The one header trusted proxies name the client in: x-forwarded-for or forwarded.",
@@ -749,6 +762,7 @@ pub(crate) fn defaults() -> Config {
         eos_message: None,
         eos_url: None,
         trusted_proxies: TrustedProxies::default(),
+        log_user_ids_hashed: false,
         source: None,
         warnings: Vec::new(),
     };

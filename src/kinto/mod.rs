@@ -30,6 +30,23 @@ use std::time::SystemTime;
 
 /// The listener serves the Kinto protocol.
 impl Service for App {
+    /// With `log_user_ids = hashed`, the bucket segment (a user's key id or client state, or
+    /// anything else but `syncto`) becomes `hmac:` and the user's tag in the statsd `users`
+    /// set, so that log lines and metrics name a user alike without naming the account.
+    fn log_path<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
+        if !self.config.log_user_ids_hashed {
+            return std::borrow::Cow::Borrowed(path);
+        }
+        route::hide_bucket(path, |bucket| {
+            let scheme = if auth::is_key_id(bucket) {
+                auth::Scheme::Bearer
+            } else {
+                auth::Scheme::BrowserId
+            };
+            format!("hmac:{}", self.cache.tag(scheme, bucket))
+        })
+    }
+
     /// By [`work`], the decision `dispatch` follows: only what needs an upstream goes to a
     /// worker, in the lane of its credential.
     fn classify(&self, req: &Request<'_>) -> Class {

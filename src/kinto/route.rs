@@ -120,6 +120,20 @@ pub fn route(path: &str) -> Result<Routed<'_>, Error> {
 }
 
 /// Percent-decode a path segment; it must be valid UTF-8 and non-empty.
+/// `path` with the bucket segment of `/v1/buckets/{b}...` (percent-decoded) replaced by
+/// `hide(b)`, unless it is the shared `syncto` bucket; other paths as they are.
+pub(crate) fn hide_bucket<'a>(path: &'a str, hide: impl FnOnce(&str) -> String) -> Cow<'a, str> {
+    let Some(rest) = path.strip_prefix("/v1/buckets/") else {
+        return Cow::Borrowed(path);
+    };
+    let (bucket, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let decoded = percent_encoding::percent_decode_str(bucket).decode_utf8_lossy();
+    if decoded.is_empty() || decoded == "syncto" {
+        return Cow::Borrowed(path);
+    }
+    Cow::Owned(format!("/v1/buckets/{}{tail}", hide(&decoded)))
+}
+
 fn decode(segment: &str) -> Result<Cow<'_, str>, Error> {
     let bad = || {
         Error::param(
@@ -226,6 +240,27 @@ mod tests {
         match route(path) {
             Ok(Routed::To(r)) => r,
             other => panic!("{path}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn hide_bucket_replaces_only_a_users_bucket() {
+        let hide = |b: &str| format!("<{b}>");
+        for (path, want) in [
+            (
+                "/v1/buckets/1234-Yw3NKWbEM2aRElRIu7JbTw/collections/tabs/records",
+                "/v1/buckets/<1234-Yw3NKWbEM2aRElRIu7JbTw>/collections/tabs/records",
+            ),
+            ("/v1/buckets/a%2Db", "/v1/buckets/<a-b>"),
+            (
+                "/v1/buckets/syncto/collections",
+                "/v1/buckets/syncto/collections",
+            ),
+            ("/v1/buckets/", "/v1/buckets/"),
+            ("/v1/batch", "/v1/batch"),
+            ("/buckets/x", "/buckets/x"),
+        ] {
+            assert_eq!(hide_bucket(path, hide), want, "{path}");
         }
     }
 

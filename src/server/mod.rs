@@ -56,6 +56,11 @@ pub(crate) trait Service: Send + Sync + 'static {
     /// The answer to a request the listener turned down without handling it; `req` is
     /// what was read of it, if anything.
     fn refuse(&self, req: Option<&Request<'_>>, why: Refusal) -> Response;
+    /// The request's path as its log line shows it (the service may hide what identifies
+    /// a user in it).
+    fn log_path<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
+        std::borrow::Cow::Borrowed(path)
+    }
 }
 
 /// Where a request is answered.
@@ -310,7 +315,7 @@ impl listener::Handler for Shared {
         let remote = r.remote_addr.map(|a| a.ip().to_string());
         logging::summary(&logging::Summary {
             method: r.method.unwrap_or("-"),
-            path,
+            path: &self.service.log_path(path),
             query: query.split('#').next().unwrap_or(""),
             status: resp.status,
             errno: resp.errno,
@@ -442,7 +447,7 @@ fn log_answer(
             .map(|ip| ip.to_string());
         logging::summary(&logging::Summary {
             method: req.method,
-            path: req.path,
+            path: &shared.service.log_path(req.path),
             query: req.query,
             status: resp.status,
             errno: resp.errno,
