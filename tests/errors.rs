@@ -437,3 +437,48 @@ fn an_absurd_content_length_is_413_and_the_server_lives_on() {
     assert_eq!(s.get("/v1/", &[]).status, 200);
     assert!(s.fake.sync_seen().is_empty());
 }
+
+#[test]
+fn in_ids_the_node_would_refuse_or_read_as_every_record_is_a_400() {
+    // Sync refuses more than 100 ids, or one that is not a BSO id, with a bare 400; and it
+    // reads an empty `ids=` as no filter (every record). Each is a 400 naming in_ids here,
+    // before any call to the node.
+    let s = Syncto::start();
+    s.fake.put(KID, "tabs", "a", "x", 1000);
+    let hundred: Vec<String> = (0..100).map(|i| format!("r{i}")).collect();
+    for (query, why) in [
+        ("in_ids=".to_owned(), "give at least one record id"),
+        ("in_id=,%20,".to_owned(), "give at least one record id"),
+        (
+            format!("in_ids={},x", hundred.join(",")),
+            "at most 100 record ids (a Sync node takes no more at once)",
+        ),
+        (
+            format!("in_ids=a,{}", "i".repeat(65)),
+            "each record id must be 1 to 64 printable ASCII characters",
+        ),
+        (
+            "in_ids=a%01b".to_owned(),
+            "each record id must be 1 to 64 printable ASCII characters",
+        ),
+    ] {
+        let name = query.split('=').next().unwrap();
+        let j = s
+            .auth_get(&format!("{}?{query}", records("tabs")))
+            .assert_error(400, 107);
+        assert_eq!(
+            j["details"],
+            serde_json::json!([{"location": "querystring", "name": name, "description": why}]),
+            "{query}"
+        );
+    }
+    assert!(s.fake.sync_seen().is_empty());
+    // The longest list Sync takes goes through.
+    let r = s.auth_get(&format!(
+        "{}?in_ids={},a",
+        records("tabs"),
+        hundred[1..].join(",")
+    ));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["data"][0]["id"], "a");
+}

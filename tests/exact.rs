@@ -306,3 +306,38 @@ fn if_match_is_honoured_on_the_bucket_and_collection_metadata() {
         assert_eq!(r.header("ETag"), Some(current), "{path}");
     }
 }
+
+#[test]
+fn if_none_match_on_a_missing_record_is_404_as_kinto() {
+    // The node answers any X-If-Modified-Since on a missing record with 304 at 0.00 (it checks
+    // the precondition first, against 0): Kinto's answer is still 404.
+    let s = Syncto::start();
+    s.fake.put(KID, "tabs", "other", "x", 179_000_000_000);
+    for etag in ["\"0\"", "\"1790000000000\"", "\"1790000000001\""] {
+        let before = s.fake.sync_seen().len();
+        let r = s.req(
+            "GET",
+            &record("tabs", "missing"),
+            &[BEARER, ("If-None-Match", etag)],
+            None,
+        );
+        let j = r.assert_error(404, 110);
+        assert_eq!(
+            j["details"],
+            json!({"id": "missing", "resource_name": "record"}),
+            "{etag}"
+        );
+        // What the node was asked: a whole tick is tried as a precondition first.
+        let asked: Vec<Option<String>> = s.fake.sync_seen()[before..]
+            .iter()
+            .filter(|x| x.url.contains("/storage/tabs/missing"))
+            .map(|x| x.header("x-if-modified-since").map(str::to_owned))
+            .collect();
+        let want = match etag {
+            "\"0\"" => vec![Some("0.00".to_owned()), None],
+            "\"1790000000000\"" => vec![Some("1790000000.00".to_owned()), None],
+            _ => vec![None],
+        };
+        assert_eq!(asked, want, "{etag}");
+    }
+}

@@ -13,6 +13,7 @@ mod cli;
 mod conflicts;
 mod errors;
 mod exact;
+mod fake_node;
 mod faults;
 mod hostile;
 mod ops;

@@ -328,3 +328,37 @@ fn upstream_errors_on_writes() {
             .assert_error(status, errno);
     }
 }
+
+#[test]
+fn sortindex_and_ttl_are_held_to_syncs_bounds() {
+    // The node refuses what is past them with a bare 400 `8`; here it is a 400 naming the
+    // field, and the bounds themselves are written.
+    let s = writable();
+    for (i, (data, field)) in [
+        (r#"{"payload": "x", "sortindex": 1000000000}"#, "sortindex"),
+        (r#"{"payload": "x", "sortindex": -1000000000}"#, "sortindex"),
+        (r#"{"payload": "x", "ttl": 1000000000}"#, "ttl"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = put(&s, &format!("o{i}"), &format!(r#"{{"data": {data}}}"#), &[]);
+        let j = r.assert_error(400, 109);
+        assert_eq!(
+            j["details"][0]["name"],
+            format!("data.{field}"),
+            "{data}: {j}"
+        );
+    }
+    assert!(s.fake.sync_seen().iter().all(|x| x.method != "PUT"));
+    for (i, data) in [
+        r#"{"payload": "x", "sortindex": 999999999, "ttl": 999999999}"#,
+        r#"{"payload": "x", "sortindex": -999999999, "ttl": 0}"#,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = put(&s, &format!("b{i}"), &format!(r#"{{"data": {data}}}"#), &[]);
+        assert_eq!(r.status, 200, "{data}: {}", r.body);
+    }
+}

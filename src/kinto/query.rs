@@ -154,7 +154,7 @@ pub fn parse_list(query: &str) -> Result<ListQuery, Error> {
                 }
                 q.token = Some(v.into_owned());
             }
-            "in_ids" | "in_id" => q.ids = Some(id_list(&v)),
+            "in_ids" | "in_id" => q.ids = Some(sync_ids(&k, &v)?),
             "exclude_id" => q.exclude = id_list(&v),
             "_fields" => q.fields = Some(id_list(&v)),
             _ => {}
@@ -173,6 +173,36 @@ pub(crate) fn parse_fields(query: &str) -> Result<Option<Vec<String>>, Error> {
         }
     }
     Ok(fields)
+}
+
+/// Sync's BSO id rule: 1–64 printable ASCII characters.
+pub(crate) fn is_sync_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| (0x20..=0x7e).contains(&b))
+}
+
+/// Most ids one Sync list request takes (`ids=`).
+const MAX_IDS: usize = 100;
+
+/// The ids of `in_ids`, as Sync's `ids` takes them: 1 to 100, each a Sync id. Sync refuses
+/// the others with a bare 400, and reads an empty `ids=` as no filter at all (every record),
+/// where Kinto's empty `in_ids` matches none: each is a 400 naming the parameter instead.
+fn sync_ids(name: &str, v: &str) -> Result<Vec<String>, Error> {
+    let ids = id_list(v);
+    let bad = |why: &str| Error::param("querystring", name.to_owned(), why.to_owned());
+    if ids.is_empty() {
+        return Err(bad("give at least one record id"));
+    }
+    if ids.len() > MAX_IDS {
+        return Err(bad(
+            "at most 100 record ids (a Sync node takes no more at once)",
+        ));
+    }
+    if !ids.iter().all(|id| is_sync_id(id)) {
+        return Err(bad(
+            "each record id must be 1 to 64 printable ASCII characters",
+        ));
+    }
+    Ok(ids)
 }
 
 fn id_list(v: &str) -> Vec<String> {
@@ -323,6 +353,32 @@ mod tests {
         assert!(parse_list("_since=253402300799999").is_ok());
         assert!(preconditions(Some("\"253402300800000\""), None).is_err());
         assert!(parse_list("_since=%").is_err());
+        // `ids=` as Sync takes it, or a 400 naming the parameter.
+        let hundred: Vec<String> = (0..100).map(|i| format!("r{i}")).collect();
+        assert!(parse_list(&format!("in_ids={}", hundred.join(","))).is_ok());
+        assert!(parse_list(&format!("in_id={}", "i".repeat(64))).is_ok());
+        for (q, why) in [
+            ("in_ids=", "give at least one record id"),
+            ("in_ids=,%20,", "give at least one record id"),
+            (
+                &*format!("in_ids={},x", hundred.join(",")),
+                "at most 100 record ids (a Sync node takes no more at once)",
+            ),
+            (
+                &*format!("in_id=a,{}", "i".repeat(65)),
+                "each record id must be 1 to 64 printable ASCII characters",
+            ),
+            (
+                "in_ids=a%01b",
+                "each record id must be 1 to 64 printable ASCII characters",
+            ),
+            (
+                "in_ids=%E2%82%AC",
+                "each record id must be 1 to 64 printable ASCII characters",
+            ),
+        ] {
+            assert_eq!(message(parse_list(q).unwrap_err()), why, "{q}");
+        }
     }
 
     #[test]

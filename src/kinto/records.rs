@@ -162,7 +162,7 @@ fn check_collection(c: &str) -> Result<(), Error> {
 
 /// Sync's BSO id rule: 1–64 printable ASCII characters.
 fn check_id(id: &str) -> Result<(), Error> {
-    if (1..=64).contains(&id.len()) && id.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+    if query::is_sync_id(id) {
         Ok(())
     } else {
         Err(Error::param(
@@ -436,7 +436,17 @@ pub fn record(
 fn get(cx: &mut Ctx<'_>, path: &str, pre: Precondition) -> Result<Response, Error> {
     let fields = query::parse_fields(cx.req.query)?;
     let fields = fields.as_deref();
-    let first = cx.fetch(path, &read_headers(pre), fields);
+    let first = match cx.fetch(path, &read_headers(pre), fields) {
+        // Sync checks a precondition before it looks for the record, against 0 when there is
+        // none: its 304 at 0 means "no such record" (none is ever stamped 0), which Kinto
+        // answers with 404 whatever `If-None-Match` says.
+        Err(Error::Upstream(sync15::Error::Status(Upstream::Storage, r)))
+            if r.status == 304 && r.last_modified == Some(0) =>
+        {
+            cx.fetch(path, &[], fields)
+        }
+        other => other,
+    };
     let (reply, record) = refetch_after_304(first, pre, || cx.fetch(path, &[], fields))?;
     if let Precondition::Match(x) = pre {
         if reply.last_modified != Some(x) {

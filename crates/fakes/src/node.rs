@@ -181,6 +181,9 @@ pub(super) fn answer(state: &Mutex<State>, seen: &Seen, stop: &AtomicBool) -> Ca
     let Some(rest) = path.strip_prefix(&format!("/1.5/{uid}/")) else {
         return stamp(Canned::new(400, "0"));
     };
+    if !routed(rest) {
+        return stamp(Canned::new(404, "0"));
+    }
     let (st, tick) = write_tick(state, st, uid, &seen.method, rest);
     let mut st = st;
     let answer = tick.and_then(|tick| {
@@ -205,6 +208,29 @@ pub(super) fn answer(state: &Mutex<State>, seen: &Seen, stop: &AtomicBool) -> Ca
         }
     });
     stamp(answer.unwrap_or_else(|refused| refused))
+}
+
+/// Whether the node has a route for the path after `/1.5/<uid>/`: a collection name is
+/// `[a-zA-Z0-9._-]{1,32}` and a BSO id `[ -~]{1,64}` (percent-decoded); anything else is a
+/// 404 `0` before any check or lock, as syncstorage-rs's router answers.
+fn routed(rest: &str) -> bool {
+    let mut parts = rest.split('/');
+    if parts.next() != Some("storage") {
+        return true;
+    }
+    let decoded = |s: &str| percent_encoding::percent_decode_str(s).collect::<Vec<u8>>();
+    let collection = parts.next().map(decoded).unwrap_or_default();
+    let id = parts.next().map(decoded);
+    (1..=32).contains(&collection.len())
+        && collection
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b))
+        && id.is_none_or(|id| is_bso_id(&id))
+}
+
+/// syncstorage-rs's BSO id rule: `[ -~]{1,64}`.
+fn is_bso_id(id: &[u8]) -> bool {
+    (1..=64).contains(&id.len()) && id.iter().all(|b| (b' '..=b'~').contains(b))
 }
 
 /// The user whose token signed the request, after checking its Hawk header (or, with
@@ -330,13 +356,21 @@ fn list(
         None => Ok(None),
     };
     let (newer, older) = (time("newer")?, time("older")?);
-    let ids: Option<Vec<String>> = q.get("ids").map(|v| {
-        v.split(',')
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect()
-    });
-    if ids.as_ref().is_some_and(|i| i.len() > 100) {
+    // As syncstorage-rs: split, trimmed, empty ones dropped; none left is no filter at all
+    // (every record); more than 100, or one that is not a BSO id, is a 400.
+    let ids: Option<Vec<String>> = q
+        .get("ids")
+        .map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .filter(|ids| !ids.is_empty());
+    if ids
+        .as_ref()
+        .is_some_and(|i| i.len() > 100 || !i.iter().all(|id| is_bso_id(id.as_bytes())))
+    {
         return Err(bad());
     }
     let mut items: Vec<(&String, &Bso)> = c
@@ -392,13 +426,18 @@ fn get_record(
     pre: Pre,
 ) -> Result<Canned, Canned> {
     let b = user.get(coll).and_then(|c| c.bsos.get(id));
+    // The precondition comes first, against 0 for a record that does not exist: any
+    // `X-If-Modified-Since` on a missing record is a 304 at `0.00`, as syncstorage-rs answers.
+    pre.check(b.map_or(0, |b| b.modified))?;
     let b = b.ok_or_else(|| Canned::new(404, "0"))?;
-    pre.check(b.modified)?;
     Ok(Canned::new(200, &bso_json(id, b)).with("X-Last-Modified", &fmt_cs(b.modified)))
 }
 
-/// `PUT storage/<coll>/<id>`: only `id`, `payload`, `sortindex` and `ttl` (else 400 `8`);
-/// answers the new timestamp.
+/// `PUT storage/<coll>/<id>`: `id` (a BSO id, not necessarily the path's), a string
+/// `payload`, an integer `sortindex` within ±999,999,999 and an integer `ttl` from 0 to
+/// 999,999,999, each also `null`; `modified` and `collection` are ignored; any other field or
+/// value is a 400 `8`, as syncstorage-rs answers. Answers the new timestamp. (`ttl` is
+/// checked, not applied: nothing here expires.)
 fn put_record(
     user: &mut BTreeMap<String, Collection>,
     coll: &str,
@@ -411,10 +450,18 @@ fn put_record(
     else {
         return Err(Canned::new(400, "8"));
     };
-    if fields
-        .keys()
-        .any(|k| !matches!(k.as_str(), "id" | "payload" | "sortindex" | "ttl"))
-    {
+    let valid = |k: &str, v: &serde_json::Value| match k {
+        "id" | "payload" | "sortindex" | "ttl" if v.is_null() => true,
+        "id" => v.as_str().is_some_and(|id| is_bso_id(id.as_bytes())),
+        "payload" => v.is_string(),
+        "sortindex" => v
+            .as_i64()
+            .is_some_and(|n| (-999_999_999..=999_999_999).contains(&n)),
+        "ttl" => v.as_u64().is_some_and(|n| n <= 999_999_999),
+        "modified" | "collection" => true,
+        _ => false,
+    };
+    if !fields.iter().all(|(k, v)| valid(k, v)) {
         return Err(Canned::new(400, "8"));
     }
     let c = user.entry(coll.to_owned()).or_default();
