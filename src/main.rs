@@ -79,6 +79,8 @@ fn run() -> Result<ExitCode, String> {
     ])
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let workers = config.workers;
+    // Before any thread of ours starts: what the limit leaves to all of them.
+    let tasks = syncto::startup::task_limit();
     let (running, _app) = syncto::start(config).map_err(|e| e.to_string())?;
     log::info!(
         "syncto {} listening on {} with {workers} workers, at most {} connections",
@@ -86,6 +88,20 @@ fn run() -> Result<ExitCode, String> {
         running.addr(),
         running.max_connections()
     );
+    // Every connection costs a thread or two: say when the task limit
+    // (RLIMIT_NPROC, the pids cgroup) can't give them all.
+    if let Some(tasks) = tasks {
+        let room = syncto::startup::connections_for_tasks(tasks, workers);
+        if (running.max_connections() as u64) > room {
+            log::warn!(
+                "the task limit leaves {tasks} threads, enough for {room} connections, \
+                 not max_connections = {}: connections that get no thread are answered 503",
+                running.max_connections()
+            );
+        } else {
+            log::info!("task limit: {tasks} more threads");
+        }
+    }
     systemd::notify("READY=1");
     for signal in signals.forever() {
         // There is nothing to reload in place (a new configuration means a

@@ -1,5 +1,7 @@
 //! What the process settles before it serves: the one error of start-up (a problem
-//! that stops the server before it serves) and the open-files limit.
+//! that stops the server before it serves), the open-files limit, and the task limit
+//! (the threads the system lets it start), from which the default `max_connections`
+//! follows.
 
 use std::fmt;
 
@@ -27,13 +29,136 @@ impl fmt::Display for StartupError {
 
 impl std::error::Error for StartupError {}
 
-/// The default `max_connections`: each connection holds one descriptor,
-/// and 64 plus 2 per worker are kept for upstream connections, the
-/// listener, logs and statsd. At least 16; at most 1024, since each
-/// connection also holds a thread.
-pub(crate) fn default_max_connections(open_files: u64, workers: usize) -> usize {
+/// Threads the process needs besides those of its connections: main,
+/// accept, the shedder, up to 16 name lookups, 4 idle connection threads
+/// kept for reuse, and the workers.
+pub fn fixed_threads(workers: usize) -> u64 {
+    (1 + 1 + 1 + 16 + 4 + workers) as u64
+}
+
+/// The most connections `tasks` threads can serve: each connection may hold
+/// two (its own, and one finishing an answer its client takes slowly), and
+/// evicted connections whose threads have not ended yet add up to a quarter
+/// of the limit: 2.5 threads a connection.
+pub fn connections_for_tasks(tasks: u64, workers: usize) -> u64 {
+    tasks.saturating_sub(fixed_threads(workers)) * 2 / 5
+}
+
+/// The default `max_connections`. Each connection holds one descriptor, and
+/// 64 plus 2 per worker are kept for upstream connections, the listener,
+/// logs and statsd: from the open-files limit, at least 16 and at most 1024.
+/// When the process may start only `tasks` more threads (see
+/// [`task_limit`]), no more than those can serve (at least 4).
+pub(crate) fn default_max_connections(
+    open_files: u64,
+    tasks: Option<u64>,
+    workers: usize,
+) -> usize {
     let reserve = 64 + 2 * workers as u64;
-    open_files.saturating_sub(reserve).clamp(16, 1024) as usize
+    let by_files = open_files.saturating_sub(reserve).clamp(16, 1024);
+    let by_tasks = tasks.map_or(u64::MAX, |t| connections_for_tasks(t, workers).max(4));
+    by_files.min(by_tasks) as usize
+}
+
+/// How many more tasks (threads) the process may start, when something
+/// limits it: the least of what `RLIMIT_NPROC` leaves to its user (every
+/// process and thread of the user counts; not enforced for root or with
+/// CAP_SYS_ADMIN or CAP_SYS_RESOURCE) and what the pids cgroup controller
+/// (systemd's `TasksMax`) leaves to its cgroup and each cgroup above it.
+/// None when nothing limits it.
+pub fn task_limit() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let nproc = match rlimit::Resource::NPROC.get() {
+        Ok((soft, _)) if soft != rlimit::INFINITY && !nproc_exempt(&status) => {
+            let uid = status_field(&status, "Uid:").unwrap_or(u64::MAX);
+            Some(soft.saturating_sub(user_tasks(uid)))
+        }
+        _ => None,
+    };
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|c| cgroup_room(&c, std::path::Path::new("/sys/fs/cgroup")));
+    match (nproc, cgroup) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The first number of a `/proc/*/status` field (`Uid:` gives the real uid).
+fn status_field(status: &str, name: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Whether `RLIMIT_NPROC` is not enforced: real uid 0, or CAP_SYS_ADMIN (21)
+/// or CAP_SYS_RESOURCE (24) in the effective set.
+fn nproc_exempt(status: &str) -> bool {
+    let caps = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    status_field(status, "Uid:") == Some(0) || caps & (1 << 21 | 1 << 24) != 0
+}
+
+/// Threads of every process whose real uid is `uid`.
+fn user_tasks(uid: u64) -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("status")).ok())
+        .filter(|s| status_field(s, "Uid:") == Some(uid))
+        .map(|s| status_field(&s, "Threads:").unwrap_or(1))
+        .sum()
+}
+
+/// What the pids controller leaves to the cgroup of `proc_cgroup` (the text
+/// of `/proc/self/cgroup`) and its ancestors, under `root` (cgroup v2, or v1's
+/// `pids` hierarchy): the least `pids.max - pids.current`. None without a
+/// limit.
+fn cgroup_room(proc_cgroup: &str, root: &std::path::Path) -> Option<u64> {
+    let mut dirs = Vec::new();
+    for line in proc_cgroup.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let base = match controllers {
+            "" => root.to_path_buf(),
+            c if c.split(',').any(|c| c == "pids") => root.join("pids"),
+            _ => continue,
+        };
+        let mut dir = base.join(path.trim_start_matches('/'));
+        loop {
+            dirs.push(dir.clone());
+            if dir == base || !dir.pop() {
+                break;
+            }
+        }
+    }
+    dirs.iter()
+        .filter_map(|d| {
+            let max = std::fs::read_to_string(d.join("pids.max")).ok()?;
+            let max: u64 = max.trim().parse().ok()?; // "max": no limit here
+            let current = std::fs::read_to_string(d.join("pids.current"))
+                .ok()
+                .and_then(|c| c.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+            Some(max.saturating_sub(current))
+        })
+        .min()
 }
 
 /// The soft open-files limit (1024 if it can't be read).
@@ -119,10 +244,65 @@ mod tests {
 
     #[test]
     fn max_connections_follows_the_open_files_limit() {
-        assert_eq!(default_max_connections(1024, 4), 952);
-        assert_eq!(default_max_connections(20_000, 4), 1024);
-        assert_eq!(default_max_connections(100, 8), 20);
-        assert_eq!(default_max_connections(90, 8), 16);
-        assert_eq!(default_max_connections(0, 1), 16);
+        assert_eq!(default_max_connections(1024, None, 4), 952);
+        assert_eq!(default_max_connections(20_000, None, 4), 1024);
+        assert_eq!(default_max_connections(100, None, 8), 20);
+        assert_eq!(default_max_connections(90, None, 8), 16);
+        assert_eq!(default_max_connections(0, None, 1), 16);
+    }
+
+    #[test]
+    fn max_connections_follows_the_task_limit() {
+        // 4 workers: 27 threads of its own; 2.5 threads a connection.
+        assert_eq!(fixed_threads(4), 27);
+        assert_eq!(default_max_connections(1024, Some(1027), 4), 400);
+        assert_eq!(default_max_connections(1024, Some(100_000), 4), 952);
+        assert_eq!(default_max_connections(100_000, Some(4096), 4), 1024);
+        // 42 tasks left with 4 workers: 6 connections; never below 4.
+        assert_eq!(default_max_connections(1024, Some(42), 4), 6);
+        assert_eq!(default_max_connections(1024, Some(10), 4), 4);
+        // Whatever the limit, the threads it allows are enough.
+        for tasks in [40, 64, 100, 1000, 5000] {
+            let n = default_max_connections(1 << 20, Some(tasks), 4) as u64;
+            let slack = (n / 4).clamp(1, 64);
+            assert!(
+                fixed_threads(4) + 2 * (n + slack) <= tasks.max(36),
+                "{tasks}: {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_pids_cgroup_limit_counts_every_level() {
+        let root = std::env::temp_dir().join(format!("syncto-cgroup-{}", std::process::id()));
+        let write = |dir: &std::path::Path, max: &str, current: &str| {
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::write(dir.join("pids.max"), max).unwrap();
+            std::fs::write(dir.join("pids.current"), current).unwrap();
+        };
+        // v2: the unit allows 500 and uses 20, its slice 300 and uses 250.
+        write(&root, "max\n", "900\n");
+        write(&root.join("system.slice"), "300\n", "250\n");
+        write(&root.join("system.slice/syncto.service"), "500\n", "20\n");
+        let v2 = "0::/system.slice/syncto.service\n";
+        assert_eq!(cgroup_room(v2, &root), Some(50));
+        // v1: only the pids hierarchy counts.
+        write(&root.join("pids/docker/abc"), "100\n", "7\n");
+        let v1 = "12:memory:/docker/abc\n8:pids:/docker/abc\n";
+        assert_eq!(cgroup_room(v1, &root), Some(93));
+        // No limit anywhere.
+        assert_eq!(cgroup_room("0::/\n", &root.join("nowhere")), None);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn root_and_capabilities_escape_nproc() {
+        let status =
+            |uid: u32, caps: &str| format!("Uid:\t{uid}\t{uid}\t{uid}\t{uid}\nCapEff:\t{caps}\n");
+        assert!(nproc_exempt(&status(0, "0000000000000000")));
+        assert!(nproc_exempt(&status(1000, "0000000001000000")));
+        assert!(nproc_exempt(&status(1000, "0000000000200000")));
+        assert!(!nproc_exempt(&status(1000, "0000000000000000")));
+        assert_eq!(status_field(&status(65534, "0"), "Uid:"), Some(65534));
     }
 }

@@ -465,15 +465,29 @@ fn a_body_not_read_to_its_end_closes_the_connection() {
     assert_eq!(s.get("/v1/__lbheartbeat__", &[]).status, 200);
 }
 
-/// Start the binary under an open-files limit set by `sh`'s `ulimit`.
+/// Start the binary under a limit set by `sh`'s `ulimit`.
 fn spawn_limited(
     ulimit: &str,
     env: &[(&str, &str)],
 ) -> (std::process::Child, u16, Arc<Mutex<String>>) {
+    spawn_with(
+        &format!("ulimit {ulimit} && exec \"$0\" --bind 127.0.0.1:0"),
+        env!("CARGO_BIN_EXE_syncto"),
+        env,
+    )
+}
+
+/// Start `binary` as `$0` of the shell command `sh`; returns the child, the
+/// port it listens on, and its log so far (kept up to date).
+fn spawn_with(
+    sh: &str,
+    binary: &str,
+    env: &[(&str, &str)],
+) -> (std::process::Child, u16, Arc<Mutex<String>>) {
     let mut child = Command::new("sh")
         .arg("-c")
-        .arg(format!("ulimit {ulimit} && exec \"$0\" --bind 127.0.0.1:0"))
-        .arg(env!("CARGO_BIN_EXE_syncto"))
+        .arg(sh)
+        .arg(binary)
         .env_remove("SYNCTO_INI")
         .envs(env.iter().copied())
         .stdout(Stdio::null())
@@ -541,6 +555,134 @@ fn the_accept_loop_survives_running_out_of_descriptors() {
         std::thread::sleep(Duration::from_millis(100));
     }
     stop(child);
+}
+
+/// Threads of the processes whose real uid is `uid`.
+fn user_tasks(uid: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("status")).ok())
+        .filter(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|v| v.split_whitespace().next())
+                == Some(uid)
+        })
+        .map(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(1)
+        })
+        .sum()
+}
+
+/// Start the binary with 40 tasks to spare under RLIMIT_NPROC. The limit is
+/// not enforced for root: as root the server runs as a uid of its own (no
+/// other test or process shares its count), from a copy of the binary any
+/// user can reach.
+fn spawn_with_40_tasks(
+    tag: &str,
+    env: &[(&str, &str)],
+) -> (
+    std::process::Child,
+    u16,
+    Arc<Mutex<String>>,
+    std::path::PathBuf,
+) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("syncto-nproc-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let binary = dir.join("syncto");
+    std::fs::copy(env!("CARGO_BIN_EXE_syncto"), &binary).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let me = String::from_utf8(Command::new("id").arg("-u").output().unwrap().stdout).unwrap();
+    let (limit, user) = if me.trim() == "0" {
+        let uid = 60_000 + std::process::id() % 5_000 + u32::from(tag == "default");
+        (
+            40,
+            format!("setpriv --reuid={uid} --regid={uid} --clear-groups "),
+        )
+    } else {
+        (user_tasks(me.trim()) + 40, String::new())
+    };
+    let (child, port, log) = spawn_with(
+        &format!("exec prlimit --nproc={limit}:{limit} {user}\"$0\" --bind 127.0.0.1:0"),
+        binary.to_str().unwrap(),
+        env,
+    );
+    (child, port, log, dir)
+}
+
+/// Past the task limit (RLIMIT_NPROC here, as systemd's TasksMax would be),
+/// a connection the system refuses a thread for gets the busy answer; the
+/// listener goes on, and serves again once connections end. (It used to
+/// panic on the accept thread: the process stayed up refusing every
+/// connection.)
+#[test]
+fn a_task_limit_costs_busy_answers_never_the_listener() {
+    let (child, port, log, dir) = spawn_with_40_tasks(
+        "busy",
+        &[
+            ("SYNCTO_WORKERS", "2"),
+            ("SYNCTO_MAX_CONNECTIONS", "1000"),
+            ("SYNCTO_REQUEST_HEAD_TIMEOUT_SECONDS", "60"),
+        ],
+    );
+    let a = format!("127.0.0.1:{port}");
+    // More connections than 40 threads can serve.
+    let idle: Vec<TcpStream> = (0..60).map(|_| connect(&a)).collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !log.lock().unwrap().contains("cannot start a thread") {
+        assert!(Instant::now() < deadline, "{}", log.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A newcomer meanwhile: the busy answer, a Kinto document.
+    let wire = exchange(&a, LBHEARTBEAT);
+    let busy = wire.only_answer_then_close();
+    busy.assert_error(503, 201);
+    assert!(busy.header("Retry-After").is_some(), "{}", busy.head);
+    // Once the clients are gone, the server serves again.
+    drop(idle);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let wire = exchange(
+            &a,
+            b"GET /v1/__lbheartbeat__ HTTP/1.1\r\nConnection: close\r\n\r\n",
+        );
+        if wire.answers().first().is_some_and(|r| r.status == 200) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never served again: {}",
+            log.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = log.lock().unwrap().clone();
+    assert!(!text.contains("panic"), "{text}");
+    stop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The default max_connections leaves threads for every connection under
+/// the task limit: 40 tasks, one of them the process's first, 2 workers and
+/// 25 threads of its own: (39 - 25) / 2.5 = 5 connections.
+#[test]
+fn the_default_connection_limit_follows_the_task_limit() {
+    let (child, _, log, dir) = spawn_with_40_tasks("default", &[("SYNCTO_WORKERS", "2")]);
+    // The task limit's line follows the one that says where it listens.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !log.lock().unwrap().contains("task limit") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let text = log.lock().unwrap().clone();
+    stop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(text.contains("at most 5 connections"), "{text}");
+    assert!(text.contains("task limit: 39 more threads"), "{text}");
 }
 
 #[test]

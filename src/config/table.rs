@@ -249,7 +249,10 @@ pub(crate) const SETTINGS: &[Setting] = &[
     ),
     app!(
         "max_connections",
-        Computed("the open-files limit minus 64 and 2 per worker, between 16 and 1024"),
+        Computed(
+            "the open-files limit minus 64 and 2 per worker, between 16 and 1024, \
+             and no more than the task limit leaves threads for"
+        ),
         "Client connections open at once.",
         Kind::Number {
             min: 1,

@@ -31,7 +31,7 @@ use crate::config::{Config, TrustedProxies};
 use crate::listen::Listen;
 use crate::logging::{self, RequestId, RequestScope};
 use crate::message::{Request, Response};
-use crate::startup::{StartupError, default_max_connections, open_files_limit};
+use crate::startup::{StartupError, default_max_connections, open_files_limit, task_limit};
 use adapt::{BodyError, busy_response, into_tiny, read_body, with_view};
 use listener::Throttle;
 use pool::{Job, Pool, shedder, worker};
@@ -239,9 +239,9 @@ pub(crate) fn start(
     settings: ListenerSettings,
     service: Arc<dyn Service>,
 ) -> Result<Running, StartupError> {
-    let max_connections = settings
-        .max_connections
-        .unwrap_or_else(|| default_max_connections(open_files_limit(), settings.workers));
+    let max_connections = settings.max_connections.unwrap_or_else(|| {
+        default_max_connections(open_files_limit(), task_limit(), settings.workers)
+    });
     let limits = listener::Limits {
         max_connections,
         head_timeout: settings.head_timeout,

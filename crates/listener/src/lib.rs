@@ -20,8 +20,8 @@
 //! | thread | spawned by | how many, bounded by | reads the client | writes the client | calls upstream |
 //! |---|---|---|---|---|---|
 //! | `main` | the OS (*Syncto* `main.rs`) | 1: waits for signals, then drains | no | no | no |
-//! | `accept` | [`Server::new`] | 1 | only to drain what a refused connection sent | the busy answer to a connection it can't take, one non-blocking write | no |
-//! | `connection` | the accept thread, through its pool (`util/task_pool.rs`) | one per open connection: at most [`Limits::max_connections`] + 64 evicted ones not ended yet, plus idle ones kept 5 s for reuse (4 always) | request heads and bodies, under the phase deadlines | refusals (400, 408, 417, 431, 505), `100 Continue`, and what the handler answers on it (*Syncto*: what needs no upstream call) | no (*Syncto*: only if its `needs_upstream` is right) |
+//! | `accept` | [`Server::new`] | 1; never ends while the server exists (the process exits 70 if it does) | only to drain what a refused connection sent | the busy answer to a connection it can't take or gets no thread for, one non-blocking write | no |
+//! | `connection` | the accept thread, through its pool (`util/task_pool.rs`) | one per open connection: at most [`Limits::max_connections`] plus a quarter of it (at most 64) evicted ones not ended yet, plus idle ones kept 5 s for reuse (4 always) | request heads and bodies, under the phase deadlines | refusals (400, 408, 417, 431, 505), `100 Continue`, and what the handler answers on it (*Syncto*: what needs no upstream call) | no (*Syncto*: only if its `classify` is right; debug builds check) |
 //! | `worker-N` | *Syncto* `server::start` | `workers` | no | each answer of a request that needed upstream: a small one within 1 s, a large one for 20 ms, then hands the rest over | yes, and only these |
 //! | `shedder` | *Syncto* `server::start` | 1 | no | 503 to a request no worker took within `queue_timeout_milliseconds` | no |
 //! | `answer` | *Syncto* `server/pool.rs` (`finish_elsewhere`) | at most one per connection | no | the rest of a large answer its client takes slowly ([`Unsent::finish`]) | no |
@@ -99,11 +99,14 @@
 //! between requests, or taking its answer; never one whose request is being
 //! served) is shut down to make room, so clients that hold connections open
 //! can't lock others out; evicted connections not ended yet may take the
-//! count 64 past the limit. When none can be evicted, the new connection is
-//! answered [`Limits::busy_response`] and closed, without a thread. The
-//! accept loop never ends while the [`Server`] exists: a failed accept (out
-//! of descriptors, a connection aborted before it was taken…) is logged at
-//! most once every 10 s with a count, and waited out.
+//! count a quarter (at most 64) past the limit. When none can be evicted,
+//! the new connection is answered [`Limits::busy_response`] and closed,
+//! without a thread; so is one the system refuses a thread for (a task
+//! limit). The accept loop never ends while the [`Server`] exists: a failed
+//! accept (out of descriptors, a connection aborted before it was taken…) is
+//! logged at most once every 10 s with a count, and waited out; a panic is
+//! logged and the loop goes on; and if the thread ended anyway the process
+//! would exit with status 70, so that its supervisor restarts it.
 
 #![forbid(unsafe_code)]
 

@@ -251,6 +251,12 @@ impl Socket {
         let _ = self.conn.shutdown(Shutdown::Both);
     }
 
+    /// Answer a connection that got no thread with `answer`, at once and
+    /// without blocking (see [`refuse`]); it closes when dropped.
+    pub(crate) fn refuse(&self, answer: &[u8]) {
+        refuse(&self.conn, answer);
+    }
+
     /// End the connection after the current response.
     pub(crate) fn set_close(&self) {
         self.close.store(true, Relaxed);
@@ -371,12 +377,12 @@ impl Drop for Socket {
     }
 }
 
-/// Answer a connection past `max_connections` without a thread: one write
-/// on a fresh socket (its send buffer is empty, so it doesn't block), then
-/// close.
-pub(crate) fn refuse(conn: Connection, answer: &[u8]) {
+/// Answer a connection that can't be served without a thread: one write on
+/// a fresh socket (its send buffer is empty, so it doesn't block), then
+/// close (once `conn` is dropped).
+pub(crate) fn refuse(conn: &Connection, answer: &[u8]) {
     let _ = conn.set_nonblocking(true);
-    let mut c = &conn;
+    let mut c = conn;
     // Take what already arrived, so that closing does not reset the
     // connection before the answer is read.
     let mut buf = [0u8; 4096];
