@@ -70,6 +70,14 @@ impl<'a> Endpoint<'a> {
         })
     }
 
+    /// `host:port/path` of a request to `path` under this endpoint (its query left out), as
+    /// upstream errors name where they happened: never a credential, which travels in
+    /// headers only.
+    pub fn at(&self, path: &str) -> String {
+        let path = path.split('?').next().unwrap_or("");
+        format!("{}:{}{}{path}", self.host, self.port, self.path)
+    }
+
     /// Whether a request to this endpoint travels in clear over a network: plain `http://`
     /// to anything but the loopback interface.
     pub fn in_clear(&self) -> bool {

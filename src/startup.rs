@@ -1,9 +1,11 @@
 //! What the process settles before it serves: the one error of start-up (a problem
-//! that stops the server before it serves), the open-files limit, and the task limit
-//! (the threads the system lets it start), from which the default `max_connections`
-//! follows.
+//! that stops the server before it serves), what to do when the listening socket can't be
+//! bound, the open-files limit, and the task limit (the threads the system lets it start),
+//! from which the default `max_connections` follows.
 
+use crate::listen::Listen;
 use std::fmt;
+use std::io::{self, ErrorKind};
 
 /// A configuration problem that stops the server before it serves (exit status 1).
 #[derive(Debug)]
@@ -29,6 +31,7 @@ impl fmt::Display for StartupError {
 
 impl std::error::Error for StartupError {}
 
+<<<<<<< HEAD
 /// Threads the process needs besides those of its connections: main,
 /// accept, the shedder, up to 16 name lookups, 4 idle connection threads
 /// kept for reuse, and the workers.
@@ -54,6 +57,61 @@ pub(crate) fn default_max_connections(
     tasks: Option<u64>,
     workers: usize,
 ) -> usize {
+=======
+/// Why the listening socket could not be bound, and what to do about it: the settings
+/// and flag that choose the address, and the usual causes.
+pub fn cannot_listen(listen: &Listen, e: &io::Error) -> StartupError {
+    let choose = "choose the address with `host` and `port` under [server:main], \
+                  `--bind HOST:PORT`, or SYNCTO_HOST / SYNCTO_PORT";
+    let hint = match (listen, e.kind()) {
+        (Listen::Tcp(addr), ErrorKind::AddrInUse) => format!(
+            "the address is already in use: another program listens on {addr} (another \
+             Syncto, or syncstorage-rs, whose default port is 8000 too; `ss -ltnp` names it); \
+             {choose}"
+        ),
+        (Listen::Tcp(addr), ErrorKind::PermissionDenied) if privileged_port(addr) => format!(
+            "ports below 1024 need a privilege this process does not have: listen on a high \
+             port (the default is 8000) behind a reverse proxy that serves port 80/443 \
+             (nginx, Caddy: see the README), or grant the capability, e.g. in the systemd \
+             unit AmbientCapabilities=CAP_NET_BIND_SERVICE and \
+             CapabilityBoundingSet=CAP_NET_BIND_SERVICE; {choose}"
+        ),
+        (Listen::Tcp(_), ErrorKind::AddrNotAvailable) => format!(
+            "no network interface of this machine has that address: use 127.0.0.1 (this \
+             machine only), 0.0.0.0 or [::] (every interface) or one of its own addresses; \
+             {choose}"
+        ),
+        (Listen::Tcp(_), ErrorKind::PermissionDenied) => {
+            format!("permission denied (a security policy refuses the bind); {choose}")
+        }
+        (Listen::Unix(path), ErrorKind::PermissionDenied | ErrorKind::NotFound) => format!(
+            "the directory {} must exist and be writable by this user (under systemd, \
+             RuntimeDirectory=syncto gives the service /run/syncto)",
+            path.parent()
+                .map_or_else(|| ".".into(), |d| d.display().to_string())
+        ),
+        (Listen::Tcp(addr), _) if e.raw_os_error().is_none() => format!(
+            "{addr} is not an address of this machine: the host must be an IP address or a \
+             name that resolves to one; {choose}"
+        ),
+        _ => return StartupError::new(format!("cannot listen on {listen}: {e}")),
+    };
+    StartupError::new(format!("cannot listen on {listen}: {e}: {hint}"))
+}
+
+/// Whether a `host:port` has a port below 1024 (0 picks a free high one).
+fn privileged_port(addr: &str) -> bool {
+    addr.rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok())
+        .is_some_and(|p| (1..1024).contains(&p))
+}
+
+/// The default `max_connections`: each connection holds one descriptor,
+/// and 64 plus 2 per worker are kept for upstream connections, the
+/// listener, logs and statsd. At least 16; at most 1024, since each
+/// connection also holds a thread.
+pub(crate) fn default_max_connections(open_files: u64, workers: usize) -> usize {
+>>>>>>> b15981f (Errors that say what to do (issue 20 item 4): a port in use names syncstorage-rs's default 8000, the port setting and --bind; port 80 as non-root says reverse proxy or CAP_NET_BIND_SERVICE; a refused certificate is a 'TLS failure', not 'unreachable', and a self-signed one (CaUsedAsEndEntity) or an unknown CA says how to use certificate_ca_bundle; upstream errors name host:port and the URL path (never the query or a token))
     let reserve = 64 + 2 * workers as u64;
     let by_files = open_files.saturating_sub(reserve).clamp(16, 1024);
     let by_tasks = tasks.map_or(u64::MAX, |t| connections_for_tasks(t, workers).max(4));
@@ -241,6 +299,51 @@ pub fn raise_open_files_limit() -> OpenFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn message(listen: &str, kind: ErrorKind) -> String {
+        let listen: Listen = listen.parse().unwrap();
+        cannot_listen(&listen, &io::Error::from(kind)).message
+    }
+
+    #[test]
+    fn bind_failures_say_what_to_do() {
+        let m = message("127.0.0.1:8000", ErrorKind::AddrInUse);
+        assert!(m.starts_with("cannot listen on 127.0.0.1:8000: "), "{m}");
+        for needle in [
+            "already in use",
+            "syncstorage-rs",
+            "`port`",
+            "[server:main]",
+            "--bind",
+        ] {
+            assert!(m.contains(needle), "{needle}: {m}");
+        }
+        let m = message("0.0.0.0:80", ErrorKind::PermissionDenied);
+        for needle in [
+            "below 1024",
+            "reverse proxy",
+            "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+        ] {
+            assert!(m.contains(needle), "{needle}: {m}");
+        }
+        let m = message("0.0.0.0:8080", ErrorKind::PermissionDenied);
+        assert!(!m.contains("below 1024") && m.contains("--bind"), "{m}");
+        let m = message("192.0.2.1:8000", ErrorKind::AddrNotAvailable);
+        assert!(
+            m.contains("no network interface") && m.contains("127.0.0.1"),
+            "{m}"
+        );
+        let m = message("unix:/run/nowhere/s.sock", ErrorKind::PermissionDenied);
+        assert!(
+            m.contains("/run/nowhere must exist") && m.contains("RuntimeDirectory"),
+            "{m}"
+        );
+        let listen: Listen = "no-such-host.invalid:8000".parse().unwrap();
+        // What the standard library gives for a name that does not resolve.
+        let e = io::Error::other("failed to lookup address information: Name or service not known");
+        let m = cannot_listen(&listen, &e).message;
+        assert!(m.contains("not an address of this machine"), "{m}");
+    }
 
     #[test]
     fn max_connections_follows_the_open_files_limit() {

@@ -191,6 +191,26 @@ fn check_config_shows_the_warnings_a_start_would_log() {
 }
 
 #[test]
+fn a_port_in_use_is_a_start_up_error_that_says_what_to_do() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = syncto().args(["--bind", &addr]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")) && stderr.contains("already in use"),
+        "{stderr}"
+    );
+    for needle in [
+        "syncstorage-rs",
+        "`port` under [server:main]",
+        "--bind HOST:PORT",
+    ] {
+        assert!(stderr.contains(needle), "{needle}: {stderr}");
+    }
+}
+
+#[test]
 fn an_eos_already_past_is_warned_at_start_up() {
     let check = |date: &str| {
         let out = syncto()
@@ -390,6 +410,113 @@ fn a_pinning_failure_is_logged_with_host_and_reason_never_the_token() {
         .unwrap_or_else(|| panic!("{log}"));
     assert!(line.contains("localhost") && line.contains("pin"), "{line}");
     assert!(!log.contains("SECRET-OAUTH-TOKEN"), "{log}");
+}
+
+/// The log of a server run with `env` after one records request: the request's status and
+/// everything the server wrote to stderr until SIGTERM.
+fn log_of_one_request(fake: &Fake, env: &[(&str, &str)]) -> (u16, String) {
+    let (mut child, port, mut stderr) = spawn_with(fake, env);
+    let r = request(
+        &client(),
+        "GET",
+        &format!("http://127.0.0.1:{port}{}", records("tabs")),
+        &[("Authorization", "Bearer SECRET-OAUTH-TOKEN")],
+        None,
+    );
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
+    assert!(!log.contains("SECRET-OAUTH-TOKEN"), "{log}");
+    (r.status, log)
+}
+
+#[test]
+fn a_self_signed_token_server_is_explained_with_what_to_do() {
+    let fake = Fake::start();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tls");
+    // A certificate as `openssl req -x509` makes it (CA:TRUE), even named in the bundle.
+    let tls = fakes::tls_server::TlsServer::start(
+        &std::fs::read(format!("{dir}/self-signed-ca.pem")).unwrap(),
+        &std::fs::read(format!("{dir}/self-signed-ca.key")).unwrap(),
+        |_: &str| b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".to_vec(),
+    );
+    let url = format!("https://localhost:{}/", tls.port);
+    let bundle = format!("{dir}/self-signed-ca.pem");
+    let (status, log) = log_of_one_request(
+        &fake,
+        &[
+            ("SYNCTO_TOKEN_SERVER_URL", url.as_str()),
+            ("SYNCTO_CERTIFICATE_CA_BUNDLE", bundle.as_str()),
+        ],
+    );
+    assert_eq!(status, 503);
+    let line = log
+        .lines()
+        .find(|l| l.contains("ERROR"))
+        .unwrap_or_else(|| panic!("{log}"));
+    let at = format!(
+        "token server TLS failure: localhost:{}/1.0/sync/1.5: ",
+        tls.port
+    );
+    assert!(line.contains(&at), "{line}");
+    for needle in ["CaUsedAsEndEntity", "CA:FALSE", "certificate_ca_bundle"] {
+        assert!(line.contains(needle), "{needle}: {line}");
+    }
+    assert!(!line.contains("unreachable"), "{line}");
+    // Without the bundle, the built-in roots don't know it either: the other hint.
+    let ee = fakes::tls_server::TlsServer::start(
+        &std::fs::read(format!("{dir}/self-signed.pem")).unwrap(),
+        &std::fs::read(format!("{dir}/self-signed.key")).unwrap(),
+        |_: &str| b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".to_vec(),
+    );
+    let url = format!("https://localhost:{}/", ee.port);
+    let (status, log) = log_of_one_request(&fake, &[("SYNCTO_TOKEN_SERVER_URL", url.as_str())]);
+    assert_eq!(status, 503);
+    let line = log
+        .lines()
+        .find(|l| l.contains("ERROR"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains("TLS failure")
+            && line.contains("unknown issuer")
+            && line.contains("name that CA or certificate in certificate_ca_bundle"),
+        "{line}"
+    );
+}
+
+#[test]
+fn upstream_errors_name_host_port_and_path() {
+    let fake = Fake::start();
+    fake.script_sync([fakes::Canned::new(500, "0")]);
+    let (status, log) = log_of_one_request(&fake, &[]);
+    assert_eq!(status, 503);
+    let node = fake.sync_url.trim_start_matches("http://");
+    let line = log
+        .lines()
+        .find(|l| l.contains("ERROR"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains(&format!("sync node answered 500: {node}/1.5/"))
+            && line.contains("/storage/tabs"),
+        "{line}"
+    );
+    // A Token Server nobody listens on: its host, port and path.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let url = format!("http://127.0.0.1:{port}/");
+    let (status, log) = log_of_one_request(&fake, &[("SYNCTO_TOKEN_SERVER_URL", url.as_str())]);
+    assert_eq!(status, 503);
+    assert!(
+        log.contains(&format!(
+            "token server unreachable: 127.0.0.1:{port}/1.0/sync/1.5: connection refused"
+        )),
+        "{log}"
+    );
 }
 
 /// journald style only when `$JOURNAL_STREAM` names the very stream stderr is: a variable

@@ -258,7 +258,9 @@ fn upstream(e: sync15::Error) -> Parts {
             parts.reply = Some(reply);
             parts
         }
-        sync15::Error::Unreachable(..) => base(503, 201, UNREACHABLE.into()),
+        sync15::Error::Unreachable(..) | sync15::Error::Tls(..) => {
+            base(503, 201, UNREACHABLE.into())
+        }
         sync15::Error::Timeout(u, _) => base(
             504,
             201,

@@ -265,7 +265,7 @@ pub(crate) fn start(
         |e: &dyn fmt::Display| StartupError::new(format!("cannot listen on {listen}: {e}"));
     let listener = listen
         .bind(settings.unix_socket_mode)
-        .map_err(|e| cannot(&e))?;
+        .map_err(|e| crate::startup::cannot_listen(&listen, &e))?;
     let handler: Arc<dyn listener::Handler> = shared.clone();
     let server = listener::Server::new(listener, limits, handler).map_err(|e| cannot(&e))?;
     let (addr, port) = match server.server_addr() {

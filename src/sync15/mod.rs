@@ -59,6 +59,8 @@ pub struct Reply {
     pub retry_after: Option<String>,
     /// Body bytes.
     pub body: Vec<u8>,
+    /// Where an error status came from (`host:port/path`, for the log); empty otherwise.
+    pub at: String,
 }
 
 impl Reply {
@@ -105,6 +107,7 @@ impl Reply {
             backoff: number("x-weave-backoff").or_else(|| number("x-backoff")),
             retry_after: number("retry-after"),
             body: Vec::new(),
+            at: String::new(),
         };
         // Sized once from Content-Length: no doubling of a large buffer.
         let declared = resp.body().content_length();
@@ -160,8 +163,11 @@ impl fmt::Display for Upstream {
 pub enum Error {
     /// The upstream answered with a 304 or an error status.
     Status(Upstream, Box<Reply>),
-    /// The upstream could not be reached (DNS, connect, TLS, pinning, reset).
+    /// The upstream could not be reached (DNS, connect, reset).
     Unreachable(Upstream, String),
+    /// The TLS connection failed: a certificate refused (untrusted, expired, misnamed, a pin
+    /// mismatch) or a TLS protocol error.
+    Tls(Upstream, String),
     /// The upstream did not answer in time.
     Timeout(Upstream, String),
     /// The upstream answered something unusable (bad JSON, bad token fields,
@@ -177,8 +183,10 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Status(u, r) => write!(f, "{u} answered {}", r.status),
+            Error::Status(u, r) if r.at.is_empty() => write!(f, "{u} answered {}", r.status),
+            Error::Status(u, r) => write!(f, "{u} answered {}: {}", r.status, r.at),
             Error::Unreachable(u, why) => write!(f, "{u} unreachable: {why}"),
+            Error::Tls(u, why) => write!(f, "{u} TLS failure: {why}"),
             Error::Timeout(u, why) => write!(f, "{u} timed out: {why}"),
             Error::BadAnswer(u, why) => write!(f, "{u} gave an unusable answer: {why}"),
             Error::Busy(u, why) => write!(f, "{u} write not sent: {why}"),
@@ -190,23 +198,26 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 impl Error {
-    /// From a transport error of ureq (or of [`Reply::read`]).
-    pub(crate) fn transport(upstream: Upstream, host: &str, e: &ureq::Error) -> Error {
+    /// From a transport error of ureq (or of [`Reply::read`]) of a call to `at`
+    /// (`host:port/path`, see [`crate::endpoint::Endpoint::at`]).
+    pub(crate) fn transport(upstream: Upstream, at: &str, e: &ureq::Error) -> Error {
+        use crate::upstream::failure::{FailureKind, classify};
         match e {
             ureq::Error::BodyExceedsLimit(limit) => return Error::TooLarge(upstream, *limit),
             ureq::Error::Other(inner) => {
                 if let Some(Unusable(why)) = inner.downcast_ref::<Unusable>() {
-                    return Error::BadAnswer(upstream, format!("{host}: {why}"));
+                    return Error::BadAnswer(upstream, format!("{at}: {why}"));
                 }
             }
             _ => {}
         }
-        let (kind, reason) = crate::upstream::failure::classify(e);
-        let why = format!("{host}: {reason}");
+        let (kind, reason) = classify(e);
+        let why = format!("{at}: {reason}");
         match kind {
-            crate::upstream::failure::FailureKind::Timeout => Error::Timeout(upstream, why),
-            crate::upstream::failure::FailureKind::Unusable => Error::BadAnswer(upstream, why),
-            _ => Error::Unreachable(upstream, why),
+            FailureKind::Timeout => Error::Timeout(upstream, why),
+            FailureKind::Unusable => Error::BadAnswer(upstream, why),
+            FailureKind::Tls => Error::Tls(upstream, why),
+            FailureKind::Network => Error::Unreachable(upstream, why),
         }
     }
 }

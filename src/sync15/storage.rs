@@ -134,11 +134,11 @@ impl Storage {
                 .header("content-type", "application/json")
                 .body(body)
                 .map_err(|e| Error::BadAnswer(Upstream::Storage, e.to_string()))
-                .and_then(|rq| self.run(rq, target.host)),
+                .and_then(|rq| self.run(rq, &target, call.path)),
             None => builder
                 .body(())
                 .map_err(|e| Error::BadAnswer(Upstream::Storage, e.to_string()))
-                .and_then(|rq| self.run(rq, target.host)),
+                .and_then(|rq| self.run(rq, &target, call.path)),
         };
         // Only a page of records can be asked for smaller (`_limit`); an
         // oversized answer to a write is simply unusable.
@@ -167,19 +167,26 @@ impl Storage {
         result
     }
 
-    fn run<B: ureq::AsSendBody>(&self, rq: http::Request<B>, host: &str) -> Result<Reply, Error> {
-        let resp = self
-            .agent
-            .run(rq)
-            .map_err(|e| Error::transport(Upstream::Storage, host, &e))?;
-        let reply = Reply::read(resp, MAX_UPSTREAM_BODY)
-            .map_err(|e| Error::transport(Upstream::Storage, host, &e))?;
+    /// Sends `rq` to `path` under `target` (which name where an error happened).
+    fn run<B: ureq::AsSendBody>(
+        &self,
+        rq: http::Request<B>,
+        target: &Endpoint<'_>,
+        path: &str,
+    ) -> Result<Reply, Error> {
+        let failed = |e: ureq::Error| Error::transport(Upstream::Storage, &target.at(path), &e);
+        let resp = self.agent.run(rq).map_err(failed)?;
+        let mut reply = Reply::read(resp, MAX_UPSTREAM_BODY).map_err(failed)?;
         match reply.status {
             200..=299 => Ok(reply),
-            304 | 400.. => Err(Error::Status(Upstream::Storage, Box::new(reply))),
+            304 => Err(Error::Status(Upstream::Storage, Box::new(reply))),
+            400.. => {
+                reply.at = target.at(path);
+                Err(Error::Status(Upstream::Storage, Box::new(reply)))
+            }
             _ => Err(Error::BadAnswer(
                 Upstream::Storage,
-                format!("unexpected status {}", reply.status),
+                format!("{}: unexpected status {}", target.at(path), reply.status),
             )),
         }
     }

@@ -17,6 +17,10 @@ pub struct TokenServer {
     url: String,
     /// `…/__heartbeat__`
     heartbeat_url: String,
+    /// `host:port/…/1.0/sync/1.5`, for errors.
+    at: String,
+    /// `host:port/…/__heartbeat__`, for errors.
+    heartbeat_at: String,
     heartbeat_timeout: Duration,
     /// The last heartbeat check, shared by the clones.
     beat: Arc<super::heartbeat::Beat>,
@@ -59,10 +63,14 @@ impl TokenServer {
     ) -> TokenServer {
         let root = base.trim_end_matches('/');
         let root = root.strip_suffix(SUFFIX).unwrap_or(root);
+        let at =
+            |path: &str| Endpoint::parse(root).map_or_else(|_| path.to_owned(), |e| e.at(path));
         TokenServer {
             agent,
             url: format!("{root}{SUFFIX}"),
             heartbeat_url: format!("{root}/__heartbeat__"),
+            at: at(SUFFIX),
+            heartbeat_at: at("/__heartbeat__"),
             heartbeat_timeout,
             beat: Arc::default(),
             allow_insecure,
@@ -107,7 +115,7 @@ impl TokenServer {
         user_agent: &str,
     ) -> Result<Token, Error> {
         let url = format!("{}?duration={duration}", self.url);
-        let host = Endpoint::parse(&self.url).map_or("", |e| e.host);
+        let at = self.at.as_str();
         let rq = http::Request::builder()
             .method("GET")
             .uri(&url)
@@ -120,13 +128,14 @@ impl TokenServer {
         let resp = self
             .agent
             .run(rq)
-            .map_err(|e| Error::transport(Upstream::TokenServer, host, &e))?;
-        let reply = Reply::read(resp, 64 * 1024)
-            .map_err(|e| Error::transport(Upstream::TokenServer, host, &e))?;
+            .map_err(|e| Error::transport(Upstream::TokenServer, at, &e))?;
+        let mut reply = Reply::read(resp, 64 * 1024)
+            .map_err(|e| Error::transport(Upstream::TokenServer, at, &e))?;
         if !(200..300).contains(&reply.status) {
+            reply.at = at.to_owned();
             return Err(Error::Status(Upstream::TokenServer, Box::new(reply)));
         }
-        let bad = |why: &str| Error::BadAnswer(Upstream::TokenServer, why.to_owned());
+        let bad = |why: &str| Error::BadAnswer(Upstream::TokenServer, format!("{at}: {why}"));
         let json: TokenJson = serde_json::from_slice(&reply.body)
             .map_err(|_| bad("the token answer is not the expected JSON"))?;
         if let Some(alg) = &json.hashalg {
@@ -198,8 +207,8 @@ impl TokenServer {
             Ok(resp) => resp.status().is_success(),
             Err(e) => {
                 log::warn!(
-                    "heartbeat: token server unreachable: {}",
-                    crate::upstream::failure::classify(&e).1
+                    "heartbeat: {}",
+                    Error::transport(Upstream::TokenServer, &self.heartbeat_at, &e)
                 );
                 false
             }

@@ -80,13 +80,31 @@ fn find_rustls<'a>(mut e: Option<&'a (dyn StdError + 'static)>) -> Option<&'a ru
     None
 }
 
+/// A certificate signed by a CA Syncto does not trust: what to do.
+pub const UNKNOWN_ISSUER: &str = "unknown issuer: the certificate is not signed by a CA \
+    Syncto trusts (the built-in Mozilla roots, or certificate_ca_bundle when it is set); for a \
+    private CA or a self-signed certificate, name that CA or certificate in \
+    certificate_ca_bundle, which replaces the built-in roots (so include the CAs of the Token \
+    Server and of every Sync node)";
+
+/// A CA certificate presented as the server's own (what `openssl req -x509` makes by
+/// default): refused even when it is trusted.
+pub const CA_AS_SERVER: &str = "the server presents a CA certificate as its own \
+    (CaUsedAsEndEntity: a self-signed certificate with CA:TRUE, as `openssl req -x509` makes \
+    by default), which TLS refuses even from certificate_ca_bundle: give the server a \
+    certificate signed by your CA, or a self-signed one with \
+    `-addext basicConstraints=critical,CA:FALSE`, and name that CA or certificate in \
+    certificate_ca_bundle";
+
 fn classify_rustls(e: &rustls::Error) -> (FailureKind, String) {
     use CertificateError as C;
     let reason = match e {
         rustls::Error::InvalidCertificate(cert) => match cert {
             // Only our PinnedVerifier produces this one.
             C::ApplicationVerificationFailure => "certificate pin mismatch",
-            C::UnknownIssuer => "unknown issuer",
+            C::UnknownIssuer => UNKNOWN_ISSUER,
+            // webpki's error, which rustls carries without a variant of its own.
+            C::Other(other) if format!("{other:?}").contains("CaUsedAsEndEntity") => CA_AS_SERVER,
             C::Expired | C::ExpiredContext { .. } => "certificate expired",
             C::NotValidYet | C::NotValidYetContext { .. } => "certificate not yet valid",
             C::NotValidForName | C::NotValidForNameContext { .. } => {

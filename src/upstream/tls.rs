@@ -171,7 +171,7 @@ impl ServerCertVerifier for PinnedVerifier {
 pub(crate) mod tests {
     use super::*;
     use crate::upstream::agent::agent;
-    use crate::upstream::failure::{FailureKind, classify};
+    use crate::upstream::failure::{CA_AS_SERVER, FailureKind, UNKNOWN_ISSUER, classify};
     use fakes::tls_server::{TlsServer, ok_response};
     use std::time::Duration;
 
@@ -253,11 +253,11 @@ pub(crate) mod tests {
     #[test]
     fn untrusted_expired_or_misnamed_fails() {
         let untrusted = fetch(config("other-ca.pem", &[]), CHAIN, KEY, "localhost");
-        assert_eq!(untrusted, tls_err("unknown issuer"));
+        assert_eq!(untrusted, tls_err(UNKNOWN_ISSUER));
         let webpki_roots = client_config(None, &[]).unwrap();
         assert_eq!(
             fetch(webpki_roots, CHAIN, KEY, "localhost"),
-            tls_err("unknown issuer")
+            tls_err(UNKNOWN_ISSUER)
         );
         let expired = include_bytes!("../../tests/data/tls/expired-chain.pem");
         let key = include_bytes!("../../tests/data/tls/expired.key");
@@ -267,6 +267,33 @@ pub(crate) mod tests {
         let key = include_bytes!("../../tests/data/tls/wrong-host.key");
         let got = fetch(config("ca.pem", &[]), wrong, key, "localhost");
         assert_eq!(got, tls_err("certificate not valid for name"));
+    }
+
+    #[test]
+    fn a_self_signed_certificate_says_how_to_trust_it() {
+        // `openssl req -x509` (CA:TRUE): refused even when it is the bundle itself.
+        let ca_cert = include_bytes!("../../tests/data/tls/self-signed-ca.pem");
+        let ca_key = include_bytes!("../../tests/data/tls/self-signed-ca.key");
+        for tls in [
+            config("self-signed-ca.pem", &[]),
+            client_config(None, &[]).unwrap(),
+        ] {
+            let got = fetch(tls, ca_cert, ca_key, "localhost");
+            assert_eq!(got, tls_err(CA_AS_SERVER));
+        }
+        // With CA:FALSE: unknown until it is in the bundle, then trusted.
+        let cert = include_bytes!("../../tests/data/tls/self-signed.pem");
+        let key = include_bytes!("../../tests/data/tls/self-signed.key");
+        let webpki_roots = client_config(None, &[]).unwrap();
+        assert_eq!(
+            fetch(webpki_roots, cert, key, "localhost"),
+            tls_err(UNKNOWN_ISSUER)
+        );
+        let ok: Outcome = Ok((200, "hello".into()));
+        assert_eq!(
+            fetch(config("self-signed.pem", &[]), cert, key, "localhost"),
+            ok
+        );
     }
 
     #[test]

@@ -22,6 +22,9 @@
 #   wrong-host.key            its key
 #   other-ca.pem              an unrelated root CA that signed nothing we
 #                             serve (its key is thrown away)
+#   self-signed-ca.pem, .key  a self-signed server certificate for localhost as
+#                             `openssl req -x509` makes it by default (CA:TRUE)
+#   self-signed.pem, .key     the same with basicConstraints CA:FALSE
 #   pins.txt                  base64 SHA-256 SPKI pins of leaf and intermediate
 set -eu
 
@@ -137,6 +140,17 @@ pin() {
     echo "leaf $(pin leaf.pem)"
     echo "intermediate $(pin intermediate.pem)"
 } >pins.txt
+
+# Self-signed server certificates, as a self-hoster makes them: the first with
+# `openssl req -x509`'s default CA:TRUE (refused as a server certificate whatever the
+# trust), the second with CA:FALSE (trusted once it is the CA bundle).
+self_signed() {
+    newkey "$1.key"
+    openssl req -new -x509 -key "$1.key" -subj "/CN=localhost" -days "$days" -sha256 \
+        -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -addext "$2" -out "$1.pem"
+}
+self_signed self-signed-ca "basicConstraints=critical,CA:TRUE"
+self_signed self-signed "basicConstraints=critical,CA:FALSE"
 
 # Throwaway test keys: readable like the rest, whoever runs the tests.
 chmod 644 ./*.key
