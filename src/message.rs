@@ -38,6 +38,8 @@ pub struct Response {
     pub body: Vec<u8>,
     /// Kinto errno of an error answer, for the request log.
     pub errno: Option<u16>,
+    /// The rank of what set the `Alert` header (`kinto::alert` alone writes both).
+    pub alert_rank: Option<u8>,
 }
 
 impl Response {
@@ -48,6 +50,7 @@ impl Response {
             headers: Vec::with_capacity(12),
             body: Vec::new(),
             errno: None,
+            alert_rank: None,
         }
     }
 

@@ -534,3 +534,45 @@ fn hashed_user_ids_keep_the_key_id_out_of_the_log() {
     let path = format!("/v1/buckets/hmac:{tag}/collections/tabs/records");
     assert!(hashed.contains(&format!("GET {path} 200 ")), "{hashed}");
 }
+
+/// One Alert per answer, by one rule (kinto/alert.rs): the ended service, then the Sync
+/// node's own alert, then the coming end of service, then the X-Client-State deprecation.
+#[test]
+fn one_alert_per_answer_the_most_important_one() {
+    let node_alert = || {
+        fakes::Canned::new(200, "[]")
+            .with("X-Weave-Alert", "Server is going away")
+            .with("X-Last-Modified", "1000.00")
+    };
+    let alerts = |r: &Resp| -> Vec<String> {
+        r.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("alert"))
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    // Ahead of the end of service: the node's alert is about this very answer and wins over
+    // the soft-eol every answer carries, and over the deprecation advice.
+    let s = with_eos(now() + 86_400, None);
+    s.fake.script_sync([node_alert()]);
+    let with_cs = [BEARER, ("X-Client-State", CS)];
+    let r = s.get(&records("tabs"), &with_cs);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(alerts(&r), ["Server is going away"]);
+    // Without the node's: the soft-eol wins over the deprecation advice.
+    let r = s.get(&records("tabs"), &with_cs);
+    assert_eq!(alerts(&r).len(), 1, "{:?}", r.headers);
+    assert_eq!(alert(&r)["code"], "soft-eol");
+    assert!(!alerts(&r)[0].contains("X-Client-State"));
+    // Without eos: the deprecation advice is the one.
+    let plain = Syncto::start();
+    let r = plain.get(&records("tabs"), &with_cs);
+    assert_eq!(alerts(&r).len(), 1, "{:?}", r.headers);
+    assert!(alerts(&r)[0].contains("X-Client-State"), "{:?}", r.headers);
+    // Once ended: hard-eol and nothing else.
+    let ended = with_eos(now() - 1, None);
+    let r = ended.get(&records("tabs"), &with_cs);
+    assert_eq!(r.status, 410);
+    assert_eq!(alerts(&r).len(), 1, "{:?}", r.headers);
+    assert_eq!(alert(&r)["code"], "hard-eol");
+}

@@ -13,6 +13,7 @@
 //! value is JSON with every non-ASCII character escaped, so any message fits in a header.
 
 use super::Response;
+use super::alert::Alert;
 use super::error::Error;
 use super::route::{Route, Routed, route};
 use crate::config::Config;
@@ -40,8 +41,12 @@ pub fn guard<T: Default>(
     } else {
         serve()
     };
-    let code = if ended { "hard-eol" } else { "soft-eol" };
-    resp.set("Alert", alert(config, code));
+    let alert = if ended {
+        Alert::ServiceEnded(alert(config, "hard-eol"))
+    } else {
+        Alert::ServiceEnding(alert(config, "soft-eol"))
+    };
+    super::alert::offer(&mut resp, alert);
     (resp, extra)
 }
 

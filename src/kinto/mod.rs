@@ -4,6 +4,7 @@
 //! [`handle`] serves one request; `dispatch` routes and runs it, and is what the batch
 //! endpoint runs each sub-request through, so they take exactly the same code.
 
+pub(crate) mod alert;
 pub(crate) mod batch;
 pub(crate) mod body;
 pub(crate) mod cors;
@@ -316,9 +317,8 @@ fn serve(
             "url": app.config.project_docs,
         })
         .to_string();
-        match &mut resp {
-            Ok(r) if !r.has("Alert") => r.header("Alert", alert),
-            _ => {}
+        if let Ok(r) = &mut resp {
+            alert::offer(r, alert::Alert::ClientStateDeprecated(alert));
         }
     }
     resp

@@ -17,7 +17,7 @@ pub(crate) fn translate_headers(r: &mut Response, reply: &Reply) {
         r.set("Quota-Remaining", q.clone());
     }
     if let Some(a) = &reply.alert {
-        r.set("Alert", a.clone());
+        crate::kinto::alert::offer(r, crate::kinto::alert::Alert::SyncNode(a.clone()));
     }
     if let Some(b) = &reply.backoff {
         r.set("Backoff", b.clone());
