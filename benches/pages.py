@@ -16,6 +16,7 @@ import base64
 import json
 import os
 import random
+import re
 import sys
 
 
@@ -33,10 +34,17 @@ def record(rng, i):
     rid = base64.urlsafe_b64encode(rng.randbytes(9)).decode()
     return {
         "id": rid,
-        "modified": round(1_700_000_000 + i * 0.37, 2),
+        # Sync's form, two decimals always (1700000000.40, never .4):
+        # written as a marked string, unquoted by dumps() below.
+        "modified": "@%.2f@" % (1_700_000_000 + i * 0.37),
         "payload": payload,
         "sortindex": rng.randint(0, 2000),
     }
+
+
+def dumps(value):
+    """Compact JSON, as the node sends it; the marked timestamps unquoted."""
+    return re.sub(r'"@([0-9.]+)@"', r"\1", json.dumps(value, separators=(",", ":")))
 
 
 def main():
@@ -48,12 +56,12 @@ def main():
     sizes = {}
     for n in (10, 1000):
         records = [record(rng, i) for i in range(n)]
-        body = json.dumps(records, separators=(",", ":"))
+        body = dumps(records)
         with open(os.path.join(storage, f"page{n}"), "w") as f:
             f.write(body)
         sizes[n] = len(body)
     with open(os.path.join(storage, "one", "rec"), "w") as f:
-        f.write(json.dumps(record(rng, 0), separators=(",", ":")))
+        f.write(dumps(record(rng, 0)))
     token = {
         "id": "bench-token-id",
         "key": "bench-hawk-key",

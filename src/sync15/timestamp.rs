@@ -52,28 +52,34 @@ pub fn seconds_to_ms(text: &str) -> Option<u64> {
     (ms <= MAX_MS).then_some(ms)
 }
 
-/// Append the milliseconds of a Sync timestamp to `out` as decimal digits,
-/// exactly what `seconds_to_ms(text)` and formatting the number give; false
-/// (and nothing appended) where `seconds_to_ms` gives `None`.
+/// Append the milliseconds of a Sync timestamp (its JSON text, as bytes) to
+/// `out` as decimal digits, exactly what `seconds_to_ms` and formatting the
+/// number give; false (and nothing appended) where `seconds_to_ms` gives
+/// `None` (or the bytes are not UTF-8).
 ///
 /// Lists carry one timestamp per record, nearly always in Sync's own form
 /// (`1444385059.19`: no leading zero, two decimals): those become their
 /// digits and a `0` without a parse or a division.
-pub fn append_ms(text: &str, out: &mut Vec<u8>) -> bool {
-    let b = text.as_bytes();
+pub fn append_ms(b: &[u8], out: &mut Vec<u8>) -> bool {
     // At most 11 digits of seconds stay below MAX_MS.
-    if (4..=14).contains(&b.len())
-        && b[0] != b'0'
-        && b[b.len() - 3] == b'.'
-        && b[..b.len() - 3].iter().all(u8::is_ascii_digit)
-        && b[b.len() - 2..].iter().all(u8::is_ascii_digit)
-    {
-        out.extend_from_slice(&b[..b.len() - 3]);
-        out.extend_from_slice(&b[b.len() - 2..]);
-        out.push(b'0');
-        return true;
+    if let [first, .., dot, c, d] = *b {
+        let seconds = &b[..b.len() - 3];
+        if b.len() <= 14
+            && first != b'0'
+            && dot == b'.'
+            && c.is_ascii_digit()
+            && d.is_ascii_digit()
+            && seconds.iter().all(u8::is_ascii_digit)
+        {
+            // One copy: the digits of the seconds, then "cd0".
+            let mut ms = [0u8; 14];
+            ms[..seconds.len()].copy_from_slice(seconds);
+            ms[seconds.len()..b.len()].copy_from_slice(&[c, d, b'0']);
+            out.extend_from_slice(&ms[..b.len()]);
+            return true;
+        }
     }
-    match seconds_to_ms(text) {
+    match std::str::from_utf8(b).ok().and_then(seconds_to_ms) {
         Some(ms) => {
             out.extend_from_slice(ms.to_string().as_bytes());
             true
@@ -172,7 +178,7 @@ mod tests {
             "99999999999999999999.00",
         ] {
             let mut out = b"x".to_vec();
-            let ok = append_ms(text, &mut out);
+            let ok = append_ms(text.as_bytes(), &mut out);
             let want = seconds_to_ms(text).map(|ms| format!("x{ms}"));
             assert_eq!(
                 ok.then(|| String::from_utf8(out.clone()).unwrap()),
@@ -194,7 +200,7 @@ mod tests {
         #[test]
         fn append_ms_agrees_with_seconds_to_ms(text in "[0-9]{0,13}(\\.[0-9]{0,4})?|[0-9. e+-]{0,8}") {
             let mut out = Vec::new();
-            let ok = append_ms(&text, &mut out);
+            let ok = append_ms(text.as_bytes(), &mut out);
             let want = seconds_to_ms(&text).map(|ms| ms.to_string().into_bytes());
             proptest::prop_assert_eq!(ok.then_some(out), want);
         }

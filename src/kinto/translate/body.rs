@@ -14,10 +14,16 @@
 //! written back in its canonical form, as before; keys without escapes are
 //! copied as they are.
 //!
-//! Strings are scanned eight bytes at a time for their end, escapes and
-//! control characters (the release build is optimised for size, which
-//! leaves byte loops unvectorised); a string goes through UTF-8 validation
-//! only when it has non-ASCII bytes.
+//! Strings are scanned sixteen bytes at a time (two words) for their end,
+//! escapes, control characters and non-ASCII bytes (the release build is
+//! optimised for size, which leaves byte loops unvectorised); keys and ids
+//! are done in one such step without a call; a string goes through UTF-8
+//! validation only when it has non-ASCII bytes. Digits go eight at a time.
+//!
+//! The output is not written value by value: what goes out as it came in
+//! (nearly all of a page: everything but `modified`) is kept as one run of
+//! the input and copied in one go when something else must be written
+//! ([`Out`]), so a record costs one copy, not one per key and value.
 
 use crate::sync15::timestamp;
 use std::borrow::Cow;
@@ -33,7 +39,11 @@ pub fn rewrite_list(
 ) -> Result<(usize, usize), String> {
     let mut s = Scan { b: body, i: 0 };
     let opts = Opts { exclude, fields };
-    list(&mut s, &opts, out).map_err(|e| format!("records list: {}", e.describe(&s)))
+    let mut out = Out::new(body, out);
+    let counts =
+        list(&mut s, &opts, &mut out).map_err(|e| format!("records list: {}", e.describe(&s)))?;
+    out.flush();
+    Ok(counts)
 }
 
 /// Rewrite one Sync record into `out` (appended; `fields` as in
@@ -48,9 +58,97 @@ pub fn rewrite_record(
         exclude: &[],
         fields,
     };
-    record(&mut s, &opts, out)
+    let mut out = Out::new(body, out);
+    record(&mut s, &opts, &mut out)
         .and_then(|_| s.end())
-        .map_err(|e| format!("record: {}", e.describe(&s)))
+        .map_err(|e| format!("record: {}", e.describe(&s)))?;
+    out.flush();
+    Ok(())
+}
+
+/// The output, built from runs of the input. The bytes still to be written
+/// are `src[from..to]` (nothing when `from == to`); writing input bytes that
+/// follow them, or a byte equal to the input's next one, only moves `to`.
+/// Anything else first copies the run. Whatever the positions, the run
+/// holds exactly the bytes that were to go out, so the result is the same
+/// as writing each piece when it comes.
+struct Out<'o, 'a> {
+    buf: &'o mut Vec<u8>,
+    src: &'a [u8],
+    from: usize,
+    to: usize,
+}
+
+/// Where the output stood, to take back what followed ([`Out::reset`]).
+#[derive(Clone, Copy)]
+struct Mark {
+    len: usize,
+    from: usize,
+    to: usize,
+}
+
+impl<'o, 'a> Out<'o, 'a> {
+    fn new(src: &'a [u8], buf: &'o mut Vec<u8>) -> Self {
+        Out {
+            buf,
+            src,
+            from: 0,
+            to: 0,
+        }
+    }
+
+    /// `src[a..b]` goes out next.
+    #[inline]
+    fn copy(&mut self, a: usize, b: usize) {
+        if a != self.to {
+            self.flush();
+            self.from = a;
+        }
+        self.to = b;
+    }
+
+    /// The byte `c` goes out next.
+    #[inline]
+    fn byte(&mut self, c: u8) {
+        if self.src.get(self.to) == Some(&c) {
+            self.to += 1;
+        } else {
+            self.flush();
+            self.buf.push(c);
+        }
+    }
+
+    /// The buffer, for bytes that are not the input's; the next run may
+    /// start at `resume` (where the input goes on).
+    fn own(&mut self, resume: usize) -> &mut Vec<u8> {
+        self.flush();
+        self.from = resume;
+        self.to = resume;
+        self.buf
+    }
+
+    /// Copy the run.
+    fn flush(&mut self) {
+        if self.to > self.from {
+            self.buf.extend_from_slice(&self.src[self.from..self.to]);
+        }
+        self.from = self.to;
+    }
+
+    fn mark(&self) -> Mark {
+        Mark {
+            len: self.buf.len(),
+            from: self.from,
+            to: self.to,
+        }
+    }
+
+    /// Take back everything written since `m`.
+    fn reset(&mut self, m: Mark) {
+        self.buf.truncate(m.len);
+        self.from = m.from;
+        self.to = m.to;
+    }
 }
 
 struct Opts<'o> {
@@ -114,40 +212,60 @@ impl<'a> Scan<'a> {
 
     /// A string starting at the cursor (on its `"`), checked; the cursor ends
     /// after the closing quote. Returns whether it had escapes.
+    ///
+    /// Keys and ids close within sixteen bytes with nothing to look at
+    /// before the quote: those take two words and no call.
+    #[inline(always)]
     fn string(&mut self) -> Result<bool, Fail> {
+        if let Some(two) = self.b.get(self.i + 1..).and_then(<[u8]>::first_chunk::<16>) {
+            let words = u128::from_le_bytes(*two);
+            let (lo, hi) = (special(words as u64), special((words >> 64) as u64));
+            let p = if lo != 0 {
+                lo.trailing_zeros() as usize / 8
+            } else {
+                8 + hi.trailing_zeros() as usize / 8
+            };
+            if two.get(p) == Some(&b'"') {
+                self.i += p + 2;
+                return Ok(false);
+            }
+        }
+        self.long_string()
+    }
+
+    /// [`Scan::string`], the general case.
+    fn long_string(&mut self) -> Result<bool, Fail> {
         let b = self.b;
         let start = self.i + 1;
         let mut i = start;
         let mut escaped = false;
-        // The bytes passed over, OR-ed: non-ASCII shows in the top bits.
-        let mut seen = 0u64;
+        let mut ascii = true;
         loop {
-            // The next `"`, `\` or control character, eight bytes at a time.
-            let at = loop {
-                if let Some(chunk) = b.get(i..i + 8) {
-                    let mut word = [0u8; 8];
-                    word.copy_from_slice(chunk);
-                    let w = u64::from_le_bytes(word);
-                    let found = special(w);
-                    if found != 0 {
-                        let p = found.trailing_zeros() as usize / 8;
-                        seen |= w & ((1u64 << (p * 8)) - 1);
-                        break i + p;
+            // The next byte to look at: `"`, `\`, a control character or a
+            // non-ASCII byte, sixteen then eight bytes at a time.
+            let at = 'find: {
+                let mut chunks = b.get(i..).unwrap_or_default().chunks_exact(16);
+                for chunk in &mut chunks {
+                    let two = u128::from_le_bytes(chunk.try_into().unwrap_or_default());
+                    let (lo, hi) = (special(two as u64), special((two >> 64) as u64));
+                    if lo | hi != 0 {
+                        break 'find if lo != 0 {
+                            i + lo.trailing_zeros() as usize / 8
+                        } else {
+                            i + 8 + hi.trailing_zeros() as usize / 8
+                        };
                     }
-                    seen |= w;
-                    i += 8;
-                } else {
-                    let rest = &b[i..];
-                    let Some(p) = rest
-                        .iter()
-                        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
-                    else {
-                        self.i = b.len();
-                        return self.fail("end of input in a string");
-                    };
-                    seen |= rest[..p].iter().fold(0, |a, &c| a | u64::from(c));
-                    break i + p;
+                    i += 16;
                 }
+                let Some(p) = chunks
+                    .remainder()
+                    .iter()
+                    .position(|&c| c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c))
+                else {
+                    self.i = b.len();
+                    return self.fail("end of input in a string");
+                };
+                i + p
             };
             match b[at] {
                 b'"' => {
@@ -155,6 +273,15 @@ impl<'a> Scan<'a> {
                     break;
                 }
                 b'\\' => {}
+                c if c >= 0x80 => {
+                    // Checked as UTF-8 once the string is whole.
+                    ascii = false;
+                    i = at + 1;
+                    while b.get(i).is_some_and(|&c| c >= 0x80) {
+                        i += 1;
+                    }
+                    continue;
+                }
                 _ => {
                     self.i = at;
                     return self.fail("control character in a string");
@@ -184,7 +311,7 @@ impl<'a> Scan<'a> {
                 }
             }
         }
-        if seen & TOPS != 0 && std::str::from_utf8(&b[start..i]).is_err() {
+        if !ascii && std::str::from_utf8(&b[start..i]).is_err() {
             self.i = start;
             return self.fail("invalid UTF-8 in a string");
         }
@@ -196,6 +323,15 @@ impl<'a> Scan<'a> {
     fn number(&mut self) -> Result<(), Fail> {
         let digits = |s: &mut Scan<'_>| {
             let from = s.i;
+            // Eight at a time, then one by one.
+            while let Some(word) = s.b.get(s.i..).and_then(<[u8]>::first_chunk::<8>) {
+                let other = not_digit(u64::from_le_bytes(*word));
+                if other != 0 {
+                    s.i += other.trailing_zeros() as usize / 8;
+                    return s.i > from;
+                }
+                s.i += 8;
+            }
             while s.b.get(s.i).is_some_and(u8::is_ascii_digit) {
                 s.i += 1;
             }
@@ -322,23 +458,36 @@ const ONES: u64 = u64::MAX / 255;
 /// The top bit of every byte.
 const TOPS: u64 = ONES << 7;
 
-/// The top bit set in each byte of `w` that is `"`, `\\` or a control
-/// character (below 0x20). Bytes above the first such byte may be flagged
-/// wrongly (a borrow runs up), never below it: the lowest flag is exact.
+/// The top bit set in each byte of `w` that is `"`, `\\`, a control
+/// character (below 0x20) or not ASCII (0x80 and above). Bytes above the
+/// first such byte may be flagged wrongly (a borrow runs up), never below
+/// it: the lowest flag is exact.
 fn special(w: u64) -> u64 {
-    // x ^ 2 is below 0x21 exactly for the control characters and `"`
-    // (0x22 ^ 2 = 0x20): one test for both.
-    let flipped = w ^ (ONES * 0x02);
-    let quote_or_control = flipped.wrapping_sub(ONES * 0x21) & !flipped;
-    let backslash = w ^ (ONES * u64::from(b'\\'));
-    let backslash = backslash.wrapping_sub(ONES) & !backslash;
+    // Per byte x, with no borrow from below: y - n has its top bit set when
+    // y < n or y >= 0x80 + n. y = x ^ 2 is below 0x21 exactly for the
+    // control characters and `"` (0x22 ^ 2 = 0x20); z = x ^ 0x5c is 0
+    // exactly for `\\`. From ASCII, y and z stay below 0x80, so nothing else
+    // is flagged; from x >= 0x80, z is 0x81 or more, but for x = 0xdc,
+    // whose y is 0xde: every non-ASCII byte is flagged. A byte borrows from
+    // the next only when it is flagged itself, so below the lowest flag
+    // nothing borrowed.
+    let quote_or_control = (w ^ (ONES * 0x02)).wrapping_sub(ONES * 0x21);
+    let backslash = (w ^ (ONES * u64::from(b'\\'))).wrapping_sub(ONES);
     (quote_or_control | backslash) & TOPS
 }
 
+/// The top bit set in each byte of `w` that is not an ASCII digit; as in
+/// [`special`], only the lowest flag is exact.
+fn not_digit(w: u64) -> u64 {
+    // Below `0`: x - 0x30 borrows; above `9`: x + 0x46 reaches 0x80 (and
+    // carries on only from bytes of 0xba and above, flagged by `| w`).
+    (w.wrapping_sub(ONES * 0x30) | w.wrapping_add(ONES * 0x46) | w) & TOPS
+}
+
 /// `[record, …]` → `[kinto record, …]`.
-fn list(s: &mut Scan<'_>, opts: &Opts<'_>, out: &mut Vec<u8>) -> Result<(usize, usize), Fail> {
+fn list(s: &mut Scan<'_>, opts: &Opts<'_>, out: &mut Out<'_, '_>) -> Result<(usize, usize), Fail> {
     s.eat(b'[', "expected a JSON array of records")?;
-    out.push(b'[');
+    out.byte(b'[');
     let (mut kept, mut dropped) = (0, 0);
     let mut first = true;
     loop {
@@ -355,27 +504,27 @@ fn list(s: &mut Scan<'_>, opts: &Opts<'_>, out: &mut Vec<u8>) -> Result<(usize, 
             None => return s.fail("end of input in the list"),
         }
         first = false;
-        let start = out.len();
+        let start = out.mark();
         if kept > 0 {
-            out.push(b',');
+            out.byte(b',');
         }
         if record(s, opts, out)? {
             kept += 1;
         } else {
-            out.truncate(start);
+            out.reset(start);
             dropped += 1;
         }
     }
     s.i += 1;
-    out.push(b']');
+    out.byte(b']');
     s.end()?;
     Ok((kept, dropped))
 }
 
 /// One record object into `out`; false when its id is excluded.
-fn record(s: &mut Scan<'_>, opts: &Opts<'_>, out: &mut Vec<u8>) -> Result<bool, Fail> {
+fn record(s: &mut Scan<'_>, opts: &Opts<'_>, out: &mut Out<'_, '_>) -> Result<bool, Fail> {
     s.eat(b'{', "expected a record object")?;
-    out.push(b'{');
+    out.byte(b'{');
     let mut first_key = true;
     let mut first_out = true;
     let mut keep = true;
@@ -414,8 +563,22 @@ fn record(s: &mut Scan<'_>, opts: &Opts<'_>, out: &mut Vec<u8>) -> Result<bool, 
             Cow::Borrowed(&raw_key[1..raw_key.len() - 1])
         };
         let key = &*key;
+        let key_end = s.i;
         s.eat(b':', "expected `:`")?;
-        let value = s.value()?;
+        // Strings and numbers (nearly every value) without the general
+        // walk; both start at the cursor after whitespace, as in `value`.
+        s.peek();
+        let value_start = s.i;
+        match s.b.get(s.i) {
+            Some(b'"') => {
+                s.string()?;
+            }
+            Some(b'-' | b'0'..=b'9') => s.number()?,
+            _ => {
+                s.value()?;
+            }
+        }
+        let value = &s.b[value_start..s.i];
         let wanted = match opts.fields {
             Some(f) => matches!(key, b"id" | b"modified") || f.iter().any(|n| n.as_bytes() == key),
             None => true,
@@ -424,17 +587,16 @@ fn record(s: &mut Scan<'_>, opts: &Opts<'_>, out: &mut Vec<u8>) -> Result<bool, 
             continue;
         }
         if !first_out {
-            out.push(b',');
+            out.byte(b',');
         }
         first_out = false;
         if key == b"modified" {
+            let out = out.own(s.i);
             out.extend_from_slice(b"\"last_modified\":");
-            // Values are ASCII outside strings, checked UTF-8 inside.
-            let text = std::str::from_utf8(value).unwrap_or("");
-            if !timestamp::append_ms(text, out) {
+            if !timestamp::append_ms(value, out) {
                 return Err(Fail {
                     why: "modified is not a timestamp",
-                    at: s.i - value.len(),
+                    at: value_start,
                 });
             }
             continue;
@@ -445,15 +607,16 @@ fn record(s: &mut Scan<'_>, opts: &Opts<'_>, out: &mut Vec<u8>) -> Result<bool, 
         }
         if escaped {
             // Writing to a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut *out, std::str::from_utf8(key).unwrap_or(""));
+            let out = out.own(key_end);
+            let _ = serde_json::to_writer(out, std::str::from_utf8(key).unwrap_or(""));
         } else {
-            out.extend_from_slice(raw_key);
+            out.copy(key_start, key_end);
         }
-        out.push(b':');
-        out.extend_from_slice(value);
+        out.byte(b':');
+        out.copy(value_start, s.i);
     }
     s.i += 1;
-    out.push(b'}');
+    out.byte(b'}');
     Ok(keep)
 }
 

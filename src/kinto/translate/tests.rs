@@ -248,6 +248,51 @@ fn a_big_real_page_translates_byte_for_byte_as_before() {
     }
 }
 
+/// Every byte value, and the multi-byte pieces a string may hold, at each
+/// offset of the words the scanner reads eight and sixteen at a time (the
+/// first look at a string, the steps after it, the bytes left at the end),
+/// inside a string, ending a key and after the digits of a number: the
+/// scanner answers as the oracle does.
+#[test]
+fn every_byte_at_every_offset_agrees_with_the_oracle() {
+    let mut pieces: Vec<Vec<u8>> = (0..=255u8).map(|c| vec![c]).collect();
+    for piece in ["é", "😀", "\\\"", "\\\\", "\\u00e9", "\\ud83d\\ude00"] {
+        pieces.push(piece.as_bytes().to_vec());
+    }
+    let check = |body: Vec<u8>| {
+        let (new, old) = both_lists(&body, &[], None);
+        assert_eq!(
+            new.is_ok(),
+            old.is_ok(),
+            "{:?}: {new:?} {old:?}",
+            String::from_utf8_lossy(&body)
+        );
+        if let (Ok(a), Ok(b)) = (new, old) {
+            assert!(a == b, "{:?}", String::from_utf8_lossy(&body));
+        }
+    };
+    for piece in &pieces {
+        for at in 0..40 {
+            let mut text = vec![b'a'; 40];
+            text.splice(at..=at, piece.iter().copied());
+            let mut body = br#"[{"id":"a","modified":1.00,"p":""#.to_vec();
+            body.extend_from_slice(&text);
+            body.extend_from_slice(br#""}]"#);
+            check(body);
+            // Valid only if the piece is what closes the key.
+            let mut body = br#"[{"id":"a","modified":1.00,""#.to_vec();
+            body.extend_from_slice(&text[..at + piece.len()]);
+            body.extend_from_slice(br#":1,"z":"aaaaaaaaaaaaaaaaaaaa"}]"#);
+            check(body);
+            let mut body = br#"[{"id":"a","modified":1.00,"n":1"#.to_vec();
+            body.extend(std::iter::repeat_n(b'2', at % 20));
+            body.extend_from_slice(piece);
+            body.extend_from_slice(b"3456789}]");
+            check(body);
+        }
+    }
+}
+
 /// Pieces that change the meaning of JSON when put in the wrong place.
 const SHARP: &[&[u8]] = &[
     b"\"",
