@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Load benchmark (not part of `cargo test`): Syncto and Debian's nginx as a
-# plain reverse proxy, side by side in one run, in front of the SAME fake
+# plain reverse proxy configured at its cheapest (the reference proxy
+# configuration below, and glibc's heap trimming raised so that its worker
+# does not give back and regrow its heap around every big answer: 29 `brk`
+# per 1,000-record page otherwise), side by side in one run, in front of the SAME fake
 # Sync node (a second nginx serving static files: the Token Server answer
 # and Sync answers written by benches/pages.py).
 #
@@ -28,6 +31,9 @@
 #   WORKERS=4             Syncto's workers
 #   SYNCTO=path           another syncto binary to measure (A/B runs of two builds)
 #   BROWSER=1             each request also carries the ~500 bytes of headers a browser adds
+#   NGINX_ENV=...         the nginx proxy's environment (default
+#                         MALLOC_TRIM_THRESHOLD_=16777216; NGINX_ENV= for glibc's defaults)
+#   SYNCTO_ENV=...        Syncto's environment (e.g. MALLOC_TRIM_THRESHOLD_=16777216)
 #
 # Needs wrk, nginx (apt-get install wrk nginx-light), perf and strace for the
 # options. Everything listens on 127.0.0.1 and stops by itself.
@@ -83,12 +89,13 @@ UPORT=$(free_port)
 mkdir -p "$tmp/www"
 python3 benches/pages.py "$tmp/www" "$UPORT" >"$tmp/sizes"
 chmod -R a+rX "$tmp/www"
-nginx_conf() { # name worker_processes server-block
+NGINX_ENV=${NGINX_ENV-MALLOC_TRIM_THRESHOLD_=16777216}
+nginx_conf() { # name worker_processes server-block (the proxy: with NGINX_ENV)
   cat >"$tmp/$1.conf" <<NGINX
 worker_processes $2;
 pid $tmp/$1.pid;
 error_log $tmp/$1.err;
-events { worker_connections 1024; }
+events { worker_connections 8192; }
 http {
   client_body_temp_path $tmp/$1.body; proxy_temp_path $tmp/$1.proxy;
   fastcgi_temp_path $tmp/$1.fcgi; uwsgi_temp_path $tmp/$1.uwsgi; scgi_temp_path $tmp/$1.scgi;
@@ -96,10 +103,16 @@ http {
   $3
 }
 NGINX
-  nginx -q -c "$tmp/$1.conf" -p "$tmp"
+  if [[ $1 == proxy ]]; then
+    # shellcheck disable=SC2086
+    env $NGINX_ENV nginx -q -c "$tmp/$1.conf" -p "$tmp"
+  else
+    nginx -q -c "$tmp/$1.conf" -p "$tmp"
+  fi
 }
 nginx_conf upstream 1 "
   access_log off;
+  sendfile on; tcp_nopush on; tcp_nodelay on; etag off;
   default_type application/json;
   server {
     listen 127.0.0.1:$UPORT;
@@ -112,14 +125,29 @@ nginx_conf upstream 1 "
   }"
 wait_http "http://127.0.0.1:$UPORT/1.0/sync/1.5"
 
-# --- the reference: nginx as a plain reverse proxy (one worker) -------------
+# --- the reference: nginx as a plain reverse proxy, at its cheapest ---------
+# One worker (its CPU is what is measured; one process has no cross-worker
+# wake-ups), a buffered access log (one line per request, as a production
+# proxy), keep-alive upstream connections, and proxy buffers that hold a
+# whole 1,000-record page (64 x 16 KiB): with nginx's default 8 x 4 KiB it
+# reads and writes such a page in small pieces. NGINX_ENV is put in its
+# environment: glibc reads MALLOC_* when nginx starts and its workers
+# inherit the setting (NGINX_ENV= runs nginx with glibc's defaults).
 NPORT=$(free_port)
 nginx_conf proxy 1 "
-  access_log $tmp/proxy.access;
-  upstream fake { server 127.0.0.1:$UPORT; keepalive 32; }
+  access_log $tmp/proxy.access combined buffer=64k flush=5s;
+  tcp_nodelay on;
+  server_tokens off;
+  upstream fake { server 127.0.0.1:$UPORT; keepalive 128; keepalive_requests 1000000; }
+  proxy_http_version 1.1;
+  proxy_set_header Connection \"\";
+  proxy_buffer_size 16k;
+  proxy_buffers 64 16k;
+  proxy_busy_buffers_size 64k;
+  proxy_max_temp_file_size 0;
   server {
-    listen 127.0.0.1:$NPORT;
-    location / { proxy_pass http://fake; proxy_http_version 1.1; proxy_set_header Connection \"\"; ${NGINX_EXTRA:-} }
+    listen 127.0.0.1:$NPORT backlog=4096;
+    location / { proxy_pass http://fake; ${NGINX_EXTRA:-} }
   }"
 wait_http "http://127.0.0.1:$NPORT/1.0/sync/1.5"
 NGINX_WORKER=$(pgrep -P "$(cat "$tmp/proxy.pid")" | head -1)
@@ -128,7 +156,8 @@ NGINX_WORKER=$(pgrep -P "$(cat "$tmp/proxy.pid")" | head -1)
 start_syncto() { # name token-url [ini lines]
   local port; port=$(free_port)
   printf '[app:main]\ntoken_server_url = %s\nworkers = %s\n%s\n' "$2" "$WORKERS" "${3:-}" >"$tmp/$1.ini"
-  SYNCTO_LOG_LEVEL=info "${SYNCTO:-$BIN/syncto}" --config "$tmp/$1.ini" --bind "127.0.0.1:$port" 2>"$tmp/$1.log" &
+  # shellcheck disable=SC2086
+  env SYNCTO_LOG_LEVEL=info ${SYNCTO_ENV:-} "${SYNCTO:-$BIN/syncto}" --config "$tmp/$1.ini" --bind "127.0.0.1:$port" 2>"$tmp/$1.log" &
   PIDS+=($!)
   eval "${1}_PID=$!; ${1}_PORT=$port"
   wait_http "http://127.0.0.1:$port/v1/__lbheartbeat__"
@@ -177,6 +206,7 @@ run() {
 
 echo "# $(date -u +%F) $(nproc) cores, $(uname -r), $(nginx -v 2>&1 | sed 's/.*: //'), wrk -d${SECS}s, Syncto $WORKERS workers, $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src vendor || echo '+dirty')"
 echo "# pages: $(cat "$tmp/sizes") bytes upstream; Syncto's page1000 answer $SIZE_SYNCTO bytes"
+echo "# environment: nginx proxy ${NGINX_ENV:-(glibc defaults)}; Syncto ${SYNCTO_ENV:-(glibc defaults)}"
 printf '%-9s %5s | %9s %9s | %9s %9s | %6s %6s %s\n' case conns "syncto/s" "µs/req" "nginx/s" "µs/req" "CPU×" "rps×" ""
 for r in $(seq "$REPEAT"); do
   for case in $CASES; do
