@@ -31,33 +31,6 @@ impl fmt::Display for StartupError {
 
 impl std::error::Error for StartupError {}
 
-<<<<<<< HEAD
-/// Threads the process needs besides those of its connections: main,
-/// accept, the shedder, up to 16 name lookups, 4 idle connection threads
-/// kept for reuse, and the workers.
-pub fn fixed_threads(workers: usize) -> u64 {
-    (1 + 1 + 1 + 16 + 4 + workers) as u64
-}
-
-/// The most connections `tasks` threads can serve: each connection may hold
-/// two (its own, and one finishing an answer its client takes slowly), and
-/// evicted connections whose threads have not ended yet add up to a quarter
-/// of the limit: 2.5 threads a connection.
-pub fn connections_for_tasks(tasks: u64, workers: usize) -> u64 {
-    tasks.saturating_sub(fixed_threads(workers)) * 2 / 5
-}
-
-/// The default `max_connections`. Each connection holds one descriptor, and
-/// 64 plus 2 per worker are kept for upstream connections, the listener,
-/// logs and statsd: from the open-files limit, at least 16 and at most 1024.
-/// When the process may start only `tasks` more threads (see
-/// [`task_limit`]), no more than those can serve (at least 4).
-pub(crate) fn default_max_connections(
-    open_files: u64,
-    tasks: Option<u64>,
-    workers: usize,
-) -> usize {
-=======
 /// Why the listening socket could not be bound, and what to do about it: the settings
 /// and flag that choose the address, and the usual causes.
 pub fn cannot_listen(listen: &Listen, e: &io::Error) -> StartupError {
@@ -106,12 +79,31 @@ fn privileged_port(addr: &str) -> bool {
         .is_some_and(|p| (1..1024).contains(&p))
 }
 
-/// The default `max_connections`: each connection holds one descriptor,
-/// and 64 plus 2 per worker are kept for upstream connections, the
-/// listener, logs and statsd. At least 16; at most 1024, since each
-/// connection also holds a thread.
-pub(crate) fn default_max_connections(open_files: u64, workers: usize) -> usize {
->>>>>>> b15981f (Errors that say what to do (issue 20 item 4): a port in use names syncstorage-rs's default 8000, the port setting and --bind; port 80 as non-root says reverse proxy or CAP_NET_BIND_SERVICE; a refused certificate is a 'TLS failure', not 'unreachable', and a self-signed one (CaUsedAsEndEntity) or an unknown CA says how to use certificate_ca_bundle; upstream errors name host:port and the URL path (never the query or a token))
+/// Threads the process needs besides those of its connections: main,
+/// accept, the shedder, up to 16 name lookups, 4 idle connection threads
+/// kept for reuse, and the workers.
+pub fn fixed_threads(workers: usize) -> u64 {
+    (1 + 1 + 1 + 16 + 4 + workers) as u64
+}
+
+/// The most connections `tasks` threads can serve: each connection may hold
+/// two (its own, and one finishing an answer its client takes slowly), and
+/// evicted connections whose threads have not ended yet add up to a quarter
+/// of the limit: 2.5 threads a connection.
+pub fn connections_for_tasks(tasks: u64, workers: usize) -> u64 {
+    tasks.saturating_sub(fixed_threads(workers)) * 2 / 5
+}
+
+/// The default `max_connections`. Each connection holds one descriptor, and
+/// 64 plus 2 per worker are kept for upstream connections, the listener,
+/// logs and statsd: from the open-files limit, at least 16 and at most 1024.
+/// When the process may start only `tasks` more threads (see
+/// [`task_limit`]), no more than those can serve (at least 4).
+pub(crate) fn default_max_connections(
+    open_files: u64,
+    tasks: Option<u64>,
+    workers: usize,
+) -> usize {
     let reserve = 64 + 2 * workers as u64;
     let by_files = open_files.saturating_sub(reserve).clamp(16, 1024);
     let by_tasks = tasks.map_or(u64::MAX, |t| connections_for_tasks(t, workers).max(4));
