@@ -580,6 +580,25 @@ fn four_concurrent_writers_of_one_user() {
     );
 }
 
+/// The same writes with the storage client's pacer off: the worker pool alone keeps one
+/// user's writes to a collection one at a time and a tick of the node's clock apart, and the
+/// real node refuses none of them.
+#[test]
+#[ignore = "needs the real Sync server: PEER_DIR"]
+fn four_concurrent_writers_of_one_user_kept_apart_by_the_pool_alone() {
+    let p = peer();
+    let s = Real::with(p, |c| c.write_conflict_budget = std::time::Duration::ZERO);
+    let u = p.user();
+    let statuses = concurrent_writers(&[&s.base], &u);
+    let listed = ids(&list(&s, &u, "tabs"));
+    assert!(
+        statuses.len() == 40 && statuses.iter().all(|s| is_2xx(*s)) && listed.len() == 40,
+        "4 writers × 10, no pacer: {}; {} of 40 listed",
+        tally(&statuses),
+        listed.len()
+    );
+}
+
 #[test]
 #[ignore = "needs the real Sync server: PEER_DIR"]
 fn four_concurrent_writers_across_two_syncto_instances() {

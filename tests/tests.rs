@@ -20,6 +20,7 @@ mod ops;
 mod properties;
 mod real;
 mod records;
+mod scheduling;
 mod security;
 mod tls;
 mod writes;

@@ -63,6 +63,9 @@ pub struct Config {
     pub workers: usize,
     /// `max_connections`; `None`: worked out from the open-files limit at start.
     pub max_connections: Option<usize>,
+    /// `max_workers_per_user`; `None`: half the workers, at least 1 (see
+    /// [`Config::max_workers_per_user`]).
+    pub max_workers_per_user: Option<usize>,
     /// `request_head_timeout_seconds`.
     pub request_head_timeout: Duration,
     /// `request_body_timeout_seconds`.
@@ -225,6 +228,14 @@ impl Config {
         )
     }
 
+    /// Workers one user may hold at once: `max_workers_per_user`, or half the workers (at
+    /// least 1); never more than `workers`.
+    pub fn max_workers_per_user(&self) -> usize {
+        self.max_workers_per_user
+            .unwrap_or(self.workers / 2)
+            .clamp(1, self.workers.max(1))
+    }
+
     /// Whether `record_<collection>_put_enabled` is on. ASCII-only lower-casing, so that no
     /// Unicode case folding (e.g. KELVIN SIGN → `k`) can reach a configured collection.
     pub fn put_enabled(&self, collection: &str) -> bool {
@@ -294,7 +305,7 @@ impl Config {
         let mut out = format!(
             "{source}: listening on {} with {} workers, {connections} (request \
              head {} s, body {} s, keep-alive {} s, response {} s; a request waits at most {} ms \
-             for a worker); token server {} (connect timeout {} s, \
+             for a worker, one user holds at most {} of them); token server {} (connect timeout {} s, \
              call deadline {} s); credentials cached in process for up to {} s, at most {} \
              entries, {secret} secret; {writes}; {tls}; {statsd}; {format} logs at level {}",
             self.listen,
@@ -304,6 +315,7 @@ impl Config {
             self.keepalive_timeout.as_secs(),
             self.response_timeout.as_secs(),
             self.queue_timeout.as_millis(),
+            self.max_workers_per_user(),
             self.token_server_url,
             self.upstream_connect_timeout.as_secs(),
             self.upstream_timeout.as_secs(),

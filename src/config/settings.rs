@@ -420,6 +420,7 @@ mod tests {
     const SAMPLES: &[(&str, &str)] = &[
         ("workers", "1"),
         ("max_connections", "1"),
+        ("max_workers_per_user", "1"),
         ("request_head_timeout_seconds", "1"),
         ("request_body_timeout_seconds", "1"),
         ("keepalive_timeout_seconds", "1"),

@@ -263,6 +263,18 @@ pub(crate) const SETTINGS: &[Setting] = &[
         unset: |c| c.max_connections = None
     ),
     app!(
+        "max_workers_per_user",
+        Computed("half the workers, at least 1"),
+        "Workers the requests of one user (one token) may hold at once.",
+        Kind::Number {
+            min: 1,
+            max: 1024,
+            what: "a whole number of worker threads",
+            set: |c, n| c.max_workers_per_user = Some(n as usize),
+        },
+        unset: |c| c.max_workers_per_user = None
+    ),
+    app!(
         "request_head_timeout_seconds",
         Value("5"),
         "Time a client has to send a request line and its headers.",
@@ -728,6 +740,7 @@ pub(crate) fn defaults() -> Config {
         unix_socket_mode: None,
         workers: default_workers(),
         max_connections: None,
+        max_workers_per_user: None,
         request_head_timeout: Duration::ZERO,
         request_body_timeout: Duration::ZERO,
         keepalive_timeout: Duration::ZERO,

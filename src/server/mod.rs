@@ -11,10 +11,18 @@
 //! - hands the rest to a fixed pool of workers, the only threads that call
 //!   the Token Server and the Sync node, and goes back to reading the
 //!   client's next request (the listener starts serving it once this answer
-//!   is out: one request in service per connection). A request that finds
-//!   no free worker within `queue_timeout_milliseconds` is answered 503
-//!   with `Retry-After` by the shedder thread instead of waiting behind a
-//!   slow upstream.
+//!   is out: one request in service per connection).
+//!
+//! The service decides which (`Service::classify`), and names the lane of a
+//! request for a worker: its user and what it writes. A free worker takes the
+//! oldest queued request whose lane lets it run (`schedule.rs`): its user holds
+//! fewer than `max_workers_per_user` workers, and a write waits for the previous
+//! write of its user and collection to be answered and one tick of the Sync
+//! node's clock to pass. So a request that cannot run yet waits in the queue,
+//! never on a worker. A request that no worker takes within
+//! `queue_timeout_milliseconds` of being queued is answered 503 with
+//! `Retry-After` by the shedder thread instead of waiting behind a slow
+//! upstream or a greedy user.
 //!
 //! A worker never reads from a client. It writes the answer itself, a large
 //! one for at most `WORKER_WRITES_LARGE_FOR`: what a client that reads
@@ -26,6 +34,7 @@
 
 mod adapt;
 mod pool;
+mod schedule;
 
 use crate::config::{Config, TrustedProxies};
 use crate::listen::Listen;
@@ -38,8 +47,8 @@ use pool::{Job, Pool, shedder, worker};
 use std::fmt;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -148,6 +157,11 @@ pub struct ListenerSettings {
     pub queue_timeout: Duration,
     /// Largest request body read.
     pub max_body_bytes: usize,
+    /// Workers one user's requests may hold at once (at least 1).
+    pub max_workers_per_user: usize,
+    /// Time between the answer to one user's write to a collection and the next write of
+    /// that user to that collection (see `sync15::pacing::SPACING`).
+    pub write_spacing: Duration,
     /// Peers whose forwarding headers name the client in the request log.
     pub trusted_proxies: TrustedProxies,
 }
@@ -166,6 +180,8 @@ impl ListenerSettings {
             send_timeout: config.response_timeout,
             queue_timeout: config.queue_timeout,
             max_body_bytes: config.max_body_bytes,
+            max_workers_per_user: config.max_workers_per_user(),
+            write_spacing: crate::sync15::pacing::SPACING,
             trusted_proxies: config.trusted_proxies.clone(),
         }
     }
@@ -204,6 +220,11 @@ impl Running {
         self.server.as_ref().map_or(0, |s| s.connections())
     }
 
+    /// Requests waiting for a worker now.
+    pub fn queued(&self) -> usize {
+        self.shared.pool.queued()
+    }
+
     /// Stop taking connections, finish the requests in flight (their
     /// answers close the connection), join the workers.
     pub fn shutdown(mut self) {
@@ -211,9 +232,7 @@ impl Running {
         // Closes the listener; idle keep-alive connections end at their
         // next wake-up.
         drop(self.server.take());
-        while self.shared.in_flight.load(Ordering::SeqCst) > 0 {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        self.shared.in_flight.wait_none();
         self.shared.pool.stop();
         for w in self.workers.drain(..) {
             let _ = w.join();
@@ -230,7 +249,7 @@ struct Shared {
     trusted_proxies: TrustedProxies,
     stopping: AtomicBool,
     /// Requests read and not yet answered.
-    in_flight: Arc<AtomicUsize>,
+    in_flight: Arc<Flights>,
     shed: Throttle,
 }
 
@@ -252,7 +271,7 @@ pub(crate) fn start(
     };
     let shared = Arc::new(Shared {
         service,
-        pool: Pool::default(),
+        pool: Pool::new(settings.max_workers_per_user, settings.write_spacing),
         queue_timeout: settings.queue_timeout,
         max_body_bytes: settings.max_body_bytes,
         trusted_proxies: settings.trusted_proxies,
@@ -328,21 +347,44 @@ impl listener::Handler for Shared {
     }
 }
 
+/// The requests read and not yet answered, for the shutdown drain.
+#[derive(Default)]
+struct Flights {
+    count: AtomicUsize,
+    /// Taken to say that the count fell to zero, and to wait for it.
+    lock: Mutex<()>,
+    none: Condvar,
+}
+
+impl Flights {
+    /// Wait until no request is being served.
+    fn wait_none(&self) {
+        let mut guard = pool::lock(&self.lock);
+        while self.count.load(Ordering::SeqCst) > 0 {
+            guard = self.none.wait(guard).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
 /// Counts a request being served (for the shutdown drain) until dropped:
 /// it goes with the request from its connection's thread to a worker, and
 /// to the thread that finishes a slow reader's answer.
-struct InFlight(Arc<AtomicUsize>);
+struct InFlight(Arc<Flights>);
 
 impl InFlight {
-    fn enter(n: &Arc<AtomicUsize>) -> InFlight {
-        n.fetch_add(1, Ordering::SeqCst);
-        InFlight(Arc::clone(n))
+    fn enter(f: &Arc<Flights>) -> InFlight {
+        f.count.fetch_add(1, Ordering::SeqCst);
+        InFlight(Arc::clone(f))
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // Under the lock, so that a drain checking the count cannot miss it.
+            let _guard = pool::lock(&self.0.lock);
+            self.0.none.notify_all();
+        }
     }
 }
 
@@ -362,14 +404,16 @@ fn handle(shared: &Shared, mut rq: listener::Request) {
                 // next request (the listener starts serving it once this
                 // answer is out).
                 rq.release_body();
-                shared.pool.push(Job {
-                    rq,
-                    body,
+                shared.pool.push(
                     lane,
-                    started,
-                    in_flight,
-                    id,
-                });
+                    Job {
+                        rq,
+                        body,
+                        started,
+                        in_flight,
+                        id,
+                    },
+                );
                 return;
             }
             Class::Here => answer(service, &rq, &body),

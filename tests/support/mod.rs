@@ -82,6 +82,11 @@ impl Syncto {
         }
     }
 
+    /// The running server.
+    pub fn running(&self) -> &syncto::server::Running {
+        self.running.as_ref().unwrap()
+    }
+
     pub fn app(&self) -> &syncto::app::App {
         &self.app
     }

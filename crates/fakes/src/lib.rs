@@ -127,6 +127,10 @@ struct State {
     pub token_delay: Duration,
     /// The node never answers (until this long has passed).
     pub sync_hang: Option<Duration>,
+    /// Requests whose path contains this wait until it is cleared.
+    pub sync_hold: Option<String>,
+    /// Requests waiting on `sync_hold` now.
+    pub sync_held: usize,
     /// Heartbeat status of the token server.
     pub heartbeat_status: u16,
     /// The token server's heartbeat answers only once this is false again.
@@ -245,6 +249,22 @@ impl Fake {
     /// fake lives).
     pub fn hang_sync(&self, d: Duration) {
         self.state().sync_hang = Some(d);
+    }
+
+    /// The node's requests whose path contains `fragment` (e.g. `/storage/slow`) wait until
+    /// [`Fake::release_sync`] (never longer than the fake lives).
+    pub fn hold_sync(&self, fragment: &str) {
+        self.state().sync_hold = Some(fragment.to_owned());
+    }
+
+    /// The requests held by [`Fake::hold_sync`] go on, and no more are held.
+    pub fn release_sync(&self) {
+        self.state().sync_hold = None;
+    }
+
+    /// Requests waiting in [`Fake::hold_sync`] now.
+    pub fn held_sync(&self) -> usize {
+        self.state().sync_held
     }
 
     /// The node refuses every token issued so far (as after a node reassignment or an

@@ -166,6 +166,18 @@ pub(super) fn answer(state: &Mutex<State>, seen: &Seen, stop: &AtomicBool) -> Ca
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+    let held = |st: &State| {
+        st.sync_hold
+            .as_ref()
+            .is_some_and(|f| seen.url.contains(f.as_str()))
+    };
+    if held(&lock(state)) {
+        lock(state).sync_held += 1;
+        while held(&lock(state)) && !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        lock(state).sync_held -= 1;
+    }
     let mut st = lock(state);
     let uid = match authenticate(&st, seen) {
         Ok(uid) => uid,

@@ -22,9 +22,9 @@
 //! | `main` | the OS (*Syncto* `main.rs`) | 1: waits for signals, then drains | no | no | no |
 //! | `accept` | [`Server::new`] | 1; never ends while the server exists (the process exits 70 if it does) | only to drain what a refused connection sent | the busy answer to a connection it can't take or gets no thread for, one non-blocking write | no |
 //! | `connection` | the accept thread, through its pool (`util/task_pool.rs`) | one per open connection: at most [`Limits::max_connections`] plus a quarter of it (at most 64) evicted ones not ended yet, plus idle ones kept 5 s for reuse (4 always) | request heads and bodies, under the phase deadlines | refusals (400, 408, 417, 431, 505), `100 Continue`, and what the handler answers on it (*Syncto*: what needs no upstream call) | no (*Syncto*: only if its `classify` is right; debug builds check) |
-//! | `worker-N` | *Syncto* `server::start` | `workers` | no | each answer of a request that needed upstream: a small one within 1 s, a large one for 20 ms, then hands the rest over | yes, and only these |
-//! | `shedder` | *Syncto* `server::start` | 1 | no | 503 to a request no worker took within `queue_timeout_milliseconds` | no |
-//! | `answer` | *Syncto* `server/pool.rs` (`finish_elsewhere`) | at most one per connection | no | the rest of a large answer its client takes slowly ([`Unsent::finish`]) | no |
+//! | `worker-N` | *Syncto* `server::start` | `workers`; one user (one token) holds at most `max_workers_per_user` of them | no | each answer of a request that needed upstream: a small one within 1 s, a large one for 20 ms, then hands the rest over | yes, and only these; never waiting on another request's turn (a queued write waits for its turn in the queue) |
+//! | `shedder` | *Syncto* `server::start` | 1 | no | 503 to a request no worker took within `queue_timeout_milliseconds` of being queued, for 10 ms, then hands the rest over | no |
+//! | `answer` | *Syncto* `server/pool.rs` (`finish_elsewhere`) | at most one per connection | no | the rest of an answer its client takes slowly ([`Unsent::finish`]) | no |
 //! | `resolve` | *Syncto* `upstream/resolve.rs` | at most 16 | no | no | DNS lookups only |
 //!
 //! # A connection's life
