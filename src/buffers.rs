@@ -25,7 +25,7 @@ pub const KEPT: usize = 4 * 1024 * 1024;
 static SPARE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
 fn spares() -> std::sync::MutexGuard<'static, Vec<Vec<u8>>> {
-    SPARE.lock().unwrap_or_else(|e| e.into_inner())
+    crate::concurrency::lock(&SPARE)
 }
 
 /// An empty buffer with room for `capacity` bytes: the smallest spare that

@@ -19,6 +19,7 @@
 //!   says nothing about the credential, and the next request tries again.
 
 use crate::auth::{Identity, Scheme};
+use crate::concurrency::{Flight, lock};
 use crate::sync15::hawk::hmac_sha256;
 use crate::sync15::tokenserver::Token;
 use crate::sync15::{self, Credentials, Reply, Upstream};
@@ -29,7 +30,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lru::LruCache;
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A lookup key (HMAC-SHA256).
@@ -57,7 +58,7 @@ pub struct Cache {
 struct State {
     lru: LruCache<Key, Entry>,
     refused: LruCache<Key, RememberedRefusal>,
-    inflight: HashMap<Key, Arc<Flight>>,
+    inflight: HashMap<Key, Arc<Flight<Outcome>>>,
 }
 
 /// A Token Server 401, as it will be answered again.
@@ -70,12 +71,6 @@ struct Entry {
     expires: Instant,
     nonce: [u8; 12],
     sealed: Vec<u8>,
-}
-
-#[derive(Default)]
-struct Flight {
-    outcome: Mutex<Option<Outcome>>,
-    done: Condvar,
 }
 
 impl Cache {
@@ -125,7 +120,7 @@ impl Cache {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic elsewhere can't leave the map half-updated in a way that
         // matters: every critical section is a single insert or remove.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 
     /// Credentials for `who`: from the cache, or from `fetch(duration)`.
@@ -330,25 +325,20 @@ fn fields<'a>(label: &'a [u8], who: &Identity<'a>) -> [&'a [u8]; 6] {
     ]
 }
 
-fn wait(f: &Flight) -> Outcome {
-    let slot = f.outcome.lock().unwrap_or_else(PoisonError::into_inner);
-    let slot = f
-        .done
-        .wait_while(slot, |o| o.is_none())
-        .unwrap_or_else(PoisonError::into_inner);
-    match slot.as_ref() {
-        Some(o) => o.clone(),
-        None => Err(sync15::Error::BadAnswer(
+fn wait(f: &Flight<Outcome>) -> Outcome {
+    // The owner's guard always lands the flight: None cannot come back from an unbounded wait.
+    f.wait(None).unwrap_or_else(|| {
+        Err(sync15::Error::BadAnswer(
             sync15::Upstream::TokenServer,
             "credentials exchange abandoned".into(),
-        )),
-    }
+        ))
+    })
 }
 
 struct FlightGuard<'c> {
     cache: &'c Cache,
     key: Key,
-    flight: Arc<Flight>,
+    flight: Arc<Flight<Outcome>>,
     outcome: Option<Outcome>,
 }
 
@@ -361,12 +351,7 @@ impl Drop for FlightGuard<'_> {
                 "credentials exchange failed".into(),
             ))
         });
-        *self
-            .flight
-            .outcome
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(outcome);
-        self.flight.done.notify_all();
+        self.flight.land(outcome);
     }
 }
 

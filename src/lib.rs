@@ -15,6 +15,7 @@ pub mod app;
 pub(crate) mod auth;
 pub(crate) mod buffers;
 pub mod cli;
+pub(crate) mod concurrency;
 pub mod config;
 pub(crate) mod credentials;
 pub(crate) mod endpoint;

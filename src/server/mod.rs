@@ -359,7 +359,7 @@ struct Flights {
 impl Flights {
     /// Wait until no request is being served.
     fn wait_none(&self) {
-        let mut guard = pool::lock(&self.lock);
+        let mut guard = crate::concurrency::lock(&self.lock);
         while self.count.load(Ordering::SeqCst) > 0 {
             guard = self.none.wait(guard).unwrap_or_else(|e| e.into_inner());
         }
@@ -382,7 +382,7 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
             // Under the lock, so that a drain checking the count cannot miss it.
-            let _guard = pool::lock(&self.0.lock);
+            let _guard = crate::concurrency::lock(&self.0.lock);
             self.0.none.notify_all();
         }
     }

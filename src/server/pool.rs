@@ -10,14 +10,11 @@
 use super::adapt::into_tiny;
 use super::schedule::{Schedule, Verdict};
 use super::{InFlight, Lane, Shared, answer, finish, log_answer, shed};
+use crate::concurrency::lock;
 use crate::logging::{RequestId, RequestScope};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
-
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// The workers' queue: requests handed over by connection threads (generic only for
 /// its tests).

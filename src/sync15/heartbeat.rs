@@ -10,7 +10,8 @@
 //! second). So whatever the request rate, there is at most one check in flight and about
 //! one per [`FRESH`].
 
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use crate::concurrency::lock;
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// How long a check's result answers heartbeats: short enough for a load balancer polling
@@ -24,6 +25,7 @@ pub struct Beat {
     done: Condvar,
 }
 
+/// Two fields set together: a panic cannot leave it half-written.
 #[derive(Debug, Default)]
 struct State {
     /// When the last check ended, and whether the Token Server was healthy.
@@ -32,11 +34,6 @@ struct State {
     checking: bool,
     /// Heartbeats waiting for the first result (observed by the tests).
     waiting: usize,
-}
-
-fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
-    // The state is two fields set together: a panic cannot leave it half-written.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Clears `checking` however the check ends (a panic included), so that the next heartbeat

@@ -23,9 +23,10 @@
 //! between still fails with 412.
 
 use super::{Error, Reply, Upstream};
+use crate::concurrency::lock;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Time between one write's answer and the next write of the same user to
@@ -188,10 +189,6 @@ fn jitter(hasher: &RandomState, attempt: u32) -> Duration {
     }
     let r = hasher.hash_one((Instant::now(), std::thread::current().id()));
     Duration::from_micros(r % 4000)
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

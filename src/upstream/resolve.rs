@@ -18,10 +18,11 @@
 //!   request. At most [`MAX_LOOKUPS`] lookups run at once; past that a miss
 //!   fails at once. Failures are not cached: the next request asks again.
 
+use crate::concurrency::{Flight, lock};
 use crate::endpoint::is_loopback_host;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use ureq::config::Config;
 use ureq::http::Uri;
@@ -61,19 +62,10 @@ enum Slot {
     Pending(Arc<Lookup>),
 }
 
-/// One lookup in progress; `None` until done, then the addresses (empty:
-/// the name does not resolve).
-#[derive(Debug, Default)]
-struct Lookup {
-    result: Mutex<Option<Vec<SocketAddr>>>,
-    done: Condvar,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section is a lookup, insert or remove: a panic cannot
-    // leave the map half-updated.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+/// One lookup in progress, landing with the addresses (empty: the name does
+/// not resolve). Every critical section of the state is a lookup, insert or
+/// remove: a panic cannot leave the map half-updated.
+type Lookup = Flight<Vec<SocketAddr>>;
 
 impl CachingResolver {
     /// Names currently remembered or being looked up.
@@ -122,21 +114,10 @@ impl CachingResolver {
                 }
             }
         };
-        let result = lock(&lookup.result);
-        let result = match wait {
-            Some(d) => match lookup.done.wait_timeout_while(result, d, |r| r.is_none()) {
-                Ok((g, _)) => g,
-                Err(poisoned) => poisoned.into_inner().0,
-            },
-            None => lookup
-                .done
-                .wait_while(result, |r| r.is_none())
-                .unwrap_or_else(PoisonError::into_inner),
-        };
-        match &*result {
+        match lookup.wait(wait) {
             None => Err(Miss::Late),
             Some(addrs) if addrs.is_empty() => Err(Miss::NotFound),
-            Some(addrs) => Ok(addrs.clone()),
+            Some(addrs) => Ok(addrs),
         }
     }
 }
@@ -182,8 +163,7 @@ fn run_lookup(state: &Mutex<State>, name: String, lookup: &Lookup) {
             st.names.insert(name, ready);
         }
     }
-    *lock(&lookup.result) = Some(addrs);
-    lookup.done.notify_all();
+    lookup.land(addrs);
 }
 
 /// Host (brackets removed) and port of an absolute http(s) URI.
@@ -357,8 +337,7 @@ mod tests {
             std::thread::spawn(move || resolve(&r, "https://slow.example/", 10_000))
         };
         std::thread::sleep(Duration::from_millis(50));
-        *lock(&stuck.result) = Some(vec!["192.0.2.1:443".parse().unwrap()]);
-        stuck.done.notify_all();
+        stuck.land(vec!["192.0.2.1:443".parse().unwrap()]);
         assert_eq!(
             waiter.join().unwrap().unwrap(),
             vec!["192.0.2.1:443".parse().unwrap()]
