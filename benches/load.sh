@@ -2,7 +2,7 @@
 # Load benchmark (not part of `cargo test`): Syncto and Debian's nginx as a
 # plain reverse proxy configured at its cheapest (the reference proxy
 # configuration below, and glibc's heap trimming raised so that its worker
-# does not give back and regrow its heap around every big answer: 29 `brk`
+# does not give back and regrow its heap around every big answer: 10-29 `brk`
 # per 1,000-record page otherwise), side by side in one run, in front of the SAME fake
 # Sync node (a second nginx serving static files: the Token Server answer
 # and Sync answers written by benches/pages.py).
