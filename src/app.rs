@@ -21,6 +21,8 @@ pub(crate) struct Memo {
     entries: Vec<([u8; 32], Arc<Credentials>)>,
     /// Token Server exchanges made so far.
     token_calls: usize,
+    /// A batch's deadline: no upstream call of its sub-requests starts past it.
+    pub(crate) deadline: Option<Instant>,
 }
 
 /// Most Token Server exchanges one request (a whole batch included) may
@@ -44,7 +46,12 @@ pub struct App {
     /// The key of the hashes that name a request's lane in the worker pool (so that no
     /// client can choose another's).
     pub(crate) lane_key: std::hash::RandomState,
+    /// See [`App::hook_collapsed_writes`].
+    pub(crate) collapse_hook: std::sync::Mutex<Option<CollapseHook>>,
 }
+
+/// See [`App::hook_collapsed_writes`].
+pub(crate) type CollapseHook = Arc<dyn Fn(&str) + Send + Sync>;
 
 impl App {
     /// Builds every part from a validated configuration: statsd, the TLS set-up and the
@@ -98,7 +105,18 @@ impl App {
             storage,
             metrics,
             lane_key: std::hash::RandomState::new(),
+            collapse_hook: std::sync::Mutex::new(None),
         })
+    }
+
+    /// For tests only: `hook(collection)` runs in each collapsed write of a batch after
+    /// the records were read and before the first write made from that read, so that a
+    /// test can write in between as another device would (the race the collapsed path
+    /// must answer exactly as the one-by-one path). Nothing else calls it.
+    #[doc(hidden)]
+    pub fn hook_collapsed_writes(&self, hook: impl Fn(&str) + Send + Sync + 'static) {
+        let mut slot = self.collapse_hook.lock().unwrap_or_else(|e| e.into_inner());
+        *slot = Some(Arc::new(hook));
     }
 
     /// Credentials for `who` (lookup key `key`): memo, then cache, then

@@ -76,7 +76,7 @@ fn kinto_http_py_style_batch_inherits_outer_auth() {
 
 #[test]
 fn a_failing_sub_request_between_two_successful_ones() {
-    let s = writable();
+    let s = writable_one_by_one();
     s.fake.put(KID, "tabs", "x", "old", 100);
     let body = json!({"requests": [
         {"method": "PUT", "path": format!("{}/records/a", coll()), "body": {"data": {"payload": "A"}}},
@@ -223,18 +223,18 @@ fn a_record_or_collection_named_batch_is_not_a_recursive_call() {
 fn invalid_batches_are_refused_whole() {
     let s = writable();
     let put = |id: &str| json!({"method": "PUT", "path": format!("{}/records/{id}", coll()), "body": {"data": {"payload": "x"}}});
-    let many: Vec<Value> = (0..26).map(|i| put(&format!("m{i}"))).collect();
+    let many: Vec<Value> = (0..101).map(|i| put(&format!("m{i}"))).collect();
     let huge: Vec<Value> = (0..20_000).map(|_| json!({"path": "/"})).collect();
     let cases: Vec<(String, u64, &str)> = vec![
         (
             json!({"requests": many}).to_string(),
             107,
-            "Number of requests is limited to 25",
+            "Number of requests is limited to 100",
         ),
         (
             json!({"requests": huge}).to_string(),
             107,
-            "Number of requests is limited to 25",
+            "Number of requests is limited to 100",
         ),
         (
             json!({"requests": [put("a"), {"path": "/batch"}]}).to_string(),

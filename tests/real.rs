@@ -11,6 +11,8 @@
 //! else (preconditions, filters, pagination…) set up their records one tick apart
 //! ([`next_tick`]), so they fail only for what they test; the write tests send back to back.
 
+mod collapse;
+
 use crate::peer::{
     DEFAULT_KCA, ENV_DIR, ENV_SCRIPT, Form, OLD_NAMES, Real, User, call_on, jwt, next_tick, peer,
     random_hex, spawn_syncto,
@@ -113,8 +115,8 @@ fn hello_heartbeats_and_version() {
     assert_eq!(j["project_name"], "syncto", "{j}");
     assert_eq!(j["project_version"], env!("CARGO_PKG_VERSION"), "{j}");
     assert_eq!(j["url"], format!("{}/v1/", s.base), "{j}");
-    assert_eq!(j["settings"]["batch_max_requests"], 25, "{j}");
-    assert_eq!(j["settings"]["cliquet.batch_max_requests"], 25, "{j}");
+    assert_eq!(j["settings"]["batch_max_requests"], 100, "{j}");
+    assert_eq!(j["settings"]["cliquet.batch_max_requests"], 100, "{j}");
     assert_eq!(j["settings"]["readonly"], false, "{j}");
     assert!(j["http_api_version"].is_string() && j["project_docs"].is_string());
     assert_eq!(j["capabilities"], json!({}));
@@ -460,8 +462,8 @@ fn batch_answers_every_sub_request_in_order() {
     assert_eq!(responses[3]["body"]["details"]["existing"], *created);
     assert_eq!(responses[4]["body"]["data"]["deleted"], true);
     assert_eq!(responses[5]["body"]["data"], json!([]));
-    // More than batch_max_requests (25): 400/107, nothing runs.
-    let many: Vec<Value> = (0..26)
+    // More than batch_max_requests (100): 400/107, nothing runs.
+    let many: Vec<Value> = (0..101)
         .map(|i| json!({"method": "PUT", "path": rec(&format!("m{i}")), "body": {"data": {}}}))
         .collect();
     let body = json!({ "requests": many }).to_string();

@@ -542,8 +542,8 @@ fn hello_and_utility_endpoints() {
     assert_eq!(j["project_name"], "syncto");
     assert_eq!(j["project_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(j["url"], "http://localhost:8000/v1/");
-    assert_eq!(j["settings"]["batch_max_requests"], 25);
-    assert_eq!(j["settings"]["cliquet.batch_max_requests"], 25);
+    assert_eq!(j["settings"]["batch_max_requests"], 100);
+    assert_eq!(j["settings"]["cliquet.batch_max_requests"], 100);
     assert_eq!(j["settings"]["readonly"], false);
     assert_eq!(j["capabilities"], serde_json::json!({}));
     assert!(j["http_api_version"].is_string());

@@ -109,7 +109,7 @@ fn health_routes_are_refused_in_a_batch() {
 
 #[test]
 fn a_batch_has_one_deadline_and_hides_nothing_done() {
-    let s = with_ini("batch_timeout_seconds = 1");
+    let s = with_ini("batch_timeout_seconds = 1\nbatch_collapse = false");
     // The node takes 1.5 s per answer (well within the 5 s read timeout).
     s.fake.hang_sync(Duration::from_millis(1500));
     let put = |id: &str| json!({"method": "PUT", "path": format!("{}/records/{id}", tabs()), "body": {"data": {"payload": id}}});
@@ -134,6 +134,35 @@ fn a_batch_has_one_deadline_and_hides_nothing_done() {
     assert_eq!(s.fake.sync_seen().len(), 1);
     assert!(s.fake.record(KID, "tabs", "a").is_some());
     assert!(s.fake.record(KID, "tabs", "b").is_none());
+}
+
+#[test]
+fn no_upstream_call_starts_past_a_batchs_deadline() {
+    let s = with_ini("batch_timeout_seconds = 1");
+    s.fake.put(KID, "tabs", "x", "old", 100);
+    // The node takes 1.5 s per answer: the first call of a sub-request ends past the
+    // deadline, and the write it was reading for is not made.
+    s.fake.hang_sync(Duration::from_millis(1500));
+    let put = |id: &str, headers: Value| json!({"method": "PUT", "path": format!("{}/records/{id}", tabs()), "headers": headers, "body": {"data": {"payload": id}}});
+    // One by one: If-Match reads the record first.
+    let body = json!({"requests": [put("x", json!({"If-Match": "\"1000\""}))]});
+    let r = batch(&s, &[BEARER], &body);
+    assert_eq!(statuses(&r), [503]);
+    assert_eq!(responses(&r)[0]["body"]["errno"], 201);
+    assert_eq!(s.fake.sync_seen().len(), 1, "the read, no write");
+    assert_eq!(s.fake.record(KID, "tabs", "x").unwrap().payload, "old");
+    // Collapsed: the read of the records, then no write for any of them.
+    let body = json!({"requests": [put("a", json!({})), put("b", json!({})), put("c", json!({}))]});
+    let r = batch(&s, &[BEARER], &body);
+    assert_eq!(statuses(&r), [503, 503, 503]);
+    for sub in responses(&r) {
+        assert_eq!(sub["body"]["errno"], 201, "{sub}");
+        assert!(sub["headers"]["Retry-After"].is_string(), "{sub}");
+    }
+    let seen = s.fake.sync_seen();
+    assert_eq!(seen.len(), 2, "one more read, no write");
+    assert_eq!(seen[1].method, "GET");
+    assert!(s.fake.record(KID, "tabs", "a").is_none());
 }
 
 #[test]
@@ -268,6 +297,11 @@ fn a_batch_answer_is_bounded_and_writes_are_never_hidden() {
 #[test]
 fn a_write_whose_answer_can_not_fit_is_not_run() {
     let s = with_ini("max_body_bytes = 33554432");
+    // A node that takes records this large (syncstorage-rs's default limit is 2.5 MiB).
+    s.fake.limit_posts(fakes::PostLimits {
+        record_bytes: ANSWER_LIMIT,
+        ..fakes::PostLimits::default()
+    });
     let payload = "p".repeat(ANSWER_LIMIT / 3);
     let put = |id: &str| json!({"method": "PUT", "path": format!("{}/records/{id}", tabs()), "body": {"data": {"payload": payload}}});
     let body = json!({"requests": [put("a"), put("b"), put("c"), put("d")]});

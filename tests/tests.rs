@@ -10,6 +10,7 @@ mod auth;
 mod batch;
 mod big_pages;
 mod cli;
+mod collapse;
 mod conflicts;
 mod errors;
 mod exact;

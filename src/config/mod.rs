@@ -112,6 +112,9 @@ pub struct Config {
     pub batch_max_requests: usize,
     /// `batch_timeout_seconds`.
     pub batch_timeout: Duration,
+    /// `batch_collapse`: consecutive record writes of a batch go to Sync as multi-record
+    /// calls.
+    pub batch_collapse: bool,
     /// `paginate_by`.
     pub paginate_by: u64,
     /// `max_body_bytes`.

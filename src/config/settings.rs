@@ -447,6 +447,7 @@ mod tests {
         ("backoff", "1"),
         ("batch_max_requests", "1"),
         ("batch_timeout_seconds", "1"),
+        ("batch_collapse", "false"),
         ("paginate_by", "1"),
         ("max_body_bytes", "1024"),
         ("write_conflict_budget_ms", "0"),

@@ -468,7 +468,7 @@ pub(crate) const SETTINGS: &[Setting] = &[
     ),
     app!(
         "batch_max_requests",
-        Value("25"),
+        Value("100"),
         "Most sub-requests in one POST /v1/batch.",
         Kind::Number {
             min: 1,
@@ -482,6 +482,15 @@ pub(crate) const SETTINGS: &[Setting] = &[
         Value("30"),
         "Sub-requests of a batch not started this long after it began are answered 503.",
         seconds(|c, d| c.batch_timeout = d)
+    ),
+    app!(
+        "batch_collapse",
+        Value("true"),
+        "Consecutive record writes of a batch to one collection go to Sync as multi-record calls.",
+        Kind::Other(|c, r| {
+            c.batch_collapse = r.boolean()?;
+            Ok(())
+        })
     ),
     app!(
         "paginate_by",
@@ -764,6 +773,7 @@ pub(crate) fn defaults() -> Config {
         backoff: None,
         batch_max_requests: 0,
         batch_timeout: Duration::ZERO,
+        batch_collapse: false,
         paginate_by: 0,
         max_body_bytes: 0,
         write_conflict_budget: Duration::ZERO,

@@ -84,7 +84,7 @@ fn defaults_without_a_file() {
     assert_eq!(c.cache_hmac_secret, None);
     assert_eq!(c.token_server_url, "https://token.services.mozilla.com/");
     assert_eq!(c.cache_credentials_ttl.as_secs(), 300);
-    assert_eq!((c.batch_max_requests, c.max_body_bytes), (25, 2_097_152));
+    assert_eq!((c.batch_max_requests, c.max_body_bytes), (100, 2_097_152));
     assert_eq!(c.cors_origins, ["*"]);
     assert!(c.workers >= 2 && c.warnings.is_empty() && c.write_switches.is_empty());
     assert_eq!(c.log_level, log::LevelFilter::Info);

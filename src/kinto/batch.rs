@@ -22,6 +22,7 @@
 //! - a panic in one sub-request is that sub-request's 500; the others keep
 //!   their answers.
 
+use super::collapse;
 use super::error::Error;
 use super::route::{Route, Routed, route};
 use super::{App, Memo, Request, Response};
@@ -68,47 +69,57 @@ pub fn batch(app: &App, req: &Request<'_>) -> Result<Response, Error> {
         .copied()
         .collect();
     let host = req.header("host");
-    let mut memo = Memo::default();
-    let mut out = Vec::with_capacity(256 * subs.len());
-    out.extend_from_slice(b"{\"responses\":[");
-    for (i, sub) in subs.iter().enumerate() {
-        let mut headers: Vec<(&str, &str)> = outer.clone();
-        for (n, v) in sub
-            .headers
-            .iter()
-            .filter(|(n, _)| !n.eq_ignore_ascii_case("host"))
-        {
-            headers.retain(|(h, _)| !h.eq_ignore_ascii_case(n));
-            headers.push((n.as_str(), v.as_str()));
-        }
-        if let Some(h) = host {
-            headers.push(("host", h));
-        }
-        if sub.body.is_some()
-            && !headers
-                .iter()
-                .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-        {
-            headers.push(("content-type", "application/json"));
-        }
-        let (path, query) = sub.path.split_once('?').unwrap_or((&sub.path, ""));
-        let head = sub.method == "HEAD";
-        let is_write = matches!(sub.method.as_str(), "PUT" | "DELETE" | "POST" | "PATCH");
-        let body_len = sub.body.map_or(0, <[u8]>::len);
-        let resp = if Instant::now() >= deadline {
-            super::error(app, Error::BatchTimeUp(app.config.batch_timeout.as_secs()))
-        } else if is_write && out.len() + body_len > MAX_ANSWER_BYTES {
-            super::error(app, too_large(i, "This write was not run"))
-        } else {
-            let sub_req = Request {
+    let headers: Vec<Vec<(&str, &str)>> = subs
+        .iter()
+        .map(|sub| sub_headers(&outer, sub, host))
+        .collect();
+    let reqs: Vec<Request<'_>> = subs
+        .iter()
+        .zip(&headers)
+        .map(|(sub, headers)| {
+            let (path, query) = sub.path.split_once('?').unwrap_or((&sub.path, ""));
+            Request {
                 method: &sub.method,
                 path,
                 query,
-                headers: &headers,
+                headers,
                 body: sub.body.unwrap_or_default(),
-            };
+            }
+        })
+        .collect();
+    let mut memo = Memo::default();
+    memo.deadline = Some(deadline);
+    let mut out = Vec::with_capacity(256 * subs.len());
+    out.extend_from_slice(b"{\"responses\":[");
+    let mut i = 0;
+    while i < reqs.len() {
+        let room = MAX_ANSWER_BYTES.saturating_sub(out.len());
+        let segment = if Instant::now() < deadline {
+            collapse::plan(app, &reqs[i..], room)
+        } else {
+            None
+        };
+        if let Some(segment) = segment {
+            let len = segment.len;
+            let answers = contained_segment(app, len, || {
+                collapse::run(app, &reqs[i..], segment, &mut memo)
+            });
+            for (k, resp) in answers.iter().enumerate() {
+                write_sub_response(&mut out, i + k, reqs[i + k].path, resp, false);
+            }
+            i += len;
+            continue;
+        }
+        let sub = &reqs[i];
+        let head = sub.method == "HEAD";
+        let is_write = matches!(sub.method, "PUT" | "DELETE" | "POST" | "PATCH");
+        let resp = if Instant::now() >= deadline {
+            super::error(app, Error::BatchTimeUp(app.config.batch_timeout.as_secs()))
+        } else if is_write && out.len() + sub.body.len() > MAX_ANSWER_BYTES {
+            super::error(app, too_large(i, "This write was not run"))
+        } else {
             let resp = contained(app.config.retry_after_seconds, || {
-                super::dispatch(app, &sub_req, &mut memo).0
+                super::dispatch(app, sub, &mut memo).0
             });
             let shown = if head { 0 } else { resp.body.len() };
             if !is_write && out.len() + shown > MAX_ANSWER_BYTES {
@@ -117,15 +128,57 @@ pub fn batch(app: &App, req: &Request<'_>) -> Result<Response, Error> {
                 resp
             }
         };
-        if i > 0 {
-            out.push(b',');
-        }
-        write_sub_response(&mut out, path, &resp, head);
+        write_sub_response(&mut out, i, sub.path, &resp, head);
+        i += 1;
     }
     out.extend_from_slice(b"]}");
     let mut r = Response::new(200);
     r.set_json_body(out);
     Ok(r)
+}
+
+/// A sub-request's headers: the outer ones it inherits, its own (never `Host`: the
+/// outer one is the only one), and a JSON `Content-Type` for a body without one.
+fn sub_headers<'a>(
+    outer: &[(&'a str, &'a str)],
+    sub: &'a Sub<'_>,
+    host: Option<&'a str>,
+) -> Vec<(&'a str, &'a str)> {
+    let mut headers: Vec<(&str, &str)> = outer.to_vec();
+    for (n, v) in sub
+        .headers
+        .iter()
+        .filter(|(n, _)| !n.eq_ignore_ascii_case("host"))
+    {
+        headers.retain(|(h, _)| !h.eq_ignore_ascii_case(n));
+        headers.push((n.as_str(), v.as_str()));
+    }
+    if let Some(h) = host {
+        headers.push(("host", h));
+    }
+    if sub.body.is_some()
+        && !headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+    {
+        headers.push(("content-type", "application/json"));
+    }
+    headers
+}
+
+/// Run a segment of collapsed writes ([`collapse`]); a panic makes each of its `len`
+/// sub-requests a 500/999 (the panic itself is logged by the panic hook).
+fn contained_segment(app: &App, len: usize, run: impl FnOnce() -> Vec<Response>) -> Vec<Response> {
+    match catch_unwind(AssertUnwindSafe(run)) {
+        Ok(answers) if answers.len() == len => answers,
+        _ => {
+            log::error!("a batch's collapsed writes panicked; answered 500");
+            let retry_after = app.config.retry_after_seconds;
+            (0..len)
+                .map(|_| Error::Internal.parts().into_response(retry_after))
+                .collect()
+        }
+    }
 }
 
 /// Run one sub-request; a panic becomes its own 500/999 document and the
@@ -150,7 +203,11 @@ fn too_large(i: usize, what: &str) -> Error {
     )
 }
 
-fn write_sub_response(out: &mut Vec<u8>, path: &str, resp: &Response, head: bool) {
+/// The `i`-th sub-response, appended to the answer's list.
+fn write_sub_response(out: &mut Vec<u8>, i: usize, path: &str, resp: &Response, head: bool) {
+    if i > 0 {
+        out.push(b',');
+    }
     let mut headers = Map::new();
     for (n, v) in &resp.headers {
         headers.insert((*n).to_owned(), Value::String(v.to_string()));

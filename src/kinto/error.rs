@@ -53,8 +53,9 @@ pub enum Error {
     Upstream(sync15::Error),
     /// 410/202: the end-of-service date (`eos`) has passed.
     ServiceDeprecated,
-    /// 503/201: a batch sub-request not run because the batch's time
-    /// (`batch_timeout_seconds`) was up before it started.
+    /// 503/201: a batch sub-request not run, or stopped before its next upstream call,
+    /// because the batch's time (`batch_timeout_seconds`) was up; nothing was written for
+    /// it.
     BatchTimeUp(u64),
     /// 500/999: a bug.
     Internal,
@@ -196,7 +197,7 @@ impl Error {
                 503,
                 201,
                 format!(
-                    "This batch ran out of time ({seconds} s) before this request started: it was not run."
+                    "This batch ran out of time ({seconds} s) before this request started or made its next call to Firefox Sync: it was not run (or not to its end), and nothing was written for it."
                 )
                 .into(),
             ),

@@ -7,6 +7,7 @@
 pub(crate) mod alert;
 pub(crate) mod batch;
 pub(crate) mod body;
+pub(crate) mod collapse;
 pub(crate) mod cors;
 pub(crate) mod eos;
 pub(crate) mod error;
@@ -135,17 +136,32 @@ pub(crate) fn dispatch<'r>(
         Ok(Routed::Redirect(to)) => return (redirect(app, req, &to), None),
         Err(e) => return (error(app, e), None),
     };
+    let resp = answer(app, req, &route, || match work(app, req, &route) {
+        Work::Refused(e) => Err(e),
+        Work::Local if req.method == "OPTIONS" => cors::preflight(&app.config, req, &route),
+        Work::Local | Work::Upstream { .. } => serve(app, req, &route, memo),
+    });
+    (resp, Some(route))
+}
+
+/// The answer to a routed request served by `run`, as every request gets it: counted in
+/// the view metrics, the `X-Client-State` deprecation `Alert` on a user's data, an error
+/// as its Kinto document (with `Allow`, or the 401 challenge). The batch's collapsed
+/// writes answer each of their sub-requests through it too.
+pub(crate) fn answer(
+    app: &App,
+    req: &Request<'_>,
+    route: &Route<'_>,
+    run: impl FnOnce() -> Result<Response, Error>,
+) -> Response {
     if app.metrics.is_enabled() {
         let method = crate::metrics::method_name(req.method);
         app.metrics
             .incr(&format!("view.{}.{method}", route.service()));
-        count_authn_type(app, req, &route);
+        count_authn_type(app, req, route);
     }
-    let result = match work(app, req, &route) {
-        Work::Refused(e) => Err(e),
-        Work::Local if req.method == "OPTIONS" => cors::preflight(&app.config, req, &route),
-        Work::Local | Work::Upstream { .. } => serve(app, req, &route, memo),
-    };
+    let mut result = run();
+    deprecated_client_state(app, req, route, &mut result);
     let mut resp = match result {
         Ok(r) => r,
         Err(e) => {
@@ -167,7 +183,7 @@ pub(crate) fn dispatch<'r>(
             auth::challenge(req.header("authorization")),
         );
     }
-    (resp, Some(route))
+    resp
 }
 
 /// What a routed request needs, decided from the request alone before anything runs:
@@ -290,7 +306,7 @@ fn serve(
     route: &Route<'_>,
     memo: &mut Memo,
 ) -> Result<Response, Error> {
-    let mut resp = match route {
+    match route {
         Route::Hello => hello::hello(app, req),
         Route::Heartbeat => hello::heartbeat(app),
         Route::LbHeartbeat => hello::lbheartbeat(),
@@ -301,7 +317,17 @@ fn serve(
         Route::Collection(b, c) => records::collection(app, req, b, c, memo),
         Route::Records(b, c) => records::list(app, req, b, c, memo),
         Route::Record(b, c, id) => records::record(app, req, b, c, id, memo),
-    };
+    }
+}
+
+/// A user's data asked for with `X-Client-State` gets the `soft-eol` Alert saying the
+/// header is deprecated, unless the answer already has an Alert.
+fn deprecated_client_state(
+    app: &App,
+    req: &Request<'_>,
+    route: &Route<'_>,
+    resp: &mut Result<Response, Error>,
+) {
     if matches!(
         route,
         Route::Bucket(..)
@@ -317,11 +343,10 @@ fn serve(
             "url": app.config.project_docs,
         })
         .to_string();
-        if let Ok(r) = &mut resp {
+        if let Ok(r) = resp {
             alert::offer(r, alert::Alert::ClientStateDeprecated(alert));
         }
     }
-    resp
 }
 
 /// An error document, logged when it says something about upstreams.

@@ -19,6 +19,7 @@ use crate::sync15::{self, Reply, Upstream};
 use percent_encoding::utf8_percent_encode;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::time::Instant;
 
 /// What every upstream call of one request shares: who, on whose behalf,
 /// and the credentials already looked up.
@@ -52,7 +53,7 @@ impl<'a> Ctx<'a> {
         })
     }
 
-    /// One Sync call with this user's credentials (see [`App::with_storage`]).
+    /// One Sync read with this user's credentials (see [`App::with_storage`]).
     fn call(
         &mut self,
         method: &'static str,
@@ -61,6 +62,22 @@ impl<'a> Ctx<'a> {
         body: Option<&[u8]>,
         metric: &'static str,
     ) -> Result<Reply, Error> {
+        self.send(method, path, None, headers, body, metric)
+    }
+
+    /// One Sync call; a write names the `collection` it changes (its pacing).
+    fn send(
+        &mut self,
+        method: &'static str,
+        path: &str,
+        collection: Option<&str>,
+        headers: &[(&'static str, String)],
+        body: Option<&[u8]>,
+        metric: &'static str,
+    ) -> Result<Reply, Error> {
+        if self.memo.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(Error::BatchTimeUp(self.app.config.batch_timeout.as_secs()));
+        }
         let ua = self.ua.as_str();
         self.app
             .with_storage(&self.who, ua, self.memo, |s, c| {
@@ -69,6 +86,7 @@ impl<'a> Ctx<'a> {
                     &Call {
                         method,
                         path,
+                        collection,
                         headers,
                         body,
                         user_agent: ua,
@@ -138,9 +156,14 @@ impl<'a> Ctx<'a> {
 
     /// The 412 of a record: Kinto.js builds its conflict from
     /// `details.existing`, the record as it is now.
+    /// Past a batch's deadline the record is not read: the answer then says the batch ran
+    /// out of time (nothing was written) rather than a 412 without `existing`, which
+    /// Kinto.js would take for a record deleted on the server.
     fn conflict(&mut self, path: &str, reply: Option<Box<Reply>>) -> Error {
-        let existing = self.current(path).ok().flatten().map(|(_, v)| v);
-        Error::PreconditionFailed(existing, reply)
+        match self.current(path) {
+            Err(e @ Error::BatchTimeUp(_)) => e,
+            read => Error::PreconditionFailed(read.ok().flatten().map(|(_, v)| v), reply),
+        }
     }
 }
 
@@ -410,14 +433,22 @@ pub fn record(
         _ => {}
     }
     let mut cx = Ctx::new(app, req, bucket, memo)?;
-    check_collection(coll)?;
-    check_id(id)?;
-    let pre = preconditions(req.header("if-match"), req.header("if-none-match"))?;
     let path = record_path(coll, id);
+    let lower = coll.to_ascii_lowercase();
     let result = match req.method {
-        "PUT" => put(&mut cx, &path, id, pre),
-        "DELETE" => delete(&mut cx, &path, id, pre),
-        _ => get(&mut cx, &path, pre),
+        "PUT" | "DELETE" => {
+            let w = write_request(req, coll, id)?;
+            match w.fields {
+                Some(fields) => put(&mut cx, &lower, &path, id, w.pre, fields),
+                None => delete(&mut cx, &lower, &path, id, w.pre),
+            }
+        }
+        _ => {
+            check_collection(coll)?;
+            check_id(id)?;
+            let pre = preconditions(req.header("if-match"), req.header("if-none-match"))?;
+            get(&mut cx, &path, pre)
+        }
     };
     match result {
         Err(Error::Upstream(sync15::Error::Status(Upstream::Storage, reply))) => match reply.status
@@ -431,6 +462,33 @@ pub fn record(
         },
         other => other,
     }
+}
+
+/// A record PUT or DELETE as checked before any upstream call (after the credentials).
+pub(super) struct WriteRequest {
+    /// Its precondition.
+    pub(super) pre: Precondition,
+    /// A PUT's Sync fields (`payload`, `sortindex`, `ttl`); `None` for a DELETE.
+    pub(super) fields: Option<Map<String, Value>>,
+}
+
+/// The checks of a record write made before any upstream call, in the order the client
+/// sees their errors: collection name, record id, precondition headers, then a PUT's body.
+/// The batch's collapsed writes make the same ones, so a write refused here is answered
+/// alike on both paths.
+pub(super) fn write_request(
+    req: &Request<'_>,
+    coll: &str,
+    id: &str,
+) -> Result<WriteRequest, Error> {
+    check_collection(coll)?;
+    check_id(id)?;
+    let pre = preconditions(req.header("if-match"), req.header("if-none-match"))?;
+    let fields = match req.method {
+        "PUT" => Some(put_fields(req, id)?),
+        _ => None,
+    };
+    Ok(WriteRequest { pre, fields })
 }
 
 fn get(cx: &mut Ctx<'_>, path: &str, pre: Precondition) -> Result<Response, Error> {
@@ -513,12 +571,18 @@ pub(super) fn refusal(decision: Decision<'_>, id: &str, read: &Reply) -> Error {
     }
 }
 
-fn put(cx: &mut Ctx<'_>, path: &str, id: &str, pre: Precondition) -> Result<Response, Error> {
-    let fields = put_fields(cx.req, id)?;
+fn put(
+    cx: &mut Ctx<'_>,
+    coll: &str,
+    path: &str,
+    id: &str,
+    pre: Precondition,
+    fields: Map<String, Value>,
+) -> Result<Response, Error> {
     let body = serde_json::to_vec(&fields).map_err(|_| Error::Internal)?;
     let (since, creates) = write_decision(cx, path, id, Method::Put, pre)?;
     let headers: Vec<_> = since.header().into_iter().collect();
-    let reply = cx.call("PUT", path, &headers, Some(&body), "put_record")?;
+    let reply = cx.send("PUT", path, Some(coll), &headers, Some(&body), "put_record")?;
     let modified = std::str::from_utf8(&reply.body)
         .ok()
         .and_then(timestamp::seconds_to_ms)
@@ -635,10 +699,16 @@ fn put_fields(req: &Request<'_>, id: &str) -> Result<Map<String, Value>, Error> 
     Ok(fields)
 }
 
-fn delete(cx: &mut Ctx<'_>, path: &str, id: &str, pre: Precondition) -> Result<Response, Error> {
+fn delete(
+    cx: &mut Ctx<'_>,
+    coll: &str,
+    path: &str,
+    id: &str,
+    pre: Precondition,
+) -> Result<Response, Error> {
     let (since, _) = write_decision(cx, path, id, Method::Delete, pre)?;
     let headers: Vec<_> = since.header().into_iter().collect();
-    let reply = cx.call("DELETE", path, &headers, None, "delete_record")?;
+    let reply = cx.send("DELETE", path, Some(coll), &headers, None, "delete_record")?;
     #[derive(serde::Deserialize)]
     struct Deleted<'a> {
         #[serde(borrow)]

@@ -7,6 +7,7 @@
 
 pub mod hawk;
 pub(crate) mod heartbeat;
+pub(crate) mod limits;
 pub(crate) mod pacing;
 pub(crate) mod storage;
 pub mod timestamp;

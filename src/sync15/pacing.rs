@@ -21,6 +21,11 @@
 //! The repeated request is the same request: a precondition it carries is
 //! checked again by the node, so a write that another device overtook in
 //! between still fails with 412.
+//!
+//! A [`Pacer::session`] holds the gate of one (user, collection) for several calls: the
+//! read of a batch's records, then the multi-record writes made from it, each spaced and
+//! repeated like a single write. Holding it keeps this process's other writes to that
+//! collection from making the read stale in between (they wait, within their budget).
 
 use super::{Error, Reply, Upstream};
 use crate::concurrency::lock;
@@ -103,6 +108,34 @@ impl Pacer {
         }
     }
 
+    /// Run `f` holding the gate of (`endpoint`, `collection`): no other write of this
+    /// process to that collection starts until `f` returns. Inside, [`Held::write`] sends
+    /// writes spaced and repeated as [`Pacer::write`] does, each within the budget; reads
+    /// need no pacing. [`Error::Busy`] when the gate did not come free within the budget.
+    pub fn session<T>(
+        &self,
+        endpoint: &str,
+        collection: &str,
+        f: impl FnOnce(&mut Held<'_>) -> T,
+    ) -> Result<T, Error> {
+        if self.budget.is_zero() {
+            let mut held = Held {
+                pacer: self,
+                gate: None,
+                last_answer: None,
+            };
+            return Ok(f(&mut held));
+        }
+        let gate = self.gate(endpoint, collection);
+        let last_answer = gate.take(Instant::now() + self.budget)?;
+        let mut held = Held {
+            pacer: self,
+            gate: Some(&gate),
+            last_answer,
+        };
+        Ok(f(&mut held))
+    }
+
     fn gate(&self, endpoint: &str, collection: &str) -> Arc<Gate> {
         let key = self
             .hasher
@@ -127,7 +160,95 @@ impl Pacer {
     }
 }
 
+/// A gate held by a [`Pacer::session`]; let go when dropped.
+pub struct Held<'p> {
+    pacer: &'p Pacer,
+    /// `None`: no pacing (a zero budget).
+    gate: Option<&'p Gate>,
+    /// When the last write's answer arrived, this session's or the one before.
+    last_answer: Option<Instant>,
+}
+
+impl Held<'_> {
+    /// Send the write `send`, at least [`SPACING`] after the previous write's answer, and
+    /// again (with jitter) while the node refuses it as a conflict, within the budget: as
+    /// [`Pacer::write`], without letting go of the gate in between.
+    pub fn write(
+        &mut self,
+        mut send: impl FnMut() -> Result<Reply, Error>,
+    ) -> Result<Reply, Error> {
+        if self.gate.is_none() {
+            return send();
+        }
+        let deadline = Instant::now() + self.pacer.budget;
+        let mut attempt: u32 = 0;
+        let mut refused: Option<Box<Reply>> = None;
+        loop {
+            let now = Instant::now();
+            let jitter = jitter(&self.pacer.hasher, attempt);
+            let ready = self.last_answer.map_or(now, |t| t + SPACING + jitter);
+            if ready > now {
+                if ready >= deadline {
+                    return Err(match refused {
+                        Some(reply) => Error::Status(Upstream::Storage, reply),
+                        None => busy(),
+                    });
+                }
+                std::thread::sleep(ready - now);
+            }
+            let result = send();
+            self.last_answer = Some(Instant::now());
+            match result {
+                Err(Error::Status(Upstream::Storage, reply)) if is_conflict(&reply) => {
+                    attempt += 1;
+                    log::debug!("sync node refused a write as a conflict; repeating it");
+                    refused = Some(reply);
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if let Some(gate) = self.gate {
+            gate.give_back(self.last_answer);
+        }
+    }
+}
+
 impl Gate {
+    /// Wait until no write is in progress, then mark one in progress (a session's);
+    /// returns when the last write's answer arrived.
+    fn take(&self, deadline: Instant) -> Result<Option<Instant>, Error> {
+        let mut st = lock(&self.state);
+        loop {
+            if !st.busy {
+                st.busy = true;
+                return Ok(st.last_answer);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(busy());
+            }
+            st = self
+                .free
+                .wait_timeout(st, deadline - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+
+    /// The end of a session: free, the last write's answer at `last_answer`.
+    fn give_back(&self, last_answer: Option<Instant>) {
+        let mut st = lock(&self.state);
+        st.busy = false;
+        st.last_answer = last_answer;
+        drop(st);
+        self.free.notify_one();
+    }
+
     /// Wait until no write is in progress and the spacing (plus `jitter`)
     /// since the last answer has passed, then mark a write in progress.
     fn enter(&self, deadline: Instant, jitter: Duration) -> Result<(), Error> {
@@ -339,6 +460,97 @@ mod tests {
         release_tx.send(()).unwrap();
         holder.join().unwrap().unwrap();
         assert_eq!(p.len(), 3);
+    }
+
+    #[test]
+    fn a_session_spaces_its_writes_and_holds_off_other_writers() {
+        let p = Arc::new(Pacer::new(Duration::from_secs(5)));
+        let log = Arc::new(Mutex::new(Vec::<(&str, Instant, Instant)>::new()));
+        let (inside_tx, inside_rx) = std::sync::mpsc::channel();
+        let session = {
+            let (p, log) = (Arc::clone(&p), Arc::clone(&log));
+            std::thread::spawn(move || {
+                p.session("http://n/1.5/7", "tabs", |held| {
+                    inside_tx.send(()).unwrap();
+                    for _ in 0..3 {
+                        held.write(|| {
+                            let start = Instant::now();
+                            std::thread::sleep(Duration::from_millis(1));
+                            lock(&log).push(("session", start, Instant::now()));
+                            ok()
+                        })
+                        .unwrap();
+                    }
+                })
+                .unwrap();
+            })
+        };
+        inside_rx.recv().unwrap();
+        // Started while the session holds the gate: it goes after all of the session's.
+        p.write("http://n/1.5/7", "TABS", || {
+            let start = Instant::now();
+            lock(&log).push(("other", start, Instant::now()));
+            ok()
+        })
+        .unwrap();
+        session.join().unwrap();
+        let spans = lock(&log).clone();
+        let who: Vec<&str> = spans.iter().map(|s| s.0).collect();
+        assert_eq!(who, ["session", "session", "session", "other"]);
+        for w in spans.windows(2) {
+            assert!(w[1].1 >= w[0].2 + SPACING, "too close: {spans:?}");
+        }
+        assert_eq!(p.len(), 1);
+    }
+
+    #[test]
+    fn a_session_repeats_a_conflict_and_gives_up_past_the_budget() {
+        let p = Pacer::new(Duration::from_millis(100));
+        let calls = AtomicUsize::new(0);
+        let r = p
+            .session("http://n/1.5/1", "tabs", |held| {
+                let first = held.write(|| match calls.fetch_add(1, Ordering::SeqCst) {
+                    0 => Err(conflict()),
+                    _ => ok(),
+                });
+                let second = held.write(|| {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    Err(conflict())
+                });
+                (first, second)
+            })
+            .unwrap();
+        assert_eq!(r.0.unwrap().status, 200);
+        match r.1 {
+            Err(Error::Status(_, reply)) => assert!(is_conflict(&reply)),
+            other => panic!("{other:?}"),
+        }
+        let n = calls.load(Ordering::SeqCst);
+        assert!((3..=12).contains(&n), "{n} attempts");
+        // Let go: the next write does not wait for a budget to run out.
+        let start = Instant::now();
+        p.write("http://n/1.5/1", "tabs", ok).unwrap();
+        assert!(start.elapsed() < Duration::from_millis(100));
+    }
+
+    #[test]
+    fn a_session_waits_for_the_gate_within_the_budget() {
+        let p = Arc::new(Pacer::new(Duration::from_millis(50)));
+        let p2 = Arc::clone(&p);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            p2.session("http://n/1.5/1", "tabs", |_| {
+                tx.send(()).unwrap();
+                let _ = release_rx.recv_timeout(Duration::from_secs(10));
+            })
+        });
+        rx.recv().unwrap();
+        let r = p.session("http://n/1.5/1", "tabs", |_| ());
+        assert!(matches!(r, Err(Error::Busy(..))), "{r:?}");
+        release_tx.send(()).unwrap();
+        holder.join().unwrap().unwrap();
+        p.session("http://n/1.5/1", "tabs", |_| ()).unwrap();
     }
 
     #[test]

@@ -1,7 +1,31 @@
 //! The Sync 1.5 storage-node client: one Hawk-signed request per call,
-//! through the shared agent.
+//! through the shared agent; writes paced per user and collection
+//! ([`super::pacing`]); the node's limits on multi-record writes
+//! ([`super::limits`]).
+//!
+//! Every place an upstream call is made again, and why it is safe:
+//!
+//! - a GET on a pooled keep-alive connection skips the liveness probe when the connection
+//!   was recently trusted, and is sent again at once if the connection turns out dead
+//!   (`upstream::agent::repeatable`, here in [`Storage::call`] and [`Session::read`]); a
+//!   GET that failed to connect within [`RETRY_WITHIN`] is sent once more: reads change
+//!   nothing;
+//! - a write the node refused as a conflict (503, `Retry-After`, body `0`: certainly not
+//!   applied) is sent again after the spacing, within `write_conflict_budget_ms`
+//!   ([`super::pacing`]); a write whose fate is unknown (timeout, dropped connection) never
+//!   is;
+//! - a call the node refused with 401 (nothing done) is made again once with a fresh
+//!   token (`App::with_storage`);
+//! - a read answered 304 for a timestamp other than the one asked is read again without
+//!   condition (`kinto/records.rs`, `refetch_after_304`);
+//! - after a record write refused with 412, the record is read again for the answer's
+//!   `details.existing` (`kinto/records.rs`);
+//! - a batch's collapsed writes refused with 412 (the collection moved since it was read)
+//!   read the records again, at most twice more, then go one by one
+//!   (`kinto/collapse.rs`).
 
-use super::pacing::Pacer;
+use super::limits::{self, Limits};
+use super::pacing::{Held, Pacer};
 use super::{Credentials, Error, MAX_UPSTREAM_BODY, Reply, Upstream, hawk};
 use crate::endpoint::Endpoint;
 use crate::metrics::Metrics;
@@ -11,11 +35,14 @@ use ureq::http;
 
 /// One call to the storage node.
 pub struct Call<'a> {
-    /// `GET`, `PUT` or `DELETE`.
+    /// `GET`, `PUT`, `POST` or `DELETE`.
     pub method: &'static str,
     /// Path and query relative to the `api_endpoint`, starting with `/`,
     /// already percent-encoded: it is signed and sent exactly as given.
     pub path: &'a str,
+    /// The collection a write changes: its pacing is keyed on it (user and
+    /// collection). `None` for reads.
+    pub collection: Option<&'a str>,
     /// Extra headers (`X-If-Modified-Since`, …).
     pub headers: &'a [(&'static str, String)],
     /// A JSON body.
@@ -35,6 +62,7 @@ pub struct Storage {
     agent: ureq::Agent,
     metrics: Metrics,
     pacer: Arc<Pacer>,
+    limits: Arc<limits::Known>,
 }
 
 impl Storage {
@@ -45,6 +73,7 @@ impl Storage {
             agent,
             metrics,
             pacer: Arc::new(Pacer::new(write_budget)),
+            limits: Arc::default(),
         }
     }
 
@@ -56,19 +85,18 @@ impl Storage {
             crate::upstream::on_worker_thread(),
             "a storage call off a worker thread"
         );
-        if call.method != "GET" {
-            if let Some(collection) = written_collection(call.path) {
-                return self
-                    .pacer
-                    .write(&creds.endpoint, collection, || self.call_once(creds, call));
-            }
+        match (call.method, call.collection) {
+            ("GET", _) => self.read(creds, call),
+            (_, Some(collection)) => self
+                .pacer
+                .write(&creds.endpoint, collection, || self.call_once(creds, call)),
+            _ => self.call_once(creds, call),
         }
+    }
+
+    fn read(&self, creds: &Credentials, call: &Call<'_>) -> Result<Reply, Error> {
         let started = Instant::now();
-        let result = if call.method == "GET" {
-            crate::upstream::agent::repeatable(|| self.call_once(creds, call))
-        } else {
-            self.call_once(creds, call)
-        };
+        let result = crate::upstream::agent::repeatable(|| self.call_once(creds, call));
         // A pooled keep-alive connection the node had closed fails at once,
         // before any answer (one taken without the liveness probe, or closed
         // between the probe and our request): a GET is safe to send again,
@@ -76,13 +104,68 @@ impl Storage {
         // repeated, so the repeat never stretches a call by more than
         // [`RETRY_WITHIN`] past its deadline.
         match result {
-            Err(Error::Unreachable(..))
-                if call.method == "GET" && started.elapsed() < RETRY_WITHIN =>
-            {
+            Err(Error::Unreachable(..)) if started.elapsed() < RETRY_WITHIN => {
                 self.call_once(creds, call)
             }
             other => other,
         }
+    }
+
+    /// Run `f` with a [`Session`] of the user behind `creds` on `collection`: it holds
+    /// the collection's write gate throughout (see [`Pacer::session`]).
+    /// [`Error::Busy`] when the gate did not come free within the write budget.
+    pub fn session<T>(
+        &self,
+        creds: &Credentials,
+        collection: &str,
+        f: impl FnOnce(&mut Session<'_, '_>) -> T,
+    ) -> Result<T, Error> {
+        debug_assert!(
+            crate::upstream::on_worker_thread(),
+            "a storage call off a worker thread"
+        );
+        self.pacer.session(&creds.endpoint, collection, |held| {
+            f(&mut Session {
+                storage: self,
+                creds,
+                held,
+            })
+        })
+    }
+
+    /// The node's limits on one POST of records: from its `GET /info/configuration`,
+    /// read with `creds` the first time (timer `syncclient.syncclient.info_configuration`)
+    /// and kept; the defaults when it does not answer.
+    pub fn limits(&self, creds: &Credentials, user_agent: &str) -> Limits {
+        let origin = match Endpoint::parse(&creds.endpoint) {
+            Ok(e) => format!(
+                "{}://{}:{}",
+                if e.https { "https" } else { "http" },
+                e.host,
+                e.port
+            ),
+            Err(_) => return Limits::default(),
+        };
+        if let Some(l) = self.limits.get(&origin) {
+            return l;
+        }
+        let call = Call {
+            method: "GET",
+            path: "/info/configuration",
+            collection: None,
+            headers: &[],
+            body: None,
+            user_agent,
+            metric: "info_configuration",
+        };
+        let answered = match self.read(creds, &call) {
+            Ok(reply) => Limits::parse(&reply.body),
+            Err(e) => {
+                log::info!("{e}: using the default limits of a Sync node for a minute");
+                None
+            }
+        };
+        self.limits.put(&origin, answered)
     }
 
     /// Write gates currently kept (for leak checks).
@@ -192,11 +275,31 @@ impl Storage {
     }
 }
 
-/// The collection a write path (`/storage/<collection>[/<id>][?…]`) changes.
-fn written_collection(path: &str) -> Option<&str> {
-    let rest = path.strip_prefix("/storage/")?;
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    Some(&rest[..end]).filter(|c| !c.is_empty())
+/// Calls of one user on one collection with its write gate held (see
+/// [`Storage::session`]).
+pub struct Session<'a, 'p> {
+    storage: &'a Storage,
+    creds: &'a Credentials,
+    held: &'a mut Held<'p>,
+}
+
+impl Session<'_, '_> {
+    /// A read (`GET`), as [`Storage::call`] makes it.
+    pub fn read(&mut self, call: &Call<'_>) -> Result<Reply, Error> {
+        self.storage.read(self.creds, call)
+    }
+
+    /// A write, spaced after the previous one and repeated while the node refuses it as
+    /// a conflict, within the budget (see [`Held::write`]).
+    pub fn write(&mut self, call: &Call<'_>) -> Result<Reply, Error> {
+        let (storage, creds) = (self.storage, self.creds);
+        self.held.write(|| storage.call_once(creds, call))
+    }
+
+    /// The node's limits (see [`Storage::limits`]).
+    pub fn limits(&self, user_agent: &str) -> Limits {
+        self.storage.limits(self.creds, user_agent)
+    }
 }
 
 #[cfg(test)]
@@ -220,20 +323,12 @@ mod tests {
             &Call {
                 method: "GET",
                 path: "/info/collections",
+                collection: None,
                 headers: &[],
                 body: None,
                 user_agent: "test",
                 metric: "info_collections",
             },
         );
-    }
-
-    #[test]
-    fn the_collection_of_a_write() {
-        assert_eq!(written_collection("/storage/tabs/abc"), Some("tabs"));
-        assert_eq!(written_collection("/storage/tabs?ids=a,b"), Some("tabs"));
-        assert_eq!(written_collection("/storage/tabs"), Some("tabs"));
-        assert_eq!(written_collection("/storage/"), None);
-        assert_eq!(written_collection("/info/collections"), None);
     }
 }

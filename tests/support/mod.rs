@@ -35,6 +35,18 @@ pub fn writable() -> Syncto {
     })
 }
 
+/// As [`writable`], with a batch's writes made one by one (`batch_collapse = false`).
+pub fn writable_one_by_one() -> Syncto {
+    Syncto::with(|c| {
+        let on = syncto::config::WriteSwitch {
+            put: true,
+            delete: true,
+        };
+        c.write_switches.insert("tabs".into(), on);
+        c.batch_collapse = false;
+    })
+}
+
 /// The server under test plus its fakes; stops on drop.
 pub struct Syncto {
     running: Option<syncto::server::Running>,

@@ -114,6 +114,8 @@ pub enum Form {
 #[derive(Debug, Clone)]
 pub struct User {
     pub uid: String,
+    /// The client state the key id was made from (hex).
+    pub client_state: String,
     pub auth: String,
     pub kid: String,
     pub form: Form,
@@ -151,10 +153,41 @@ impl Peer {
         let j: Value = serde_json::from_slice(&out.stdout).expect("peer.sh token --json");
         User {
             uid: uid.to_owned(),
+            client_state: client_state.to_owned(),
             auth: j["Authorization"].as_str().unwrap().to_owned(),
             kid: j["X-KeyID"].as_str().unwrap().to_owned(),
             form: Form::Bucket,
         }
+    }
+}
+
+impl Peer {
+    /// One Hawk-signed request straight to the storage node as `user` (`peer.sh sync`), as
+    /// another device of that user would make it; `path` is below the user's
+    /// `api_endpoint` (`/storage/tabs/x`). Returns the status and the body.
+    pub fn sync(&self, user: &User, method: &str, path: &str, json: Option<&str>) -> (u16, String) {
+        let out = Command::new("bash")
+            .arg(&self.script)
+            .arg("sync")
+            .arg(&self.dir)
+            .args([&user.uid, &user.client_state, method, path])
+            .args(json)
+            .output()
+            .expect("run peer.sh sync");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // "200 PUT http://…" on the first line, the headers, then the body.
+        let status = text
+            .split(' ')
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "peer.sh sync: {text} {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            });
+        let body = text.lines().last().unwrap_or("").to_owned();
+        (status, body)
     }
 }
 
@@ -201,6 +234,8 @@ pub struct Real {
     running: Option<syncto::server::Running>,
     pub base: String,
     agent: ureq::Agent,
+    /// The server's shared state (its test hooks).
+    pub app: std::sync::Arc<syncto::app::App>,
 }
 
 impl Real {
@@ -226,12 +261,13 @@ impl Real {
             config.write_switches.insert((*c).into(), on);
         }
         f(&mut config);
-        let (running, _app) = syncto::start(config).expect("server starts");
+        let (running, app) = syncto::start(config).expect("server starts");
         let base = format!("http://127.0.0.1:{}", running.port().unwrap());
         Real {
             running: Some(running),
             base,
             agent: client(),
+            app,
         }
     }
 

@@ -103,6 +103,31 @@ pub struct Collection {
     pub bsos: BTreeMap<String, Bso>,
 }
 
+/// What one POST of records may carry (the node's `info/configuration`).
+#[derive(Debug, Clone, Copy)]
+pub struct PostLimits {
+    /// `max_post_records`.
+    pub records: usize,
+    /// `max_post_bytes`: payload bytes of one POST.
+    pub bytes: usize,
+    /// `max_record_payload_bytes`.
+    pub record_bytes: usize,
+    /// `max_request_bytes`: the whole body.
+    pub request_bytes: usize,
+}
+
+impl Default for PostLimits {
+    /// syncstorage-rs's defaults.
+    fn default() -> PostLimits {
+        PostLimits {
+            records: 100,
+            bytes: 2_621_440,
+            record_bytes: 2_621_440,
+            request_bytes: 2_625_536,
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     /// Token Server exchanges made.
@@ -156,6 +181,8 @@ struct State {
     /// the uid then comes from the path.
     pub open: bool,
     pub next_uid: u64,
+    /// The limits of one POST of records.
+    pub post_limits: PostLimits,
 }
 
 pub struct Fake {
@@ -273,6 +300,11 @@ impl Fake {
         let mut st = self.state();
         let ids: Vec<String> = st.tokens.keys().cloned().collect();
         st.revoked.extend(ids);
+    }
+
+    /// The node's limits on one POST of records (and its `info/configuration`).
+    pub fn limit_posts(&self, limits: PostLimits) {
+        self.state().post_limits = limits;
     }
 
     /// The Token Server's heartbeat answers `status`.

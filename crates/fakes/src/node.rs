@@ -1,7 +1,7 @@
 //! The fake Sync 1.5 storage node: the Hawk check, the scripted answers, the write gate of
 //! syncstorage-rs, and one function per endpoint.
 
-use super::{Bso, Canned, Collection, Seen, State, fmt_cs, lock, now_cs, parse_cs};
+use super::{Bso, Canned, Collection, PostLimits, Seen, State, fmt_cs, lock, now_cs, parse_cs};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
@@ -209,12 +209,20 @@ pub(super) fn answer(state: &Mutex<State>, seen: &Seen, stop: &AtomicBool) -> Ca
             })
             .collect();
         let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let limits = st.post_limits;
         let user = st.users.entry(uid).or_default();
         match (seen.method.as_str(), segments.as_slice()) {
             ("GET", ["info", "collections"]) => Ok(info_collections(user)),
+            ("GET", ["info", "configuration"]) => Ok(info_configuration(limits)),
             ("GET", ["storage", coll]) => list(user, coll, &query_of(&seen.url), pre),
             ("GET", ["storage", coll, id]) => get_record(user, coll, id, pre),
-            ("PUT", ["storage", coll, id]) => put_record(user, coll, id, &seen.body, pre, tick),
+            ("PUT", ["storage", coll, id]) => {
+                put_record(user, coll, id, &seen.body, pre, tick, limits)
+            }
+            ("POST", ["storage", coll]) => post_records(user, coll, &seen.body, pre, tick, limits),
+            ("DELETE", ["storage", coll]) => {
+                delete_records(user, coll, &query_of(&seen.url), pre, tick)
+            }
             ("DELETE", ["storage", coll, id]) => delete_record(user, coll, id, pre, tick),
             _ => Ok(Canned::new(404, "0")),
         }
@@ -448,8 +456,9 @@ fn get_record(
 /// `PUT storage/<coll>/<id>`: `id` (a BSO id, not necessarily the path's), a string
 /// `payload`, an integer `sortindex` within ±999,999,999 and an integer `ttl` from 0 to
 /// 999,999,999, each also `null`; `modified` and `collection` are ignored; any other field or
-/// value is a 400 `8`, as syncstorage-rs answers. Answers the new timestamp. (`ttl` is
-/// checked, not applied: nothing here expires.)
+/// value, or a payload over `max_record_payload_bytes`, is a 400 `8`, as syncstorage-rs
+/// answers. Answers the new timestamp. (`ttl` is checked, not applied: nothing here
+/// expires.)
 fn put_record(
     user: &mut BTreeMap<String, Collection>,
     coll: &str,
@@ -457,6 +466,7 @@ fn put_record(
     body: &str,
     pre: Pre,
     tick: u64,
+    limits: PostLimits,
 ) -> Result<Canned, Canned> {
     let Ok(serde_json::Value::Object(fields)) = serde_json::from_str::<serde_json::Value>(body)
     else {
@@ -474,6 +484,13 @@ fn put_record(
         _ => false,
     };
     if !fields.iter().all(|(k, v)| valid(k, v)) {
+        return Err(Canned::new(400, "8"));
+    }
+    if fields
+        .get("payload")
+        .and_then(|p| p.as_str())
+        .is_some_and(|p| p.len() > limits.record_bytes)
+    {
         return Err(Canned::new(400, "8"));
     }
     let c = user.entry(coll.to_owned()).or_default();
@@ -516,4 +533,164 @@ fn delete_record(
         Canned::new(200, &format!(r#"{{"modified":{}}}"#, fmt_cs(tick)))
             .with("X-Last-Modified", &fmt_cs(previous)),
     )
+}
+
+/// `GET info/configuration`: the limits of a POST, as syncstorage-rs names them.
+fn info_configuration(limits: PostLimits) -> Canned {
+    let body = serde_json::json!({
+        "max_post_bytes": limits.bytes,
+        "max_post_records": limits.records,
+        "max_record_payload_bytes": limits.record_bytes,
+        "max_request_bytes": limits.request_bytes,
+        "max_total_bytes": 262_144_000,
+        "max_total_records": 10_000,
+        "max_quota_limit": 0,
+    });
+    Canned::new(200, &body.to_string())
+}
+
+/// `POST storage/<coll>`: a JSON list of BSOs, all written with the same timestamp, as
+/// syncstorage-rs: not a list of objects each with a string `id`, a repeated id, or a
+/// body over `max_request_bytes` → 400 (nothing written); `X-If-Unmodified-Since`
+/// against the collection; per record `failed` reasons (`retry bso` past
+/// `max_post_records`, `retry bytes` past the payload limits, counted cumulatively,
+/// `unknown field`, `invalid json`, `invalid bso`) and the others in `success`. The
+/// collection's timestamp moves even when every record failed.
+fn post_records(
+    user: &mut BTreeMap<String, Collection>,
+    coll: &str,
+    body: &str,
+    pre: Pre,
+    tick: u64,
+    limits: PostLimits,
+) -> Result<Canned, Canned> {
+    if body.len() > limits.request_bytes {
+        return Err(Canned::new(400, "0"));
+    }
+    let Ok(serde_json::Value::Array(items)) = serde_json::from_str::<serde_json::Value>(body)
+    else {
+        return Err(Canned::new(400, "8"));
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut bsos = Vec::with_capacity(items.len());
+    for item in &items {
+        let Some(fields) = item.as_object() else {
+            return Err(Canned::new(400, "8"));
+        };
+        let Some(id) = fields.get("id").and_then(|v| v.as_str()) else {
+            return Err(Canned::new(400, "8"));
+        };
+        if !seen.insert(id) {
+            return Err(Canned::new(400, "8"));
+        }
+        bsos.push((id, fields));
+    }
+    let c = user.entry(coll.to_owned()).or_default();
+    pre.for_write().check(c.modified)?;
+    let mut success = Vec::new();
+    let mut failed = serde_json::Map::new();
+    let mut bytes = 0;
+    for (i, (id, fields)) in bsos.into_iter().enumerate() {
+        let mut fail = |why: String| {
+            failed.insert(id.to_owned(), serde_json::Value::String(why));
+        };
+        if i >= limits.records {
+            fail("retry bso".into());
+            continue;
+        }
+        if let Some(k) = fields
+            .keys()
+            .find(|k| !matches!(k.as_str(), "id" | "payload" | "sortindex" | "ttl"))
+        {
+            fail(format!("unknown field {k}"));
+            continue;
+        }
+        let payload = match fields.get("payload") {
+            None => None,
+            Some(serde_json::Value::String(p)) => Some(p.as_str()),
+            Some(_) => {
+                fail("invalid json".into());
+                continue;
+            }
+        };
+        let sortindex = match fields.get("sortindex") {
+            None => None,
+            Some(v) => match v.as_i64().filter(|n| n.abs() <= 999_999_999) {
+                Some(n) => Some(n),
+                None => {
+                    fail("invalid bso: sortindex".into());
+                    continue;
+                }
+            },
+        };
+        if !is_bso_id(id.as_bytes()) {
+            fail("invalid bso: id".into());
+            continue;
+        }
+        let size = payload.map_or(0, str::len);
+        bytes += size;
+        if size > limits.record_bytes || bytes > limits.bytes {
+            fail("retry bytes".into());
+            continue;
+        }
+        let mut b = c.bsos.get(id).cloned().unwrap_or(Bso {
+            payload: String::new(),
+            sortindex: None,
+            modified: tick,
+        });
+        if let Some(p) = payload {
+            b.payload = p.to_owned();
+        }
+        if let Some(n) = sortindex {
+            b.sortindex = Some(n);
+        }
+        // As syncstorage-rs: `modified` moves only when payload or sortindex is given.
+        if payload.is_some() || sortindex.is_some() || !c.bsos.contains_key(id) {
+            b.modified = tick;
+        }
+        c.bsos.insert(id.to_owned(), b);
+        success.push(serde_json::Value::String(id.to_owned()));
+    }
+    c.modified = tick;
+    let body = format!(
+        r#"{{"failed":{},"modified":{},"success":{}}}"#,
+        serde_json::Value::Object(failed),
+        fmt_cs(tick),
+        serde_json::Value::Array(success)
+    );
+    Ok(Canned::new(200, &body).with("X-Last-Modified", &fmt_cs(tick)))
+}
+
+/// `DELETE storage/<coll>?ids=…` (at most 100 ids, each trimmed, missing ones ignored) or
+/// the whole collection: `X-If-Unmodified-Since` against the collection; answers the bare
+/// new timestamp, which the collection takes even when nothing was deleted (deleting the
+/// whole collection removes it: its timestamp reads 0 afterwards).
+fn delete_records(
+    user: &mut BTreeMap<String, Collection>,
+    coll: &str,
+    q: &HashMap<String, String>,
+    pre: Pre,
+    tick: u64,
+) -> Result<Canned, Canned> {
+    let Some(ids) = q.get("ids") else {
+        let modified = user.get(coll).map_or(0, |c| c.modified);
+        pre.for_write().check(modified)?;
+        user.remove(coll);
+        return Ok(Canned::new(200, &fmt_cs(tick)).with("X-Last-Modified", &fmt_cs(modified)));
+    };
+    let ids: Vec<&str> = ids
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if ids.len() > 100 {
+        return Err(Canned::new(400, "0"));
+    }
+    let c = user.entry(coll.to_owned()).or_default();
+    pre.for_write().check(c.modified)?;
+    for id in ids {
+        c.bsos.remove(id);
+    }
+    c.modified = tick;
+    Ok(Canned::new(200, &fmt_cs(tick)).with("X-Last-Modified", &fmt_cs(tick)))
 }
