@@ -10,7 +10,9 @@ use crate::startup::StartupError;
 use crate::sync15::storage::Storage;
 use crate::sync15::tokenserver::TokenServer;
 use crate::sync15::{self, Credentials};
+use crate::token_budget::TokenBudget;
 use crate::upstream;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +25,19 @@ pub(crate) struct Memo {
     token_calls: usize,
     /// A batch's deadline: no upstream call of its sub-requests starts past it.
     pub(crate) deadline: Option<Instant>,
+    /// The client's address (the peer's, or what trusted proxies say), which Token Server
+    /// refusals are charged to.
+    client: Option<IpAddr>,
+}
+
+impl Memo {
+    /// The memo of a request from `client`.
+    pub(crate) fn for_client(client: Option<IpAddr>) -> Memo {
+        Memo {
+            client,
+            ..Memo::default()
+        }
+    }
 }
 
 /// Most Token Server exchanges one request (a whole batch included) may
@@ -43,6 +58,8 @@ pub struct App {
     pub storage: Storage,
     /// statsd.
     pub(crate) metrics: Metrics,
+    /// Token Server refusals charged to each client address.
+    budget: TokenBudget,
     /// The key of the hashes that name a request's lane in the worker pool (so that no
     /// client can choose another's).
     pub(crate) lane_key: std::hash::RandomState,
@@ -98,6 +115,7 @@ impl App {
         );
         let storage =
             sync15::storage::Storage::new(agent, metrics.clone(), config.write_conflict_budget);
+        let budget = TokenBudget::new(config.token_refusals_per_minute);
         Ok(App {
             config,
             cache,
@@ -106,6 +124,7 @@ impl App {
             metrics,
             lane_key: std::hash::RandomState::new(),
             collapse_hook: std::sync::Mutex::new(None),
+            budget,
         })
     }
 
@@ -135,17 +154,43 @@ impl App {
             return Err(CallError::TooManyTokenCalls);
         }
         let token_calls = &mut memo.token_calls;
+        let client = memo.client;
         let started = Instant::now();
         let mut exchange = Duration::ZERO;
+        let mut held_back = None;
         let creds = self.cache.get_keyed(key, who, |duration| {
+            // Only here, on a real miss: a cached user never asks the budget.
+            let user = self.cache.user_id(who.scheme, who.key);
+            if let Err(wait) = self.budget.admit(client, user, Instant::now()) {
+                held_back = Some(wait);
+                // What the requests waiting on this exchange get (not remembered).
+                return Err(sync15::Error::Busy(
+                    sync15::Upstream::TokenServer,
+                    "too many refused credentials from this address".into(),
+                ));
+            }
             *token_calls += 1;
             let authorization = format!("{} {}", who.scheme.word(), who.credential);
             let key_header = (who.scheme.key_header(), who.key);
             let exchange_started = Instant::now();
             let token = self.tokens.fetch(&authorization, key_header, duration, ua);
             exchange = exchange_started.elapsed();
+            let refused = match &token {
+                Ok(_) => Some(false),
+                Err(sync15::Error::Status(_, r)) => {
+                    ((400..500).contains(&r.status) && r.status != 429).then_some(true)
+                }
+                Err(_) => None,
+            };
+            if let Some(refused) = refused {
+                self.budget.record(client, user, refused, Instant::now());
+            }
             token
-        })?;
+        });
+        let creds = match (creds, held_back) {
+            (Err(_), Some(wait)) => return Err(CallError::HeldBack(wait)),
+            (creds, _) => creds?,
+        };
         if self.metrics.is_enabled() {
             // The original's `syncclient.start_time`: making the user's Sync client ready
             // from known credentials. A Token Server exchange has its own timer.
@@ -188,6 +233,9 @@ pub(crate) enum CallError {
     Upstream(sync15::Error),
     /// This request has already made [`MAX_TOKEN_CALLS`] Token Server exchanges.
     TooManyTokenCalls,
+    /// The client's address has caused its share of Token Server refusals: no exchange is
+    /// made for another credential until this has passed (`token_refusals_per_minute`).
+    HeldBack(Duration),
 }
 
 impl From<sync15::Error> for CallError {

@@ -105,11 +105,21 @@ impl Cache {
 
     /// [`Cache::user_tag`] of the user with this scheme and key id (or client state).
     pub fn tag(&self, scheme: Scheme, key: &str) -> String {
+        self.user_id(scheme, key)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// The 128 bits of [`Cache::tag`]: the user, keyed, without the token.
+    pub fn user_id(&self, scheme: Scheme, key: &str) -> [u8; 16] {
         let mac = hmac_sha256(
             &self.secret,
             &[b"users\0", scheme.word().as_bytes(), b"\0", key.as_bytes()],
         );
-        mac[..16].iter().map(|b| format!("{b:02x}")).collect()
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&mac[..16]);
+        id
     }
 
     fn cipher(&self, who: &Identity<'_>) -> Aes256Gcm {

@@ -15,6 +15,9 @@ pub struct Request<'a> {
     pub headers: &'a [(&'a str, &'a str)],
     /// The body.
     pub body: &'a [u8],
+    /// The address of the peer that connected (None for a unix socket peer); the client's
+    /// own is worked out from it and the trusted proxies' headers (`forwarded::client`).
+    pub peer: Option<std::net::IpAddr>,
 }
 
 impl<'a> Request<'a> {

@@ -724,6 +724,7 @@ fn post_batch(body: &[u8]) -> syncto::message::Response {
             query: "",
             headers: &headers,
             body,
+            peer: None,
         },
     )
 }

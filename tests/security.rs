@@ -678,3 +678,73 @@ fn error_details_name_locations_as_kinto() {
     let r = s.auth_get(&format!("/v1/buckets/{KID}/collections/ta%ffbs/records"));
     assert_eq!(r.assert_error(400, 107)["details"][0]["location"], "path");
 }
+
+#[test]
+fn made_up_tokens_from_one_address_cost_a_bounded_number_of_token_server_calls() {
+    // Behind a trusted proxy, so the test can speak for several client addresses.
+    let s = with_ini("token_refusals_per_minute = 2\ntrusted_proxies = 127.0.0.1");
+    let from = |ip: &'static str| ("X-Forwarded-For", ip);
+    let attacker = from("203.0.113.66");
+    // A user whose token works, from the same address, before the attack: known to work.
+    let works = |token: &'static str, who: (&'static str, &'static str)| {
+        let r = s.get(&records("tabs"), &[("Authorization", token), who]);
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    works("Bearer good-token", attacker);
+    let calls_before = s.fake.token_calls();
+    let mut seen = std::collections::BTreeMap::<u16, usize>::new();
+    let mut held_back = None;
+    for i in 0..200 {
+        let token = format!("Bearer invalid-{i}");
+        let key = format!("{i}-AAAAAAAAAAAAAAAAAAAAAA");
+        let r = s.get(
+            "/v1/buckets/syncto/collections/tabs/records",
+            &[("Authorization", &token), ("X-KeyID", &key), attacker],
+        );
+        *seen.entry(r.status).or_default() += 1;
+        if r.status == 429 {
+            held_back.get_or_insert(r);
+        } else {
+            r.assert_error(401, 105);
+        }
+    }
+    // 2 refused credentials, then 429s that cost nothing upstream (each refusal costs 30 s
+    // of the budget: the margin of this test on a slow machine).
+    assert_eq!(s.fake.token_calls() - calls_before, 2, "{seen:?}");
+    assert_eq!(seen, [(401, 2), (429, 198)].into_iter().collect());
+    let r = held_back.unwrap();
+    let j = r.assert_error(429, 117);
+    assert!(j["message"].as_str().unwrap().contains("refused"), "{j}");
+    let wait: u64 = r.header("Retry-After").unwrap().parse().unwrap();
+    assert!((1..=31).contains(&wait), "Retry-After {wait}");
+    // The user whose token works is not held back: cached, and with a new token too (known
+    // to the Token Server a moment ago).
+    works("Bearer good-token", attacker);
+    works("Bearer good-token-renewed", attacker);
+    // Another address has its own budget.
+    let r = s.get(
+        "/v1/buckets/syncto/collections/tabs/records",
+        &[
+            ("Authorization", "Bearer invalid-x"),
+            ("X-KeyID", "7-AAAAAAAAAAAAAAAAAAAAAA"),
+            from("198.51.100.1"),
+        ],
+    );
+    r.assert_error(401, 105);
+    // A batch from the attacker gets the 429 per sub-request, with no call either.
+    let calls = s.fake.token_calls();
+    let requests: Vec<Value> = (0..5)
+        .map(|i| {
+            json!({"path": "/buckets/syncto/collections/tabs/records",
+                   "headers": {"Authorization": format!("Bearer invalid-batch-{i}"),
+                               "X-KeyID": "9-AAAAAAAAAAAAAAAAAAAAAA"}})
+        })
+        .collect();
+    let r = batch(&s, &[attacker], &json!({"requests": requests}));
+    assert!(
+        statuses(&r).iter().all(|st| *st == 429),
+        "{}",
+        start(&r.body)
+    );
+    assert_eq!(s.fake.token_calls(), calls);
+}

@@ -84,6 +84,9 @@ pub struct Config {
     pub cache_max_entries: usize,
     /// `token_server_url`.
     pub token_server_url: String,
+    /// `token_refusals_per_minute`: Token Server refusals one client address may cause in
+    /// a minute; 0: no limit.
+    pub token_refusals_per_minute: u32,
     /// `token_server_heartbeat_timeout_seconds`.
     pub token_server_heartbeat_timeout: Duration,
     /// `upstream_timeout_seconds`.

@@ -430,6 +430,7 @@ mod tests {
         ("cache_credentials_ttl_seconds", "1"),
         ("cache_max_entries", "1"),
         ("token_server_url", "https://token.example/"),
+        ("token_refusals_per_minute", "0"),
         ("token_server_heartbeat_timeout_seconds", "1"),
         ("upstream_timeout_seconds", "1"),
         ("upstream_connect_timeout_seconds", "1"),

@@ -356,6 +356,17 @@ pub(crate) const SETTINGS: &[Setting] = &[
         })
     ),
     app!(
+        "token_refusals_per_minute",
+        Value("10"),
+        "Token Server refusals one client address may cause in a minute (0: no limit).",
+        Kind::Number {
+            min: 0,
+            max: 1_000_000,
+            what: "a whole number of refusals",
+            set: |c, n| c.token_refusals_per_minute = n as u32,
+        }
+    ),
+    app!(
         "token_server_heartbeat_timeout_seconds",
         Value("5"),
         "Deadline of the Token Server check made by __heartbeat__.",
@@ -759,6 +770,7 @@ pub(crate) fn defaults() -> Config {
         cache_credentials_ttl: Duration::ZERO,
         cache_max_entries: 0,
         token_server_url: String::new(),
+        token_refusals_per_minute: 0,
         token_server_heartbeat_timeout: Duration::ZERO,
         upstream_timeout: Duration::ZERO,
         upstream_connect_timeout: Duration::ZERO,

@@ -25,7 +25,7 @@
 use super::collapse;
 use super::error::Error;
 use super::route::{Route, Routed, route};
-use super::{App, Memo, Request, Response};
+use super::{App, Request, Response};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -84,10 +84,11 @@ pub fn batch(app: &App, req: &Request<'_>) -> Result<Response, Error> {
                 query,
                 headers,
                 body: sub.body.unwrap_or_default(),
+                peer: req.peer,
             }
         })
         .collect();
-    let mut memo = Memo::default();
+    let mut memo = super::memo_for(app, req);
     memo.deadline = Some(deadline);
     let mut out = Vec::with_capacity(256 * subs.len());
     out.extend_from_slice(b"{\"responses\":[");
@@ -444,6 +445,7 @@ mod tests {
             query: "",
             headers: &[],
             body: body.as_bytes(),
+            peer: None,
         };
         parse(&req, 25)
     }

@@ -311,6 +311,7 @@ fn call_error(e: &CallError) -> Error {
     match e {
         CallError::Upstream(u) => Error::Upstream(u.clone()),
         CallError::TooManyTokenCalls => Error::from(CallError::TooManyTokenCalls),
+        CallError::HeldBack(wait) => Error::from(CallError::HeldBack(*wait)),
     }
 }
 
@@ -320,6 +321,7 @@ fn unknown_fate(e: &sync15::Error) -> bool {
         e,
         sync15::Error::Timeout(..)
             | sync15::Error::Unreachable(..)
+            | sync15::Error::Tls(..)
             | sync15::Error::BadAnswer(..)
             | sync15::Error::TooLarge(..)
     )

@@ -57,6 +57,9 @@ pub enum Error {
     /// because the batch's time (`batch_timeout_seconds`) was up; nothing was written for
     /// it.
     BatchTimeUp(u64),
+    /// 429/117: the client's address has caused its share of Token Server refusals; retry
+    /// after this many seconds.
+    HeldBack(u64),
     /// 500/999: a bug.
     Internal,
 }
@@ -201,6 +204,20 @@ impl Error {
                 )
                 .into(),
             ),
+            Error::HeldBack(seconds) => Parts {
+                reply: Some(Box::new(Reply {
+                    status: 429,
+                    retry_after: Some(seconds.to_string()),
+                    ..Reply::default()
+                })),
+                ..p(
+                    429,
+                    117,
+                    "Too many credentials from this address were refused by the Token Server: \
+                     retry later."
+                        .into(),
+                )
+            },
             Error::Internal => p(
                 500,
                 999,

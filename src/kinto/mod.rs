@@ -111,7 +111,7 @@ impl Service for App {
 
 /// Serve one request (top level: adds CORS and the `backoff` setting).
 pub fn handle(app: &App, req: &Request<'_>) -> Response {
-    let mut memo = Memo::default();
+    let mut memo = memo_for(app, req);
     let (mut resp, route) = match check_host(req) {
         Ok(()) => eos::guard(&app.config, req.method, req.path, SystemTime::now(), || {
             dispatch(app, req, &mut memo)
@@ -123,6 +123,16 @@ pub fn handle(app: &App, req: &Request<'_>) -> Response {
         resp.set("Backoff", b.to_string());
     }
     resp
+}
+
+/// The memo of a request (a whole batch): credentials looked up, Token Server calls made,
+/// and the client's address, which Token Server refusals are charged to.
+pub(crate) fn memo_for(app: &App, req: &Request<'_>) -> Memo {
+    Memo::for_client(crate::forwarded::client(
+        &app.config.trusted_proxies,
+        req.peer,
+        req.headers,
+    ))
 }
 
 /// Route and run a request; errors become Kinto error documents.
@@ -382,6 +392,7 @@ impl From<CallError> for Error {
     fn from(r: CallError) -> Error {
         match r {
             CallError::Upstream(e) => Error::Upstream(e),
+            CallError::HeldBack(wait) => Error::HeldBack(wait.as_secs() + 1),
             CallError::TooManyTokenCalls => Error::param(
                 "header",
                 "Authorization",

@@ -45,6 +45,7 @@ pub(super) fn with_view<T>(
         query,
         headers: &headers,
         body,
+        peer: rq.remote_addr().map(|a| a.ip()),
     })
 }
 

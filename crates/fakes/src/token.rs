@@ -46,7 +46,8 @@ pub(super) fn answer(state: &Mutex<State>, seen: &Seen, sync_url: &str) -> Canne
     } else {
         return json_err(401, "error", "Unsupported");
     };
-    if credential.is_empty() || credential == "invalid" {
+    // `invalid`, or `invalid-<anything>` for tests that need many different bad tokens.
+    if credential.is_empty() || credential == "invalid" || credential.starts_with("invalid-") {
         return json_err(401, "invalid-credentials", "Unauthorized");
     }
     let requested: u64 = seen
