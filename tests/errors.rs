@@ -482,3 +482,69 @@ fn in_ids_the_node_would_refuse_or_read_as_every_record_is_a_400() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["data"][0]["id"], "a");
 }
+
+#[test]
+fn every_header_a_script_reads_is_exposed_on_each_endpoint() {
+    let s = Syncto::start();
+    s.fake.put(KID, "tabs", "a", "x", 179_000_000_000);
+    s.fake.put(KID, "tabs", "b", "x", 179_000_000_100);
+    // What Kinto clients read from an answer, when the answer carries it.
+    let read = [
+        "ETag",
+        "Last-Modified",
+        "Total-Records",
+        "Next-Page",
+        "Cache-Control",
+        "Alert",
+        "Backoff",
+        "Retry-After",
+        "Quota-Remaining",
+        "X-Request-Id",
+    ];
+    for path in [
+        format!("/v1/buckets/{KID}"),
+        format!("/v1/buckets/{KID}/collections"),
+        format!("/v1/buckets/{KID}/collections/tabs"),
+        format!("{}?_limit=1", records("tabs")),
+        record("tabs", "a"),
+    ] {
+        let r = s.get(&path, &[BEARER, ("Origin", "https://app.example")]);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        let exposed: Vec<&str> = r
+            .header("Access-Control-Expose-Headers")
+            .unwrap_or_else(|| panic!("{path}: no Expose-Headers"))
+            .split(", ")
+            .collect();
+        let carried: Vec<&str> = read.into_iter().filter(|h| r.header(h).is_some()).collect();
+        assert!(carried.contains(&"ETag"), "{path}: {:?}", r.headers);
+        for h in carried {
+            assert!(exposed.contains(&h), "{path}: {h} not in {exposed:?}");
+        }
+    }
+}
+
+#[test]
+fn a_preflight_adds_only_the_unknown_valid_header_names_asked_for() {
+    let s = Syncto::start();
+    let r = s.req(
+        "OPTIONS",
+        &records("tabs"),
+        &[
+            ("Origin", "https://app.example"),
+            ("Access-Control-Request-Method", "GET"),
+            (
+                "Access-Control-Request-Headers",
+                "authorization, X-KeyID,x-custom, bad header,, if-match",
+            ),
+        ],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.header("Access-Control-Allow-Headers"),
+        Some(
+            "Authorization, Content-Type, Accept, If-Match, If-None-Match, X-KeyID, \
+             X-Client-State, User-Agent, x-custom"
+        )
+    );
+}
