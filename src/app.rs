@@ -134,7 +134,7 @@ impl App {
     /// must answer exactly as the one-by-one path). Nothing else calls it.
     #[doc(hidden)]
     pub fn hook_collapsed_writes(&self, hook: impl Fn(&str) + Send + Sync + 'static) {
-        let mut slot = self.collapse_hook.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = crate::concurrency::lock(&self.collapse_hook);
         *slot = Some(Arc::new(hook));
     }
 

@@ -23,6 +23,7 @@ use crate::concurrency::{Flight, lock};
 use crate::sync15::hawk::hmac_sha256;
 use crate::sync15::tokenserver::Token;
 use crate::sync15::{self, Credentials, Reply, Upstream};
+use crate::time_limits::REFUSAL_TTL;
 use aes_gcm::aead::{Aead, Payload};
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 use base64::Engine;
@@ -36,10 +37,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// A lookup key (HMAC-SHA256).
 pub type Key = [u8; 32];
 type Outcome = Result<Arc<Credentials>, sync15::Error>;
-
-/// How long a Token Server refusal of a credential is answered from memory
-/// (never longer than the credentials TTL).
-pub const REFUSAL_TTL: Duration = Duration::from_secs(30);
 
 /// Most refusals remembered; the least recently used goes first.
 pub const MAX_REFUSALS: usize = 1024;

@@ -31,6 +31,7 @@ pub mod startup;
 pub mod sync15;
 pub mod systemd;
 pub(crate) mod time;
+pub mod time_limits;
 pub(crate) mod token_budget;
 pub(crate) mod upstream;
 

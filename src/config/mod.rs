@@ -51,7 +51,7 @@ pub struct Eos {
 }
 
 /// The validated settings. Each field names its INI key; defaults, ranges and what each
-/// setting does are in the settings table ([`table::SETTINGS`]), the one place they are
+/// setting does are in the settings table (`config/table.rs`), the one place they are
 /// written (`Config::default` is derived from it).
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -414,12 +414,7 @@ impl Runner<'_> {
                     }
                 };
             }
-            let hook = self
-                .app
-                .collapse_hook
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
+            let hook = crate::concurrency::lock(&self.app.collapse_hook).clone();
             if let Some(hook) = hook {
                 hook(self.collection);
             }

@@ -1,5 +1,5 @@
 //! The logger: one line per record on stderr, as text or MozLog JSON; the request summary
-//! line is in [`access`].
+//! line is in `access.rs`.
 //!
 //! * **Text**, on a terminal: `2026-11-26T06:45:39.123Z INFO  message` (UTC, milliseconds).
 //! * **Under journald** (stderr is the stream `$JOURNAL_STREAM` names, checked by device and
@@ -10,14 +10,14 @@
 //! * **JSON**, for Heka-style pipelines (`logging_renderer = …MozillaHekaRenderer` or
 //!   `--log-format json`): one MozLog v2 object per line, `{"Timestamp":…, "Type":…,
 //!   "Logger":"syncto", "Hostname":…, "EnvVersion":"2.0", "Severity":…, "Pid":…, "Fields":{…}}`,
-//!   serialised by serde_json from [`MozLog`].
+//!   serialised by serde_json from `MozLog`.
 //!
 //! A record logged while a request is being served carries that request's id (`rid`), the
 //! one its summary line and its `X-Request-Id` answer header carry, so that an upstream error
 //! line can be tied to its request. The server sets it for the thread with [`RequestScope`].
 //!
 //! Client-controlled text (path, query, User-Agent, messages that quote them) has its control
-//! characters replaced with `?` before it is written or serialised ([`Clean`]): a client must
+//! characters replaced with `?` before it is written or serialised (`Clean`): a client must
 //! not be able to end a line and forge the next one, or send terminal escapes to whoever
 //! reads the log.
 //!
@@ -26,7 +26,7 @@
 //! the writer, so (1) there is no place for the `<N>` priority prefix journald needs, nor for
 //! a JSON object; (2) the message is written as formatted, with no hook to scrub a control
 //! character a client put in a path; (3) its time comes from the `time` crate, a dependency
-//! for a timestamp [`crate::time`] already writes. What it would replace here is the text
+//! for a timestamp `src/time.rs` already writes. What it would replace here is the text
 //! line's prefix, a dozen lines. So this is a small [`log::Log`] of our own, as ripgrep's is.
 //!
 //! The summary runs on every request, so lines are built in reused per-thread buffers and

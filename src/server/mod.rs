@@ -160,7 +160,7 @@ pub struct ListenerSettings {
     /// Workers one user's requests may hold at once (at least 1).
     pub max_workers_per_user: usize,
     /// Time between the answer to one user's write to a collection and the next write of
-    /// that user to that collection (see `sync15::pacing::SPACING`).
+    /// that user to that collection (see `time_limits::WRITE_SPACING`).
     pub write_spacing: Duration,
     /// Peers whose forwarding headers name the client in the request log.
     pub trusted_proxies: TrustedProxies,
@@ -181,7 +181,7 @@ impl ListenerSettings {
             queue_timeout: config.queue_timeout,
             max_body_bytes: config.max_body_bytes,
             max_workers_per_user: config.max_workers_per_user(),
-            write_spacing: crate::sync15::pacing::SPACING,
+            write_spacing: crate::time_limits::WRITE_SPACING,
             trusted_proxies: config.trusted_proxies.clone(),
         }
     }

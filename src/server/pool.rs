@@ -12,6 +12,9 @@ use super::schedule::{Schedule, Verdict};
 use super::{InFlight, Lane, Shared, answer, finish, log_answer, shed};
 use crate::concurrency::lock;
 use crate::logging::{RequestId, RequestScope};
+use crate::time_limits::{
+    SHEDDER_AWAKE, SHEDDER_WRITES_FOR, WORKER_SEND_LIMIT, WORKER_WRITES_LARGE_FOR,
+};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -55,26 +58,6 @@ pub(super) struct Job {
 /// read its previous answer has drained, so the write doesn't wait for the
 /// client.
 const WORKER_WRITES_UP_TO: usize = 12 * 1024;
-
-/// How long a worker may take to write a small answer. Only a client that
-/// sends requests without reading the answers fills its send buffer; it is
-/// disconnected rather than allowed to hold a worker.
-const WORKER_SEND_LIMIT: Duration = Duration::from_secs(1);
-
-/// How long a worker writes a larger answer (a page of records) before it
-/// leaves the rest to a thread of its own. A client that reads as fast as
-/// the answer is written (a local reverse proxy, a client on a fast
-/// network) gets it all from the worker, whose buffers are then reused at
-/// once; one that reads slowly holds a worker this long at most.
-const WORKER_WRITES_LARGE_FOR: Duration = Duration::from_millis(20);
-
-/// How long the shedder writes a 503 before it leaves the rest to a thread of its own
-/// (only a client that does not read its answers has no room for it).
-const SHEDDER_WRITES_FOR: Duration = Duration::from_millis(10);
-
-/// How long the shedder keeps checking the queue on its own after it was
-/// last found empty, before it sleeps until a request is queued.
-const SHEDDER_AWAKE: Duration = Duration::from_secs(3);
 
 impl<J> Pool<J> {
     /// A pool giving one user at most `per_user` workers and spacing its writes of one

@@ -1,22 +1,19 @@
 //! The Token Server's health as `__heartbeat__` reports it: one check at a time, its result
-//! reused for [`FRESH`].
+//! reused for [`HEARTBEAT_FRESH`].
 //!
 //! `__heartbeat__` needs no credentials, so without this every request to it would be a
 //! Token Server call: a client could turn Syncto into a free amplifier against the Token
 //! Server (and get the instance rate-limited by it). Here a check's result answers every
-//! heartbeat for [`FRESH`] after it; once it is older, the first heartbeat makes the next
+//! heartbeat for [`HEARTBEAT_FRESH`] after it; once it is older, the first heartbeat makes the next
 //! check and the others meanwhile get the previous result without waiting. Only before the
 //! first result do heartbeats wait for the check in flight (at most its own timeout and a
 //! second). So whatever the request rate, there is at most one check in flight and about
-//! one per [`FRESH`].
+//! one per [`HEARTBEAT_FRESH`].
 
 use crate::concurrency::lock;
+use crate::time_limits::HEARTBEAT_FRESH;
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-
-/// How long a check's result answers heartbeats: short enough for a load balancer polling
-/// every few seconds to see a change at its next poll.
-pub const FRESH: Duration = Duration::from_secs(1);
 
 /// The last check and whether one is in flight, shared by every worker.
 #[derive(Debug, Default)]
@@ -48,7 +45,7 @@ impl Drop for InFlight<'_> {
 }
 
 impl Beat {
-    /// The Token Server's health: a result younger than [`FRESH`], else the result of
+    /// The Token Server's health: a result younger than [`HEARTBEAT_FRESH`], else the result of
     /// `check`, run here when no check is in flight. While another caller's check is in
     /// flight, the previous result, or, before there is one, the in-flight check's (waiting
     /// for it at most `wait`, then false). `clock` reads the time.
@@ -62,7 +59,7 @@ impl Beat {
         let deadline = clock() + wait;
         loop {
             if let Some((at, healthy)) = st.last {
-                if clock().saturating_duration_since(at) < FRESH || st.checking {
+                if clock().saturating_duration_since(at) < HEARTBEAT_FRESH || st.checking {
                     return healthy;
                 }
             }
@@ -163,15 +160,15 @@ mod tests {
         let checker = {
             let beat = beat.clone();
             std::thread::spawn(move || {
-                beat.get(&|| t0 + FRESH * 2, WAIT, move || {
+                beat.get(&|| t0 + HEARTBEAT_FRESH * 2, WAIT, move || {
                     gate.recv().unwrap();
                     false
                 })
             })
         };
         until("the check is in flight", || checking(&beat));
-        // Past FRESH, but a check is in flight: the previous result, no second check.
-        let later = t0 + FRESH * 5;
+        // Past HEARTBEAT_FRESH, but a check is in flight: the previous result, no second check.
+        let later = t0 + HEARTBEAT_FRESH * 5;
         assert!(beat.get(&|| later, WAIT, || panic!("a second check")));
         assert_eq!(waiting(&beat), 0);
         release.send(()).unwrap();

@@ -11,18 +11,16 @@
 //! `ids=` lists are not in the configuration: syncstorage-rs takes at most
 //! [`MAX_IDS`], hard-coded.
 
+use crate::concurrency::lock;
+use crate::time_limits::{NODE_CONFIGURATION_KEPT_FOR, NODE_DEFAULTS_FOR};
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Most ids in one `ids=` list (`GET` or `DELETE` of a collection): fixed by the node,
 /// not announced.
 pub const MAX_IDS: usize = 100;
 
-/// How long a node's configuration is kept.
-const KEPT_FOR: Duration = Duration::from_secs(3600);
-/// How long the defaults stand in for a node that did not answer.
-const DEFAULTS_FOR: Duration = Duration::from_secs(60);
 /// Most nodes remembered; past it the oldest entry goes.
 const MAX_NODES: usize = 256;
 
@@ -82,7 +80,7 @@ pub struct Known {
 impl Known {
     /// The limits of the node at `origin`, if known and fresh.
     pub fn get(&self, origin: &str) -> Option<Limits> {
-        let nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        let nodes = lock(&self.nodes);
         nodes
             .get(origin)
             .filter(|(until, _)| Instant::now() < *until)
@@ -93,10 +91,10 @@ impl Known {
     /// not answer (kept a minute).
     pub fn put(&self, origin: &str, answered: Option<Limits>) -> Limits {
         let (limits, kept) = match answered {
-            Some(l) => (l, KEPT_FOR),
-            None => (Limits::default(), DEFAULTS_FOR),
+            Some(l) => (l, NODE_CONFIGURATION_KEPT_FOR),
+            None => (Limits::default(), NODE_DEFAULTS_FOR),
         };
-        let mut nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut nodes = lock(&self.nodes);
         if nodes.len() >= MAX_NODES && !nodes.contains_key(origin) {
             let now = Instant::now();
             nodes.retain(|_, (until, _)| *until > now);
@@ -117,7 +115,7 @@ impl Known {
     /// Nodes remembered.
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.nodes.lock().unwrap_or_else(|e| e.into_inner()).len()
+        lock(&self.nodes).len()
     }
 }
 

@@ -10,7 +10,7 @@
 //! sequence of writes:
 //!
 //! - writes of one user to one collection go out one at a time from this
-//!   process, each at least [`SPACING`] after the previous answer arrived
+//!   process, each at least [`WRITE_SPACING`] after the previous answer arrived
 //!   (the node's clock has then moved on by at least one tick);
 //! - a conflict answer (and only that: a timeout or a dropped connection
 //!   leaves the write's fate unknown) is repeated after the spacing plus a
@@ -29,14 +29,11 @@
 
 use super::{Error, Reply, Upstream};
 use crate::concurrency::lock;
+use crate::time_limits::WRITE_SPACING;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
-
-/// Time between one write's answer and the next write of the same user to
-/// the same collection: one 10 ms tick, plus a millisecond for rounding.
-pub const SPACING: Duration = Duration::from_millis(11);
 
 /// Gates kept before idle ones are swept.
 const SWEEP_AT: usize = 4096;
@@ -148,7 +145,7 @@ impl Pacer {
                 Arc::strong_count(g) > 1
                     || lock(&g.state)
                         .last_answer
-                        .is_some_and(|t| t.elapsed() < SPACING)
+                        .is_some_and(|t| t.elapsed() < WRITE_SPACING)
             });
         }
         Arc::clone(gates.entry(key).or_default())
@@ -170,7 +167,7 @@ pub struct Held<'p> {
 }
 
 impl Held<'_> {
-    /// Send the write `send`, at least [`SPACING`] after the previous write's answer, and
+    /// Send the write `send`, at least [`WRITE_SPACING`] after the previous write's answer, and
     /// again (with jitter) while the node refuses it as a conflict, within the budget: as
     /// [`Pacer::write`], without letting go of the gate in between.
     pub fn write(
@@ -186,7 +183,7 @@ impl Held<'_> {
         loop {
             let now = Instant::now();
             let jitter = jitter(&self.pacer.hasher, attempt);
-            let ready = self.last_answer.map_or(now, |t| t + SPACING + jitter);
+            let ready = self.last_answer.map_or(now, |t| t + WRITE_SPACING + jitter);
             if ready > now {
                 if ready >= deadline {
                     return Err(match refused {
@@ -256,7 +253,7 @@ impl Gate {
         loop {
             let now = Instant::now();
             if !st.busy {
-                let ready = st.last_answer.map_or(now, |t| t + SPACING + jitter);
+                let ready = st.last_answer.map_or(now, |t| t + WRITE_SPACING + jitter);
                 if ready <= now {
                     st.busy = true;
                     return Ok(());
@@ -498,7 +495,7 @@ mod tests {
         let who: Vec<&str> = spans.iter().map(|s| s.0).collect();
         assert_eq!(who, ["session", "session", "session", "other"]);
         for w in spans.windows(2) {
-            assert!(w[1].1 >= w[0].2 + SPACING, "too close: {spans:?}");
+            assert!(w[1].1 >= w[0].2 + WRITE_SPACING, "too close: {spans:?}");
         }
         assert_eq!(p.len(), 1);
     }

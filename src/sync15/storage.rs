@@ -8,7 +8,7 @@
 //! - a GET on a pooled keep-alive connection skips the liveness probe when the connection
 //!   was recently trusted, and is sent again at once if the connection turns out dead
 //!   (`upstream::agent::repeatable`, here in [`Storage::call`] and [`Session::read`]); a
-//!   GET that failed to connect within [`RETRY_WITHIN`] is sent once more: reads change
+//!   GET that failed to connect within [`STORAGE_RETRY_WITHIN`] is sent once more: reads change
 //!   nothing;
 //! - a write the node refused as a conflict (503, `Retry-After`, body `0`: certainly not
 //!   applied) is sent again after the spacing, within `write_conflict_budget_ms`
@@ -29,6 +29,7 @@ use super::pacing::{Held, Pacer};
 use super::{Credentials, Error, MAX_UPSTREAM_BODY, Reply, Upstream, hawk};
 use crate::endpoint::Endpoint;
 use crate::metrics::Metrics;
+use crate::time_limits::STORAGE_RETRY_WITHIN;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ureq::http;
@@ -52,9 +53,6 @@ pub struct Call<'a> {
     /// Timer name, as the original's `syncclient.syncclient.<call>`.
     pub metric: &'static str,
 }
-
-/// A GET that failed on a connection within this time is sent again.
-const RETRY_WITHIN: Duration = Duration::from_secs(1);
 
 /// Storage-node client.
 #[derive(Clone)]
@@ -102,9 +100,9 @@ impl Storage {
         // between the probe and our request): a GET is safe to send again,
         // once, on a probed or new connection. Only a failure that quick is
         // repeated, so the repeat never stretches a call by more than
-        // [`RETRY_WITHIN`] past its deadline.
+        // [`STORAGE_RETRY_WITHIN`] past its deadline.
         match result {
-            Err(Error::Unreachable(..)) if started.elapsed() < RETRY_WITHIN => {
+            Err(Error::Unreachable(..)) if started.elapsed() < STORAGE_RETRY_WITHIN => {
                 self.call_once(creds, call)
             }
             other => other,

@@ -13,6 +13,7 @@
 //! `ureq::unversioned`: it may change in a ureq minor release, hence
 //! `ureq = "~3.5"` and the tests below, which drive it end to end.
 
+use crate::time_limits::POOLED_CONNECTION_TRUSTED_FOR;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,7 +94,7 @@ fn steady(mut timeout: NextTimeout) -> NextTimeout {
 /// close the idle connection, or send stray bytes?), and it sees whatever
 /// the first one would have seen. So the probe right after a response is
 /// skipped; the one before reuse runs, except for a [`repeatable`] call on
-/// a connection that answered less than [`TRUSTED_FOR`] ago.
+/// a connection that answered less than [`POOLED_CONNECTION_TRUSTED_FOR`] ago.
 #[derive(Debug)]
 struct ProbeOnCheckout;
 
@@ -140,7 +141,7 @@ impl<T: Transport> Transport for CheckoutProbed<T> {
         match self.returned {
             // Checkout of a connection that answered a moment ago, for a
             // call that is sent again if the connection turns out dead.
-            Some(at) if REPEATABLE.get() && at.elapsed() < TRUSTED_FOR => true,
+            Some(at) if REPEATABLE.get() && at.elapsed() < POOLED_CONNECTION_TRUSTED_FOR => true,
             // Checkout: probe for real.
             Some(_) => self.inner.is_open(),
             None => {
@@ -155,12 +156,6 @@ impl<T: Transport> Transport for CheckoutProbed<T> {
     }
 }
 
-/// How long after its last answer a pooled connection is taken without the
-/// liveness probe by a [`repeatable`] call. Servers that speak on an idle
-/// connection before closing it (a stray `408`) do so after seconds of
-/// silence, not within this.
-pub(crate) const TRUSTED_FOR: Duration = Duration::from_secs(1);
-
 thread_local! {
     /// Whether this thread's current upstream call is [`repeatable`].
     static REPEATABLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
@@ -168,7 +163,7 @@ thread_local! {
 
 /// Run `call`, an upstream request that its caller sends again (on a
 /// probed connection) when it fails before any answer: it may take a pooled
-/// connection that answered within [`TRUSTED_FOR`] without the liveness
+/// connection that answered within [`POOLED_CONNECTION_TRUSTED_FOR`] without the liveness
 /// probe (three syscalls). A dead one then fails at once, and the repeat
 /// pays for the probe. Only for requests that are safe to send twice
 /// (GET): a write whose fate is unknown is never repeated, so a write
@@ -465,9 +460,9 @@ mod tests {
         // After the call, probing is back.
         assert_eq!(get_with(&agent, &url), Ok((200, "hi".into())));
         closed(3);
-        // A connection that answered more than TRUSTED_FOR ago is probed
+        // A connection that answered more than POOLED_CONNECTION_TRUSTED_FOR ago is probed
         // even for a repeatable call.
-        std::thread::sleep(TRUSTED_FOR);
+        std::thread::sleep(POOLED_CONNECTION_TRUSTED_FOR);
         assert_eq!(
             repeatable(|| get_with(&agent, &url)),
             Ok((200, "hi".into()))

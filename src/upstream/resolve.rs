@@ -11,7 +11,7 @@
 //! - `localhost` is 127.0.0.1 then ::1, without asking the system: plain `http://` is
 //!   allowed to it as the loopback interface, so it must never be whatever an `/etc/hosts`
 //!   line, an NSS module or a DNS search domain makes of it;
-//! - a name looked up successfully is reused for [`TTL`], as curl does;
+//! - a name looked up successfully is reused for [`RESOLVE_TTL`], as curl does;
 //! - a miss starts one lookup on its own thread; callers wait for it at most
 //!   until their deadline, and concurrent misses for one name share it, so a
 //!   DNS server that never answers costs one thread per name, not one per
@@ -20,6 +20,7 @@
 
 use crate::concurrency::{Flight, lock};
 use crate::endpoint::is_loopback_host;
+use crate::time_limits::RESOLVE_TTL;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
@@ -30,8 +31,6 @@ use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::NextTimeout;
 use ureq::unversioned::transport::time::Duration as UDuration;
 
-/// How long a looked-up name is reused.
-pub const TTL: Duration = Duration::from_secs(60);
 /// Lookups running at once, all names together.
 pub const MAX_LOOKUPS: usize = 16;
 /// Names remembered; past that, the oldest answers are forgotten first.
@@ -158,7 +157,7 @@ fn run_lookup(state: &Mutex<State>, name: String, lookup: &Lookup) {
         } else {
             let ready = Slot::Ready {
                 addrs: addrs.clone(),
-                expires: Instant::now() + TTL,
+                expires: Instant::now() + RESOLVE_TTL,
             };
             st.names.insert(name, ready);
         }
@@ -267,7 +266,7 @@ mod tests {
             "localhost:9".into(),
             Slot::Ready {
                 addrs: vec!["192.0.2.1:9".parse().unwrap()],
-                expires: Instant::now() + TTL,
+                expires: Instant::now() + RESOLVE_TTL,
             },
         );
         let expected: Vec<SocketAddr> =
@@ -286,7 +285,7 @@ mod tests {
             "cached.example:9".into(),
             Slot::Ready {
                 addrs: addrs.clone(),
-                expires: Instant::now() + TTL,
+                expires: Instant::now() + RESOLVE_TTL,
             },
         );
         assert_eq!(resolve(&r, "http://cached.example:9/x", 0).unwrap(), addrs);
@@ -358,7 +357,7 @@ mod tests {
         let mut names = HashMap::new();
         let now = Instant::now();
         for i in 0..MAX_NAMES {
-            let expires = if i % 2 == 0 { now } else { now + TTL };
+            let expires = if i % 2 == 0 { now } else { now + RESOLVE_TTL };
             names.insert(
                 format!("h{i}:443"),
                 Slot::Ready {
