@@ -56,6 +56,11 @@ pub const RESOLVE_TTL: Duration = Duration::from_secs(60);
 /// and a token the user just fixed is tried again soon.
 pub const REFUSAL_TTL: Duration = Duration::from_secs(30);
 
+/// How long a user whose credentials the Token Server accepted counts as known to work, so
+/// that the per-address budget of refused exchanges never slows it: about the life of one
+/// OAuth token, after which its next exchange shows whether it still works.
+pub const USER_KNOWN_TO_WORK_FOR: Duration = Duration::from_secs(3600);
+
 /// How long a Token Server check's result answers `__heartbeat__`: short enough for a load
 /// balancer polling every few seconds to see a change at its next poll.
 pub const HEARTBEAT_FRESH: Duration = Duration::from_secs(1);

@@ -12,7 +12,7 @@
 //! - a user whose credentials are cached (or already in flight, or refused a moment ago):
 //!   no exchange is needed, so no budget is asked;
 //! - a user known to work: one whose credentials the Token Server accepted in the last
-//!   [`KNOWN_FOR`] (from any address), so a user whose token works gets a new one exchanged
+//!   [`USER_KNOWN_TO_WORK_FOR`] (from any address), so a user whose token works gets a new one exchanged
 //!   even from an address that others spend on made-up tokens. A refusal for a known user
 //!   ends that (the next made-up token for the same key id is charged and held back);
 //! - faults (5xx, 429, timeouts): they say nothing about the credential.
@@ -22,14 +22,14 @@
 //! at most [`MAX_ADDRESSES`] addresses and [`MAX_KNOWN`] users, the least recently used
 //! forgotten first (an address forgotten gets a full budget again).
 
+use crate::concurrency::lock;
+use crate::time_limits::USER_KNOWN_TO_WORK_FOR;
 use lru::LruCache;
 use std::net::IpAddr;
 use std::num::NonZeroUsize;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// How long a user whose credentials the Token Server accepted counts as known to work.
-pub const KNOWN_FOR: Duration = Duration::from_secs(3600);
 /// Addresses whose refusals are counted at once.
 pub const MAX_ADDRESSES: usize = 4096;
 /// Users known to work, remembered at once.
@@ -47,6 +47,7 @@ pub struct TokenBudget {
     state: Mutex<State>,
 }
 
+/// Each critical section is one lookup and one insert: a panic leaves nothing half-done.
 struct State {
     /// Address (IPv4, or IPv6 /64) → the moment its refusals are paid off (the GCRA's
     /// theoretical arrival time): an address may be charged while that is less than a
@@ -54,11 +55,6 @@ struct State {
     paid_off: LruCache<u128, Instant>,
     /// User → until when it is known to work.
     known: LruCache<UserId, Instant>,
-}
-
-fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
-    // Each critical section is one lookup and one insert: a panic leaves nothing half-done.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The key an address is counted under: IPv4 as is, IPv6 by its /64, no address as one.
@@ -125,7 +121,7 @@ impl TokenBudget {
         };
         let mut st = lock(&self.state);
         if !refused {
-            st.known.put(user, now + KNOWN_FOR);
+            st.known.put(user, now + USER_KNOWN_TO_WORK_FOR);
             return;
         }
         st.known.pop(&user);
@@ -195,7 +191,7 @@ mod tests {
         assert!(budget.admit(a, OTHER, t0).is_err());
         // Known to work, from this address or any other, for an hour.
         assert_eq!(budget.admit(a, USER, t0), Ok(()));
-        let hour = t0 + KNOWN_FOR;
+        let hour = t0 + USER_KNOWN_TO_WORK_FOR;
         for _ in 0..3 {
             budget.record(a, OTHER, true, hour);
         }
