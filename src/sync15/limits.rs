@@ -71,7 +71,8 @@ impl Limits {
     }
 }
 
-/// The limits of every node seen, by origin (`scheme://host:port`).
+/// The limits of every node seen, by origin (`scheme://host:port`). Each critical section
+/// is one lookup, insert or removal.
 #[derive(Default)]
 pub struct Known {
     nodes: Mutex<HashMap<String, (Instant, Limits)>>,
