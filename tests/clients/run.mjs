@@ -17,7 +17,7 @@
 //   ../../target/debug/syncto and ../../target/debug/examples/fake_upstream
 //   relative to this file.
 //   --peer (or KINTO_PEER=1): no fake; KINTO_PEER_TOKEN_URL is the token server
-//   and KINTO_PEER_USERS a JSON array of at least 7 `peer.sh token … --json`
+//   and KINTO_PEER_USERS a JSON array of at least 11 `peer.sh token … --json`
 //   objects ({"Authorization", "X-KeyID", …}), one distinct user each.
 //   --form (or KINTO_KEYID_FORM): how requests name the key id: `bucket` (the
 //   bucket id is the key id, the default) or `header` (bucket `syncto` plus an
@@ -50,6 +50,9 @@ function option(flag, envName, fallback) {
   return path.resolve(here, fallback);
 }
 const SYNCTO_BIN = option("--syncto", "SYNCTO_BIN", "../../target/debug/syncto");
+// Syncto with a pause between a batch's read of its records and its collapsed writes
+// (examples/collapse_hook.rs): another device writes in that moment.
+const HOOKED_BIN = option("--hooked", "SYNCTO_HOOKED_BIN", "../../target/debug/examples/collapse_hook");
 const FAKE_BIN = option("--fake", "FAKE_UPSTREAM_BIN", "../../target/debug/examples/fake_upstream");
 const PEER = process.argv.includes("--peer") || process.env.KINTO_PEER === "1";
 const FORM = (() => {
@@ -59,7 +62,7 @@ const FORM = (() => {
 const PYTHON = process.env.KINTO_PYTHON || "";
 const NO_SKIP = process.argv.includes("--no-skip") || process.env.KINTO_NO_SKIP === "1";
 // One distinct Sync user per group of checks, so they don't see each other's records.
-const ROLES = ["http", "sync", "conflict", "sequential", "concurrent", "push", "python"];
+const ROLES = ["http", "sync", "conflict", "sequential", "concurrent", "push", "python", "bulk", "race-on", "race-off", "race-hooked"];
 
 // ---------------------------------------------------------------- tracing
 // Both libraries bind `globalThis.fetch` when a client is constructed, so
@@ -68,6 +71,10 @@ const ROLES = ["http", "sync", "conflict", "sequential", "concurrent", "push", "
 
 const realFetch = globalThis.fetch;
 const trace = [];
+// Set by a check: run once just before the next POST /batch is sent (another device's
+// writes between a sync's pull and its push); and given each batch's requests and answer.
+let beforeBatch = null;
+let batchTap = null;
 globalThis.fetch = async (url, init = {}) => {
   const entry = {
     method: (init.method || "GET").toUpperCase(),
@@ -76,9 +83,16 @@ globalThis.fetch = async (url, init = {}) => {
     body: typeof init.body === "string" ? init.body : undefined,
     status: undefined,
   };
+  const isBatch = entry.method === "POST" && entry.url.endsWith("/batch");
+  if (isBatch && beforeBatch) {
+    const h = beforeBatch;
+    beforeBatch = null;
+    await h();
+  }
   trace.push(entry);
   const res = await realFetch(url, init);
   entry.status = res.status;
+  if (isBatch && batchTap && res.status === 200) batchTap(JSON.parse(entry.body).requests, await res.clone().json());
   return res;
 };
 
@@ -191,9 +205,11 @@ function freePort() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function startSyncto(tokenUrl) {
-  if (!fs.existsSync(SYNCTO_BIN)) {
-    throw new Error(`${SYNCTO_BIN} missing: run \`cargo build --bin syncto\``);
+// `settings`: SYNCTO_* variables over the defaults here (batches of 25, writes on tabs);
+// `bin`: the binary (HOOKED_BIN talks on its standard input and output).
+async function startSyncto(tokenUrl, { settings = {}, bin = SYNCTO_BIN, name = "syncto" } = {}) {
+  if (!fs.existsSync(bin)) {
+    throw new Error(`${bin} missing: run \`cargo build --bin syncto --example collapse_hook\``);
   }
   // Only our settings: nothing inherited from the caller's SYNCTO_* variables.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("SYNCTO_")));
@@ -202,17 +218,19 @@ async function startSyncto(tokenUrl) {
     SYNCTO_RECORD_TABS_PUT_ENABLED: "true",
     SYNCTO_RECORD_TABS_DELETE_ENABLED: "true",
     SYNCTO_BATCH_MAX_REQUESTS: "25",
+    ...settings,
   });
+  const talks = bin === HOOKED_BIN;
   let lastError;
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
-    const child = spawn(SYNCTO_BIN, ["--bind", `127.0.0.1:${port}`], {
-      stdio: ["ignore", "ignore", "pipe"],
+    const child = spawn(bin, ["--bind", `127.0.0.1:${port}`], {
+      stdio: [talks ? "pipe" : "ignore", talks ? "pipe" : "ignore", "pipe"],
       env,
       cwd: os.tmpdir(),
     });
     children.add(child);
-    keepTail(child, "syncto");
+    keepTail(child, name);
     const base = `http://127.0.0.1:${port}`;
     const deadline = Date.now() + START_TIMEOUT_MS;
     while (Date.now() < deadline && child.exitCode === null && child.signalCode === null) {
@@ -770,6 +788,173 @@ async function runChecks(base, who) {
   });
 }
 
+// ---------------------------------------------------------------- batched writes
+// Three more servers: collapsing (the defaults: batches of 100, batch_collapse on), one by
+// one (batch_collapse off), and collapsing with a pause between a batch's read and its writes
+// (HOOKED_BIN) in which the runner makes another device's writes.
+
+// The hooked server's pauses: each `collapse-hook` line runs `hooked.meddle` (once, if set),
+// then lets the server go on.
+function listenToHooks(child) {
+  const hooks = { count: 0, meddle: null };
+  let buf = "";
+  child.stdout.setEncoding("utf8");
+  child.stdout.on("data", async (chunk) => {
+    buf += chunk;
+    let nl;
+    while ((nl = buf.indexOf("\n")) !== -1) {
+      const line = buf.slice(0, nl).trim();
+      buf = buf.slice(nl + 1);
+      if (!line.startsWith("collapse-hook ")) continue;
+      hooks.count++;
+      const m = hooks.meddle;
+      hooks.meddle = null;
+      try {
+        if (m) await m();
+      } finally {
+        child.stdin.write("go\n");
+      }
+    }
+  });
+  return hooks;
+}
+
+function device(remote, u) {
+  return new Kinto({ remote, bucket: u.bucket, headers: u.headers, adapter: (name, options) => new Memory(name, options) }).collection("tabs");
+}
+
+// Whether some written records of these sub-responses share a timestamp (one Sync call).
+function sharedTimestamps(responses) {
+  const t = responses.filter((r) => r.status < 300 && r.body && r.body.data && r.body.data.last_modified).map((r) => r.body.data.last_modified);
+  return new Set(t).size < t.length;
+}
+
+// The study's second-device race: a device syncs 30 records, updates 20, deletes 10 and
+// creates 10; between its pull and its push (`when` = "before-push": just before its
+// batch is sent; "between-read-and-write": after Syncto read the records for the batch's
+// collapsed writes) another device, through `other`, updates R0, deletes R1, updates R20
+// and deletes R21 (which this device deleted) and creates N0 (which this device created).
+// Returns what a client can see, with ids named R0…, N0…, timestamps left out.
+async function race(remote, other, u, when, hooks) {
+  const c = device(remote, u);
+  const R = [];
+  for (let i = 0; i < 30; i++) R.push((await c.create({ payload: payload("A0"), sortindex: i })).data.id);
+  let res = await c.sync();
+  assert(res.ok, `setup sync not ok: ${JSON.stringify(res).slice(0, 300)}`);
+  for (let i = 0; i < 20; i++) {
+    const { data } = await c.get(R[i]);
+    await c.update({ ...data, payload: payload("A1") });
+  }
+  for (let i = 20; i < 30; i++) await c.delete(R[i]);
+  const N = [];
+  for (let i = 0; i < 10; i++) N.push((await c.create({ payload: payload("A-new"), sortindex: 100 + i })).data.id);
+  const name = (id) => (R.indexOf(id) >= 0 ? `R${R.indexOf(id)}` : N.indexOf(id) >= 0 ? `N${N.indexOf(id)}` : id);
+  const elsewhere = new KintoHttp(`${other}/v1`, { headers: u.headers }).bucket(u.bucket).collection("tabs");
+  let meddled = false;
+  const meddle = async () => {
+    await elsewhere.updateRecord({ id: R[0], payload: payload("B-update-R0") });
+    await elsewhere.deleteRecord(R[1]);
+    await elsewhere.updateRecord({ id: R[20], payload: payload("B-update-R20") });
+    await elsewhere.deleteRecord(R[21]);
+    await elsewhere.createRecord({ id: N[0], payload: payload("B-create-N0") });
+    meddled = true;
+  };
+  const subs = [];
+  batchTap = (requests, answer) =>
+    answer.responses.forEach((x, i) => subs.push({ request: requests[i], answer: x }));
+  if (when === "before-push") beforeBatch = meddle;
+  else hooks.meddle = meddle;
+  const paused = hooks ? hooks.count : 0;
+  try {
+    res = await c.sync();
+  } finally {
+    batchTap = null;
+    beforeBatch = null;
+    if (hooks) hooks.meddle = null;
+  }
+  assert(meddled, "the other device did not write");
+  const seen = (x) => ({
+    method: x.request.method,
+    id: name(x.request.path.split("/").pop()),
+    status: x.answer.status,
+    errno: x.answer.body && x.answer.body.errno,
+    existing: x.answer.body && x.answer.body.details && x.answer.body.details.existing ? name(x.answer.body.details.existing.id) : null,
+    headers: Object.keys(x.answer.headers || {}).sort().join(","),
+    data: x.answer.body && x.answer.body.data ? Object.keys(x.answer.body.data).sort().join(",") : null,
+  });
+  const stored = (await elsewhere.listRecords({ pages: Infinity })).data;
+  return {
+    pauses: hooks ? hooks.count - paused : 0,
+    shared: sharedTimestamps(subs.map((x) => x.answer)),
+    outcome: {
+      subs: subs.map(seen).sort((a, b) => a.id.localeCompare(b.id)),
+      ok: res.ok,
+      published: res.published.map((p) => name(p.id)).sort(),
+      conflicts: res.conflicts
+        .map((x) => ({ id: name(x.local.id), type: x.type, remote: x.remote ? x.remote.payload : null }))
+        .sort((a, b) => a.id.localeCompare(b.id)),
+      skipped: res.skipped.map((x) => name(x.id)).sort(),
+      errors: res.errors.length,
+      server: stored.map((r) => `${name(r.id)}:${r.payload}`).sort(),
+    },
+  };
+}
+
+async function collapseChecks(servers, who) {
+  const { on, off, hooked, hooks } = servers;
+
+  for (const [what, change] of [
+    ["creates", null],
+    ["updates", async (c, records) => {
+      for (const r of records) await c.update({ ...r, payload: payload(`updated ${r.id}`) });
+    }],
+    ["deletes", async (c, records) => {
+      for (const r of records) await c.delete(r.id);
+    }],
+  ]) {
+    await check(`Kinto.js sync() pushes 1,000 ${what} in batches of 100: all published, no conflict, the server agrees`, async () => {
+      const u = who.bulk;
+      if (!servers.bulk) servers.bulk = device(`${on}/v1`, u);
+      const c = servers.bulk;
+      if (change) await change(c, (await c.list()).data);
+      else for (let i = 0; i < 1000; i++) await c.create({ payload: payload(`pushed ${i}`) });
+      const from = trace.length;
+      const t0 = performance.now();
+      const res = await c.sync();
+      const ms = performance.now() - t0;
+      const batches = trace.slice(from).filter((t) => t.method === "POST");
+      measured(`Kinto.js push of 1,000 ${what}, batches of 100 collapsed: ${ms.toFixed(0)} ms, ${rate(res.published.length, ms)} (${batches.length} POST /batch)`);
+      const firstError = res.errors[0] ? JSON.stringify(res.errors[0]).slice(0, 300) : "";
+      assert(res.ok && res.published.length === 1000 && res.errors.length === 0 && res.conflicts.length === 0,
+        `sync: ok ${res.ok}, ${res.published.length} published, ${res.errors.length} errors, ${res.conflicts.length} conflicts ${firstError}`);
+      eq(batches.length, 10, "POST /batch sent");
+      const server = new KintoHttp(`${on}/v1`, { headers: u.headers }).bucket(u.bucket).collection("tabs");
+      const listed = (await server.listRecords({ pages: Infinity })).data;
+      eq(listed.length, what === "deletes" ? 0 : 1000, "records on the server");
+      if (what === "updates") assert(listed.every((r) => r.payload === payload(`updated ${r.id}`)), "a record on the server is not the updated one");
+    });
+  }
+
+  let oneByOne = null;
+  await check("Kinto.js: another device writes between the pull and the push: the same outcome with collapsed writes as one by one", async () => {
+    oneByOne = await race(`${off}/v1`, off, who["race-off"], "before-push");
+    assert(!oneByOne.shared, "one by one, written records share a timestamp");
+    const collapsed = await race(`${on}/v1`, off, who["race-on"], "before-push");
+    assert(collapsed.shared, "the push was not collapsed (no written records share a timestamp)");
+    eq(collapsed.outcome, oneByOne.outcome, "collapsed vs one by one");
+    eq(oneByOne.outcome.conflicts.map((x) => x.id), ["N0", "R0", "R1", "R20"], "conflicts");
+  });
+
+  await check("Kinto.js: another device writes between Syncto's read of the records and its write: the same outcome as one by one", async () => {
+    assert(oneByOne, "the previous check gave no one-by-one outcome");
+    const forced = await race(`${hooked}/v1`, off, who["race-hooked"], "between-read-and-write", hooks);
+    // The write found the collection changed (412), read the records again and wrote.
+    eq(forced.pauses, 2, "pauses of the hooked server during the push (read, 412, read again)");
+    assert(forced.shared, "the push was not collapsed after the second read");
+    eq(forced.outcome, oneByOne.outcome, "collapsed with a write in between vs one by one");
+  });
+}
+
 // ---------------------------------------------------------------- main
 
 async function main() {
@@ -785,6 +970,7 @@ async function main() {
   console.log(`# syncto in front of ${upstream}; key id in the ${FORM === "header" ? "X-KeyID header (bucket syncto)" : "bucket id"}`);
   let base;
   let who;
+  let collapseServers;
   try {
     if (FORM !== "bucket" && FORM !== "header") throw new Error(`--form must be bucket or header, not ${FORM}`);
     who = users();
@@ -799,6 +985,11 @@ async function main() {
     const s = await startSyncto(tokenUrl);
     syncto = s.child;
     base = s.base;
+    const hundred = { SYNCTO_BATCH_MAX_REQUESTS: "100" };
+    const on = await startSyncto(tokenUrl, { settings: hundred, name: "syncto-collapse" });
+    const off = await startSyncto(tokenUrl, { settings: { ...hundred, SYNCTO_BATCH_COLLAPSE: "false" }, name: "syncto-one-by-one" });
+    const hooked = await startSyncto(tokenUrl, { settings: hundred, bin: HOOKED_BIN, name: "collapse_hook" });
+    collapseServers = { on: on.base, off: off.base, hooked: hooked.base, hooks: listenToHooks(hooked.child) };
   } catch (e) {
     failed++;
     console.log(`not ok - start ${PEER ? "" : "fake upstream and "}syncto: ${oneLine(e.message.split("\n")[0])}`);
@@ -807,6 +998,7 @@ async function main() {
 
   if (base) {
     await runChecks(base, who);
+    await collapseChecks(collapseServers, who);
     await check("syncto exits 0 on SIGTERM", async () => {
       syncto.kill("SIGTERM");
       const r = await exited(syncto, 10_000);
