@@ -68,6 +68,8 @@ for page in man1/syncto.1 man5/syncto.ini.5; do
 done
 gzip -dc "$root/usr/share/doc/syncto/changelog.Debian.gz" | head -n 1 | grep -q "^syncto ($version-1)" ||
   fail "the changelog does not start with syncto ($version-1)"
+cmp "$root/usr/share/doc/syncto/copyright" debian/copyright ||
+  fail "the copyright file is not debian/copyright (DEP-5)"
 [ "$("$root/usr/bin/syncto" --version)" = "syncto $version" ] || fail "syncto --version"
 SYNCTO_INI= "$root/usr/bin/syncto" --check-config --config "$root/etc/syncto/syncto.ini" |
   grep -q "configuration OK" || fail "the shipped syncto.ini does not load"
