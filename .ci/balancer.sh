@@ -103,8 +103,8 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
   -addext subjectAltName=IP:127.0.0.1 \
   -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
 sed -E \
-  -e "s#127\.0\.0\.1:8001#127.0.0.1:${ports[0]}#" \
-  -e "s#127\.0\.0\.1:8002#127.0.0.1:${ports[1]}#" \
+  -e "s#server 127\.0\.0\.1:8000 #server 127.0.0.1:${ports[0]} #" \
+  -e "s#server 127\.0\.0\.1:8001 #server 127.0.0.1:${ports[1]} #" \
   -e "s#^( *)listen 80;#\1listen 127.0.0.1:$http_port;#" \
   -e "s#^( *)listen 443 ssl#\1listen 127.0.0.1:$https_port ssl#" \
   -e '/listen \[::\]/d' \
@@ -112,7 +112,8 @@ sed -E \
   -e "s#ssl_certificate_key .*#ssl_certificate_key $work/key.pem;#" \
   -e "s#access_log .*#access_log $work/nginx-access.log;#" \
   etc/nginx-syncto.conf >"$work/syncto.conf"
-grep -q "127.0.0.1:${ports[1]}" "$work/syncto.conf" || fail "could not rewrite the upstream"
+grep -q "server 127.0.0.1:${ports[0]} " "$work/syncto.conf" && grep -q "server 127.0.0.1:${ports[1]} " "$work/syncto.conf" ||
+  fail "could not rewrite the upstream"
 mkdir -p "$work/tmp"
 {
   if [ "$(id -u)" = 0 ]; then echo "user root root;"; fi

@@ -39,6 +39,10 @@ has() { # mode prefix and path
 has -rwxr-xr-x usr/bin/syncto
 has -rw-r--r-- etc/syncto/syncto.ini
 has -rw-r--r-- '(usr/)?lib/systemd/system/syncto\.service'
+has -rw-r--r-- '(usr/)?lib/systemd/system/syncto@\.service'
+has -rw-r--r-- 'usr/share/doc/syncto/examples/Caddyfile'
+has -rw-r--r-- 'usr/share/doc/syncto/examples/Containerfile'
+has -rw-r--r-- 'usr/share/doc/syncto/credentials\.md'
 has -rw-r--r-- 'usr/share/man/man1/syncto\.1\.gz'
 has -rw-r--r-- 'usr/share/man/man5/syncto\.ini\.5\.gz'
 has -rw-r--r-- 'usr/share/doc/syncto/README\.md'
@@ -74,11 +78,26 @@ cmp "$root/usr/share/doc/syncto/copyright" debian/copyright ||
 SYNCTO_INI= "$root/usr/bin/syncto" --check-config --config "$root/etc/syncto/syncto.ini" |
   grep -q "configuration OK" || fail "the shipped syncto.ini does not load"
 
+# --- the template unit: the same service, one configuration per instance ---------------------
+tmpl="$root/usr/lib/systemd/system/syncto@.service"
+[ -f "$tmpl" ] || tmpl="$root/lib/systemd/system/syncto@.service"
+cmp "$tmpl" etc/syncto@.service || fail "syncto@.service differs from etc/"
+directives() { grep -vE '^(#|$|Description=|ExecStart=|RuntimeDirectory=)' "$1"; }
+diff <(directives etc/syncto.service) <(directives etc/syncto@.service) ||
+  fail "syncto@.service has other directives than syncto.service"
+grep -qx 'ExecStart=/usr/bin/syncto --config /etc/syncto/%i.ini' etc/syncto@.service ||
+  fail "syncto@.service does not read /etc/syncto/%i.ini"
+
 # --- the unit's sandbox -----------------------------------------------------------------------
 exposure=$(systemd-analyze security --offline=true etc/syncto.service 2>&1 |
   sed -n 's/.*Overall exposure level for syncto.service: \([0-9.]*\).*/\1/p')
 echo "systemd-analyze security exposure: $exposure"
 awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 2.0) }' || fail "exposure $exposure > 2.0"
+cp etc/syncto@.service "$work/syncto@check.service"
+tmpl_exposure=$(systemd-analyze security --offline=true "$work/syncto@check.service" 2>&1 |
+  sed -n 's/.*Overall exposure level for syncto@check.service: \([0-9.]*\).*/\1/p')
+echo "systemd-analyze security exposure of syncto@.service: $tmpl_exposure"
+awk -v e="$tmpl_exposure" 'BEGIN { exit !(e != "" && e <= 2.0) }' || fail "template exposure $tmpl_exposure > 2.0"
 
 echo "package: $deb, $(stat -c %s "$deb") bytes (installed: $(sed -n 's/^ Installed-Size: //p' "$work/info") KiB)"
 echo "deb: OK"

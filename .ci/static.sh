@@ -18,6 +18,9 @@
 # answers 503; with a one-line /etc/hosts it does. `localhost` needs no /etc/hosts: Syncto
 # takes it as 127.0.0.1 / ::1 without asking the system.
 #
+# Then the container recipe, etc/Containerfile (FROM scratch): its COPY sources exist, and
+# its ENTRYPOINT, run as its USER in a root laid out as its COPY lines say, serves a request.
+#
 # Prints the size and the run time; KEEP=1 keeps the work directory (logs). Needs root or
 # unprivileged user namespaces (unshare -r) for the chroot; builds the fake_upstream example
 # in debug.
@@ -120,5 +123,38 @@ echo "127.0.0.1 upstream.test" >"$root/etc/hosts"
 code=$(serve_once "http://upstream.test:$token_port/" hosts)
 [ "$code" = 200 ] || fail "upstream.test with /etc/hosts answered $code"
 echo "ok: with /etc/hosts it does (glibc's built-in files source)"
+
+# --- etc/Containerfile: FROM scratch around this binary ---------------------------------------
+# No container engine here: lay out the image's files as its COPY lines say in another empty
+# root, and run its ENTRYPOINT there as its USER (listening on loopback for this check, where
+# the image's SYNCTO_HOST says every interface).
+croot="$work/image"
+mkdir -p "$croot"
+while read -r src dst; do
+  [ -e "$src" ] || fail "etc/Containerfile: COPY $src: no such file"
+  mkdir -p "$croot$(dirname "$dst")"
+  cp "$src" "$croot$dst"
+done < <(sed -n 's/^COPY \([^ ]*\) \([^ ]*\)$/\1 \2/p' etc/Containerfile)
+read -r -a entry < <(sed -n 's/^ENTRYPOINT \[\(.*\)\]$/\1/p' etc/Containerfile | tr -d '",')
+user=$(sed -n 's/^USER //p' etc/Containerfile)
+[ -x "$croot${entry[0]}" ] || fail "etc/Containerfile: ENTRYPOINT ${entry[0]} is not in the image"
+as_user=("${in_root[@]}")
+[ "$(id -u)" = 0 ] && as_user=(chroot --userspec="$user" "$croot")
+[ "$(id -u)" = 0 ] || as_user=(unshare -r chroot "$croot")
+log="$work/syncto-image.log"
+env -i PATH="$PATH" SYNCTO_HOST=127.0.0.1 SYNCTO_PORT=0 \
+  SYNCTO_TOKEN_SERVER_URL="http://127.0.0.1:$token_port/" "${as_user[@]}" "${entry[@]}" 2>"$log" &
+pid=$!
+pids+=("$pid")
+for i in $(seq 100); do grep -q 'listening on' "$log" && break; sleep 0.1; done
+port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log")
+[ -n "$port" ] || fail "the image's ENTRYPOINT did not start"
+code=$(curl -sS --max-time 30 -o /dev/null -w '%{http_code}' \
+  -H "Authorization: Bearer static-check" \
+  "http://127.0.0.1:$port/v1/buckets/1234-Yw3NKWbEM2aRElRIu7JbTw/collections/bench/records")
+kill -TERM "$pid"
+wait "$pid" || fail "the image's process: exit status $? after SIGTERM"
+[ "$code" = 200 ] || fail "the image's ENTRYPOINT answered $code"
+echo "ok: etc/Containerfile's files exist, and its ENTRYPOINT serves from a root holding only them, as user $user"
 
 echo "static: OK ($size bytes, $(($(date +%s) - started)) s)"
