@@ -12,6 +12,10 @@
 //!   dump without it gives nothing usable.
 //! - The mutex guards lookups and inserts only: no lock is held across a
 //!   Token Server call.
+//! - Beside each entry, in clear, a 64-bit keyed hash of the account's storage endpoint
+//!   ([`Cache::account`]): the worker pool shares its workers per account, and one account
+//!   with many tokens is one account. Without the secret it names nobody; it only tells
+//!   that two entries are for the same account.
 //! - Refusals: a Token Server 401 (this credential is not valid) is kept too,
 //!   under the same lookup key, for at most [`REFUSAL_TTL`], in a small LRU
 //!   of its own, so one bad token sent again and again costs one call.
@@ -68,6 +72,8 @@ struct Entry {
     expires: Instant,
     nonce: [u8; 12],
     sealed: Vec<u8>,
+    /// Keyed hash of the storage endpoint: the account on its node.
+    account: u64,
 }
 
 impl Cache {
@@ -242,6 +248,18 @@ impl Cache {
             || state.inflight.contains_key(key)
     }
 
+    /// The account of the live entry under `key`, as a keyed hash of its storage endpoint
+    /// (the same for every token of one account on one node), without decrypting anything.
+    pub fn account(&self, key: &Key) -> Option<u64> {
+        let state = self.lock();
+        let now = Instant::now();
+        state
+            .lru
+            .peek(key)
+            .filter(|e| e.expires > now)
+            .map(|e| e.account)
+    }
+
     /// Number of refusals remembered (live or not yet evicted).
     pub fn refusals(&self) -> usize {
         self.lock().refused.len()
@@ -286,10 +304,14 @@ impl Cache {
         ) else {
             return;
         };
+        let mac = hmac_sha256(&self.secret, &[b"account\0", c.endpoint.as_bytes()]);
+        let mut account = [0u8; 8];
+        account.copy_from_slice(&mac[..8]);
         let entry = Entry {
             expires: Instant::now() + ttl,
             nonce,
             sealed,
+            account: u64::from_le_bytes(account),
         };
         self.lock().lru.put(key, entry);
     }

@@ -81,6 +81,51 @@ fn a_user_over_its_share_of_workers_waits_while_another_is_served() {
     }
 }
 
+/// One account through several tokens is one user, once the credentials of each token are
+/// known: it cannot take more than its share by sending each request with another token.
+#[test]
+fn several_tokens_of_one_account_hold_one_share_of_workers() {
+    let s = Syncto::with(|c| {
+        c.workers = 2;
+        c.queue_timeout = Duration::from_millis(5000);
+    });
+    // Three tokens of one account (one key id): the fake Token Server gives each its own
+    // Hawk credentials for the same user on the node.
+    let tokens = ["Bearer first", "Bearer second", "Bearer third"];
+    for t in tokens {
+        let r = s.get(&records("tabs"), &[("Authorization", t)]);
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    assert_eq!(s.get(&records_of(KID_B, "tabs"), &[BEARER_B]).status, 200);
+    s.fake.hold_sync("/storage/slow");
+    let heavy: Vec<_> = tokens
+        .into_iter()
+        .map(|t| {
+            let base = s.base.clone();
+            std::thread::spawn(move || {
+                request(
+                    &client(),
+                    "GET",
+                    &format!("{base}{}", records("slow")),
+                    &[("Authorization", t)],
+                    None,
+                )
+            })
+        })
+        .collect();
+    wait_for("the account's requests are in", || {
+        s.fake.held_sync() + s.running().queued() == 3
+    });
+    let r = s.get(&records_of(KID_B, "tabs"), &[BEARER_B]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(s.fake.held_sync(), 1);
+    s.fake.release_sync();
+    for t in heavy {
+        let r = t.join().unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+}
+
 #[test]
 fn writes_of_one_user_to_a_collection_go_one_at_a_time_and_a_tick_apart_without_the_pacer() {
     // The pacer inside the storage client off: only the pool keeps these writes apart,

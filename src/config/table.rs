@@ -265,7 +265,7 @@ pub(crate) const SETTINGS: &[Setting] = &[
     app!(
         "max_workers_per_user",
         Computed("half the workers, at least 1"),
-        "Workers the requests of one user (one token) may hold at once.",
+        "Workers the requests of one user (an account, all its tokens) may hold at once.",
         Kind::Number {
             min: 1,
             max: 1024,

@@ -21,7 +21,7 @@ pub(crate) mod translate;
 use crate::VERSION;
 use crate::app::{App, CallError, MAX_TOKEN_CALLS, Memo};
 use crate::auth;
-use crate::auth::Scheme;
+use crate::auth::{Identity, Scheme};
 use crate::message::{Request, Response};
 use crate::server::{self, Class, Lane, Refusal, Service};
 use crate::sync15;
@@ -210,11 +210,22 @@ pub(crate) enum Work<'a> {
     Refused(Error),
     /// May call the Token Server or a Sync node: on a worker.
     Upstream {
-        /// The credential it acts with (scheme and token), if any.
-        user: Option<(Scheme, &'a str)>,
+        /// Whom it acts for.
+        user: Acting<'a>,
         /// What it writes.
         writes: Writes<'a>,
     },
+}
+
+/// Whom upstream work acts for, as far as the request tells before it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Acting<'a> {
+    /// Nobody: the Token Server heartbeat, a batch without credentials of its own.
+    Nobody,
+    /// This token, its key id not known yet (a batch whose sub-requests name it).
+    Token(Scheme, &'a str),
+    /// This identity.
+    Identity(Identity<'a>),
 }
 
 /// What upstream work writes, as far as the request tells before it runs.
@@ -243,7 +254,7 @@ pub(crate) fn work<'a>(app: &App, req: &'a Request<'_>, route: &'a Route<'_>) ->
         bucket,
     ) {
         Ok(who) => Work::Upstream {
-            user: Some((who.scheme, who.credential)),
+            user: Acting::Identity(who),
             writes,
         },
         Err(e) => Work::Refused(e.into()),
@@ -251,21 +262,34 @@ pub(crate) fn work<'a>(app: &App, req: &'a Request<'_>, route: &'a Route<'_>) ->
     match route {
         Route::Hello | Route::LbHeartbeat | Route::Version => Work::Local,
         Route::Heartbeat => Work::Upstream {
-            user: None,
+            user: Acting::Nobody,
             writes: Writes::Nothing,
         },
         // Its sub-requests are judged one by one when it runs (they may carry credentials
-        // of their own); its lane is the one of its outer credential, if any.
-        Route::Batch => match auth::credential(req.header("authorization")) {
-            Ok(user) => Work::Upstream {
-                user: Some(user),
+        // of their own); its lane is the one of its outer credentials, if any.
+        Route::Batch => {
+            let authorization = req.header("authorization");
+            let outer = auth::identify(
+                authorization,
+                req.header("x-keyid"),
+                req.header("x-client-state"),
+                "syncto",
+            );
+            let user = match (outer, auth::credential(authorization)) {
+                (Ok(who), _) => Acting::Identity(who),
+                (Err(_), Ok((scheme, token))) => Acting::Token(scheme, token),
+                (Err(_), Err(_)) => {
+                    return Work::Upstream {
+                        user: Acting::Nobody,
+                        writes: Writes::Nothing,
+                    };
+                }
+            };
+            Work::Upstream {
+                user,
                 writes: Writes::All,
-            },
-            Err(_) => Work::Upstream {
-                user: None,
-                writes: Writes::Nothing,
-            },
-        },
+            }
+        }
         Route::Bucket(bucket)
         | Route::Collections(bucket)
         | Route::Collection(bucket, _)
@@ -288,20 +312,30 @@ pub(crate) fn work<'a>(app: &App, req: &'a Request<'_>, route: &'a Route<'_>) ->
     }
 }
 
-/// The pool's lane of upstream work: the user a keyed hash of the credential (one token is
-/// one account; the key id is left out because a batch's outer request need not carry it),
-/// the collection a keyed hash of its lower-cased name, as the Sync node compares it.
-fn lane(app: &App, user: Option<(Scheme, &str)>, writes: Writes<'_>) -> Lane {
-    let Some((scheme, credential)) = user else {
-        return Lane::ANONYMOUS;
+/// The pool's lane of upstream work. Its user is the account when the credentials cache
+/// knows the token (a keyed hash of its storage endpoint, the same for every token of the
+/// account), else a keyed hash of the token (its first request, or a batch without a key id
+/// in its outer headers: the key id is left out, so that both name one lane). A write's key
+/// is a keyed hash of the token and the lower-cased collection (as the Sync node compares
+/// names): the same before and after the account is known.
+fn lane(app: &App, user: Acting<'_>, writes: Writes<'_>) -> Lane {
+    let (token, account) = match user {
+        Acting::Nobody => return Lane::ANONYMOUS,
+        Acting::Token(scheme, credential) => {
+            (app.lane_key.hash_one((scheme.word(), credential)), None)
+        }
+        Acting::Identity(who) => (
+            app.lane_key.hash_one((who.scheme.word(), who.credential)),
+            app.cache.account(&app.cache.key(&who)),
+        ),
     };
     // Never 0, the anonymous lane's.
-    let user = app.lane_key.hash_one((scheme.word(), credential)) | 1;
+    let user = account.unwrap_or(token) | 1;
     let writes = match writes {
         Writes::Nothing => server::Writes::Nothing,
         Writes::Collection(c) => {
             let mut h = app.lane_key.build_hasher();
-            h.write_u64(user);
+            h.write_u64(token);
             c.bytes().for_each(|b| h.write_u8(b.to_ascii_lowercase()));
             server::Writes::Collection(h.finish())
         }

@@ -297,7 +297,7 @@ mod tests {
     fn write(user: u64) -> Lane {
         Lane {
             user,
-            writes: Writes::Collection(7),
+            writes: Writes::Collection(user),
         }
     }
 

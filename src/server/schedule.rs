@@ -18,9 +18,16 @@
 //! happened). This is pure bookkeeping, kept apart from the threads so that its rules can
 //! be tested one by one.
 //!
+//! A write's collection is named per token (a keyed hash of token and collection), and
+//! its turn is kept across users: the same token's writes wait for each other even when the
+//! first one ran before its account was known (the service names a user by its account once
+//! the credentials cache knows the token, by the token before). Writes of one account
+//! through two tokens are two such keys; the storage client's pacer keeps those apart.
+//!
 //! What it holds: the queued jobs (at most one per connection: a connection's next
-//! request is read once its answer is out), and per user with a job running or a write
-//! answered within the last `spacing`, a few words; the rest is swept.
+//! request is read once its answer is out), a few words per user with a job running or a
+//! write answered within the last `spacing`, and per write key running or answered within
+//! it; the rest is swept.
 
 use super::{Lane, Writes};
 use std::collections::{HashMap, VecDeque};
@@ -30,9 +37,11 @@ use std::time::{Duration, Instant};
 pub(super) struct Schedule<J> {
     queue: VecDeque<Queued<J>>,
     users: HashMap<u64, User>,
+    /// The writes running or answered within the last spacing, by write key.
+    writes: HashMap<u64, Write>,
     per_user: usize,
     spacing: Duration,
-    /// Users kept before the idle ones are swept.
+    /// Users and write keys kept before the idle ones are swept.
     sweep_at: usize,
 }
 
@@ -50,14 +59,21 @@ pub(super) struct Queued<J> {
 struct User {
     /// Workers running its jobs.
     running: usize,
-    /// Collections it is writing now (at most `per_user`).
-    writing: Vec<u64>,
+    /// Its record writes running now.
+    writing: usize,
     /// A batch of its is running.
     batch: bool,
-    /// When its last writes got their answers, per collection (kept for one spacing).
-    answered: Vec<(u64, Instant)>,
+    /// When its last record write got its answer.
+    write_answered: Option<Instant>,
     /// When its last batch got its answer.
     batch_answered: Option<Instant>,
+}
+
+/// One write key's turn.
+#[derive(Default, Debug)]
+struct Write {
+    running: bool,
+    answered: Option<Instant>,
 }
 
 /// Whether a job may run.
@@ -90,6 +106,7 @@ impl<J> Schedule<J> {
         Schedule {
             queue: VecDeque::new(),
             users: HashMap::new(),
+            writes: HashMap::new(),
             per_user: per_user.max(1),
             spacing,
             sweep_at: SWEEP_MIN,
@@ -123,10 +140,13 @@ impl<J> Schedule<J> {
                     }
                 }
                 Verdict::Now => {
-                    // Another job of the same lane may not run beside the one found
-                    // (same user at its cap, or the same collection): ask again once
-                    // the first is marked running. Other lanes are independent.
-                    if q.lane.user != self.queue[found.unwrap_or(i)].lane.user {
+                    // Another job of the same user or write key may not run beside the
+                    // one found (its user at its cap, the same collection): ask again
+                    // once the first is marked running. Other lanes are independent.
+                    let first = self.queue[found.unwrap_or(i)].lane;
+                    let same_write = matches!(q.lane.writes, Writes::Collection(_))
+                        && q.lane.writes == first.writes;
+                    if q.lane.user != first.user && !same_write {
                         another = true;
                         break;
                     }
@@ -140,9 +160,10 @@ impl<J> Schedule<J> {
             self.start(&q.lane);
             if look_further && !another {
                 // Jobs of the same user as the one taken were left aside above.
-                another = self.queue.iter().any(|o| {
-                    o.lane.user == q.lane.user && self.verdict(&o.lane, now) == Verdict::Now
-                });
+                another = self
+                    .queue
+                    .iter()
+                    .any(|o| self.verdict(&o.lane, now) == Verdict::Now);
             }
         }
         Picked { job, another, at }
@@ -150,16 +171,13 @@ impl<J> Schedule<J> {
 
     /// A job of `lane` is over; its upstream answer arrived at `answered`.
     pub(super) fn done(&mut self, lane: &Lane, answered: Instant) {
-        let spacing = self.spacing;
         if let Some(user) = self.users.get_mut(&lane.user) {
             user.running = user.running.saturating_sub(1);
             match lane.writes {
                 Writes::Nothing => {}
-                Writes::Collection(c) => {
-                    user.writing.retain(|w| *w != c);
-                    user.answered
-                        .retain(|(w, t)| *w != c && answered < *t + spacing);
-                    user.answered.push((c, answered));
+                Writes::Collection(_) => {
+                    user.writing = user.writing.saturating_sub(1);
+                    user.write_answered = user.write_answered.max(Some(answered));
                 }
                 Writes::All => {
                     user.batch = false;
@@ -167,9 +185,19 @@ impl<J> Schedule<J> {
                 }
             }
         }
-        if self.users.len() >= self.sweep_at {
-            self.users.retain(|_, u| !u.idle(answered, spacing));
-            self.sweep_at = (2 * self.users.len()).max(SWEEP_MIN);
+        if let Writes::Collection(key) = lane.writes {
+            let write = self.writes.entry(key).or_default();
+            write.running = false;
+            write.answered = Some(answered);
+        }
+        if self.users.len() + self.writes.len() >= self.sweep_at {
+            let spacing = self.spacing;
+            let recent = |t: &Option<Instant>| t.is_some_and(|t| answered < t + spacing);
+            self.users.retain(|_, u| {
+                u.running > 0 || recent(&u.write_answered) || recent(&u.batch_answered)
+            });
+            self.writes.retain(|_, w| w.running || recent(&w.answered));
+            self.sweep_at = (2 * (self.users.len() + self.writes.len())).max(SWEEP_MIN);
         }
     }
 
@@ -200,38 +228,36 @@ impl<J> Schedule<J> {
         self.queue.is_empty()
     }
 
-    /// Users whose state is kept (for tests of the sweep).
+    /// Users and write keys whose state is kept (for tests of the sweep).
     #[cfg(test)]
-    fn users(&self) -> usize {
-        self.users.len()
+    fn kept(&self) -> usize {
+        self.users.len() + self.writes.len()
     }
 
     fn verdict(&self, lane: &Lane, now: Instant) -> Verdict {
-        let Some(user) = self.users.get(&lane.user) else {
-            return Verdict::Now;
-        };
-        if user.running >= self.per_user {
+        let user = self.users.get(&lane.user);
+        if user.is_some_and(|u| u.running >= self.per_user) {
             return Verdict::Later;
         }
-        let spaced = |t: Instant| t + self.spacing;
-        let ready = match lane.writes {
+        let batch = user.is_some_and(|u| u.batch);
+        let batch_answered = user.and_then(|u| u.batch_answered);
+        let last = match lane.writes {
             Writes::Nothing => return Verdict::Now,
-            Writes::Collection(c) => {
-                if user.batch || user.writing.contains(&c) {
+            Writes::Collection(key) => {
+                let write = self.writes.get(&key);
+                if batch || write.is_some_and(|w| w.running) {
                     return Verdict::Later;
                 }
-                let last = user.answered.iter().find(|(w, _)| *w == c).map(|(_, t)| *t);
-                last.max(user.batch_answered).map(spaced)
+                write.and_then(|w| w.answered).max(batch_answered)
             }
             Writes::All => {
-                if user.batch || !user.writing.is_empty() {
+                if batch || user.is_some_and(|u| u.writing > 0) {
                     return Verdict::Later;
                 }
-                let last = user.answered.iter().map(|(_, t)| *t).max();
-                last.max(user.batch_answered).map(spaced)
+                user.and_then(|u| u.write_answered).max(batch_answered)
             }
         };
-        match ready {
+        match last.map(|t| t + self.spacing) {
             Some(t) if t > now => Verdict::At(t),
             _ => Verdict::Now,
         }
@@ -242,19 +268,12 @@ impl<J> Schedule<J> {
         user.running += 1;
         match lane.writes {
             Writes::Nothing => {}
-            Writes::Collection(c) => user.writing.push(c),
+            Writes::Collection(key) => {
+                user.writing += 1;
+                self.writes.entry(key).or_default().running = true;
+            }
             Writes::All => user.batch = true,
         }
-    }
-}
-
-impl User {
-    /// Nothing running and no spacing left to keep.
-    fn idle(&self, now: Instant, spacing: Duration) -> bool {
-        let recent = |t: &Instant| now < *t + spacing;
-        self.running == 0
-            && !self.answered.iter().any(|(_, t)| recent(t))
-            && !self.batch_answered.as_ref().is_some_and(recent)
     }
 }
 
@@ -318,7 +337,7 @@ mod tests {
         s.push(write(1, 7), t0, "w2");
         s.push(write(1, 8), t0, "other collection");
         s.push(read(1), t0, "read");
-        s.push(write(2, 7), t0, "other user");
+        s.push(write(2, 17), t0, "other user");
         assert_eq!(take(&mut s, t0), Some("w1"));
         // w2 waits for w1; the rest of the same user and the other user go by.
         assert_eq!(take(&mut s, t0), Some("other collection"));
@@ -446,10 +465,30 @@ mod tests {
             // Each user writes once, two spacings after the previous one: only the last
             // one's state is still needed.
             let t = t0 + 2 * SPACING * user;
-            s.push(write(user.into(), 7), t, "w");
+            let lane = write(user.into(), (user + 5000).into());
+            s.push(lane, t, "w");
             assert!(take(&mut s, t).is_some());
-            s.done(&write(user.into(), 7), t);
-            assert!(s.users() <= SWEEP_MIN, "{} users kept", s.users());
+            s.done(&lane, t);
+            assert!(
+                s.kept() <= SWEEP_MIN,
+                "{} users and write keys kept",
+                s.kept()
+            );
         }
+    }
+
+    /// A token's first write runs in the lane of its token, the next one in the lane of
+    /// its account (once the credentials cache knows it): they still wait for each other.
+    #[test]
+    fn a_write_key_waits_for_itself_across_user_lanes() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(4, SPACING);
+        s.push(write(1, 7), t0, "by token");
+        assert_eq!(take(&mut s, t0), Some("by token"));
+        assert_eq!(s.push(write(2, 7), t0, "by account"), Verdict::Later);
+        assert_eq!(take(&mut s, t0), None);
+        s.done(&write(1, 7), t0);
+        assert_eq!(take(&mut s, t0), None);
+        assert_eq!(take(&mut s, t0 + SPACING), Some("by account"));
     }
 }
