@@ -50,7 +50,7 @@ impl Service for App {
     }
 
     /// By [`work`], the decision `dispatch` follows: only what needs an upstream goes to a
-    /// worker, in the lane of its credential.
+    /// worker, in its lane (its account or token, and what it writes: see `lane`).
     fn classify(&self, req: &Request<'_>) -> Class {
         let route = match route(req.path) {
             Ok(Routed::To(route)) => route,

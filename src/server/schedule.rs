@@ -113,8 +113,10 @@ impl<J> Schedule<J> {
         }
     }
 
-    /// Queue a job; says whether it may run at once.
+    /// Queue a job; says whether it may run at once. `queued_at` is never earlier than the
+    /// previous job's.
     pub(super) fn push(&mut self, lane: Lane, queued_at: Instant, job: J) -> Verdict {
+        debug_assert!(self.queue.back().is_none_or(|q| q.queued_at <= queued_at));
         let verdict = self.verdict(&lane, queued_at);
         self.queue.push_back(Queued {
             lane,
@@ -201,23 +203,17 @@ impl<J> Schedule<J> {
         }
     }
 
-    /// Take out the jobs queued at or before `before`, oldest first.
+    /// Take out the jobs queued at or before `before`, oldest first: a prefix of the queue,
+    /// since jobs are queued in the order of their `queued_at` (the caller stamps them under
+    /// one lock, with a monotonic clock).
     pub(super) fn take_queued_before(&mut self, before: Instant) -> Vec<Queued<J>> {
-        let mut late = Vec::new();
-        let mut i = 0;
-        while i < self.queue.len() {
-            if self.queue[i].queued_at <= before {
-                late.extend(self.queue.remove(i));
-            } else {
-                i += 1;
-            }
-        }
-        late
+        let late = self.queue.partition_point(|q| q.queued_at <= before);
+        self.queue.drain(..late).collect()
     }
 
     /// When the longest-queued job was queued.
     pub(super) fn oldest(&self) -> Option<Instant> {
-        self.queue.iter().map(|q| q.queued_at).min()
+        self.queue.front().map(|q| q.queued_at)
     }
 
     pub(super) fn len(&self) -> usize {
