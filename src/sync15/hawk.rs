@@ -271,4 +271,22 @@ mod tests {
         assert_ne!(n1, n2);
         assert!(!n1.contains('"'));
     }
+
+    #[test]
+    fn a_threads_nonces_share_one_random_prefix_and_count_up() {
+        // One getrandom per thread, not per request: 6 random bytes, then a 3-byte counter.
+        let raw = |n: String| {
+            assert_eq!(n.len(), 12, "{n}");
+            STANDARD.decode(n).unwrap()
+        };
+        let nonces: Vec<Vec<u8>> = (0..4).map(|_| raw(nonce())).collect();
+        let counter = |r: &[u8]| u32::from_be_bytes([0, r[6], r[7], r[8]]);
+        for w in nonces.windows(2) {
+            assert_eq!(w[0][..6], w[1][..6], "one prefix");
+            assert_eq!(counter(&w[1]), counter(&w[0]) + 1, "counting up");
+        }
+        // Another thread has its own prefix.
+        let other = raw(std::thread::spawn(nonce).join().unwrap());
+        assert_ne!(other[..6], nonces[0][..6]);
+    }
 }

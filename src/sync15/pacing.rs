@@ -139,14 +139,8 @@ impl Pacer {
             .hash_one((endpoint, collection.to_ascii_lowercase()));
         let mut gates = lock(&self.gates);
         if gates.len() >= SWEEP_AT {
-            // Only this map holds an idle gate; its pacing no longer matters
-            // once its last answer is older than the spacing.
-            gates.retain(|_, g| {
-                Arc::strong_count(g) > 1
-                    || lock(&g.state)
-                        .last_answer
-                        .is_some_and(|t| t.elapsed() < WRITE_SPACING)
-            });
+            let now = Instant::now();
+            gates.retain(|_, g| kept(Arc::strong_count(g) > 1, lock(&g.state).last_answer, now));
         }
         Arc::clone(gates.entry(key).or_default())
     }
@@ -284,6 +278,12 @@ impl Gate {
         drop(st);
         self.free.notify_one();
     }
+}
+
+/// Whether a sweep at `now` keeps a gate. Only the map holds an idle gate (not `in_use`),
+/// and its pacing no longer matters once its last answer is the spacing or more ago.
+fn kept(in_use: bool, last_answer: Option<Instant>, now: Instant) -> bool {
+    in_use || last_answer.is_some_and(|t| now.saturating_duration_since(t) < WRITE_SPACING)
 }
 
 fn busy() -> Error {
@@ -494,10 +494,78 @@ mod tests {
         let spans = lock(&log).clone();
         let who: Vec<&str> = spans.iter().map(|s| s.0).collect();
         assert_eq!(who, ["session", "session", "session", "other"]);
+        // The node's 10 ms tick, not the constant under test (a lower bound: load only
+        // makes the gaps longer).
+        let tick = Duration::from_millis(10);
         for w in spans.windows(2) {
-            assert!(w[1].1 >= w[0].2 + WRITE_SPACING, "too close: {spans:?}");
+            assert!(w[1].1 >= w[0].2 + tick, "too close: {spans:?}");
         }
         assert_eq!(p.len(), 1);
+    }
+
+    #[test]
+    fn a_first_attempt_has_no_jitter_and_a_repeat_up_to_4_ms() {
+        let hasher = RandomState::new();
+        assert_eq!(jitter(&hasher, 0), Duration::ZERO);
+        let repeats: Vec<Duration> = (1..=50).map(|a| jitter(&hasher, a)).collect();
+        assert!(
+            repeats.iter().all(|j| *j < Duration::from_millis(4)),
+            "{repeats:?}"
+        );
+        // Spread, not one value (50 draws of 4,000 values all alike: about never).
+        assert!(repeats.iter().any(|j| *j != repeats[0]), "{repeats:?}");
+    }
+
+    #[test]
+    fn a_sweep_keeps_the_gates_in_use_or_answered_less_than_a_spacing_ago() {
+        let now = Instant::now();
+        let ago = |d: Duration| Some(now.checked_sub(d).unwrap());
+        let just_under = WRITE_SPACING - Duration::from_micros(1);
+        assert!(kept(true, None, now));
+        assert!(kept(true, ago(Duration::from_secs(60)), now));
+        assert!(kept(false, ago(Duration::ZERO), now));
+        assert!(kept(false, ago(just_under), now));
+        assert!(!kept(false, ago(WRITE_SPACING), now));
+        assert!(!kept(false, ago(Duration::from_secs(60)), now));
+        assert!(!kept(false, None, now));
+    }
+
+    #[test]
+    fn idle_gates_are_swept_only_once_there_are_many() {
+        let p = Arc::new(Pacer::new(Duration::from_secs(5)));
+        // Time passing is the rule under test here: a gate answered a spacing ago is idle
+        // (a loaded machine only makes these waits longer, never shorter).
+        let idle = || std::thread::sleep(WRITE_SPACING * 2);
+        p.write("http://n/1.5/1", "a", ok).unwrap();
+        p.write("http://n/1.5/1", "b", ok).unwrap();
+        idle();
+        p.write("http://n/1.5/1", "c", ok).unwrap();
+        assert_eq!(p.len(), 3, "a few idle gates stay");
+        // One gate stays in use throughout.
+        let (inside_tx, inside_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let holder = {
+            let p = Arc::clone(&p);
+            std::thread::spawn(move || {
+                p.write("http://n/1.5/1", "held", || {
+                    inside_tx.send(()).unwrap();
+                    let _ = release_rx.recv_timeout(Duration::from_secs(30));
+                    ok()
+                })
+            })
+        };
+        inside_rx.recv().unwrap();
+        for i in 4..SWEEP_AT {
+            p.write(&format!("http://n/1.5/{i}"), "tabs", ok).unwrap();
+        }
+        assert_eq!(p.len(), SWEEP_AT);
+        idle();
+        // At SWEEP_AT gates, the next write sweeps the idle ones away first: the one in use
+        // stays.
+        p.write("http://n/1.5/1", "d", ok).unwrap();
+        assert_eq!(p.len(), 2);
+        release_tx.send(()).unwrap();
+        assert_eq!(holder.join().unwrap().unwrap().status, 200);
     }
 
     #[test]
