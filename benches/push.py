@@ -14,7 +14,8 @@ binary too (e.g. one built at 0d3dfb0, one paced Sync call per record and batche
 
 Each run uses fresh users (one per way and size), alternating the ways; records are
 shaped as the design study's (about 600 bytes of encrypted-looking payload). Prints one
-line per run and a min-max table, and the ratio of Syncto's time to the bound.
+line per run and a min-max table, the ratio of Syncto's time to the bound, and each
+Syncto's peak RSS (VmHWM).
 
 Needs the real server (peer.sh: SYNCTO_PEER_SH, else ../shared/syncstorage/peer.sh
 beside the checkout, else /work/shared/syncstorage/peer.sh), node and the client
@@ -93,6 +94,14 @@ class Syncto:
             except OSError:
                 time.sleep(0.02)
         sys.exit(f"{binary} did not start")
+
+    def peak_rss_kb(self):
+        """VmHWM: the most resident memory the process had."""
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        return 0
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -213,6 +222,10 @@ def main():
                 cells = [span(results[(w, n, what)], ms) for w, _ in ways]
                 ratio = [s / d for s, d in zip(results[("Syncto", n, what)], results[("direct", n, what)])]
                 print(f"| {n:,} {what} | " + " | ".join(cells) + f" | {span(ratio, lambda r: f'{r:.1f}×')} |")
+        print()
+        for (way, server) in ways:
+            if server is not None:
+                print(f"# peak RSS of Syncto ({way}): {server.peak_rss_kb() / 1024:.1f} MB")
     finally:
         for s in servers:
             s.stop()
