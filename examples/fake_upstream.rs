@@ -7,7 +7,9 @@
 //! `--open` skips the Hawk check so a load tool can call the node directly.
 //! `--seed N` stores N records in collection `bench` for the user key id
 //! `1234-Yw3NKWbEM2aRElRIu7JbTw` (used by benches/attack.py), or for each
-//! `--seed-key KEYID` given instead (repeatable).
+//! `--seed-key KEYID` given instead (repeatable); `--seed-size BYTES` makes
+//! each record's ciphertext that long (160 by default; benches/slow_readers.py
+//! seeds 15 MB pages with it).
 //!
 //! It also prints `STATS_URL=…`: a GET there answers what the fakes saw, as
 //! `{"token_calls": {"<X-KeyID or X-Client-State>": n, …},
@@ -24,6 +26,7 @@ fn main() {
     let mut seed = 0usize;
     let mut open = false;
     let mut seed_keys = Vec::new();
+    let mut seed_size = 160usize;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -31,6 +34,12 @@ fn main() {
             "--seed" => seed = args.next().and_then(|v| v.parse().ok()).unwrap_or(0),
             "--open" => open = true,
             "--seed-key" => seed_keys.extend(args.next()),
+            "--seed-size" => {
+                seed_size = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(seed_size)
+            }
             other => {
                 eprintln!("fake_upstream: unknown argument {other}");
                 std::process::exit(2);
@@ -48,7 +57,7 @@ fn main() {
         for i in 0..seed {
             let payload = format!(
                 "{{\"ciphertext\":\"{}\",\"IV\":\"AAAAAAAAAAAAAAAAAAAAAA==\",\"hmac\":\"{:064x}\"}}",
-                "Q".repeat(160),
+                "Q".repeat(seed_size),
                 i
             );
             f.put(

@@ -74,6 +74,10 @@ pub struct Config {
     pub keepalive_timeout: Duration,
     /// `response_timeout_seconds`.
     pub response_timeout: Duration,
+    /// `response_min_bytes_per_second`.
+    pub response_min_bytes_per_second: u64,
+    /// `max_unsent_bytes`.
+    pub max_unsent_bytes: usize,
     /// `queue_timeout_milliseconds`.
     pub queue_timeout: Duration,
     /// `cache_hmac_secret` as UTF-8 bytes; `None` → the server draws a random per-process secret.
@@ -310,7 +314,8 @@ impl Config {
         };
         let mut out = format!(
             "{source}: listening on {} with {} workers, {connections} (request \
-             head {} s, body {} s, keep-alive {} s, response {} s; a request waits at most {} ms \
+             head {} s, body {} s, keep-alive {} s, response {} s or {} bytes/s, answers held \
+             for slow clients at most {} bytes; a request waits at most {} ms \
              for a worker, one user holds at most {} of them); token server {} (connect timeout {} s, \
              call deadline {} s); credentials cached in process for up to {} s, at most {} \
              entries, {secret} secret; {writes}; {tls}; {statsd}; {format} logs at level {}",
@@ -320,6 +325,8 @@ impl Config {
             self.request_body_timeout.as_secs(),
             self.keepalive_timeout.as_secs(),
             self.response_timeout.as_secs(),
+            self.response_min_bytes_per_second,
+            self.max_unsent_bytes,
             self.queue_timeout.as_millis(),
             self.max_workers_per_user(),
             self.token_server_url,

@@ -425,6 +425,8 @@ mod tests {
         ("request_body_timeout_seconds", "1"),
         ("keepalive_timeout_seconds", "1"),
         ("response_timeout_seconds", "1"),
+        ("response_min_bytes_per_second", "1"),
+        ("max_unsent_bytes", "1"),
         ("queue_timeout_milliseconds", "10"),
         ("cache_hmac_secret", "s"),
         ("cache_credentials_ttl_seconds", "1"),

@@ -295,8 +295,30 @@ pub(crate) const SETTINGS: &[Setting] = &[
     app!(
         "response_timeout_seconds",
         Value("30"),
-        "Time a client has to take a whole response.",
+        "Time a client has to take a response, or the next part of a large one.",
         seconds(|c, d| c.response_timeout = d)
+    ),
+    app!(
+        "response_min_bytes_per_second",
+        Value("8192"),
+        "Rate at which a client taking a large response may go on past response_timeout_seconds.",
+        Kind::Number {
+            min: 0,
+            max: 1 << 30,
+            what: "a number of bytes per second",
+            set: |c, n| c.response_min_bytes_per_second = n,
+        }
+    ),
+    app!(
+        "max_unsent_bytes",
+        Value("33554432"),
+        "Memory held, all together, by answers waiting for clients that take them slowly.",
+        Kind::Number {
+            min: 0,
+            max: 1 << 40,
+            what: "a number of bytes",
+            set: |c, n| c.max_unsent_bytes = n as usize,
+        }
     ),
     app!(
         "queue_timeout_milliseconds",
@@ -765,6 +787,8 @@ pub(crate) fn defaults() -> Config {
         request_body_timeout: Duration::ZERO,
         keepalive_timeout: Duration::ZERO,
         response_timeout: Duration::ZERO,
+        response_min_bytes_per_second: 0,
+        max_unsent_bytes: 0,
         queue_timeout: Duration::ZERO,
         cache_hmac_secret: None,
         cache_credentials_ttl: Duration::ZERO,

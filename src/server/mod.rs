@@ -151,8 +151,13 @@ pub struct ListenerSettings {
     pub body_timeout: Duration,
     /// How long an idle keep-alive connection is kept.
     pub idle_timeout: Duration,
-    /// How long an answer may take to be written.
+    /// How long an answer may take to be written, or the next
+    /// `min_send_rate × send_timeout` bytes of a large one.
     pub send_timeout: Duration,
+    /// The rate at which a client taking a large answer may go on.
+    pub min_send_rate: u64,
+    /// Bytes held by answers handed over for slow clients, all together.
+    pub max_unsent_bytes: usize,
     /// How long a request may wait for a worker before it is answered 503.
     pub queue_timeout: Duration,
     /// Largest request body read.
@@ -178,6 +183,8 @@ impl ListenerSettings {
             body_timeout: config.request_body_timeout,
             idle_timeout: config.keepalive_timeout,
             send_timeout: config.response_timeout,
+            min_send_rate: config.response_min_bytes_per_second,
+            max_unsent_bytes: config.max_unsent_bytes,
             queue_timeout: config.queue_timeout,
             max_body_bytes: config.max_body_bytes,
             max_workers_per_user: config.max_workers_per_user(),
@@ -267,6 +274,8 @@ pub(crate) fn start(
         body_timeout: settings.body_timeout,
         idle_timeout: settings.idle_timeout,
         send_timeout: settings.send_timeout,
+        min_send_rate: settings.min_send_rate,
+        max_unsent_bytes: settings.max_unsent_bytes,
         busy_response: busy_response(&service.refuse(None, Refusal::TooManyConnections)),
     };
     let shared = Arc::new(Shared {

@@ -16,7 +16,7 @@ use crate::time_limits::{
     SHEDDER_AWAKE, SHEDDER_WRITES_FOR, WORKER_SEND_LIMIT, WORKER_WRITES_LARGE_FOR,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// The workers' queue: requests handed over by connection threads (generic only for
@@ -181,32 +181,9 @@ pub(super) fn worker(shared: &Shared) {
         rq.set_send_limit(WORKER_WRITES_LARGE_FOR);
         let rq = log_answer(shared, rq, &mut resp, started);
         if let Err(unsent) = rq.respond_or_hand_over(into_tiny(resp)) {
-            finish_elsewhere(unsent, in_flight);
-        }
-    }
-}
-
-/// The rest of an answer a client is taking slowly, on a thread of its own
-/// (at most one per connection: the connection's next request waits for
-/// it), so that the client holds no worker.
-fn finish_elsewhere(unsent: listener::Unsent, in_flight: InFlight) {
-    // Shared with the thread only so that it can be taken back if no
-    // thread can be had.
-    let unsent = Arc::new(Mutex::new(Some(unsent)));
-    let theirs = Arc::clone(&unsent);
-    let spawned = std::thread::Builder::new()
-        .name("answer".into())
-        .stack_size(64 * 1024)
-        .spawn(move || {
-            if let Some(unsent) = lock(&theirs).take() {
-                let _ = unsent.finish();
-            }
-            drop(in_flight);
-        });
-    if spawned.is_err() {
-        // No thread to be had: finish it here.
-        if let Some(unsent) = lock(&unsent).take() {
-            let _ = unsent.finish();
+            // The rest on a thread of its own (the listener's `answer`),
+            // so that the client holds no worker.
+            unsent.finish_elsewhere(move || drop(in_flight));
         }
     }
 }
@@ -280,7 +257,7 @@ fn shed_job(shared: &Shared, job: Job) {
     rq.set_send_limit(SHEDDER_WRITES_FOR);
     let rq = log_answer(shared, rq, &mut resp, started);
     if let Err(unsent) = rq.respond_or_hand_over(into_tiny(resp)) {
-        finish_elsewhere(unsent, in_flight);
+        unsent.finish_elsewhere(move || drop(in_flight));
     }
 }
 
@@ -288,6 +265,7 @@ fn shed_job(shared: &Shared, job: Job) {
 mod tests {
     use super::*;
     use crate::server::Writes;
+    use std::sync::Arc;
     use std::sync::mpsc::{Receiver, Sender, channel};
 
     /// A spacing long enough that the workers of these tests are all waiting again before

@@ -9,18 +9,19 @@
 //! thread end anyway, the process exits with status 70 (`EX_SOFTWARE`):
 //! a process that no longer accepts must not look alive to its supervisor.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{HashMap, VecDeque};
 use std::io::ErrorKind;
+use std::net::IpAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Weak};
 use std::thread;
 use std::time::Duration;
 
 use crate::client::ClientConnection;
 use crate::connection::Listener;
-use crate::socket::{self, Limits, Socket};
+use crate::socket::{self, Limits, Shared, Socket};
 use crate::util::TaskPool;
 use crate::{Handler, Throttle};
 
@@ -30,30 +31,42 @@ pub(crate) fn eviction_slack(max_connections: usize) -> usize {
     (max_connections / 4).clamp(1, 64)
 }
 
-/// Evict the oldest open connection that can be (see `Socket::evict`),
-/// looking at each at most once. Connections that can't be evicted go to the
-/// back of the list.
-fn evict_one(open_sockets: &mut VecDeque<Weak<Socket>>) -> bool {
-    for _ in 0..open_sockets.len() {
-        let Some(weak) = open_sockets.pop_front() else {
-            break;
-        };
-        if let Some(socket) = weak.upgrade() {
-            open_sockets.push_back(weak);
-            if socket.evict() {
-                return true;
-            }
-        }
+/// The order in which to try evicting connections, given each one's address
+/// and whether it can be evicted (oldest first): only those that can be;
+/// first those of the address that holds the most connections (one client
+/// opening many loses its own first), the oldest first among equals.
+fn eviction_order(connections: &[(Option<IpAddr>, bool)]) -> Vec<usize> {
+    let mut per_address: HashMap<Option<IpAddr>, usize> = HashMap::new();
+    for (addr, _) in connections {
+        *per_address.entry(*addr).or_default() += 1;
     }
-    false
+    let mut order: Vec<usize> = (0..connections.len())
+        .filter(|&i| connections[i].1)
+        .collect();
+    order.sort_by_key(|&i| (Reverse(per_address[&connections[i].0]), i));
+    order
+}
+
+/// Evict one connection that only waits on its client and makes no progress
+/// (see `Socket::evictable`), in [`eviction_order`]. False if none can be.
+fn evict_one(open_sockets: &mut VecDeque<Weak<Socket>>) -> bool {
+    open_sockets.retain(|s| s.strong_count() > 0);
+    let sockets: Vec<Arc<Socket>> = open_sockets.iter().filter_map(Weak::upgrade).collect();
+    let seen: Vec<(Option<IpAddr>, bool)> = sockets
+        .iter()
+        .map(|s| (s.remote(), s.evictable()))
+        .collect();
+    eviction_order(&seen)
+        .into_iter()
+        .any(|i| sockets[i].evict())
 }
 
 /// Exits the process if the accept thread ends while the server exists.
-struct Watch(Arc<AtomicBool>);
+struct Watch(Arc<Shared>);
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        if !self.0.load(Relaxed) {
+        if !self.0.stopping.load(Relaxed) {
             log::error!("the accept thread ended: exiting so that the service is restarted");
             std::process::exit(70);
         }
@@ -65,8 +78,7 @@ struct Acceptor {
     listener: Listener,
     limits: Limits,
     handler: Arc<dyn Handler>,
-    close: Arc<AtomicBool>,
-    live: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
     pool: TaskPool,
     failures: Throttle,
     refusals: Throttle,
@@ -76,21 +88,19 @@ struct Acceptor {
     open_sockets: VecDeque<Weak<Socket>>,
 }
 
-/// Accept connections until the server is dropped (`close`).
+/// Accept connections until the server is dropped (`shared.stopping`).
 pub(crate) fn accept_loop(
     listener: Listener,
     limits: Limits,
     handler: Arc<dyn Handler>,
-    close: Arc<AtomicBool>,
-    live: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
 ) {
-    let _watch = Watch(close.clone());
+    let _watch = Watch(shared.clone());
     let mut acceptor = Acceptor {
         listener,
         limits,
         handler,
-        close,
-        live,
+        shared,
         pool: TaskPool::new(),
         failures: Throttle::default(),
         refusals: Throttle::default(),
@@ -98,7 +108,7 @@ pub(crate) fn accept_loop(
         no_thread: Throttle::default(),
         open_sockets: VecDeque::new(),
     };
-    while !acceptor.close.load(Relaxed) {
+    while !acceptor.shared.stopping.load(Relaxed) {
         if catch_unwind(AssertUnwindSafe(|| acceptor.run())).is_err() {
             log::error!("the accept loop panicked; it goes on");
             thread::sleep(Duration::from_millis(100));
@@ -108,7 +118,7 @@ pub(crate) fn accept_loop(
 
 impl Acceptor {
     fn run(&mut self) {
-        while !self.close.load(Relaxed) {
+        while !self.shared.stopping.load(Relaxed) {
             self.accept_one();
         }
     }
@@ -131,20 +141,20 @@ impl Acceptor {
                 return;
             }
         };
-        if self.close.load(Relaxed) {
+        if self.shared.stopping.load(Relaxed) {
             return;
         }
-        let open = self.live.load(Relaxed);
+        let open = self.shared.live.load(Relaxed);
         if open >= limits.max_connections {
-            // Make room by closing the oldest connection that only waits on
-            // its client; refuse if every one is being served (or too many
-            // evicted ones have not ended yet).
+            // Make room by closing a connection that only waits on its
+            // client and makes no progress; refuse if none can be closed (or
+            // too many evicted ones have not ended yet).
             let room = open < limits.max_connections + eviction_slack(limits.max_connections)
                 && evict_one(&mut self.open_sockets);
             if room {
                 self.evictions.event(|n| {
                     log::warn!(
-                        "{n} idle or slow connection(s) closed to make room: \
+                        "{n} idle or stalled connection(s) closed to make room: \
                          max_connections ({}) are open",
                         limits.max_connections
                     )
@@ -152,7 +162,8 @@ impl Acceptor {
             } else {
                 self.refusals.event(|n| {
                     log::warn!(
-                        "{n} connection(s) refused: max_connections ({}) are open and busy",
+                        "{n} connection(s) refused: max_connections ({}) are open, \
+                         served or making progress",
                         limits.max_connections
                     )
                 });
@@ -163,9 +174,9 @@ impl Acceptor {
         let remote_addr = remote_addr.or_else(|| conn.peer_addr().ok().flatten());
         let socket = Arc::new(Socket::new(
             conn,
+            remote_addr.map(|a| a.ip()),
             limits,
-            self.live.clone(),
-            self.close.clone(),
+            self.shared.clone(),
         ));
         let client = ClientConnection::new(socket.clone(), remote_addr, self.handler.clone());
         let handler = self.handler.clone();
@@ -200,5 +211,35 @@ impl Acceptor {
                 socket.refuse(&limits.busy_response);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::eviction_order;
+    use std::net::IpAddr;
+
+    #[test]
+    fn the_address_with_the_most_connections_loses_one_first() {
+        let a: Option<IpAddr> = Some("192.0.2.1".parse().unwrap());
+        let b: Option<IpAddr> = Some("192.0.2.2".parse().unwrap());
+        let c: Option<IpAddr> = Some("2001:db8::1".parse().unwrap());
+        // Oldest first: b (busy), a, c, b, b (busy), a, b.
+        let open = [
+            (b, false),
+            (a, true),
+            (c, true),
+            (b, true),
+            (b, false),
+            (a, true),
+            (b, true),
+        ];
+        // b holds 4, a 2, c 1: b's evictable ones oldest first, then a's,
+        // then c's; never one that can't be evicted.
+        assert_eq!(eviction_order(&open), [3, 6, 1, 5, 2]);
+        // All from one address (behind a proxy, or a unix socket): oldest first.
+        let one = [(None, true), (None, false), (None, true)];
+        assert_eq!(eviction_order(&one), [0, 2]);
+        assert!(eviction_order(&[(a, false)]).is_empty());
     }
 }

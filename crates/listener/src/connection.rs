@@ -105,9 +105,9 @@ impl Connection {
     /// TCP_NODELAY: responses are written in several pieces (head, body),
     /// and with Nagle's algorithm and the peer's delayed ACK each keep-alive
     /// response waited ~40 ms.
-    pub(crate) fn set_timeouts(&self, timeout: Option<std::time::Duration>) {
-        let _ = self.set_read_timeout(timeout);
-        let _ = self.set_write_timeout(timeout);
+    pub(crate) fn set_timeouts(&self, read: std::time::Duration, write: std::time::Duration) {
+        let _ = self.set_read_timeout(Some(read));
+        let _ = self.set_write_timeout(Some(write));
         if let Self::Tcp(s) = self {
             let _ = s.set_nodelay(true);
         }

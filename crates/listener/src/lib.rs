@@ -24,7 +24,7 @@
 //! | `connection` | the accept thread, through its pool (`util/task_pool.rs`) | one per open connection: at most [`Limits::max_connections`] plus a quarter of it (at most 64) evicted ones not ended yet, plus idle ones kept 5 s for reuse (4 always) | request heads and bodies, under the phase deadlines | refusals (400, 408, 417, 431, 505), `100 Continue`, and what the handler answers on it (*Syncto*: what needs no upstream call) | no (*Syncto*: only if its `classify` is right; debug builds check) |
 //! | `worker-N` | *Syncto* `server::start` | `workers`; one user (an account) holds at most `max_workers_per_user` of them | no | each answer of a request that needed upstream: a small one within 1 s, a large one for 20 ms, then hands the rest over | yes, and only these; never waiting on another request's turn (a queued write waits for its turn in the queue) |
 //! | `shedder` | *Syncto* `server::start` | 1 | no | 503 to a request no worker took within `queue_timeout_milliseconds` of being queued, for 10 ms, then hands the rest over | no |
-//! | `answer` | *Syncto* `server/pool.rs` (`finish_elsewhere`) | at most one per connection | no | the rest of an answer its client takes slowly ([`Unsent::finish`]) | no |
+//! | `answer` | [`Unsent::finish_elsewhere`] (*Syncto*: a worker after 20 ms of a large answer, the shedder after 10 ms of its 503) | at most one per connection; the bytes they hold at most [`Limits::max_unsent_bytes`] | no | the rest of a large answer its client takes slowly | no |
 //! | `resolve` | *Syncto* `upstream/resolve.rs` | at most 16 | no | no | DNS lookups only |
 //!
 //! # A connection's life
@@ -63,7 +63,8 @@
 //! the next ones), the body (from the end of the head), keep-alive idle
 //! between two requests (from the moment the previous answer is out, however
 //! long it took to prepare), and writing one answer ([`Limits::send_timeout`],
-//! or less with [`Request::set_send_limit`]). A client that drips a byte a
+//! or less with [`Request::set_send_limit`]; more for a large answer whose
+//! client keeps taking it, see *The hand-over*). A client that drips a byte a
 //! second is cut off by the head deadline, not by a per-read timeout. The
 //! socket's own timeouts are set once at accept and lowered only when less
 //! is left before a deadline, so a request that arrives in one piece costs
@@ -88,18 +89,38 @@
 //! [`Request::respond_or_hand_over`] writes within the request's send
 //! limit; if the client has not taken the whole answer by then, the rest
 //! comes back as an [`Unsent`] (the writer, the head and body, the bytes
-//! already out) for another thread to finish within the listener's send
-//! limit. The writer of a large answer thus goes back to its work at once
-//! and only a slow client's connection waits.
+//! already out) for another thread to finish ([`Unsent::finish_elsewhere`]
+//! starts one). The writer of a large answer thus goes back to its work at
+//! once and only a slow client's connection waits.
+//!
+//! What a slow client can hold is bounded (`unsent.rs`): all answers handed
+//! over hold at most [`Limits::max_unsent_bytes`]. Past it, a new hand-over
+//! first drops the answers whose clients have taken nothing for 2 s
+//! (longest stalled first, their connections closed); if that is not
+//! enough, the new answer is dropped instead, so clients that keep taking
+//! their answers keep them. An answer handed over has the listener's send
+//! limit from the hand-over, and every byte its client takes from then on
+//! earns `1 / min_send_rate` seconds more ([`Limits::min_send_rate`]): a
+//! client taking a 14 MB page at that rate or faster gets all of it, one
+//! that stalls loses the connection once its credit is spent. The kernel's
+//! buffers take some of every answer at once; what they take before the
+//! hand-over earns nothing, so a client that reads nothing is cut one send
+//! limit after the hand-over. A write returns at least every second with
+//! what the kernel took, which is how a client's progress is seen.
 //!
 //! # Room
 //!
-//! At most [`Limits::max_connections`] connections are open. Past it, the
-//! oldest connection that only waits on its client (for its head, idle
-//! between requests, or taking its answer; never one whose request is being
-//! served) is shut down to make room, so clients that hold connections open
-//! can't lock others out; evicted connections not ended yet may take the
-//! count a quarter (at most 64) past the limit. When none can be evicted,
+//! At most [`Limits::max_connections`] connections are open. Past it, a
+//! connection that only waits on its client and makes no progress is shut
+//! down to make room, so clients that hold connections open can't lock
+//! others out: one waiting for (or receiving) its head, or idle between
+//! requests, or taking an answer but stalled (nothing taken for 2 s); never
+//! one whose request is being served, nor one whose client is taking its
+//! answer. Among those, one of the address that holds the most connections
+//! goes first (a client that opens many loses its own), the oldest first
+//! among equals (finding it looks at every open connection). Evicted
+//! connections not ended yet may take the count a quarter (at most 64) past
+//! the limit. When none can be evicted,
 //! the new connection is answered [`Limits::busy_response`] and closed,
 //! without a thread; so is one the system refuses a thread for (a task
 //! limit). The accept loop never ends while the [`Server`] exists: a failed
@@ -119,6 +140,8 @@ use std::thread;
 use std::time::Duration;
 
 use connection::Connection;
+use socket::Shared;
+use unsent::Budget;
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ListenAddr, Listener};
@@ -135,6 +158,7 @@ mod request;
 mod response;
 mod socket;
 mod throttle;
+mod unsent;
 mod util;
 
 /// What the listener does with the requests it reads.
@@ -182,12 +206,11 @@ impl Rejected<'_> {
 /// a unix socket's file); connections already accepted are served to the
 /// end of the request in progress, idle ones are closed.
 pub struct Server {
-    /// Set when the server is dropped: the accept loop ends, idle
-    /// connections close.
-    close: Arc<AtomicBool>,
+    /// What the accept thread and the connections share: the count of open
+    /// connections, the flag set when the server is dropped (the accept loop
+    /// ends, idle connections close), the answers handed over.
+    shared: Arc<Shared>,
     listening_addr: ListenAddr,
-    /// Connections currently open.
-    live: Arc<AtomicUsize>,
 }
 
 impl Server {
@@ -200,24 +223,35 @@ impl Server {
     ) -> io::Result<Server> {
         let listener = listener.into();
         let listening_addr = listener.local_addr()?;
-        let close = Arc::new(AtomicBool::new(false));
-        let live = Arc::new(AtomicUsize::new(0));
-        let (inside_close, inside_live) = (close.clone(), live.clone());
+        let shared = Arc::new(Shared {
+            live: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+            budget: Budget::new(limits.max_unsent_bytes),
+        });
+        let theirs = Arc::clone(&shared);
         thread::Builder::new()
             .name("accept".into())
-            .spawn(move || {
-                accept::accept_loop(listener, limits, handler, inside_close, inside_live)
-            })?;
+            .spawn(move || accept::accept_loop(listener, limits, handler, theirs))?;
         Ok(Server {
-            close,
+            shared,
             listening_addr,
-            live,
         })
     }
 
     /// The number of connections currently open.
     pub fn connections(&self) -> usize {
-        self.live.load(Relaxed)
+        self.shared.live.load(Relaxed)
+    }
+
+    /// Bytes held by answers handed over to finish for slow clients.
+    pub fn unsent_bytes(&self) -> usize {
+        self.shared.budget.held()
+    }
+
+    /// Answers dropped so far to keep [`Limits::max_unsent_bytes`] (their
+    /// connections closed).
+    pub fn answers_dropped(&self) -> u64 {
+        self.shared.budget.dropped()
     }
 
     /// The address the server listens on.
@@ -228,7 +262,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.close.store(true, Relaxed);
+        self.shared.stopping.store(true, Relaxed);
         // A connection to ourselves wakes the accept thread up.
         let maybe_stream = match &self.listening_addr {
             ListenAddr::IP(addr) => TcpStream::connect(addr).map(Connection::from),

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::response::Rest;
 use crate::socket::Socket;
+use crate::unsent::Ticket;
 use crate::util::{ChunkedDecoder, EqualReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 
@@ -323,15 +324,22 @@ impl Request {
     /// Writes the answer within the request's send limit and, if the client
     /// has not taken all of it by then, gives back an [`Unsent`] (what is
     /// left) for another thread to finish, instead of closing the
-    /// connection.
+    /// connection. The answer then counts in
+    /// [`Limits::max_unsent_bytes`](crate::Limits::max_unsent_bytes) until
+    /// it is out; when it can't be counted, the connection is closed instead.
     pub fn respond_or_hand_over(mut self, response: Response) -> Result<io::Result<()>, Unsent> {
         let mut writer = self.take_writer();
         match self.print(&mut writer, response) {
-            Err((e, Some(rest))) if e.kind() == ErrorKind::TimedOut => Err(Unsent {
-                writer,
-                rest,
-                socket: Arc::clone(&self.socket),
-            }),
+            Err((e, Some(rest))) if e.kind() == ErrorKind::TimedOut => {
+                match self.socket.budget().admit(&self.socket, rest.size()) {
+                    Some(ticket) => Err(Unsent {
+                        writer,
+                        rest,
+                        ticket,
+                    }),
+                    None => Ok(finished(&self.socket, Err(e))),
+                }
+            }
             written => Ok(finished(&self.socket, written.map_err(|(e, _)| e))),
         }
     }
@@ -394,7 +402,20 @@ fn finished(socket: &Socket, written: io::Result<()>) -> io::Result<()> {
 pub struct Unsent {
     writer: Box<dyn Write + Send + 'static>,
     rest: Rest,
-    socket: Arc<Socket>,
+    /// Counts the answer's bytes until it is dropped (after `rest`).
+    ticket: Ticket,
+}
+
+/// The threads that finish answers: one per connection at most (its next
+/// request waits for this answer), little stack.
+const ANSWER_STACK: usize = 64 * 1024;
+
+static NO_THREAD: crate::Throttle = crate::Throttle::new(Duration::from_secs(10));
+
+type Slot<F> = std::sync::Mutex<Option<(Unsent, F)>>;
+
+fn take<F>(slot: &Slot<F>) -> Option<(Unsent, F)> {
+    slot.lock().unwrap_or_else(|e| e.into_inner()).take()
 }
 
 impl Unsent {
@@ -403,15 +424,49 @@ impl Unsent {
         self.rest.left()
     }
 
-    /// Writes the rest within the listener's send limit; a client that does
-    /// not take it by then loses the connection.
+    /// Writes the rest within the listener's send limit, and the time each
+    /// byte taken earns (see [`Limits::min_send_rate`](crate::Limits)); a
+    /// client that does not take it in time loses the connection.
     pub fn finish(mut self) -> io::Result<()> {
-        self.socket.start_send(None);
+        let socket = Arc::clone(self.ticket.socket());
+        // Only what the client takes from now on earns time: what went out
+        // before may only be in the kernel's buffers (all of it, for a
+        // client that reads nothing).
+        socket.start_send(None);
         let written = self
             .rest
             .write_to(self.writer.by_ref())
             .and_then(|()| self.writer.flush());
-        finished(&self.socket, written)
+        finished(&socket, written)
+    }
+
+    /// [`Unsent::finish`] on a thread of its own (named `answer`), then
+    /// `done`. When no thread can be started, the connection is closed
+    /// instead (and `done` called at once).
+    pub fn finish_elsewhere<F: FnOnce() + Send + 'static>(self, done: F) {
+        // Shared with the thread only so that it can be taken back if the
+        // thread can't start.
+        let slot: Arc<Slot<F>> = Arc::new(std::sync::Mutex::new(Some((self, done))));
+        let theirs = Arc::clone(&slot);
+        let spawned = std::thread::Builder::new()
+            .name("answer".into())
+            .stack_size(ANSWER_STACK)
+            .spawn(move || {
+                if let Some((unsent, done)) = take(&theirs) {
+                    let _ = unsent.finish();
+                    done();
+                }
+            });
+        if let Err(e) = spawned {
+            if let Some((unsent, done)) = take(&slot) {
+                NO_THREAD
+                    .event(|n| log::error!("{n} slow answer(s) cut: cannot start a thread: {e}"));
+                let socket = Arc::clone(unsent.ticket.socket());
+                drop(unsent);
+                let _ = finished(&socket, Err(io::ErrorKind::Other.into()));
+                done();
+            }
+        }
     }
 }
 

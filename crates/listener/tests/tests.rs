@@ -2,5 +2,6 @@
 //! socket), what crosses the wire asserted byte for byte.
 
 mod hostile;
+mod slow;
 mod support;
 mod upstream;
