@@ -394,9 +394,27 @@ impl<'a> Clean<'a> {
     }
 }
 
+impl Clean<'_> {
+    /// The text cut to its cap, and whether it may hold something to replace: a byte that
+    /// is not printable ASCII (control characters, and the C1 ones and U+2028/9 among the
+    /// rest), or, quoted, `"` or `\`. Most text has none, and is then written as it is.
+    fn plain(&self) -> (&str, bool, bool) {
+        let (s, cut) = truncate(self.text, self.cap);
+        // Anything but printable ASCII is looked at closely; counted without an early exit
+        // so that the loop is vectorised (most text is short and all printable).
+        let unusual = s.bytes().filter(|b| !(0x20..0x7f).contains(b)).count();
+        let quotes = self.quoted && s.bytes().any(|b| b == b'"' || b == b'\\');
+        (s, cut, unusual > 0 || quotes)
+    }
+}
+
 impl fmt::Display for Clean<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (s, cut) = truncate(self.text, self.cap);
+        let (s, cut, suspect) = self.plain();
+        if !suspect {
+            f.write_str(s)?;
+            return if cut { f.write_str("…") } else { Ok(()) };
+        }
         // Copy runs of ordinary characters in one go; most input has nothing to replace.
         let mut run = 0;
         for (i, c) in s.char_indices() {
@@ -421,7 +439,10 @@ impl fmt::Display for Clean<'_> {
 
 impl Serialize for Clean<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        match self.plain() {
+            (text, false, false) => s.serialize_str(text),
+            _ => s.serialize_str(&self.to_string()),
+        }
     }
 }
 
