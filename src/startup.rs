@@ -57,6 +57,13 @@ pub fn cannot_listen(listen: &Listen, e: &io::Error) -> StartupError {
         (Listen::Tcp(_), ErrorKind::PermissionDenied) => {
             format!("permission denied (a security policy refuses the bind); {choose}")
         }
+        (Listen::Unix(_), ErrorKind::AddrInUse) => "a server is running on this socket \
+             (another Syncto?): stop it, or choose another path with `unix_socket` under \
+             [server:main] or `--bind unix:PATH`"
+            .to_string(),
+        (Listen::Unix(_), ErrorKind::AlreadyExists) => "remove it if it is not needed, or \
+             choose another path with `unix_socket` under [server:main] or `--bind unix:PATH`"
+            .to_string(),
         (Listen::Unix(path), ErrorKind::PermissionDenied | ErrorKind::NotFound) => format!(
             "the directory {} must exist and be writable by this user (under systemd, \
              RuntimeDirectory=syncto gives the service /run/syncto)",

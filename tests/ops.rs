@@ -364,6 +364,61 @@ fn unix_socket_gets_its_mode_in_process() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A socket file left by a server that crashed (nothing answers on it) is replaced, and
+/// the server starts; one something answers on, or a path that is not a socket, stops the
+/// start with a message that says so, and is left as it was. (A crash used to make every
+/// restart fail with "Address already in use".)
+#[test]
+fn a_stale_socket_is_replaced_and_a_live_one_refused() {
+    let dir = std::env::temp_dir().join(format!("syncto-ops-stale-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("syncto.sock");
+    let fake = Fake::start();
+    let config = || syncto::config::Config {
+        listen: Listen::Unix(path.clone()),
+        unix_socket_mode: Some(0o660),
+        ..test_config(&fake)
+    };
+    let lbheartbeat = "GET /v1/__lbheartbeat__ HTTP/1.1\r\nHost: s\r\nConnection: close\r\n\r\n";
+    // Stale: bound, then its process gone (the file stays).
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists());
+    let (running, _app) = syncto::start(config()).expect("a stale socket is replaced");
+    assert!(over_unix(&path, lbheartbeat).starts_with("HTTP/1.1 200"));
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o660, "{mode:o}");
+    // Live: a second server on the same path refuses to start, and the first one
+    // still answers there.
+    let err = match syncto::start(config()) {
+        Ok(_) => panic!("a second server started on a live socket"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("another process answers on this socket"),
+        "{err}"
+    );
+    assert!(err.contains("stop it, or choose another path"), "{err}");
+    assert!(over_unix(&path, lbheartbeat).starts_with("HTTP/1.1 200"));
+    running.shutdown();
+    assert!(!path.exists(), "the socket is removed on a clean stop");
+    // Not a socket: left alone.
+    std::fs::write(&path, "keep me").unwrap();
+    let err = match syncto::start(config()) {
+        Ok(_) => panic!("started over a regular file"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("is not a socket"), "{err}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep me");
+    // Nothing of the private directories it binds in is left behind.
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left, [std::ffi::OsString::from("syncto.sock")]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn bind_unix_flag_with_mode_and_trusted_socket_peers() {
     let dir = std::env::temp_dir().join(format!("syncto-ops-bind-{}", std::process::id()));

@@ -4,19 +4,29 @@
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 #[cfg(unix)]
 use std::os::unix::net as unix_net;
+#[cfg(unix)]
+use std::path::PathBuf;
 
-/// Unified listener. Either a [`TcpListener`] or [`std::os::unix::net::UnixListener`]
+/// The listening socket: TCP, or a unix socket and the path clients reach
+/// it at.
 pub enum Listener {
     Tcp(TcpListener),
     #[cfg(unix)]
-    Unix(unix_net::UnixListener),
+    Unix(unix_net::UnixListener, PathBuf),
 }
 impl Listener {
+    /// A unix socket that clients reach at `path`: the path it was bound
+    /// at, or another one it was moved to after the bind (a rename).
+    #[cfg(unix)]
+    pub fn unix_at(listener: unix_net::UnixListener, path: impl Into<PathBuf>) -> Listener {
+        Self::Unix(listener, path.into())
+    }
+
     pub(crate) fn local_addr(&self) -> std::io::Result<ListenAddr> {
         match self {
             Self::Tcp(l) => l.local_addr().map(ListenAddr::from),
             #[cfg(unix)]
-            Self::Unix(l) => l.local_addr().map(ListenAddr::from),
+            Self::Unix(_, path) => Ok(ListenAddr::Unix(path.clone())),
         }
     }
 
@@ -26,7 +36,7 @@ impl Listener {
                 .accept()
                 .map(|(conn, addr)| (Connection::from(conn), Some(addr))),
             #[cfg(unix)]
-            Self::Unix(l) => l.accept().map(|(conn, _)| (Connection::from(conn), None)),
+            Self::Unix(l, _) => l.accept().map(|(conn, _)| (Connection::from(conn), None)),
         }
     }
 }
@@ -35,10 +45,16 @@ impl From<TcpListener> for Listener {
         Self::Tcp(s)
     }
 }
+/// A unix socket reached at the path it was bound at.
 #[cfg(unix)]
 impl From<unix_net::UnixListener> for Listener {
     fn from(s: unix_net::UnixListener) -> Self {
-        Self::Unix(s)
+        let path = s
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(PathBuf::from))
+            .unwrap_or_default();
+        Self::Unix(s, path)
     }
 }
 
@@ -172,12 +188,12 @@ impl From<unix_net::UnixStream> for Connection {
     }
 }
 
-/// Unified listen socket address. Either a [`SocketAddr`] or [`std::os::unix::net::SocketAddr`].
+/// The address listened on: TCP, or the path of a unix socket.
 #[derive(Debug, Clone)]
 pub enum ListenAddr {
     IP(SocketAddr),
     #[cfg(unix)]
-    Unix(unix_net::SocketAddr),
+    Unix(PathBuf),
 }
 impl ListenAddr {
     pub fn to_ip(self) -> Option<SocketAddr> {
@@ -188,19 +204,13 @@ impl ListenAddr {
         }
     }
 
-    /// Gets the Unix socket address.
-    ///
-    /// This is also available on non-Unix platforms, for ease of use, but always returns `None`.
+    /// The unix socket's path.
     #[cfg(unix)]
-    pub fn to_unix(self) -> Option<unix_net::SocketAddr> {
+    pub fn to_unix(self) -> Option<PathBuf> {
         match self {
             Self::IP(_) => None,
-            Self::Unix(s) => Some(s),
+            Self::Unix(p) => Some(p),
         }
-    }
-    #[cfg(not(unix))]
-    pub fn to_unix(self) -> Option<SocketAddr> {
-        None
     }
 }
 impl From<SocketAddr> for ListenAddr {
@@ -208,18 +218,12 @@ impl From<SocketAddr> for ListenAddr {
         Self::IP(s)
     }
 }
-#[cfg(unix)]
-impl From<unix_net::SocketAddr> for ListenAddr {
-    fn from(s: unix_net::SocketAddr) -> Self {
-        Self::Unix(s)
-    }
-}
 impl std::fmt::Display for ListenAddr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::IP(s) => s.fmt(f),
             #[cfg(unix)]
-            Self::Unix(s) => std::fmt::Debug::fmt(s, f),
+            Self::Unix(p) => write!(f, "unix:{}", p.display()),
         }
     }
 }

@@ -267,19 +267,16 @@ impl Drop for Server {
         let maybe_stream = match &self.listening_addr {
             ListenAddr::IP(addr) => TcpStream::connect(addr).map(Connection::from),
             #[cfg(unix)]
-            ListenAddr::Unix(addr) => match addr.as_pathname() {
-                Some(path) => std::os::unix::net::UnixStream::connect(path).map(Connection::from),
-                None => Err(io::ErrorKind::NotFound.into()),
-            },
+            ListenAddr::Unix(path) => {
+                std::os::unix::net::UnixStream::connect(path).map(Connection::from)
+            }
         };
         if let Ok(stream) = maybe_stream {
             let _ = stream.shutdown(Shutdown::Both);
         }
         #[cfg(unix)]
-        if let ListenAddr::Unix(addr) = &self.listening_addr {
-            if let Some(path) = addr.as_pathname() {
-                let _ = std::fs::remove_file(path);
-            }
+        if let ListenAddr::Unix(path) = &self.listening_addr {
+            let _ = std::fs::remove_file(path);
         }
     }
 }
