@@ -18,14 +18,15 @@ use crate::logging::LogFormat;
 use crate::secret::Secret;
 use crate::startup::StartupError;
 
+mod derived;
 mod ini;
 mod net;
 mod settings;
 mod table;
 
+pub use derived::settings_list;
 pub(crate) use net::canonical_ip;
 pub use net::{ForwardedHeader, IpNet, TrustedProxies};
-pub use table::settings_list;
 
 /// Read when neither `--config` nor `SYNCTO_INI` names a file, if it exists.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/syncto/syncto.ini";
@@ -160,7 +161,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Config {
-        table::defaults()
+        derived::defaults()
     }
 }
 
