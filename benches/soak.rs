@@ -172,6 +172,12 @@ fn key_id(n: u64) -> String {
     format!("{n}-Yw3NKWbEM2aRElRIu7JbTw")
 }
 
+/// User n's token: each account has tokens of its own (the Token Server refuses a token
+/// with another account's key id), and Syncto's worker pool tells users apart by token.
+fn bearer(n: u64) -> String {
+    format!("Bearer soak-{n}")
+}
+
 /// What a run counted.
 #[derive(Default)]
 struct Tally {
@@ -354,7 +360,7 @@ impl Client {
                 let n = 1_000_000 + self.throwaway.fetch_add(1, Ordering::Relaxed);
                 let ua = format!("soak fault=token-{name}");
                 let path = format!("/v1/buckets/{}/collections/{COLL}/records", key_id(n));
-                let a = self.get(&path, &ua);
+                let a = self.get(n, &path, &ua);
                 self.tally.count("token fault");
                 self.tally.faulted.fetch_add(1, Ordering::Relaxed);
                 self.check(fault_ok(&a, status), || {
@@ -370,8 +376,9 @@ impl Client {
         }
     }
 
-    fn get(&self, path: &str, ua: &str) -> Answer {
-        let headers = [("Authorization", "Bearer soak"), ("User-Agent", ua)];
+    fn get(&self, user: u64, path: &str, ua: &str) -> Answer {
+        let token = bearer(user);
+        let headers = [("Authorization", token.as_str()), ("User-Agent", ua)];
         call(&self.agent, &self.base, "GET", path, &headers, None)
     }
 
@@ -381,13 +388,13 @@ impl Client {
         match fault {
             Some(Kind::Node(name, status)) => {
                 self.tally.faulted.fetch_add(1, Ordering::Relaxed);
-                let a = self.get(&path, &format!("soak fault=node-{name}"));
+                let a = self.get(user, &path, &format!("soak fault=node-{name}"));
                 self.check(fault_ok(&a, status), || {
                     format!("list, fault {name}: {} {}", a.status, a.body)
                 });
             }
             _ => {
-                let a = self.get(&path, "soak");
+                let a = self.get(user, &path, "soak");
                 let want: Vec<&String> = self.model[&user].keys().collect();
                 let mut got: Vec<String> = a.body["data"]
                     .as_array()
@@ -412,8 +419,9 @@ impl Client {
             Some(Kind::Node(name, _)) => format!("soak fault=node-{name}"),
             _ => "soak".into(),
         };
+        let token = bearer(user);
         let mut headers = vec![
-            ("Authorization", "Bearer soak"),
+            ("Authorization", token.as_str()),
             ("User-Agent", ua.as_str()),
         ];
         if op.if_none_match(&self.model[&user]) {
@@ -492,7 +500,8 @@ impl Client {
             }
             requests.push(sub);
         }
-        let headers = [("Authorization", "Bearer soak"), ("User-Agent", "soak")];
+        let token = bearer(user);
+        let headers = [("Authorization", token.as_str()), ("User-Agent", "soak")];
         let body = json!({ "requests": requests });
         let a = call(
             &self.agent,
@@ -617,7 +626,7 @@ fn main() {
                 // Warm-up: every user's credentials cached, collections empty.
                 for u in client.users.clone() {
                     let path = format!("/v1/buckets/{}/collections/{COLL}/records", key_id(u));
-                    let a = client.get(&path, "soak");
+                    let a = client.get(u, &path, "soak");
                     client.check(a.status == 200, || format!("warm-up {u}: {}", a.status));
                 }
                 warmed.fetch_add(1, Ordering::SeqCst);
