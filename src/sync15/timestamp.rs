@@ -145,6 +145,9 @@ mod tests {
         assert_eq!(seconds_to_ms("1.5"), Some(1500));
         assert_eq!(seconds_to_ms("1.2345"), Some(1235));
         assert_eq!(seconds_to_ms("-1.00"), None);
+        // Rust's integer parser takes a sign; Sync's timestamps never have one.
+        assert_eq!(seconds_to_ms("+1.00"), None);
+        assert_eq!(seconds_to_ms("1.+5"), None);
         assert_eq!(seconds_to_ms("1e9"), None);
         assert_eq!(seconds_to_ms(""), None);
         assert_eq!(seconds_to_ms(".5"), None);
