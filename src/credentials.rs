@@ -713,6 +713,27 @@ mod tests {
     }
 
     #[test]
+    fn an_expired_entry_is_neither_used_nor_known() {
+        let cache = Cache::new(b"s".to_vec(), Duration::from_secs(300), 10);
+        let calls = AtomicUsize::new(0);
+        let fetch = |_| Ok(token(calls.fetch_add(1, Ordering::SeqCst)));
+        let key = cache.key(&who("t", "k"));
+        assert!(!cache.knows(&key));
+        assert_eq!(cache.get(&who("t", "k"), fetch).unwrap().key, "key0");
+        assert!(cache.knows(&key), "a live entry");
+        cache.lock().lru.get_mut(&key).unwrap().expires = Instant::now();
+        assert!(!cache.knows(&key), "an expired entry");
+        assert_eq!(cache.get(&who("t", "k"), fetch).unwrap().key, "key1");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // A refusal alike.
+        let bad = cache.key(&who("bad", "k"));
+        assert!(cache.get(&who("bad", "k"), |_| Err(refused(401))).is_err());
+        assert!(cache.knows(&bad), "a live refusal");
+        cache.lock().refused.get_mut(&bad).unwrap().expires = Instant::now();
+        assert!(!cache.knows(&bad), "an expired refusal");
+    }
+
+    #[test]
     fn a_panicking_fetch_releases_waiters() {
         let cache = Cache::new(b"s".to_vec(), Duration::from_secs(300), 10);
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
