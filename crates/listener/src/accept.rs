@@ -9,7 +9,6 @@
 //! thread end anyway, the process exits with status 70 (`EX_SOFTWARE`):
 //! a process that no longer accepts must not look alive to its supervisor.
 
-use std::cmp::Reverse;
 use std::collections::{HashMap, VecDeque};
 use std::io::ErrorKind;
 use std::net::IpAddr;
@@ -31,34 +30,80 @@ pub(crate) fn eviction_slack(max_connections: usize) -> usize {
     (max_connections / 4).clamp(1, 64)
 }
 
-/// The order in which to try evicting connections, given each one's address
-/// and whether it can be evicted (oldest first): only those that can be;
-/// first those of the address that holds the most connections (one client
-/// opening many loses its own first), the oldest first among equals.
-fn eviction_order(connections: &[(Option<IpAddr>, bool)]) -> Vec<usize> {
-    let mut per_address: HashMap<Option<IpAddr>, usize> = HashMap::new();
-    for (addr, _) in connections {
-        *per_address.entry(*addr).or_default() += 1;
-    }
-    let mut order: Vec<usize> = (0..connections.len())
-        .filter(|&i| connections[i].1)
-        .collect();
-    order.sort_by_key(|&i| (Reverse(per_address[&connections[i].0]), i));
-    order
+/// The open connections, oldest first, with the number each address holds
+/// (only the accept thread touches them). Entries of connections that ended
+/// are pruned once they are a quarter of the list.
+#[derive(Default)]
+struct Room {
+    open: VecDeque<(Option<IpAddr>, Weak<Socket>)>,
+    per_address: HashMap<Option<IpAddr>, usize>,
 }
 
-/// Evict one connection that only waits on its client and makes no progress
-/// (see `Socket::evictable`), in [`eviction_order`]. False if none can be.
-fn evict_one(open_sockets: &mut VecDeque<Weak<Socket>>) -> bool {
-    open_sockets.retain(|s| s.strong_count() > 0);
-    let sockets: Vec<Arc<Socket>> = open_sockets.iter().filter_map(Weak::upgrade).collect();
-    let seen: Vec<(Option<IpAddr>, bool)> = sockets
-        .iter()
-        .map(|s| (s.remote(), s.evictable()))
-        .collect();
-    eviction_order(&seen)
-        .into_iter()
-        .any(|i| sockets[i].evict())
+impl Room {
+    fn add(&mut self, socket: &Arc<Socket>) {
+        let addr = socket.remote();
+        *self.per_address.entry(addr).or_default() += 1;
+        self.open.push_back((addr, Arc::downgrade(socket)));
+    }
+
+    /// Forget connections that ended, when they are a quarter of the list.
+    fn prune(&mut self, live: usize) {
+        if self.open.len() - live.min(self.open.len()) < self.open.len() / 4 + 1 {
+            return;
+        }
+        let per_address = &mut self.per_address;
+        self.open.retain(|(addr, s)| {
+            let alive = s.strong_count() > 0;
+            if !alive {
+                if let Some(n) = per_address.get_mut(addr) {
+                    *n -= 1;
+                    if *n == 0 {
+                        per_address.remove(addr);
+                    }
+                }
+            }
+            alive
+        });
+    }
+
+    /// Evict one connection that only waits on its client and makes no
+    /// progress (see `Socket::evictable`), as [`pick`] chooses. False if
+    /// none can be.
+    fn evict_one(&mut self, live: usize) -> bool {
+        self.prune(live);
+        let chosen = pick(&self.open, &self.per_address, |(_, s)| {
+            s.upgrade().is_some_and(|s| s.evictable())
+        });
+        chosen
+            .and_then(|i| self.open[i].1.upgrade())
+            .is_some_and(|s| s.evict())
+    }
+}
+
+/// The connection to evict among `open` (oldest first, each with its
+/// address; `per_address` counts each address's connections): one that
+/// `evictable` accepts, of the address that holds the most connections (one
+/// client opening many loses its own first), the oldest among equals. Stops
+/// at the first one of the busiest address, so evicting from a single
+/// attacker's many connections costs little.
+fn pick<T>(
+    open: &VecDeque<(Option<IpAddr>, T)>,
+    per_address: &HashMap<Option<IpAddr>, usize>,
+    mut evictable: impl FnMut(&(Option<IpAddr>, T)) -> bool,
+) -> Option<usize> {
+    let most = per_address.values().copied().max().unwrap_or(0);
+    let mut best: Option<(usize, usize)> = None;
+    for (i, entry) in open.iter().enumerate() {
+        let n = per_address.get(&entry.0).copied().unwrap_or(0);
+        if best.is_some_and(|(b, _)| b >= n) || !evictable(entry) {
+            continue;
+        }
+        best = Some((n, i));
+        if n == most {
+            break;
+        }
+    }
+    best.map(|(_, i)| i)
 }
 
 /// Exits the process if the accept thread ends while the server exists.
@@ -84,8 +129,8 @@ struct Acceptor {
     refusals: Throttle,
     evictions: Throttle,
     no_thread: Throttle,
-    /// The connections, oldest first (only this thread touches the list).
-    open_sockets: VecDeque<Weak<Socket>>,
+    /// The connections open, for eviction.
+    room: Room,
 }
 
 /// Accept connections until the server is dropped (`shared.stopping`).
@@ -106,7 +151,7 @@ pub(crate) fn accept_loop(
         refusals: Throttle::default(),
         evictions: Throttle::default(),
         no_thread: Throttle::default(),
-        open_sockets: VecDeque::new(),
+        room: Room::default(),
     };
     while !acceptor.shared.stopping.load(Relaxed) {
         if catch_unwind(AssertUnwindSafe(|| acceptor.run())).is_err() {
@@ -150,7 +195,7 @@ impl Acceptor {
             // client and makes no progress; refuse if none can be closed (or
             // too many evicted ones have not ended yet).
             let room = open < limits.max_connections + eviction_slack(limits.max_connections)
-                && evict_one(&mut self.open_sockets);
+                && self.room.evict_one(open);
             if room {
                 self.evictions.event(|n| {
                     log::warn!(
@@ -193,10 +238,8 @@ impl Acceptor {
         });
         match self.pool.spawn(task) {
             Ok(()) => {
-                self.open_sockets.push_back(Arc::downgrade(&socket));
-                if self.open_sockets.len() > 2 * limits.max_connections.min(1 << 20) + 64 {
-                    self.open_sockets.retain(|s| s.strong_count() > 0);
-                }
+                self.room.add(&socket);
+                self.room.prune(self.shared.live.load(Relaxed));
             }
             Err((task, e)) => {
                 // No thread to be had (a task limit, memory): the busy
@@ -216,8 +259,27 @@ impl Acceptor {
 
 #[cfg(test)]
 mod tests {
-    use super::eviction_order;
+    use super::pick;
+    use std::collections::{HashMap, VecDeque};
     use std::net::IpAddr;
+
+    /// The order `pick` evicts in, given each connection's address and
+    /// whether it can be evicted (oldest first).
+    fn order(connections: &[(Option<IpAddr>, bool)]) -> Vec<usize> {
+        let mut open: VecDeque<(Option<IpAddr>, bool)> = connections.iter().copied().collect();
+        let mut index: Vec<usize> = (0..open.len()).collect();
+        let mut per_address: HashMap<Option<IpAddr>, usize> = HashMap::new();
+        for (addr, _) in connections {
+            *per_address.entry(*addr).or_default() += 1;
+        }
+        let mut out = Vec::new();
+        while let Some(i) = pick(&open, &per_address, |(_, e)| *e) {
+            out.push(index.remove(i));
+            let (addr, _) = open.remove(i).unwrap();
+            *per_address.get_mut(&addr).unwrap() -= 1;
+        }
+        out
+    }
 
     #[test]
     fn the_address_with_the_most_connections_loses_one_first() {
@@ -234,12 +296,13 @@ mod tests {
             (a, true),
             (b, true),
         ];
-        // b holds 4, a 2, c 1: b's evictable ones oldest first, then a's,
-        // then c's; never one that can't be evicted.
-        assert_eq!(eviction_order(&open), [3, 6, 1, 5, 2]);
+        // b holds 4, a 2, c 1: b's evictable ones oldest first; then a and b
+        // hold 2 each (a's oldest is older), then c and a 1 each...; never
+        // one that can't be evicted.
+        assert_eq!(order(&open), [3, 6, 1, 2, 5]);
         // All from one address (behind a proxy, or a unix socket): oldest first.
         let one = [(None, true), (None, false), (None, true)];
-        assert_eq!(eviction_order(&one), [0, 2]);
-        assert!(eviction_order(&[(a, false)]).is_empty());
+        assert_eq!(order(&one), [0, 2]);
+        assert!(order(&[(a, false)]).is_empty());
     }
 }

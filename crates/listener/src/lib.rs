@@ -118,7 +118,9 @@
 //! one whose request is being served, nor one whose client is taking its
 //! answer. Among those, one of the address that holds the most connections
 //! goes first (a client that opens many loses its own), the oldest first
-//! among equals (finding it looks at every open connection). Evicted
+//! among equals (`accept.rs`: the number each address holds is kept as
+//! connections come, and the search stops at the first connection of the
+//! busiest address, so a flood from one address costs little per accept). Evicted
 //! connections not ended yet may take the count a quarter (at most 64) past
 //! the limit. When none can be evicted,
 //! the new connection is answered [`Limits::busy_response`] and closed,
