@@ -471,14 +471,16 @@ fn spawn_limited(
     env: &[(&str, &str)],
 ) -> (std::process::Child, u16, Arc<Mutex<String>>) {
     spawn_with(
-        &format!("ulimit {ulimit} && exec \"$0\" --bind 127.0.0.1:0"),
+        &format!("ulimit {ulimit} && exec setpriv --pdeathsig KILL \"$0\" --bind 127.0.0.1:0"),
         env!("CARGO_BIN_EXE_syncto"),
         env,
     )
 }
 
 /// Start `binary` as `$0` of the shell command `sh`; returns the child, the
-/// port it listens on, and its log so far (kept up to date).
+/// port it listens on, and its log so far (kept up to date). The commands run
+/// it through `setpriv --pdeathsig KILL`, so that it dies with the test's
+/// thread even when the test fails or its process is killed.
 fn spawn_with(
     sh: &str,
     binary: &str,
@@ -585,12 +587,7 @@ fn user_tasks(uid: &str) -> usize {
 fn spawn_with_40_tasks(
     tag: &str,
     env: &[(&str, &str)],
-) -> (
-    std::process::Child,
-    u16,
-    Arc<Mutex<String>>,
-    std::path::PathBuf,
-) {
+) -> (std::process::Child, u16, Arc<Mutex<String>>, RemovedOnDrop) {
     use std::os::unix::fs::PermissionsExt;
     let dir = std::env::temp_dir().join(format!("syncto-nproc-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -602,17 +599,29 @@ fn spawn_with_40_tasks(
         let uid = 60_000 + std::process::id() % 5_000 + u32::from(tag == "default");
         (
             40,
-            format!("setpriv --reuid={uid} --regid={uid} --clear-groups "),
+            format!("setpriv --pdeathsig KILL --reuid={uid} --regid={uid} --clear-groups "),
         )
     } else {
-        (user_tasks(me.trim()) + 40, String::new())
+        (
+            user_tasks(me.trim()) + 40,
+            "setpriv --pdeathsig KILL ".to_string(),
+        )
     };
     let (child, port, log) = spawn_with(
         &format!("exec prlimit --nproc={limit}:{limit} {user}\"$0\" --bind 127.0.0.1:0"),
         binary.to_str().unwrap(),
         env,
     );
-    (child, port, log, dir)
+    (child, port, log, RemovedOnDrop(dir))
+}
+
+/// A directory removed with everything in it when dropped (also when a test fails).
+struct RemovedOnDrop(std::path::PathBuf);
+
+impl Drop for RemovedOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Past the task limit (RLIMIT_NPROC here, as systemd's TasksMax would be),
@@ -638,9 +647,28 @@ fn a_task_limit_costs_busy_answers_never_the_listener() {
         assert!(Instant::now() < deadline, "{}", log.lock().unwrap());
         std::thread::sleep(Duration::from_millis(50));
     }
-    // A newcomer meanwhile: the busy answer, a Kinto document.
-    let wire = exchange(&a, LBHEARTBEAT);
-    let busy = wire.only_answer_then_close();
+    // The connections that got no thread got the busy answer, a Kinto document,
+    // and were closed.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let busy = 'found: loop {
+        for c in &idle {
+            c.set_nonblocking(true).unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            let closed = loop {
+                match (&*c).read(&mut buf) {
+                    Ok(0) => break true,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(_) => break false,
+                }
+            };
+            if closed && !got.is_empty() {
+                break 'found answers(&got).remove(0);
+            }
+        }
+        assert!(Instant::now() < deadline, "{}", log.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+    };
     busy.assert_error(503, 201);
     assert!(busy.header("Retry-After").is_some(), "{}", busy.head);
     // Once the clients are gone, the server serves again.
@@ -664,7 +692,7 @@ fn a_task_limit_costs_busy_answers_never_the_listener() {
     let text = log.lock().unwrap().clone();
     assert!(!text.contains("panic"), "{text}");
     stop(child);
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
 }
 
 /// The default max_connections leaves threads for every connection under
@@ -680,7 +708,7 @@ fn the_default_connection_limit_follows_the_task_limit() {
     }
     let text = log.lock().unwrap().clone();
     stop(child);
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     assert!(text.contains("at most 5 connections"), "{text}");
     assert!(text.contains("task limit: 39 more threads"), "{text}");
 }
