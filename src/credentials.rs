@@ -479,6 +479,7 @@ mod tests {
     #[test]
     fn second_lookup_is_a_hit_and_keys_are_separate() {
         let cache = Cache::new(b"s".to_vec(), Duration::from_secs(300), 10);
+        assert!(cache.is_empty());
         let calls = AtomicUsize::new(0);
         let fetch = |_| Ok(token(calls.fetch_add(1, Ordering::SeqCst)));
         let a = cache.get(&who("tok", "1-a"), fetch).unwrap();
@@ -493,6 +494,7 @@ mod tests {
         cache.get(&who("tok2", "1-a"), fetch).unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 4);
         assert_eq!(cache.len(), 4);
+        assert!(!cache.is_empty());
     }
 
     #[test]
@@ -593,6 +595,34 @@ mod tests {
     }
 
     #[test]
+    fn an_expiry_is_read_from_a_fragment_of_up_to_8_kib_and_never_below_zero() {
+        let jwt = |claims: &str| format!("h.{}.s", URL_SAFE_NO_PAD.encode(claims));
+        let at = |s: u64| Some(UNIX_EPOCH + Duration::from_secs(s));
+        assert_eq!(
+            credential_expiry(Scheme::Bearer, &jwt(r#"{"exp": 0}"#)),
+            at(0)
+        );
+        assert_eq!(
+            credential_expiry(Scheme::Bearer, &jwt(r#"{"exp": -5}"#)),
+            None
+        );
+        // The smallest of several.
+        let two = format!("{}{}", jwt(r#"{"exp": 90}"#), jwt(r#"{"exp": 60}"#));
+        assert_eq!(credential_expiry(Scheme::Bearer, &two), at(60));
+        // A fragment of 8,192 base64 characters (6,144 bytes) is read, a longer one is not.
+        let padded = |n: usize| {
+            let head = r#"{"exp": 60, "pad": ""#;
+            format!("{head}{}\"}}", "x".repeat(n - head.len() - 2))
+        };
+        let fragment = URL_SAFE_NO_PAD.encode(padded(6144));
+        assert_eq!(fragment.len(), 8192);
+        assert_eq!(credential_expiry(Scheme::Bearer, &fragment), at(60));
+        let fragment = URL_SAFE_NO_PAD.encode(padded(6147));
+        assert_eq!(fragment.len(), 8196);
+        assert_eq!(credential_expiry(Scheme::Bearer, &fragment), None);
+    }
+
+    #[test]
     fn lru_bound_and_invalidate() {
         let cache = Cache::new(b"s".to_vec(), Duration::from_secs(300), 2);
         for k in ["a", "b", "c"] {
@@ -671,9 +701,11 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert!(cache.knows(&cache.key(&who("bad", "k"))));
         assert_eq!((cache.refusals(), cache.len()), (1, 0));
+        assert!(cache.is_empty());
         // Another key id is another credential.
         assert!(cache.get(&who("bad", "k2"), fetch(401)).is_err());
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(cache.refusals(), 2);
         // Faults and other statuses say nothing about the credential.
         calls.store(0, Ordering::SeqCst);
         for status in [400, 403, 429, 500, 503] {
