@@ -191,6 +191,12 @@ fn fields_keep_only_what_was_asked() {
         r.json()["data"],
         json!({"id": "a", "last_modified": 1_790_000_000_000u64, "payload": "secret-payload"})
     );
+    // One record alike: a field it does not name is left out.
+    let r = s.auth_get(&format!("{}?_fields=sortindex", record("tabs", "a")));
+    assert_eq!(
+        r.json()["data"],
+        json!({"id": "a", "last_modified": 1_790_000_000_000u64})
+    );
 }
 
 #[test]

@@ -353,6 +353,12 @@ mod tests {
         assert!(parse_list("_since=253402300799999").is_ok());
         assert!(preconditions(Some("\"253402300800000\""), None).is_err());
         assert!(parse_list("_since=%").is_err());
+        // A pagination token is at most 1 KiB.
+        assert!(parse_list(&format!("_token={}", "1".repeat(1024))).is_ok());
+        assert_eq!(
+            message(parse_list(&format!("_token={}", "1".repeat(1025))).unwrap_err()),
+            "_token is not a valid pagination token."
+        );
         // `ids=` as Sync takes it, or a 400 naming the parameter.
         let hundred: Vec<String> = (0..100).map(|i| format!("r{i}")).collect();
         assert!(parse_list(&format!("in_ids={}", hundred.join(","))).is_ok());
