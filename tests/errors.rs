@@ -321,6 +321,14 @@ fn malformed_input_is_a_4xx_document() {
             encoding,
         ),
         (
+            format!("/v1/buckets/{KID}/collections/ta%4zbs/records"),
+            encoding,
+        ),
+        (
+            format!("/v1/buckets/{KID}/collections/ta%z4bs/records"),
+            encoding,
+        ),
+        (
             format!("/v1/buckets/{KID}/collections/tabs%/records"),
             encoding,
         ),
