@@ -300,3 +300,32 @@ fn invalid_batches_are_refused_whole() {
     assert!(s.fake.sync_seen().is_empty(), "no write upstream");
     assert_eq!(s.fake.token_calls(), 0);
 }
+
+#[test]
+fn null_defaults_and_null_bodies_are_taken_as_absent() {
+    // JSON clients often write an absent field as null.
+    let s = writable();
+    s.fake.put(KID, "tabs", "a", "x", 1000);
+    let r = batch(
+        &s,
+        &[BEARER],
+        &json!({
+            "defaults": null,
+            "requests": [
+                {"method": "GET", "path": format!("{}/records/a", coll()), "body": null},
+                {"path": format!("{}/records", coll())},
+            ],
+        }),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let subs = r.json()["responses"].as_array().unwrap().clone();
+    assert_eq!(subs[0]["status"], 200, "{}", subs[0]);
+    assert_eq!(subs[0]["body"]["data"]["payload"], "x");
+    assert_eq!(subs[1]["status"], 200, "{}", subs[1]);
+    let r = batch(
+        &s,
+        &[BEARER],
+        &json!({"defaults": {"body": null}, "requests": [{"path": format!("{}/records/a", coll())}]}),
+    );
+    assert_eq!(r.json()["responses"][0]["status"], 200, "{}", r.body);
+}
