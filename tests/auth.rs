@@ -71,7 +71,10 @@ fn browserid_client_state_header_is_deprecated_with_an_alert() {
         alert["message"],
         "X-Client-State header is deprecated and should not be provided anymore."
     );
-    assert_eq!(alert["url"], "https://syncto.readthedocs.io/");
+    assert_eq!(
+        alert["url"],
+        "https://docs.kinto-storage.org/en/stable/api/"
+    );
 }
 
 #[test]

@@ -52,7 +52,7 @@ fn before_end_of_service_every_response_warns() {
     let soft = json!({
         "code": "soft-eol",
         "message": "Syncto moves, see the URL",
-        "url": "https://syncto.readthedocs.io/",
+        "url": "https://docs.kinto-storage.org/en/stable/api/",
     });
     let r = s.auth_get(&records("tabs"));
     assert_eq!(r.status, 200, "{}", r.body);
@@ -81,7 +81,7 @@ fn after_end_of_service_everything_is_gone_but_health_checks() {
     let hard = json!({
         "code": "hard-eol",
         "message": null,
-        "url": "https://syncto.readthedocs.io/",
+        "url": "https://docs.kinto-storage.org/en/stable/api/",
     });
     let origin = ("Origin", "https://app.example");
     let put_body = r#"{"data": {"payload": "overwritten"}}"#;
@@ -160,6 +160,29 @@ fn after_end_of_service_everything_is_gone_but_health_checks() {
         let r = s.get(path, &[]);
         assert_eq!(r.status, 200, "{path}: {}", r.body);
         assert_eq!(alert(&r), hard, "{path}");
+    }
+}
+
+/// What a client reads names this server's links, never the original Python project's
+/// (its documentation, repository and issue tracker are not this project's): the hello's
+/// `project_docs` is the Kinto HTTP API this server speaks unless the operator sets one,
+/// `__version__` names no source it was not built from, a 500 sends nobody to a tracker.
+#[test]
+fn no_answer_points_at_the_original_python_project() {
+    let s = Syncto::start();
+    let hello = s.get("/v1/", &[]);
+    assert_eq!(
+        hello.json()["project_docs"],
+        "https://docs.kinto-storage.org/en/stable/api/"
+    );
+    let version = s.get("/v1/__version__", &[]);
+    assert_eq!(version.json()["source"], "unknown", "{}", version.body);
+    for r in [&hello, &version] {
+        assert!(
+            !r.body.contains("mozilla-services/syncto") && !r.body.contains("syncto.readthedocs"),
+            "{}",
+            r.body
+        );
     }
 }
 

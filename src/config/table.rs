@@ -450,7 +450,7 @@ pub(crate) const SETTINGS: &[Setting] = &[
     ),
     app!(
         "project_docs",
-        Value("https://syncto.readthedocs.io/"),
+        Value("https://docs.kinto-storage.org/en/stable/api/"),
         "project_docs of GET /v1/, and the end-of-service Alert's default url.",
         Kind::Other(|c, r| {
             if r.value.is_empty() {

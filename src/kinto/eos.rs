@@ -175,7 +175,7 @@ mod tests {
             );
             assert_eq!(
                 alert_of(&r),
-                serde_json::json!({"code": "hard-eol", "message": null, "url": "https://syncto.readthedocs.io/"})
+                serde_json::json!({"code": "hard-eol", "message": null, "url": "https://docs.kinto-storage.org/en/stable/api/"})
             );
         }
         for path in [

@@ -362,9 +362,6 @@ impl Parts {
             if let Some(d) = self.details {
                 doc["details"] = d;
             }
-            if self.status == 500 {
-                doc["info"] = json!("https://github.com/mozilla-services/syncto/issues/");
-            }
             r.json(&doc);
             r.errno = Some(errno);
         }

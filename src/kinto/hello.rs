@@ -50,13 +50,23 @@ pub fn lbheartbeat() -> Result<Response, Error> {
     Ok(r)
 }
 
+/// Where this build's source is: `SYNCTO_SOURCE` at build time, else the package's
+/// `repository`, else "unknown" (never the original Python project's: this is not it).
+fn source() -> &'static str {
+    match (option_env!("SYNCTO_SOURCE"), env!("CARGO_PKG_REPOSITORY")) {
+        (Some(s), _) => s,
+        (None, "") => "unknown",
+        (None, repository) => repository,
+    }
+}
+
 /// `GET /v1/__version__` (Dockerflow).
 pub fn version() -> Result<Response, Error> {
     let mut r = Response::new(200);
     r.json(&json!({
         "name": "syncto",
         "version": VERSION,
-        "source": option_env!("SYNCTO_SOURCE").unwrap_or("https://github.com/mozilla-services/syncto"),
+        "source": source(),
         "commit": option_env!("SYNCTO_COMMIT").unwrap_or("unknown"),
     }));
     Ok(r)

@@ -550,6 +550,8 @@ mod tests {
         assert_eq!(doc["errno"], 999);
         assert_eq!(doc["error"], "Internal Server Error");
         assert!(doc["message"].is_string());
+        // No `info` link: the original's pointed at its own issue tracker, not this project's.
+        assert!(doc.get("info").is_none(), "{doc}");
         assert!(
             r.headers
                 .iter()
