@@ -268,6 +268,28 @@ fn invalid_batches_are_refused_whole() {
             "not a valid HTTP header",
         ),
         (
+            json!({"requests": [put("a"), {"path": "/", "headers": {"X N": "v"}}]}).to_string(),
+            107,
+            "not a valid HTTP header",
+        ),
+        (
+            json!({"requests": [put("a"), {"path": "/", "headers": {"X:N": "v"}}]}).to_string(),
+            107,
+            "not a valid HTTP header",
+        ),
+        (
+            json!({"requests": [put("a"), {"path": "/", "headers": {"X".repeat(257): "v"}}]})
+                .to_string(),
+            107,
+            "not a valid HTTP header",
+        ),
+        (
+            json!({"requests": [put("a"), {"path": "/", "headers": {"X-N": "v".repeat(16385)}}]})
+                .to_string(),
+            107,
+            "not a valid HTTP header",
+        ),
+        (
             json!({"requests": [put("a"), {"path": "/", "method": "CONNECT"}]}).to_string(),
             107,
             "method should be one of",
@@ -326,6 +348,19 @@ fn null_defaults_and_null_bodies_are_taken_as_absent() {
         &s,
         &[BEARER],
         &json!({"defaults": {"body": null}, "requests": [{"path": format!("{}/records/a", coll())}]}),
+    );
+    assert_eq!(r.json()["responses"][0]["status"], 200, "{}", r.body);
+}
+
+#[test]
+fn sub_request_headers_up_to_their_limits_are_taken() {
+    // A name of 256 token characters, a value of 16 KiB.
+    let s = Syncto::start();
+    let headers = json!({"X".repeat(256): "v".repeat(16384), "X_Under-Dash9": "a\tb"});
+    let r = batch(
+        &s,
+        &[],
+        &json!({"requests": [{"path": "/", "headers": headers}]}),
     );
     assert_eq!(r.json()["responses"][0]["status"], 200, "{}", r.body);
 }
