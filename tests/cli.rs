@@ -1,17 +1,12 @@
 //! The binary: flags, the original Syncto configs starting unchanged,
 //! start-up errors, embedded defaults and graceful shutdown on SIGTERM.
 
+use crate::support::child::{Child, syncto};
 use crate::support::*;
 use fakes::Fake;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn syncto() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_syncto"));
-    c.env_remove("SYNCTO_INI");
-    c
-}
 
 #[test]
 fn version_and_help() {
@@ -250,32 +245,24 @@ fn check_config_refuses_a_token_server_url_with_credentials_query_or_fragment() 
 }
 
 /// Start the binary on the embedded defaults (port 0), return it and its port.
-pub type Spawned = (
-    std::process::Child,
-    u16,
-    BufReader<std::process::ChildStderr>,
-);
+pub type Spawned = (Child, u16, BufReader<std::process::ChildStderr>);
 
 fn spawn(fake: &Fake) -> Spawned {
     spawn_with(fake, &[])
 }
 
+/// As [`spawn`], with the settings in `env` (which may replace the port, the Token Server
+/// and the upstream timeout given here).
 pub fn spawn_with(fake: &Fake, env: &[(&str, &str)]) -> Spawned {
     let mut command = syncto();
-    command.envs(env.iter().copied());
-    let mut child = command
+    command
         .env("SYNCTO_PORT", "0")
-        .env(
-            "SYNCTO_TOKEN_SERVER_URL",
-            env.iter()
-                .find(|(k, _)| *k == "SYNCTO_TOKEN_SERVER_URL")
-                .map_or(fake.token_url.as_str(), |(_, v)| *v),
-        )
+        .env("SYNCTO_TOKEN_SERVER_URL", &fake.token_url)
         .env("SYNCTO_UPSTREAM_TIMEOUT_SECONDS", "10")
+        .envs(env.iter().copied())
         .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stdout(Stdio::null());
+    let mut child = Child::spawn(&mut command);
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut line = String::new();

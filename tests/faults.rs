@@ -448,7 +448,7 @@ fn census() -> (usize, usize) {
 #[test]
 fn a_thousand_faults_leak_nothing() {
     let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new(exe)
+    let out = crate::support::child::command(exe)
         .args([
             "faults::thousand_faults_in_this_process",
             "--exact",

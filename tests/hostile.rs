@@ -5,6 +5,7 @@
 //! does on its own (deadlines, framing, head limits, eviction) is tested in
 //! `crates/listener/tests`.
 
+use crate::support::child::{Child, DIE_WITH_TEST};
 use crate::support::*;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
@@ -465,37 +466,38 @@ fn a_body_not_read_to_its_end_closes_the_connection() {
     assert_eq!(s.get("/v1/__lbheartbeat__", &[]).status, 200);
 }
 
+/// `setpriv --pdeathsig KILL`, for the shell commands below (see [`Child`]).
+fn dying_with_test() -> String {
+    format!("setpriv {}", DIE_WITH_TEST.join(" "))
+}
+
 /// Start the binary under a limit set by `sh`'s `ulimit`.
-fn spawn_limited(
-    ulimit: &str,
-    env: &[(&str, &str)],
-) -> (std::process::Child, u16, Arc<Mutex<String>>) {
+fn spawn_limited(ulimit: &str, env: &[(&str, &str)]) -> (Child, u16, Arc<Mutex<String>>) {
     spawn_with(
-        &format!("ulimit {ulimit} && exec setpriv --pdeathsig KILL \"$0\" --bind 127.0.0.1:0"),
+        &format!(
+            "ulimit {ulimit} && exec {} \"$0\" --bind 127.0.0.1:0",
+            dying_with_test()
+        ),
         env!("CARGO_BIN_EXE_syncto"),
         env,
     )
 }
 
 /// Start `binary` as `$0` of the shell command `sh`; returns the child, the
-/// port it listens on, and its log so far (kept up to date). The commands run
-/// it through `setpriv --pdeathsig KILL`, so that it dies with the test's
-/// thread even when the test fails or its process is killed.
-fn spawn_with(
-    sh: &str,
-    binary: &str,
-    env: &[(&str, &str)],
-) -> (std::process::Child, u16, Arc<Mutex<String>>) {
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(sh)
-        .arg(binary)
-        .env_remove("SYNCTO_INI")
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+/// port it listens on, and its log so far (kept up to date). The commands
+/// exec it through `setpriv --pdeathsig KILL`, so that it dies with the
+/// test's thread even when the test's process is killed.
+fn spawn_with(sh: &str, binary: &str, env: &[(&str, &str)]) -> (Child, u16, Arc<Mutex<String>>) {
+    let mut child = Child::spawn(
+        Command::new("sh")
+            .arg("-c")
+            .arg(sh)
+            .arg(binary)
+            .env_remove("SYNCTO_INI")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
     let log = Arc::new(Mutex::new(String::new()));
     let (tx, rx) = std::sync::mpsc::channel();
     let mut lines = BufReader::new(child.stderr.take().unwrap());
@@ -515,11 +517,6 @@ fn spawn_with(
         .recv_timeout(Duration::from_secs(20))
         .unwrap_or_else(|_| panic!("no 'listening on' line: {}", log.lock().unwrap()));
     (child, port, log)
-}
-
-fn stop(mut child: std::process::Child) {
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]
@@ -556,7 +553,7 @@ fn the_accept_loop_survives_running_out_of_descriptors() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    stop(child);
+    drop(child);
 }
 
 /// Threads of the processes whose real uid is `uid`.
@@ -587,7 +584,7 @@ fn user_tasks(uid: &str) -> usize {
 fn spawn_with_40_tasks(
     tag: &str,
     env: &[(&str, &str)],
-) -> (std::process::Child, u16, Arc<Mutex<String>>, RemovedOnDrop) {
+) -> (Child, u16, Arc<Mutex<String>>, RemovedOnDrop) {
     use std::os::unix::fs::PermissionsExt;
     let dir = std::env::temp_dir().join(format!("syncto-nproc-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -597,18 +594,15 @@ fn spawn_with_40_tasks(
     let me = String::from_utf8(Command::new("id").arg("-u").output().unwrap().stdout).unwrap();
     let (limit, user) = if me.trim() == "0" {
         let uid = 60_000 + std::process::id() % 5_000 + u32::from(tag == "default");
-        (
-            40,
-            format!("setpriv --pdeathsig KILL --reuid={uid} --regid={uid} --clear-groups "),
-        )
+        (40, format!("--reuid={uid} --regid={uid} --clear-groups "))
     } else {
-        (
-            user_tasks(me.trim()) + 40,
-            "setpriv --pdeathsig KILL ".to_string(),
-        )
+        (user_tasks(me.trim()) + 40, String::new())
     };
     let (child, port, log) = spawn_with(
-        &format!("exec prlimit --nproc={limit}:{limit} {user}\"$0\" --bind 127.0.0.1:0"),
+        &format!(
+            "exec prlimit --nproc={limit}:{limit} {} {user}\"$0\" --bind 127.0.0.1:0",
+            dying_with_test()
+        ),
         binary.to_str().unwrap(),
         env,
     );
@@ -691,7 +685,7 @@ fn a_task_limit_costs_busy_answers_never_the_listener() {
     }
     let text = log.lock().unwrap().clone();
     assert!(!text.contains("panic"), "{text}");
-    stop(child);
+    drop(child);
     drop(dir);
 }
 
@@ -707,7 +701,7 @@ fn the_default_connection_limit_follows_the_task_limit() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let text = log.lock().unwrap().clone();
-    stop(child);
+    drop(child);
     drop(dir);
     assert!(text.contains("at most 5 connections"), "{text}");
     assert!(text.contains("task limit: 39 more threads"), "{text}");
@@ -745,7 +739,7 @@ fn the_default_connection_limit_keeps_descriptors_for_the_rest() {
     let text = log.lock().unwrap().clone();
     assert!(text.contains("closed to make room"), "{text}");
     assert!(!text.contains("cannot accept"), "{text}");
-    stop(child);
+    drop(child);
 }
 
 #[test]
@@ -776,7 +770,7 @@ fn the_soft_open_files_limit_is_raised_to_the_hard_one() {
         )),
         "{text}"
     );
-    stop(child);
+    drop(child);
 }
 
 #[test]
@@ -843,5 +837,5 @@ fn a_refused_request_gets_a_kinto_document_and_a_summary_line() {
     let doc = wire.only_answer_then_close().assert_error(505, 107);
     assert_eq!(doc["error"], "HTTP Version Not Supported");
     wait_for("- - 505 errno=107");
-    stop(child);
+    drop(child);
 }

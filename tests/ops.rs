@@ -3,6 +3,7 @@
 //! addresses behind trusted proxies, and the unix socket with its mode.
 
 use crate::cli::spawn_with;
+use crate::support::child::{Child, syncto};
 use crate::support::*;
 use fakes::Fake;
 use serde_json::{Value, json};
@@ -447,16 +448,15 @@ fn bind_unix_flag_with_mode_and_trusted_socket_peers() {
     let dir = std::env::temp_dir().join(format!("syncto-ops-bind-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("s.sock");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_syncto"))
-        .env_remove("SYNCTO_INI")
-        .env("SYNCTO_UNIX_SOCKET_MODE", "0640")
-        .env("SYNCTO_TRUSTED_PROXIES", "unix")
-        .arg("--bind")
-        .arg(format!("unix:{}", path.display()))
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Child::spawn(
+        syncto()
+            .env("SYNCTO_UNIX_SOCKET_MODE", "0640")
+            .env("SYNCTO_TRUSTED_PROXIES", "unix")
+            .arg("--bind")
+            .arg(format!("unix:{}", path.display()))
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null()),
+    );
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut line = String::new();

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod child;
+
 use fakes::Fake;
 use serde_json::Value;
 use std::time::Duration;

@@ -16,6 +16,7 @@
 //! only write to collections that exist from the start (`tabs`, `forms`…): two users creating
 //! a never-used collection at once get a 500 from its PostgreSQL backend.
 
+use crate::support::child::{Child, syncto};
 use crate::support::{Resp, client, request};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
@@ -338,22 +339,21 @@ pub fn next_tick() {
 
 /// The `syncto` binary against the peer at debug level, so its whole log can be searched.
 pub struct Spawned {
-    child: std::process::Child,
+    child: Child,
     pub base: String,
     stderr: BufReader<std::process::ChildStderr>,
 }
 
 pub fn spawn_syncto(token_url: &str) -> Spawned {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_syncto"))
-        .args(["--bind", "127.0.0.1:0"])
-        .env_remove("SYNCTO_INI")
-        .env("SYNCTO_TOKEN_SERVER_URL", token_url)
-        .env("SYNCTO_LOG_LEVEL", "debug")
-        .env("SYNCTO_UPSTREAM_TIMEOUT_SECONDS", "10")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Child::spawn(
+        syncto()
+            .args(["--bind", "127.0.0.1:0"])
+            .env("SYNCTO_TOKEN_SERVER_URL", token_url)
+            .env("SYNCTO_LOG_LEVEL", "debug")
+            .env("SYNCTO_UPSTREAM_TIMEOUT_SECONDS", "10")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut line = String::new();
@@ -387,16 +387,6 @@ impl Spawned {
         self.stderr.read_to_string(&mut log).unwrap();
         assert_eq!(self.child.wait().unwrap().code(), Some(0), "{log}");
         log
-    }
-}
-
-impl Drop for Spawned {
-    /// A test that failed before [`Spawned::stop`] leaves no process behind.
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
