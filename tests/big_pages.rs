@@ -7,7 +7,7 @@ use crate::support::*;
 use serde_json::Value;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const RECORDS: usize = 1000;
 
@@ -258,8 +258,22 @@ fn an_answer_never_taken_ends_the_connection_at_the_response_limit() {
     seed_8mb(&s);
     let addr = s.base.trim_start_matches("http://");
     let mut idle = TcpStream::connect(addr).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
     idle.write_all(request("GET").as_bytes()).unwrap();
-    std::thread::sleep(Duration::from_millis(3000));
+    // The answer started (its first bytes are here, unread), however long the page took to
+    // make on a loaded machine; then the server ends the connection. Nothing is read until
+    // then: a read would let the answer go on.
+    let mut first = [0u8; 1];
+    assert_eq!(idle.peek(&mut first).unwrap(), 1, "the answer started");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while s.running().connections() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the connection is still open a minute after its answer started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // What the socket buffers took, then the end of the connection.
     idle.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
