@@ -276,6 +276,7 @@ pub(crate) fn start(
         send_timeout: settings.send_timeout,
         min_send_rate: settings.min_send_rate,
         max_unsent_bytes: settings.max_unsent_bytes,
+        stalled_after: listener::Limits::default().stalled_after,
         busy_response: busy_response(&service.refuse(None, Refusal::TooManyConnections)),
     };
     let shared = Arc::new(Shared {

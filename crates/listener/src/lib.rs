@@ -96,7 +96,7 @@
 //! What a slow client can hold is bounded (`unsent.rs`): all answers handed
 //! over hold at most [`Limits::max_unsent_bytes`]. Past it, a new hand-over
 //! first drops the answers whose clients have taken nothing for 2 s
-//! (longest stalled first, their connections closed); if that is not
+//! ([`Limits::stalled_after`]; longest stalled first, their connections closed); if that is not
 //! enough, the new answer is dropped instead, so clients that keep taking
 //! their answers keep them. An answer handed over has the listener's send
 //! limit from the hand-over, and every byte its client takes from then on
@@ -228,7 +228,7 @@ impl Server {
         let shared = Arc::new(Shared {
             live: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
-            budget: Budget::new(limits.max_unsent_bytes),
+            budget: Budget::new(limits.max_unsent_bytes, limits.stalled_after),
         });
         let theirs = Arc::clone(&shared);
         thread::Builder::new()

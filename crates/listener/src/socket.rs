@@ -60,10 +60,15 @@ pub struct Limits {
     pub min_send_rate: u64,
     /// Bytes of answers handed over to finish for clients that take them
     /// slowly ([`crate::Unsent`]), all together. Past it, the answers whose
-    /// clients have taken nothing for 2 s are dropped (their connections
-    /// closed), longest stalled first, to make room; if that is not enough,
-    /// the new answer is dropped instead.
+    /// clients are stalled (see `stalled_after`) are dropped (their
+    /// connections closed), longest stalled first, to make room; if that is
+    /// not enough, the new answer is dropped instead.
     pub max_unsent_bytes: usize,
+    /// How long a client taking an answer must have taken nothing to be
+    /// stalled: its answer may then be dropped to make room under
+    /// `max_unsent_bytes`, its connection evicted past `max_connections`.
+    /// 2 s by default.
+    pub stalled_after: Duration,
     /// The complete HTTP answer written to connections past the limit.
     pub busy_response: Vec<u8>,
 }
@@ -79,6 +84,7 @@ impl Default for Limits {
             send_timeout: Duration::from_secs(60),
             min_send_rate: 8 * 1024,
             max_unsent_bytes: 32 * 1024 * 1024,
+            stalled_after: STALLED,
             busy_response: format!(
                 "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=UTF-8\r\n\
                  Retry-After: 30\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
@@ -101,7 +107,8 @@ const SLACK: u64 = 50_000_000;
 const PROGRESS_TICK: u64 = 1_000_000_000;
 
 /// A client taking an answer that has taken nothing for this long is
-/// stalled: its connection may be evicted, its answer dropped to make room.
+/// stalled: its connection may be evicted, its answer dropped to make room
+/// ([`Limits::stalled_after`]'s default).
 pub(crate) const STALLED: Duration = Duration::from_secs(2);
 
 /// What the sockets of one server share.
@@ -149,6 +156,8 @@ pub(crate) struct Socket {
     body: u64,
     idle: u64,
     send: u64,
+    /// [`Limits::stalled_after`].
+    stalled_after: Duration,
     /// Bytes a second a client taking an answer earns more time with (0:
     /// none).
     rate: u64,
@@ -211,6 +220,7 @@ impl Socket {
             body,
             idle,
             send,
+            stalled_after: limits.stalled_after,
             rate: limits.min_send_rate,
             read: Timer::new(nanos(epoch.elapsed()).saturating_add(head), base_read),
             write: Timer::new(nanos(epoch.elapsed()).saturating_add(send), base_write),
@@ -336,7 +346,7 @@ impl Socket {
     /// Whether the connection may be closed to make room for a new one: it
     /// only waits on its client, and makes no progress. Waiting for a head
     /// (or receiving one) or idle between requests, it may; taking an
-    /// answer, only once stalled (nothing taken for [`STALLED`]); never
+    /// answer, only once stalled (nothing taken for `stalled_after`); never
     /// while a request on it is being served (between the end of its head
     /// and the start of its answer).
     pub(crate) fn evictable(&self) -> bool {
@@ -344,11 +354,11 @@ impl Socket {
     }
 
     /// What counts as stalled for [`Socket::evictable`]: nothing taken for
-    /// [`STALLED`] while an answer is written; always true otherwise (a zero
-    /// wait).
+    /// `stalled_after` while an answer is written; always true otherwise (a
+    /// zero wait).
     fn quiet(&self) -> Duration {
         if self.sending.load(Relaxed) {
-            STALLED
+            self.stalled_after
         } else {
             Duration::ZERO
         }
@@ -595,7 +605,7 @@ pub(crate) mod tests {
             head_timeout: Duration::from_secs(5),
             ..Limits::default()
         };
-        let (s, _client) = socket(&limits, &shared(Budget::new(0)));
+        let (s, _client) = socket(&limits, &shared(Budget::new(0, STALLED)));
         // Reads wait up to the shortest phase limit, writes up to 1 s (so
         // that a slow client's progress is seen every second).
         assert_eq!(s.read.set.load(Relaxed), 5_000_000_000);
@@ -622,7 +632,7 @@ pub(crate) mod tests {
 
     #[test]
     fn only_a_stalled_answer_or_a_waiting_connection_can_be_evicted() {
-        let (s, _client) = socket(&Limits::default(), &shared(Budget::new(0)));
+        let (s, _client) = socket(&Limits::default(), &shared(Budget::new(0, STALLED)));
         // Waiting for a head.
         assert!(s.evictable());
         // Its request served: never.
@@ -648,7 +658,7 @@ pub(crate) mod tests {
             min_send_rate: 1000,
             ..Limits::default()
         };
-        let (s, _client) = socket(&limits, &shared(Budget::new(0)));
+        let (s, _client) = socket(&limits, &shared(Budget::new(0, STALLED)));
         let deadline = || s.write.deadline.load(SeqCst);
         s.start_send(None);
         let first = deadline();

@@ -2,8 +2,8 @@
 //! their whole buffer until the last byte is out. Their bytes, all together,
 //! are bounded ([`crate::Limits::max_unsent_bytes`]): a new hand-over that
 //! would pass the bound drops the answers whose clients have taken nothing
-//! for [`STALLED`], longest stalled first (closing their connections), if
-//! that makes room; otherwise the new answer is dropped (its connection
+//! for [`crate::Limits::stalled_after`] (2 s by default), longest stalled
+//! first (closing their connections), if that makes room; otherwise the new answer is dropped (its connection
 //! closed) and the answers whose clients are taking them go on. A client
 //! that never reads thus holds memory for a couple of seconds at most once
 //! others need it, and no number of them takes memory past the bound.
@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use crate::Throttle;
-use crate::socket::{STALLED, Socket};
+use crate::socket::Socket;
 
 /// The answers handed over, and their bound.
 pub(crate) struct Budget {
@@ -60,11 +60,9 @@ impl Drop for Ticket {
 }
 
 impl Budget {
-    pub(crate) fn new(max: usize) -> Budget {
-        Budget::with_stall(max, STALLED)
-    }
-
-    pub(crate) fn with_stall(max: usize, stalled: Duration) -> Budget {
+    /// A bound of `max` bytes; a client that has taken nothing for
+    /// `stalled` may lose its answer to make room.
+    pub(crate) fn new(max: usize, stalled: Duration) -> Budget {
         Budget {
             max,
             stalled,
@@ -163,6 +161,7 @@ impl Budget {
 mod tests {
     use super::*;
     use crate::Limits;
+    use crate::socket::STALLED;
     use crate::socket::tests::{shared, socket};
     use std::io::Write;
 
@@ -183,7 +182,7 @@ mod tests {
 
     #[test]
     fn within_the_bound_every_answer_is_counted_until_dropped() {
-        let server = shared(Budget::new(1000));
+        let server = shared(Budget::new(1000, STALLED));
         let budget = &server.budget;
         let (a, _ca) = answering(&server, None);
         let (b, _cb) = answering(&server, None);
@@ -198,7 +197,7 @@ mod tests {
 
     #[test]
     fn past_the_bound_stalled_answers_go_first_else_the_new_one() {
-        let server = shared(Budget::new(1000));
+        let server = shared(Budget::new(1000, STALLED));
         let budget = &server.budget;
         // Two clients taking their answers, one stalled 5 s, one 3 s.
         let (taking, _c1) = answering(&server, None);
@@ -220,7 +219,7 @@ mod tests {
         assert!(budget.admit(&big, 500).is_none());
         assert!(!stalled_3.closing() && !taking.closing());
         // An answer larger than the bound never fits.
-        let small = shared(Budget::new(100));
+        let small = shared(Budget::new(100, STALLED));
         let (s, _c6) = answering(&small, None);
         assert!(small.budget.admit(&s, 101).is_none());
     }

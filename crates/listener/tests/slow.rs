@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 /// workers do: written for 20 ms, the rest handed over to a thread of its
 /// own.
 fn large_answers(limits: Limits, size: usize) -> (Server, SocketAddr) {
+    let answer = expected(size);
     server(
         limits,
         Serve(move |mut rq: Request| {
             rq.set_send_limit(Duration::from_millis(20));
-            let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            let body = answer.clone();
             if let Err(unsent) =
                 rq.respond_or_hand_over(Response::new(StatusCode(200), vec![], body))
             {
@@ -133,90 +134,131 @@ fn a_client_that_stops_taking_its_answer_is_cut() {
     assert!(first.len() + rest.len() < size, "the whole answer went out");
 }
 
-/// Answers waiting for clients that never read hold at most
-/// `max_unsent_bytes`: past it a new one is dropped (its connection closed)
-/// while the others are young; once they have stalled 2 s, the longest
-/// stalled makes room for the new one.
-#[test]
-fn answers_held_for_clients_that_do_not_read_stay_within_the_bound() {
-    let size = 8_000_000;
-    let limits = Limits {
-        max_unsent_bytes: 25_000_000,
-        ..Limits::default()
-    };
-    let (server, addr) = large_answers(limits, size);
-    let ask = || {
-        let mut c = connect(addr);
+/// Three answers of 8 MB held for clients that never read, under a bound of 25 MB, by a
+/// server that answers as [`large_answers`] does; and how to wait on it.
+struct Held {
+    server: Server,
+    addr: SocketAddr,
+    held: Vec<TcpStream>,
+}
+
+const HELD: usize = 8_000_000;
+const BOUND: usize = 25_000_000;
+
+impl Held {
+    /// `stalled_after` as given; a send limit longer than any test, so that only the
+    /// bound ever cuts an answer.
+    fn start(stalled_after: Duration) -> Held {
+        let limits = Limits {
+            max_unsent_bytes: BOUND,
+            stalled_after,
+            send_timeout: Duration::from_secs(600),
+            ..Limits::default()
+        };
+        let (server, addr) = large_answers(limits, HELD);
+        let mut held = Held {
+            server,
+            addr,
+            held: Vec::new(),
+        };
+        for n in 1..=3 {
+            let c = held.ask();
+            held.held.push(c);
+            held.wait_for("handed over", &|s| s.unsent_bytes() >= n * HELD);
+        }
+        held
+    }
+
+    fn ask(&self) -> TcpStream {
+        let mut c = connect(self.addr);
         c.write_all(GET).unwrap();
         c
-    };
-    let wait_for = |what: &str, ok: &dyn Fn() -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !ok() {
+    }
+
+    fn wait_for(&self, what: &str, ok: &dyn Fn(&Server) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !ok(&self.server) {
             assert!(
                 Instant::now() < deadline,
                 "{what}: {} bytes held",
-                server.unsent_bytes()
+                self.server.unsent_bytes()
             );
             thread::sleep(Duration::from_millis(20));
         }
-    };
-    // Three fit.
-    let mut held: Vec<TcpStream> = Vec::new();
-    for n in 1..=3 {
-        held.push(ask());
-        wait_for("handed over", &|| server.unsent_bytes() >= n * size);
     }
+}
+
+/// Answers waiting for clients that never read hold at most
+/// `max_unsent_bytes`: past it a new one is dropped (its connection closed)
+/// while the others are not stalled. (They count as stalled after an hour
+/// here: with the default 2 s, a loaded machine made the newcomers arrive
+/// after the held ones had stalled, and they were rightly let in.)
+#[test]
+fn answers_held_for_clients_that_do_not_read_stay_within_the_bound() {
+    let mut h = Held::start(Duration::from_secs(3600));
     // A fourth, fifth, sixth: dropped, their connections closed (the server
     // is back to three), the three kept.
     for n in 1..=3 {
-        let mut c = ask();
-        wait_for("the new one dropped", &|| server.answers_dropped() == n);
+        let mut c = h.ask();
+        h.wait_for("the new one dropped", &|s| s.answers_dropped() == n);
         let (body, closed) = take(&mut c, 1 << 20, Duration::ZERO, None);
-        assert!(closed && body.len() < size, "{} bytes", body.len());
+        assert!(closed && body.len() < HELD, "{} bytes", body.len());
         assert!(
-            server.unsent_bytes() <= 25_000_000,
+            h.server.unsent_bytes() <= BOUND,
             "{}",
-            server.unsent_bytes()
+            h.server.unsent_bytes()
         );
     }
-    // Once clients have taken nothing for 2 s, a stalled one gives way to a
-    // newcomer (the longest stalled: see the unit tests), one only. The
-    // kernel may still take a few bytes of the answers for a while: a new
-    // one is tried each second until one gets in.
-    let mut dropped = 3;
+    // The three are whole.
+    for c in &mut h.held {
+        let (body, closed) = take(c, 1 << 20, Duration::ZERO, None);
+        assert!(!closed, "cut after {} bytes", body.len());
+        assert_eq!(body, expected(HELD));
+    }
+    h.wait_for("freed", &|s| s.unsent_bytes() == 0);
+}
+
+/// Once clients have taken nothing for 2 s (the default `stalled_after`), a
+/// stalled one gives way to a newcomer (the longest stalled: see the unit
+/// tests), one only.
+#[test]
+fn a_stalled_answer_gives_way_to_a_new_one() {
+    let mut h = Held::start(Limits::default().stalled_after);
+    // The kernel may still take a few bytes of the answers for a while: a
+    // new one is tried each second until one gets in.
+    let mut dropped = 0;
     let mut admitted = false;
-    for _ in 0..20 {
+    for _ in 0..30 {
         thread::sleep(Duration::from_secs(1));
-        let mut newcomer = ask();
-        wait_for("a decision", &|| server.answers_dropped() > dropped);
-        dropped = server.answers_dropped();
+        let mut newcomer = h.ask();
+        h.wait_for("a decision", &|s| s.answers_dropped() > dropped);
+        dropped = h.server.answers_dropped();
         assert!(
-            server.unsent_bytes() <= 25_000_000,
+            h.server.unsent_bytes() <= BOUND,
             "{}",
-            server.unsent_bytes()
+            h.server.unsent_bytes()
         );
         let (body, closed) = take(&mut newcomer, 1 << 20, Duration::ZERO, None);
         if !closed {
-            assert_eq!(body, expected(size));
+            assert_eq!(body, expected(HELD));
             admitted = true;
             break;
         }
     }
     assert!(admitted, "no stalled answer ever gave way");
     let mut cut = 0;
-    for c in &mut held {
+    for c in &mut h.held {
         let (body, closed) = take(c, 1 << 20, Duration::ZERO, None);
         if closed {
-            assert!(body.len() < size);
+            assert!(body.len() < HELD);
             cut += 1;
         } else {
-            assert_eq!(body, expected(size));
+            assert_eq!(body, expected(HELD));
         }
     }
     assert_eq!(cut, 1);
     // Every answer taken or dropped: nothing is held.
-    wait_for("freed", &|| server.unsent_bytes() == 0);
+    h.wait_for("freed", &|s| s.unsent_bytes() == 0);
 }
 
 /// Past max_connections, a connection whose client is taking its answer is
