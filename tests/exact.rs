@@ -347,3 +347,33 @@ fn if_none_match_on_a_missing_record_is_404_as_kinto() {
         assert_eq!(asked, want, "{etag}");
     }
 }
+
+#[test]
+fn collections_are_sorted_as_asked() {
+    let s = Syncto::start();
+    // Names and timestamps in different orders.
+    s.fake.put(KID, "history", "h", "x", 179_000_000_000);
+    s.fake.put(KID, "tabs", "t", "x", 179_000_000_500);
+    s.fake.put(KID, "forms", "f", "x", 179_000_001_000);
+    let ids = |sort: &str| {
+        let path = format!("/v1/buckets/{KID}/collections{sort}");
+        let r = s.auth_get(&path);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        r.json()["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let newest_first = ["forms", "tabs", "history"];
+    assert_eq!(ids(""), newest_first);
+    assert_eq!(ids("?_sort=-last_modified"), newest_first);
+    assert_eq!(ids("?_sort=last_modified"), ["history", "tabs", "forms"]);
+    assert_eq!(ids("?_sort=id"), ["forms", "history", "tabs"]);
+    assert_eq!(ids("?_sort=-id"), ["tabs", "history", "forms"]);
+    let j = s
+        .auth_get(&format!("/v1/buckets/{KID}/collections?_sort=title"))
+        .assert_error(400, 107);
+    assert_eq!(j["details"][0]["name"], "_sort");
+}

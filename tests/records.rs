@@ -291,6 +291,21 @@ fn empty_since_answer_does_not_run_ahead() {
         r.header("ETag"),
         Some(format!("\"{}\"", (T1 + 10) * 10).as_str())
     );
+    // So does one Sync answered with records that `exclude_id` then left out, one or all:
+    // the collection did change since.
+    for exclude in ["b", "b,c"] {
+        let r = s.auth_get(&format!(
+            "{}?_since={}&exclude_id={exclude}",
+            records("tabs"),
+            T1 * 10
+        ));
+        assert_eq!(r.status, 200, "{exclude}: {}", r.body);
+        assert_eq!(
+            r.header("ETag"),
+            Some(format!("\"{}\"", (T1 + 10) * 10).as_str()),
+            "{exclude}"
+        );
+    }
 }
 
 #[test]
