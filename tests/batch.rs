@@ -364,3 +364,38 @@ fn sub_request_headers_up_to_their_limits_are_taken() {
     );
     assert_eq!(r.json()["responses"][0]["status"], 200, "{}", r.body);
 }
+
+#[test]
+fn a_collapsed_writes_refusal_carries_the_nodes_headers_from_its_read() {
+    // Two create-only PUTs of records that exist collapse into one read, and both are refused
+    // from what it said: each answer carries that read's Backoff, Alert and quota, as the
+    // node's own 412 would.
+    let s = writable();
+    let read = r#"[{"id":"a","modified":1790000000.00,"payload":"x"},{"id":"b","modified":1790000000.00,"payload":"x"}]"#;
+    s.fake.script_sync([Canned::new(200, read)
+        .with("X-Last-Modified", "1790000000.00")
+        .with("X-Weave-Backoff", "30")
+        .with("X-Weave-Quota-Remaining", "1000")
+        .with("X-Weave-Alert", "node going away")
+        .for_method("GET")]);
+    let put = |id: &str| json!({"method": "PUT", "path": format!("{}/records/{id}", coll()), "headers": {"If-None-Match": "*"}, "body": {"data": {"payload": "y"}}});
+    let r = batch(&s, &[BEARER], &json!({"requests": [put("a"), put("b")]}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let subs = r.json()["responses"].as_array().unwrap().clone();
+    assert_eq!(subs.len(), 2);
+    for sub in &subs {
+        assert_eq!(sub["status"], 412, "{sub}");
+        assert_eq!(sub["body"]["errno"], 114, "{sub}");
+        assert_eq!(sub["headers"]["Backoff"], "30", "{sub}");
+        assert_eq!(sub["headers"]["Quota-Remaining"], "1000", "{sub}");
+        assert_eq!(sub["headers"]["Alert"], "node going away", "{sub}");
+    }
+    // One read, nothing written.
+    let methods: Vec<String> = s
+        .fake
+        .sync_seen()
+        .iter()
+        .map(|x| x.method.clone())
+        .collect();
+    assert_eq!(methods, ["GET"]);
+}
