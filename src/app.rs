@@ -113,8 +113,12 @@ impl App {
             config.allow_insecure_upstream,
             metrics.clone(),
         );
-        let storage =
-            sync15::storage::Storage::new(agent, metrics.clone(), config.write_conflict_budget);
+        let storage = sync15::storage::Storage::new(
+            agent,
+            metrics.clone(),
+            config.write_conflict_budget,
+            config.log_user_ids_hashed,
+        );
         let budget = TokenBudget::new(config.token_refusals_per_minute);
         Ok(App {
             config,

@@ -78,12 +78,33 @@ impl<'a> Endpoint<'a> {
         format!("{}:{}{}{path}", self.host, self.port, self.path)
     }
 
+    /// As [`Endpoint::at`], with this endpoint's own path shown as [`HIDDEN_PATH`] when
+    /// `hide` is set. A Sync node's endpoint is one user's (`/1.5/<uid>`, the account's
+    /// number on that node): `log_user_ids = hashed` keeps it out of the log, whatever the
+    /// Token Server put in that path.
+    pub fn at_hiding_own_path(&self, path: &str, hide: bool) -> String {
+        if !hide || self.path.is_empty() {
+            return self.at(path);
+        }
+        let path = path.split('?').next().unwrap_or("");
+        format!("{}:{}{HIDDEN_PATH}{path}", self.host, self.port)
+    }
+
+    /// `http(s)://host:port`, without the path.
+    pub fn origin(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}:{}", self.host, self.port)
+    }
+
     /// Whether a request to this endpoint travels in clear over a network: plain `http://`
     /// to anything but the loopback interface.
     pub fn in_clear(&self) -> bool {
         !self.https && !is_loopback_host(self.host)
     }
 }
+
+/// What [`Endpoint::at_hiding_own_path`] shows instead of the endpoint's own path.
+pub const HIDDEN_PATH: &str = "/...";
 
 /// An IPv6 host of a URL without its brackets (`[::1]` → `::1`); any other host as it is.
 pub fn bare_host(host: &str) -> &str {
@@ -182,6 +203,26 @@ mod tests {
             Endpoint::parse("https://user:pw@x/"),
             Err("it has a user name or password (@)")
         );
+    }
+
+    #[test]
+    fn where_an_upstream_error_happened() {
+        let node = Endpoint::parse("https://sync-1.example.com/1.5/123").unwrap();
+        let path = "/storage/tabs?full=1&limit=10";
+        assert_eq!(node.at(path), "sync-1.example.com:443/1.5/123/storage/tabs");
+        assert_eq!(node.at_hiding_own_path(path, false), node.at(path));
+        assert_eq!(
+            node.at_hiding_own_path(path, true),
+            "sync-1.example.com:443/.../storage/tabs"
+        );
+        // An endpoint without a path has nothing to hide.
+        let root = Endpoint::parse("http://127.0.0.1:8000").unwrap();
+        assert_eq!(
+            root.at_hiding_own_path("/info", true),
+            "127.0.0.1:8000/info"
+        );
+        assert_eq!(node.origin(), "https://sync-1.example.com:443");
+        assert_eq!(root.origin(), "http://127.0.0.1:8000");
     }
 
     #[test]

@@ -506,6 +506,102 @@ fn upstream_errors_name_host_port_and_path() {
     );
 }
 
+/// With `log_user_ids = hashed`, an upstream error names the Sync node and the request's path
+/// on it, never the user's part of the node's path (`/1.5/<uid>`): whether the node answered
+/// an error, could not be reached, did not answer in time or failed TLS. A Token Server that
+/// hands out a plain-http node is named by the node's origin in either mode.
+#[test]
+fn hashed_user_ids_keep_the_node_path_of_the_user_out_of_upstream_errors() {
+    const UID: &str = "987654321";
+    let hashed = ("SYNCTO_LOG_USER_IDS", "hashed");
+    let error_line = |log: &str| -> String {
+        assert!(!log.contains(UID) && !log.contains("/1.5/"), "{log}");
+        log.lines()
+            .find(|l| l.contains("ERROR"))
+            .unwrap_or_else(|| panic!("{log}"))
+            .to_owned()
+    };
+    // The Token Server sends the next request to `endpoint`, as user UID.
+    let token_for = |fake: &Fake, endpoint: &str| {
+        fake.script_token([fakes::Canned::new(
+            200,
+            &format!(
+                r#"{{"id": "i", "key": "k", "uid": {UID}, "api_endpoint": "{endpoint}/1.5/{UID}", "duration": 300}}"#
+            ),
+        )]);
+    };
+
+    // The node answers 500.
+    let fake = Fake::start();
+    fake.script_sync([fakes::Canned::new(500, "0")]);
+    let (status, log) = log_of_one_request(&fake, &[hashed]);
+    assert_eq!(status, 503);
+    let node = fake.sync_url.trim_start_matches("http://");
+    let line = error_line(&log);
+    assert!(
+        line.contains(&format!("sync node answered 500: {node}/.../storage/tabs")),
+        "{line}"
+    );
+
+    // Nobody listens at the node.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    token_for(&fake, &format!("http://127.0.0.1:{port}"));
+    let (status, log) = log_of_one_request(&fake, &[hashed]);
+    assert_eq!(status, 503);
+    let line = error_line(&log);
+    assert!(
+        line.contains(&format!(
+            "sync node unreachable: 127.0.0.1:{port}/.../storage/tabs: connection refused"
+        )),
+        "{line}"
+    );
+
+    // The node takes longer than the upstream timeout.
+    fake.hang_sync(Duration::from_secs(3));
+    let (status, log) =
+        log_of_one_request(&fake, &[hashed, ("SYNCTO_UPSTREAM_TIMEOUT_SECONDS", "1")]);
+    assert_eq!(status, 504);
+    let line = error_line(&log);
+    assert!(
+        line.contains(&format!("sync node timed out: {node}/.../storage/tabs")),
+        "{line}"
+    );
+    fake.hang_sync(Duration::ZERO);
+
+    // The node's certificate is not trusted.
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tls");
+    let tls = fakes::tls_server::TlsServer::start(
+        &std::fs::read(format!("{dir}/self-signed.pem")).unwrap(),
+        &std::fs::read(format!("{dir}/self-signed.key")).unwrap(),
+        |_: &str| b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".to_vec(),
+    );
+    token_for(&fake, &format!("https://localhost:{}", tls.port));
+    let (status, log) = log_of_one_request(&fake, &[hashed]);
+    assert_eq!(status, 503);
+    let line = error_line(&log);
+    assert!(
+        line.contains(&format!(
+            "sync node TLS failure: localhost:{}/.../storage/tabs: unknown issuer",
+            tls.port
+        )),
+        "{line}"
+    );
+
+    // A node in clear on the network is refused, naming its origin only, in either mode.
+    for env in [&[hashed][..], &[]] {
+        token_for(&fake, "http://192.0.2.1:8000");
+        let (status, log) = log_of_one_request(&fake, env);
+        assert_eq!(status, 503);
+        let line = error_line(&log);
+        assert!(
+            line.contains("api_endpoint http://192.0.2.1:8000 is plain http://"),
+            "{line}"
+        );
+    }
+}
+
 /// journald style only when `$JOURNAL_STREAM` names the very stream stderr is: a variable
 /// inherited by a process whose stderr goes elsewhere must not change its lines.
 #[test]

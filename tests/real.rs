@@ -15,7 +15,7 @@ mod collapse;
 
 use crate::peer::{
     DEFAULT_KCA, ENV_DIR, ENV_SCRIPT, Form, OLD_NAMES, Real, User, call_on, jwt, next_tick, peer,
-    random_hex, spawn_syncto,
+    random_hex, spawn_syncto, spawn_syncto_with,
 };
 use crate::support::{Resp, client, request};
 use serde_json::{Value, json};
@@ -994,4 +994,35 @@ fn token_server_refusals_are_401_and_never_show_the_token() {
         assert!(!log.contains(jwt(u)), "a token is in the log:\n{log}");
     }
     assert!(!log.contains("eyJ") && !log.contains("Bearer"), "{log}");
+}
+
+/// `log_user_ids = hashed` against the real node, whose endpoint for a user is
+/// `…/1.5/<uid>`: a refusal of the node that is logged names the node and the path on it
+/// as `/...`, never the uid, and the request lines name the bucket as `hmac:`, never the key
+/// id. Nothing else in the log, debug lines included, holds the node path of the user.
+#[test]
+#[ignore = "needs the real Sync server: PEER_DIR"]
+fn hashed_user_ids_keep_the_node_path_of_the_user_out_of_the_log() {
+    let p = peer();
+    let mut s = spawn_syncto_with(&p.token_url, &[("SYNCTO_LOG_USER_IDS", "hashed")]);
+    let agent = client();
+    let u = p.user();
+    let get = |path: &str| call_on(&agent, &s.base, &u, "GET", path, &[], None);
+    assert_eq!(get(&u.records("tabs")).status, 200);
+    get(&u.record("tabs", "missing")).assert_error(404, 110);
+    // A page token the node refuses.
+    let refused = get(&format!(
+        "{}?_limit=1&_token=not-an-offset",
+        u.records("tabs")
+    ));
+    assert!(refused.status >= 400, "{} {}", refused.status, refused.body);
+    let log = s.stop();
+    let node = p.token_url.split('/').nth(2).unwrap();
+    assert!(
+        log.contains(&format!("sync node answered 400: {node}/.../storage/tabs")),
+        "{log}"
+    );
+    assert!(!log.contains("/1.5/"), "a uid is in the log:\n{log}");
+    assert!(!log.contains(&u.kid) && !log.contains(jwt(&u)), "{log}");
+    assert!(log.contains("/v1/buckets/hmac:"), "{log}");
 }

@@ -719,7 +719,7 @@ pub(crate) const SETTINGS: &[Setting] = &[
     app!(
         "log_user_ids",
         Value("raw"),
-        "raw, or hashed: a user's key id in a logged path becomes its statsd users tag.",
+        "raw, or hashed: a user's key id in a logged path becomes its statsd users tag, its uid in a Sync node's path `...`.",
         Kind::Other(|c, r| {
             c.log_user_ids_hashed = match r.value.to_ascii_lowercase().as_str() {
                 "raw" => false,

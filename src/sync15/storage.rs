@@ -59,17 +59,26 @@ pub struct Call<'a> {
 pub struct Storage {
     agent: ureq::Agent,
     metrics: Metrics,
+    /// `log_user_ids = hashed`: errors name a node without the user's path on it.
+    hide_users: bool,
     pacer: Arc<Pacer>,
     limits: Arc<limits::Known>,
 }
 
 impl Storage {
     /// A client over the shared agent; `write_budget` bounds the pacing and
-    /// repeats of one write (see [`Pacer`]).
-    pub fn new(agent: ureq::Agent, metrics: Metrics, write_budget: Duration) -> Storage {
+    /// repeats of one write (see [`Pacer`]); with `hide_users`, the errors name where they
+    /// happened without the user's part of the path (see [`Endpoint::at_hiding_own_path`]).
+    pub fn new(
+        agent: ureq::Agent,
+        metrics: Metrics,
+        write_budget: Duration,
+        hide_users: bool,
+    ) -> Storage {
         Storage {
             agent,
             metrics,
+            hide_users,
             pacer: Arc::new(Pacer::new(write_budget)),
             limits: Arc::default(),
         }
@@ -136,12 +145,7 @@ impl Storage {
     /// and kept; the defaults when it does not answer.
     pub fn limits(&self, creds: &Credentials, user_agent: &str) -> Limits {
         let origin = match Endpoint::parse(&creds.endpoint) {
-            Ok(e) => format!(
-                "{}://{}:{}",
-                if e.https { "https" } else { "http" },
-                e.host,
-                e.port
-            ),
+            Ok(e) => e.origin(),
             Err(_) => return Limits::default(),
         };
         if let Some(l) = self.limits.get(&origin) {
@@ -255,19 +259,20 @@ impl Storage {
         target: &Endpoint<'_>,
         path: &str,
     ) -> Result<Reply, Error> {
-        let failed = |e: ureq::Error| Error::transport(Upstream::Storage, &target.at(path), &e);
+        let at = || target.at_hiding_own_path(path, self.hide_users);
+        let failed = |e: ureq::Error| Error::transport(Upstream::Storage, &at(), &e);
         let resp = self.agent.run(rq).map_err(failed)?;
         let mut reply = Reply::read(resp, MAX_UPSTREAM_BODY).map_err(failed)?;
         match reply.status {
             200..=299 => Ok(reply),
             304 => Err(Error::Status(Upstream::Storage, Box::new(reply))),
             400.. => {
-                reply.at = target.at(path);
+                reply.at = at();
                 Err(Error::Status(Upstream::Storage, Box::new(reply)))
             }
             _ => Err(Error::BadAnswer(
                 Upstream::Storage,
-                format!("{}: unexpected status {}", target.at(path), reply.status),
+                format!("{}: unexpected status {}", at(), reply.status),
             )),
         }
     }
@@ -310,7 +315,7 @@ mod tests {
     #[should_panic(expected = "off a worker thread")]
     fn a_storage_call_off_a_worker_is_a_bug() {
         let agent = ureq::Agent::config_builder().build().new_agent();
-        let storage = Storage::new(agent, Metrics::disabled(), Duration::ZERO);
+        let storage = Storage::new(agent, Metrics::disabled(), Duration::ZERO, false);
         let creds = Credentials {
             id: "id".into(),
             key: "key".into(),

@@ -158,9 +158,11 @@ impl TokenServer {
         let endpoint = json.api_endpoint.trim_end_matches('/').to_owned();
         let target =
             Endpoint::parse(&endpoint).map_err(|_| bad("api_endpoint is not an http(s) URL"))?;
+        // The node's origin only: the rest of the endpoint is the user's (`/1.5/<uid>`).
         if target.in_clear() && !self.allow_insecure {
             return Err(bad(&format!(
-                "api_endpoint {endpoint} is plain http:// to a non-loopback host; refusing to send credentials in clear (set allow_insecure_upstream = true to allow)"
+                "api_endpoint {} is plain http:// to a non-loopback host; refusing to send credentials in clear (set allow_insecure_upstream = true to allow)",
+                target.origin()
             )));
         }
         Ok(Token {

@@ -345,12 +345,18 @@ pub struct Spawned {
 }
 
 pub fn spawn_syncto(token_url: &str) -> Spawned {
+    spawn_syncto_with(token_url, &[])
+}
+
+/// As [`spawn_syncto`], with more settings in `env`.
+pub fn spawn_syncto_with(token_url: &str, env: &[(&str, &str)]) -> Spawned {
     let mut child = Child::spawn(
         syncto()
             .args(["--bind", "127.0.0.1:0"])
             .env("SYNCTO_TOKEN_SERVER_URL", token_url)
             .env("SYNCTO_LOG_LEVEL", "debug")
             .env("SYNCTO_UPSTREAM_TIMEOUT_SECONDS", "10")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped()),
     );
