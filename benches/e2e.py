@@ -19,10 +19,10 @@ server's (syncserver and PostgreSQL) from /proc in clock ticks. Each run pulls
 three times each way, alternating direct and through Syncto, and takes the
 medians. Prints one line per run and a min-max table.
 
-Needs the real server (peer.sh: SYNCTO_PEER_SH, else ../shared/syncstorage/peer.sh
+Needs the real server (peer.sh: PEER_SH, else ../shared/syncstorage/peer.sh
 beside the checkout, else /work/shared/syncstorage/peer.sh), node and the client
 packages of tests/clients (installed here with `npm ci` when missing).
---peer DIR (or SYNCTO_REAL_PEER) uses a peer already started there; otherwise
+--peer DIR (or PEER_DIR) uses a peer already started there; otherwise
 one is started in a temporary directory and stopped at the end.
 """
 
@@ -48,13 +48,13 @@ PULLS = 3
 
 def peer_sh():
     for p in (
-        os.environ.get("SYNCTO_PEER_SH"),
+        os.environ.get("PEER_SH"),
         os.path.join(ROOT, "..", "shared", "syncstorage", "peer.sh"),
         "/work/shared/syncstorage/peer.sh",
     ):
         if p and os.path.isfile(p):
             return p
-    sys.exit("peer.sh not found (set SYNCTO_PEER_SH)")
+    sys.exit("peer.sh not found (set PEER_SH)")
 
 
 def env_file(path):
@@ -156,7 +156,7 @@ def main():
     ap.add_argument("--page", type=int, default=1000, help="Syncto's paginate_by, the direct client's limit")
     ap.add_argument("--users", type=int, default=5, help="new users per run for the first-request figures")
     ap.add_argument("--bin", help="a syncto binary (default: cargo build --release)")
-    ap.add_argument("--peer", default=os.environ.get("SYNCTO_REAL_PEER"))
+    ap.add_argument("--peer", default=os.environ.get("PEER_DIR"))
     a = ap.parse_args()
 
     binary = a.bin

@@ -19,9 +19,9 @@ What it checks, and prints:
 Exit status 1 if a write was lost or one answered 503 was stored, or a 503 had no
 Retry-After.
 
-Upstream: the real Firefox Sync server (peer.sh: SYNCTO_PEER_SH, else
+Upstream: the real Firefox Sync server (peer.sh: PEER_SH, else
 ../shared/syncstorage/peer.sh, else /work/shared/syncstorage/peer.sh; --peer DIR or
-SYNCTO_REAL_PEER uses one already started, else one is started in a temporary directory and
+PEER_DIR uses one already started, else one is started in a temporary directory and
 stopped at the end), or with --fake PATH the fake Token Server + Sync node
 (target/release/examples/fake_upstream), which refuses a user's same-tick writes to a
 collection as the real one does: a quick loop while developing.
@@ -50,13 +50,13 @@ COLL = "tabs"
 
 def peer_sh():
     for p in (
-        os.environ.get("SYNCTO_PEER_SH"),
+        os.environ.get("PEER_SH"),
         os.path.join(ROOT, "..", "shared", "syncstorage", "peer.sh"),
         "/work/shared/syncstorage/peer.sh",
     ):
         if p and os.path.isfile(p):
             return p
-    sys.exit("peer.sh not found (set SYNCTO_PEER_SH)")
+    sys.exit("peer.sh not found (set PEER_SH)")
 
 
 def env_file(path):
@@ -227,7 +227,7 @@ def main():
     ap.add_argument("--heavy-tokens", type=int, default=1, help="tokens of the heavy user's account")
     ap.add_argument("--workers", type=int, help="Syncto's workers (default: its own)")
     ap.add_argument("--bin", help="a syncto binary (default: cargo build --release)")
-    ap.add_argument("--peer", default=os.environ.get("SYNCTO_REAL_PEER"))
+    ap.add_argument("--peer", default=os.environ.get("PEER_DIR"))
     ap.add_argument("--fake", help="examples/fake_upstream binary: fake upstreams instead of the real server")
     a = ap.parse_args()
 
