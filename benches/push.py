@@ -17,7 +17,7 @@ shaped as the design study's (about 600 bytes of encrypted-looking payload). Pri
 line per run and a min-max table, the ratio of Syncto's time to the bound, and each
 Syncto's peak RSS (VmHWM).
 
-Needs the real server (peer.sh: SYNCTO_PEER_SH, else ../shared/syncstorage/peer.sh
+Needs the real server (peer.sh: PEER_SH, else ../shared/syncstorage/peer.sh
 beside the checkout, else /work/shared/syncstorage/peer.sh), node and the client
 packages of tests/clients (installed here with `npm ci` when missing). --peer DIR (or
 PEER_DIR) uses a peer already started there; otherwise one is started in a temporary
@@ -44,7 +44,7 @@ WHAT = ("creates", "updates", "deletes")
 
 def peer_sh():
     for p in (
-        os.environ.get("SYNCTO_PEER_SH"),
+        os.environ.get("PEER_SH"),
         os.environ.get("PEER_SH"),
         os.path.join(ROOT, "..", "shared", "syncstorage", "peer.sh"),
         "/work/shared/syncstorage/peer.sh",
