@@ -219,15 +219,7 @@ impl Gate {
                 st.busy = true;
                 return Ok(st.last_answer);
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(busy());
-            }
-            st = self
-                .free
-                .wait_timeout(st, deadline - now)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
+            st = self.wait_for_free(st, deadline)?;
         }
     }
 
@@ -260,15 +252,26 @@ impl Gate {
                 st = lock(&self.state);
                 continue;
             }
-            if now >= deadline {
-                return Err(busy());
-            }
-            st = self
-                .free
-                .wait_timeout(st, deadline - now)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
+            st = self.wait_for_free(st, deadline)?;
         }
+    }
+
+    /// Wait for a write in progress to end (the gate's `free` signal), at most until
+    /// `deadline`: the busy answer when it has passed.
+    fn wait_for_free<'a>(
+        &self,
+        st: std::sync::MutexGuard<'a, GateState>,
+        deadline: Instant,
+    ) -> Result<std::sync::MutexGuard<'a, GateState>, Error> {
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(busy());
+        }
+        Ok(self
+            .free
+            .wait_timeout(st, deadline - now)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|e| e.into_inner().0))
     }
 
     fn leave(&self) {
