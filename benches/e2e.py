@@ -27,63 +27,21 @@ one is started in a temporary directory and stopped at the end.
 """
 
 import argparse
-import json
 import os
 import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MJS = os.path.join(ROOT, "benches", "e2e.mjs")
-HZ = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+from common import HZ, cpu_ms, span  # noqa: E402
+
+MJS = os.path.join(common.ROOT, "benches", "e2e.mjs")
 # Pulls each way in a run (alternating direct and through Syncto): medians.
 PULLS = 3
-
-
-def peer_sh():
-    for p in (
-        os.environ.get("PEER_SH"),
-        os.path.join(ROOT, "..", "shared", "syncstorage", "peer.sh"),
-        "/work/shared/syncstorage/peer.sh",
-    ):
-        if p and os.path.isfile(p):
-            return p
-    sys.exit("peer.sh not found (set PEER_SH)")
-
-
-def env_file(path):
-    out = {}
-    with open(path) as f:
-        for line in f:
-            k, _, v = line.strip().partition("=")
-            out[k] = v
-    return out
-
-
-def ticks(pid):
-    """utime + stime of a process, in clock ticks."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def children(pid):
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        out.append(int(d))
-            except OSError:
-                pass
-    return out
 
 
 def server_cpu(peer):
@@ -91,43 +49,22 @@ def server_cpu(peer):
     sync_pid = int(peer["PEER_SYNCSERVER_PID"])
     pg = int(peer["PEER_POSTGRES_PID"])
     total = {}
-    for pid in [sync_pid, pg] + children(pg):
+    for pid in [sync_pid, pg] + common.children(pg):
         try:
-            total[pid] = ticks(pid)
+            total[pid] = common.ticks(pid)
         except OSError:
             pass
     return total
 
 
-def cpu_ms(before, after):
-    return sum(after[p] - before.get(p, 0) for p in after) * 1000 / HZ
-
-
-class Syncto:
+class Syncto(common.Syncto):
     """A fresh Syncto; stop() returns the CPU it used, in ms (rusage, exact)."""
 
     def __init__(self, binary, token_url, page, tmp):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        self.port = s.getsockname()[1]
-        s.close()
-        ini = os.path.join(tmp, "syncto.ini")
-        with open(ini, "w") as f:
-            f.write(f"[app:main]\ntoken_server_url = {token_url}\npaginate_by = {page}\n")
+        ini = common.write_ini(os.path.join(tmp, "syncto.ini"), token_server_url=token_url, paginate_by=page)
         self.log = open(os.path.join(tmp, "syncto.log"), "ab")
-        self.proc = subprocess.Popen(
-            [binary, "--config", ini, "--bind", f"127.0.0.1:{self.port}"],
-            stdout=self.log,
-            stderr=self.log,
-        )
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(self.url + "/__lbheartbeat__", timeout=1).read()
-                return
-            except OSError:
-                time.sleep(0.02)
-        sys.exit("syncto did not start")
+        super().__init__(binary, config=ini, env=common.env_without_syncto(), log=self.log)
+        self.wait(pause=0.02)
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -138,15 +75,7 @@ class Syncto:
 
 
 def node(*args):
-    out = subprocess.run(["node", MJS, *args], capture_output=True, text=True, timeout=300)
-    if out.returncode != 0:
-        sys.exit(f"node {args[0]} failed: {out.stderr.strip()[-500:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def span(values, fmt="{:.0f}"):
-    lo, hi = min(values), max(values)
-    return fmt.format(lo) if fmt.format(lo) == fmt.format(hi) else f"{fmt.format(lo)}–{fmt.format(hi)}"
+    return common.node(MJS, *args, timeout=300)
 
 
 def main():
@@ -159,48 +88,18 @@ def main():
     ap.add_argument("--peer", default=os.environ.get("PEER_DIR"))
     a = ap.parse_args()
 
-    binary = a.bin
-    if not binary:
-        subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "syncto"], cwd=ROOT, check=True)
-        binary = os.path.join(ROOT, "target", "release", "syncto")
-    clients = os.path.join(ROOT, "tests", "clients")
-    if not os.path.isdir(os.path.join(clients, "node_modules", "kinto")):
-        subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund"],
-            cwd=clients,
-            check=True,
-            env={**os.environ, "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"},
-        )
+    binary = common.release_binary(a.bin)
+    common.npm_ci()
 
-    psh = peer_sh()
     tmp = tempfile.mkdtemp(prefix="syncto-e2e-")
-    os.chmod(tmp, 0o711)  # PostgreSQL runs as its own user and must reach its dir
-    started = a.peer is None
-    peer_dir = a.peer or os.path.join(tmp, "peer")
+    upstream = None
     try:
-        if started:
-            subprocess.run(
-                ["bash", psh, "start", peer_dir],
-                check=True,
-                env={**os.environ, "PEER_SYNC_PORT": "0", "PEER_PG_PORT": "0"},
-                stdout=subprocess.DEVNULL,
-            )
-        peer = env_file(os.path.join(peer_dir, "peer.env"))
-        token_url = peer["PEER_TOKEN_SERVER_URL"]
+        upstream = common.Peer(a.peer, tmp)
+        peer, token_url, user = upstream.env, upstream.token_url, upstream.token
 
-        def user():
-            out = subprocess.run(
-                ["bash", psh, "token", peer_dir, os.urandom(16).hex(), os.urandom(16).hex(), "--json"],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            return out.stdout.strip()
-
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
         print(
             f"# {time.strftime('%Y-%m-%d')} {os.cpu_count()} cores, syncstorage-rs {peer.get('PEER_VERSION', '?')} "
-            f"+ PostgreSQL, Syncto {rev.stdout.strip()} ({binary}), {a.records} records in pages of {a.page}, "
+            f"+ PostgreSQL, Syncto {common.git_rev()} ({binary}), {a.records} records in pages of {a.page}, "
             f"{a.runs} runs"
         )
         rows = []
@@ -290,8 +189,8 @@ def main():
             f"| {span(col('cached_syncto_ms'), '{:.1f}')} ms | |"
         )
     finally:
-        if started and os.path.isdir(peer_dir):
-            subprocess.run(["bash", psh, "stop", peer_dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if upstream:
+            upstream.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -34,65 +34,23 @@ import http.client
 import json
 import os
 import re
-import signal
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.parse
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
 COLL = "tabs"
 
 
-def peer_sh():
-    for p in (
-        os.environ.get("PEER_SH"),
-        os.path.join(ROOT, "..", "shared", "syncstorage", "peer.sh"),
-        "/work/shared/syncstorage/peer.sh",
-    ):
-        if p and os.path.isfile(p):
-            return p
-    sys.exit("peer.sh not found (set PEER_SH)")
-
-
-def env_file(path):
-    out = {}
-    with open(path) as f:
-        for line in f:
-            k, _, v = line.strip().partition("=")
-            out[k] = v
-    return out
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Fake:
+class Fake(common.Fake):
     """examples/fake_upstream: two fake users, any token works."""
 
     def __init__(self, path, seconds):
-        self.proc = subprocess.Popen(
-            [path, "--seconds", str(seconds)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.token_url = None
-        for line in self.proc.stdout:
-            if line.startswith("TOKEN_URL="):
-                self.token_url = line.strip().split("=", 1)[1]
-                break
-        if not self.token_url:
-            sys.exit("fake_upstream did not start")
+        super().__init__(path, "--seconds", str(seconds))
 
     def users(self, tokens):
         heavy = [
@@ -101,80 +59,32 @@ class Fake:
         ]
         return heavy, {"Authorization": "Bearer other-user", "X-KeyID": "5678-Yw3NKWbEM2aRElRIu7JbTw"}
 
-    def stop(self):
-        self.proc.stdin.close()
-        self.proc.wait(timeout=10)
 
-
-class Peer:
+class Peer(common.Peer):
     """The real Token Server + Sync node, two fresh users."""
 
-    def __init__(self, peer_dir, tmp):
-        self.sh = peer_sh()
-        self.started = peer_dir is None
-        self.dir = peer_dir or os.path.join(tmp, "peer")
-        if self.started:
-            os.chmod(tmp, 0o711)  # PostgreSQL runs as its own user and must reach its dir
-            subprocess.run(
-                ["bash", self.sh, "start", self.dir],
-                check=True,
-                env={**os.environ, "PEER_SYNC_PORT": "0", "PEER_PG_PORT": "0"},
-                stdout=subprocess.DEVNULL,
-            )
-        self.token_url = env_file(os.path.join(self.dir, "peer.env"))["PEER_TOKEN_SERVER_URL"]
-
     def user(self, uid=None, state=None):
-        out = subprocess.run(
-            ["bash", self.sh, "token", self.dir, uid or str(int.from_bytes(os.urandom(4), "big")),
-             state or os.urandom(16).hex(), "--json"],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        t = json.loads(out.stdout)
+        t = json.loads(self.token(uid or str(int.from_bytes(os.urandom(4), "big")), state))
         return {"Authorization": t["Authorization"], "X-KeyID": t["X-KeyID"]}
 
     def users(self, tokens):
         uid, state = str(int.from_bytes(os.urandom(4), "big")), os.urandom(16).hex()
         return [self.user(uid, state) for _ in range(tokens)], self.user()
 
-    def stop(self):
-        if self.started:
-            subprocess.run(["bash", self.sh, "stop", self.dir], stdout=subprocess.DEVNULL)
 
-
-class Syncto:
+class Syncto(common.Syncto):
     def __init__(self, binary, token_url, workers, tmp):
-        self.port = free_port()
-        ini = os.path.join(tmp, "syncto.ini")
-        with open(ini, "w") as f:
-            f.write(f"[app:main]\ntoken_server_url = {token_url}\n")
-            f.write(f"record_{COLL}_put_enabled = true\n")
-            if workers:
-                f.write(f"workers = {workers}\n")
+        settings = {"token_server_url": token_url, f"record_{COLL}_put_enabled": "true"}
+        if workers:
+            settings["workers"] = workers
+        ini = common.write_ini(os.path.join(tmp, "syncto.ini"), **settings)
         self.log_path = os.path.join(tmp, "syncto.log")
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [binary, "--config", ini, "--bind", f"127.0.0.1:{self.port}"],
-            stdout=self.log,
-            stderr=self.log,
-        )
-        for _ in range(250):
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
-                c.request("GET", "/v1/__lbheartbeat__")
-                c.getresponse().read()
-                return
-            except OSError:
-                time.sleep(0.02)
-        sys.exit("syncto did not start")
+        super().__init__(binary, config=ini, env=common.env_without_syncto(), log=self.log)
+        self.wait(pause=0.02)
 
     def peak_rss_kib(self):
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-        return 0
+        return self.peak_rss_kb() or 0
 
     def workers_line(self):
         with open(self.log_path, errors="replace") as f:
@@ -182,11 +92,7 @@ class Syncto:
         return m.group(1) if m else "?"
 
     def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        self.terminate(30)
         self.log.close()
 
 
@@ -231,10 +137,7 @@ def main():
     ap.add_argument("--fake", help="examples/fake_upstream binary: fake upstreams instead of the real server")
     a = ap.parse_args()
 
-    binary = a.bin
-    if not binary:
-        subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "syncto"], cwd=ROOT, check=True)
-        binary = os.path.join(ROOT, "target", "release", "syncto")
+    binary = common.release_binary(a.bin)
     tmp = tempfile.mkdtemp(prefix="syncto-fairness-")
     upstream = Fake(a.fake, int(a.seconds) + 300) if a.fake else Peer(a.peer, tmp)
     syncto = None

@@ -28,105 +28,45 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MJS = os.path.join(ROOT, "benches", "push.mjs")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+from common import span  # noqa: E402
+
+MJS = os.path.join(common.ROOT, "benches", "push.mjs")
 COLL = "history"
 WHAT = ("creates", "updates", "deletes")
 
 
-def peer_sh():
-    for p in (
-        os.environ.get("PEER_SH"),
-        os.environ.get("PEER_SH"),
-        os.path.join(ROOT, "..", "shared", "syncstorage", "peer.sh"),
-        "/work/shared/syncstorage/peer.sh",
-    ):
-        if p and os.path.isfile(p):
-            return p
-    sys.exit("peer.sh not found (set PEER_SH)")
-
-
-def env_file(path):
-    out = {}
-    with open(path) as f:
-        for line in f:
-            k, _, v = line.strip().partition("=")
-            out[k] = v
-    return out
-
-
-class Syncto:
+class Syncto(common.Syncto):
     """A Syncto with writes on `history`; stop() ends it."""
 
     def __init__(self, binary, token_url, tmp, name):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        self.port = s.getsockname()[1]
-        s.close()
-        ini = os.path.join(tmp, f"{name}.ini")
-        with open(ini, "w") as f:
-            f.write(
-                f"[app:main]\ntoken_server_url = {token_url}\n"
-                f"record_{COLL}_put_enabled = true\nrecord_{COLL}_delete_enabled = true\n"
-            )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCTO_")}
-        self.log = open(os.path.join(tmp, f"{name}.log"), "ab")
-        self.proc = subprocess.Popen(
-            [binary, "--config", ini, "--bind", f"127.0.0.1:{self.port}"],
-            stdout=self.log,
-            stderr=self.log,
-            env=env,
+        ini = common.write_ini(
+            os.path.join(tmp, f"{name}.ini"),
+            token_server_url=token_url,
+            **{f"record_{COLL}_put_enabled": "true", f"record_{COLL}_delete_enabled": "true"},
         )
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-        for _ in range(250):
-            try:
-                hello = json.loads(urllib.request.urlopen(self.url + "/", timeout=1).read())
-                self.batch = hello["settings"]["batch_max_requests"]
-                return
-            except OSError:
-                time.sleep(0.02)
-        sys.exit(f"{binary} did not start")
+        self.log = open(os.path.join(tmp, f"{name}.log"), "ab")
+        super().__init__(binary, config=ini, env=common.env_without_syncto(), log=self.log)
+        hello = self.wait(lambda: json.loads(urllib.request.urlopen(self.url + "/", timeout=1).read()),
+                          pause=0.02, what=f"{binary} did not start")
+        self.batch = hello["settings"]["batch_max_requests"]
 
     def peak_rss_kb(self):
-        """VmHWM: the most resident memory the process had."""
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-        return 0
+        return super().peak_rss_kb() or 0
 
     def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        self.terminate(20)
         self.log.close()
 
 
 def node(*args):
-    out = subprocess.run(["node", MJS, *args], capture_output=True, text=True, timeout=600)
-    if out.returncode != 0:
-        sys.exit(f"node {args[0]} failed: {out.stderr.strip()[-500:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def span(values, fmt):
-    lo, hi = fmt(min(values)), fmt(max(values))
-    if lo == hi:
-        return lo
-    # "45–70 ms" rather than "45 ms–70 ms".
-    lo_n, _, lo_unit = lo.partition(" ")
-    hi_n, _, hi_unit = hi.partition(" ")
-    return f"{lo_n}–{hi}" if lo_unit and lo_unit == hi_unit else f"{lo}–{hi}"
+    return common.node(MJS, *args, timeout=600)
 
 
 def ms(v):
@@ -143,43 +83,15 @@ def main():
     a = ap.parse_args()
     sizes = [int(x) for x in a.records.split(",")]
 
-    binary = a.bin
-    if not binary:
-        subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "syncto"], cwd=ROOT, check=True)
-        binary = os.path.join(ROOT, "target", "release", "syncto")
-    clients = os.path.join(ROOT, "tests", "clients")
-    if not os.path.isdir(os.path.join(clients, "node_modules", "kinto")):
-        subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund"],
-            cwd=clients,
-            check=True,
-            env={**os.environ, "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"},
-        )
+    binary = common.release_binary(a.bin)
+    common.npm_ci()
 
-    psh = peer_sh()
     tmp = tempfile.mkdtemp(prefix="syncto-push-")
-    os.chmod(tmp, 0o711)  # PostgreSQL runs as its own user and must reach its dir
-    started = a.peer is None
-    peer_dir = a.peer or os.path.join(tmp, "peer")
+    upstream = None
     servers = []
     try:
-        if started:
-            subprocess.run(
-                ["bash", psh, "start", peer_dir],
-                check=True,
-                env={**os.environ, "PEER_SYNC_PORT": "0", "PEER_PG_PORT": "0"},
-                stdout=subprocess.DEVNULL,
-            )
-        token_url = env_file(os.path.join(peer_dir, "peer.env"))["PEER_TOKEN_SERVER_URL"]
-
-        def user():
-            out = subprocess.run(
-                ["bash", psh, "token", peer_dir, os.urandom(16).hex(), os.urandom(16).hex(), "--json"],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            return out.stdout.strip()
+        upstream = common.Peer(a.peer, tmp)
+        token_url, user = upstream.token_url, upstream.token
 
         ways = [("direct", None)]
         after = Syncto(binary, token_url, tmp, "after")
@@ -189,10 +101,9 @@ def main():
             before = Syncto(a.before, token_url, tmp, "before")
             servers.append(before)
             ways.append(("before", before))
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
         print(
             f"# {time.strftime('%Y-%m-%d')} {os.cpu_count()} cores, syncstorage-rs + PostgreSQL (peer.sh), "
-            f"Syncto {rev.stdout.strip()} ({binary}, batches of {after.batch})"
+            f"Syncto {common.git_rev()} ({binary}, batches of {after.batch})"
             + (f", before: {a.before} (batches of {before.batch})" if a.before else "")
             + f", {a.runs} runs"
         )
@@ -229,8 +140,8 @@ def main():
     finally:
         for s in servers:
             s.stop()
-        if started:
-            subprocess.run(["bash", psh, "stop", peer_dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if upstream:
+            upstream.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
