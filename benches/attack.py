@@ -41,6 +41,9 @@ import threading
 import time
 import http.client
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
 KID = "1234-Yw3NKWbEM2aRElRIu7JbTw"
 RECORDS = f"/v1/buckets/{KID}/collections/bench/records"
 GOOD = {"Authorization": "Bearer bench-token"}
@@ -52,62 +55,33 @@ def raise_own_nofile():
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Fake:
+class Fake(common.Fake):
     def __init__(self, path):
-        self.proc = subprocess.Popen(
-            [path, "--seconds", "900", "--seed", "10"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.urls = {}
-        while "SYNC_URL" not in self.urls:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise SystemExit("fake_upstream did not start")
-            k, _, v = line.strip().partition("=")
-            self.urls[k] = v
-
-    def stop(self):
-        self.proc.stdin.close()
-        self.proc.wait(timeout=10)
+        super().__init__(path, "--seconds", "900", "--seed", "10")
 
 
-class Syncto:
+class Syncto(common.Syncto):
     def __init__(self, path, token_url, nofile=None, env=None, logdir="."):
-        self.port = free_port()
-        e = dict(os.environ, SYNCTO_TOKEN_SERVER_URL=token_url)
-        e.pop("SYNCTO_INI", None)
-        e.update(env or {})
-        self.log = open(os.path.join(logdir, f"syncto-{self.port}.log"), "w+")
+        port = common.free_port()
+        self.log = open(os.path.join(logdir, f"syncto-{port}.log"), "w+")
 
         def limit():
             if nofile:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
-        self.proc = subprocess.Popen(
-            [path, "--bind", f"127.0.0.1:{self.port}"], env=e, preexec_fn=limit,
-            stdout=subprocess.DEVNULL, stderr=self.log)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if get(self.port, "/v1/__lbheartbeat__", timeout=1)[1] == 200:
-                return
-            time.sleep(0.1)
-        raise SystemExit("syncto did not start")
+        super().__init__(path, env=common.env_with(SYNCTO_TOKEN_SERVER_URL=token_url, **(env or {})),
+                         log=self.log, stdout=subprocess.DEVNULL, preexec_fn=limit, port=port)
+        self.wait(lambda: get(self.port, "/v1/__lbheartbeat__", timeout=1)[1] == 200)
 
     def stats(self):
         pid = self.proc.pid
         try:
-            threads = len(os.listdir(f"/proc/{pid}/task"))
-            fds = len(os.listdir(f"/proc/{pid}/fd"))
-            with open(f"/proc/{pid}/status") as f:
-                rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS"))
-        except (OSError, StopIteration):
+            threads = common.threads(pid)
+            fds = common.fds(pid)
+            rss = common.status_kb(pid, "VmRSS")
+        except OSError:
+            return None
+        if rss is None:
             return None
         return {"threads": threads, "rss_kb": rss, "fds": fds}
 
@@ -117,8 +91,7 @@ class Syncto:
         return self.log.read()
 
     def stop(self):
-        self.proc.kill()
-        self.proc.wait()
+        self.kill()
         self.log.close()
 
 
@@ -458,11 +431,8 @@ def scenario(name, args, logdir):
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
-    root = os.path.dirname(here)
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--bin", default=os.path.join(root, "target/release/syncto"))
-    p.add_argument("--fake", default=os.path.join(root, "target/release/examples/fake_upstream"))
+    common.add_binary_args(p)
     p.add_argument("--seconds", type=float, default=20, help="minimum attack length")
     p.add_argument("scenarios", nargs="*",
                    default=["idle", "slowloris", "blackhole", "framing", "upgrade"])

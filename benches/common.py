@@ -226,13 +226,13 @@ def wait_until(probe, what, seconds=20, pause=0.1, proc=None):
 
 class Syncto:
     """A Syncto on a free port of 127.0.0.1: `[*prefix, binary, --config config, --bind …]`,
-    its stderr (and stdout, unless given) into `log`. The caller waits for it (wait()) and
-    owns the log."""
+    its stderr (and stdout, unless given) into `log`, on `port` if given (else a free one).
+    The caller waits for it (wait()) and owns the log."""
 
     def __init__(self, binary, *, config=None, env=None, log=subprocess.DEVNULL, stdout=None, prefix=(),
-                 preexec_fn=None):
+                 preexec_fn=None, port=None):
         self.binary = binary
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.proc = subprocess.Popen(
             [*prefix, binary, *(["--config", config] if config else []), "--bind", f"127.0.0.1:{self.port}"],

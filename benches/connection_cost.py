@@ -13,48 +13,28 @@ Bounded: the process is killed at the end.
 import argparse
 import os
 import socket
-import subprocess
+import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 
 
 def main():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--bin", default=os.path.join(root, "target/release/syncto"))
+    common.add_binary_args(p, fake=False)
     p.add_argument("--connections", type=int, default=500)
     p.add_argument("--tunables", action="store_true")
     args = p.parse_args()
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    env = dict(os.environ, SYNCTO_TOKEN_SERVER_URL="http://127.0.0.1:9/",
-               SYNCTO_REQUEST_HEAD_TIMEOUT_SECONDS="60")
-    env.pop("SYNCTO_INI", None)
+    env = common.env_with(SYNCTO_TOKEN_SERVER_URL="http://127.0.0.1:9/",
+                          SYNCTO_REQUEST_HEAD_TIMEOUT_SECONDS="60")
     if args.tunables:
-        unit = open(os.path.join(root, "etc/syncto.service")).read()
-        env["GLIBC_TUNABLES"] = next(l.split("GLIBC_TUNABLES=", 1)[1].strip()
-                                     for l in unit.splitlines() if "GLIBC_TUNABLES=" in l)
-    proc = subprocess.Popen([args.bin, "--bind", f"127.0.0.1:{port}"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def rss():
-        with open(f"/proc/{proc.pid}/status") as f:
-            return int(next(l.split()[1] for l in f if l.startswith("VmRSS")))
-
-    def threads():
-        return len(os.listdir(f"/proc/{proc.pid}/task"))
-
+        env["GLIBC_TUNABLES"] = common.glibc_tunables()
+    server = common.Syncto(args.bin, env=env)
+    port, rss, threads = server.port, server.rss_kb, server.threads
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("syncto did not start")
-                time.sleep(0.1)
+        # Only a connection, so that no request is made before the first figure.
+        server.wait(lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True)
         time.sleep(1)
         n = args.connections
         start = rss()
@@ -73,8 +53,7 @@ def main():
         for c in socks:
             c.close()
     finally:
-        proc.kill()
-        proc.wait()
+        server.kill()
 
 
 if __name__ == "__main__":

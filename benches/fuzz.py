@@ -35,15 +35,14 @@ import argparse
 import json
 import os
 import random
-import resource
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 from attack import Fake, Syncto, get, raise_own_nofile  # noqa: E402
 
 KID = "1234-Yw3NKWbEM2aRElRIu7JbTw"
@@ -312,11 +311,8 @@ def worker(args, port, seed, stats, stop_at, out_dir, server):
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
-    root = os.path.dirname(here)
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--bin", default=os.path.join(root, "target/release/syncto"))
-    p.add_argument("--fake", default=os.path.join(root, "target/release/examples/fake_upstream"))
+    common.add_binary_args(p)
     p.add_argument("--minutes", type=float, default=10)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=12)

@@ -26,30 +26,25 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import http.client
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 
 KID = "1234-Yw3NKWbEM2aRElRIu7JbTw"
 RECORDS = f"/v1/buckets/{KID}/collections/bench/records"
 AUTH = "Bearer slow-readers"
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def stats(pid):
     try:
-        with open(f"/proc/{pid}/status") as f:
-            rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS"))
-        return rss, len(os.listdir(f"/proc/{pid}/task"))
-    except (OSError, StopIteration):
+        rss = common.status_kb(pid, "VmRSS")
+        return (rss, common.threads(pid)) if rss is not None else (None, None)
+    except OSError:
         return None, None
 
 
@@ -67,11 +62,8 @@ def request_bytes():
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
-    root = os.path.dirname(here)
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--bin", default=os.path.join(root, "target/release/syncto"))
-    p.add_argument("--fake", default=os.path.join(root, "target/release/examples/fake_upstream"))
+    common.add_binary_args(p)
     p.add_argument("--connections", type=int, default=40)
     p.add_argument("--seconds", type=float, default=20)
     p.add_argument("--tunables", action="store_true",
@@ -79,43 +71,21 @@ def main():
     p.add_argument("--download", action="store_true")
     args = p.parse_args()
 
-    fake = subprocess.Popen([args.fake, "--seconds", "300", "--seed", "1000",
-                             "--seed-size", "15000"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    urls = {}
-    while "SYNC_URL" not in urls:
-        line = fake.stdout.readline()
-        if not line:
-            raise SystemExit("fake_upstream did not start")
-        k, _, v = line.strip().partition("=")
-        urls[k] = v
-    port = free_port()
-    env = dict(os.environ, SYNCTO_TOKEN_SERVER_URL=urls["TOKEN_URL"])
-    env.pop("SYNCTO_INI", None)
+    fake = common.Fake(args.fake, "--seconds", "300", "--seed", "1000", "--seed-size", "15000")
+    env = common.env_with(SYNCTO_TOKEN_SERVER_URL=fake.token_url)
     if args.tunables:
-        unit = open(os.path.join(root, "etc/syncto.service")).read()
-        tunables = next(l.split("GLIBC_TUNABLES=", 1)[1].strip()
-                        for l in unit.splitlines() if "GLIBC_TUNABLES=" in l)
-        env["GLIBC_TUNABLES"] = tunables
+        env["GLIBC_TUNABLES"] = common.glibc_tunables()
     # Every one of them gets its page (none shed for want of a free worker).
     env["SYNCTO_QUEUE_TIMEOUT_MILLISECONDS"] = "60000"
     if args.download:
         env["SYNCTO_MAX_CONNECTIONS"] = "16"
     log = tempfile.TemporaryFile("w+")
-    proc = subprocess.Popen([args.bin, "--bind", f"127.0.0.1:{port}"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=log)
+    server = common.Syncto(args.bin, env=env, log=log, stdout=subprocess.DEVNULL)
+    port, proc = server.port, server.proc
     report = {"binary": args.bin, "tunables": env.get("GLIBC_TUNABLES")}
     held = []
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                status, size = get_page(port)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("syncto did not start")
-                time.sleep(0.1)
+        status, size = server.wait(lambda: get_page(port))
         report["page"] = {"status": status, "bytes": size}
         time.sleep(1)
         report["rss_kb_start"], report["threads_start"] = stats(proc.pid)
@@ -174,8 +144,7 @@ def main():
             s.close()
         proc.kill()
         proc.wait()
-        fake.stdin.close()
-        fake.wait(timeout=10)
+        fake.stop()
         log.seek(0)
         report["log_warnings"] = [l.strip()[25:] for l in log if " WARN " in l or " ERROR " in l][:5]
     print(json.dumps(report, indent=1))

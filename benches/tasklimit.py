@@ -16,18 +16,14 @@ import argparse
 import http.client
 import json
 import os
+import sys
 import socket
 import subprocess
 import tempfile
 import time
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 
 
 def get(port, path, timeout=5.0):
@@ -44,7 +40,7 @@ def get(port, path, timeout=5.0):
 
 def threads(pid):
     try:
-        return len(os.listdir(f"/proc/{pid}/task"))
+        return common.threads(pid)
     except OSError:
         return None
 
@@ -58,33 +54,27 @@ def rounds(port, n=20):
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--bin", default=os.path.join(os.path.dirname(here), "target/release/syncto"))
+    common.add_binary_args(p, fake=False)
     p.add_argument("--nproc", type=int, default=40)
     p.add_argument("--idle", type=int, default=60)
     p.add_argument("--max-connections", help="SYNCTO_MAX_CONNECTIONS (default: derived)")
     args = p.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root (the server runs as nobody under the limit)")
-    port = free_port()
-    env = dict(os.environ, SYNCTO_TOKEN_SERVER_URL="http://127.0.0.1:9/")
-    env.pop("SYNCTO_INI", None)
+    env = common.env_with(SYNCTO_TOKEN_SERVER_URL="http://127.0.0.1:9/")
     if args.max_connections:
         env["SYNCTO_MAX_CONNECTIONS"] = args.max_connections
     log = tempfile.TemporaryFile("w+")
-    proc = subprocess.Popen(
-        ["prlimit", f"--nproc={args.nproc}:{args.nproc}", "setpriv", "--reuid=65534",
-         "--regid=65534", "--clear-groups", args.bin, "--bind", f"127.0.0.1:{port}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=log)
+    server = common.Syncto(
+        args.bin, env=env, log=log, stdout=subprocess.DEVNULL,
+        prefix=["prlimit", f"--nproc={args.nproc}:{args.nproc}", "setpriv", "--reuid=65534",
+                "--regid=65534", "--clear-groups"])
+    port, proc = server.port, server.proc
     report = {"binary": args.bin, "nproc": args.nproc, "idle": args.idle,
               "max_connections": args.max_connections or "default"}
     try:
-        deadline = time.monotonic() + 20
-        while get(port, "/v1/__lbheartbeat__", 1) != 200:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise SystemExit("syncto did not start")
-            time.sleep(0.1)
+        server.wait(lambda: get(port, "/v1/__lbheartbeat__", 1) == 200)
         report["threads_at_start"] = threads(proc.pid)
         idle = []
         for _ in range(args.idle):
