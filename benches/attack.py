@@ -305,21 +305,9 @@ def exchange(port, data, timeout=10.0):
         s.sendall(data)
     except OSError:
         pass
-    out, closed = b"", False
-    while True:
-        try:
-            chunk = s.recv(65536)
-        except socket.timeout:
-            break
-        except OSError:
-            closed = True
-            break
-        if not chunk:
-            closed = True
-            break
-        out += chunk
+    out, timed_out = common.read_to_end(s)
     s.close()
-    return out, closed, time.monotonic() - t0
+    return out, not timed_out, time.monotonic() - t0
 
 
 def describe(out, closed, secs):

@@ -269,6 +269,22 @@ class Syncto:
         self.proc.wait()
 
 
+def read_to_end(sock):
+    """What `sock` receives until the server closes it (or the connection fails), and
+    whether its timeout ended the wait first."""
+    out = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            return out, True
+        except OSError:
+            return out, False
+        if not chunk:
+            return out, False
+        out += chunk
+
+
 def glibc_tunables():
     """GLIBC_TUNABLES as etc/syncto.service sets it."""
     with open(os.path.join(ROOT, "etc/syncto.service")) as f:

@@ -12,36 +12,15 @@
 // SYNCTO is Syncto's base URL (http://127.0.0.1:PORT/v1). Every client here uses
 // Node's fetch, as kinto-http and Kinto.js do. Records are shaped like real Sync
 // records (an encrypted payload: base64 ciphertext of 160-300 bytes, IV, hmac).
-import { createHmac, createHash, randomBytes } from "node:crypto";
-import { createRequire } from "node:module";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { randomBytes } from "node:crypto";
+import { now, require, sleep, storage } from "./common.mjs";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const require = createRequire(path.join(here, "../tests/clients/package.json"));
 const [cmd, base, userJson, coll, arg] = process.argv.slice(2);
 const user = JSON.parse(userJson || "{}");
-const now = () => performance.now();
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function fail(why) {
   console.error(`e2e.mjs ${cmd}: ${why}`);
   process.exit(1);
-}
-
-// Hawk (sha256) for the Sync node; the key is the token's key string.
-function hawk(cred, method, url, body) {
-  const u = new URL(url);
-  const port = u.port || (u.protocol === "https:" ? "443" : "80");
-  const ts = Math.floor(Date.now() / 1000);
-  const nonce = randomBytes(6).toString("base64");
-  let hash = "";
-  if (body !== undefined) {
-    hash = createHash("sha256").update(`hawk.1.payload\napplication/json\n${body}\n`).digest("base64");
-  }
-  const norm = `hawk.1.header\n${ts}\n${nonce}\n${method}\n${u.pathname}${u.search}\n${u.hostname}\n${port}\n${hash}\n\n`;
-  const mac = createHmac("sha256", cred.key).update(norm).digest("base64");
-  return `Hawk id="${cred.id}", ts="${ts}", nonce="${nonce}", ${hash ? `hash="${hash}", ` : ""}mac="${mac}"`;
 }
 
 async function exchange() {
@@ -50,15 +29,6 @@ async function exchange() {
   });
   if (res.status !== 200) fail(`token server answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
   return res.json();
-}
-
-async function storage(cred, method, rest, body) {
-  const url = `${cred.api_endpoint}/storage/${rest}`;
-  const headers = { Authorization: hawk(cred, method, url, body) };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const res = await fetch(url, { method, headers, body });
-  const text = await res.text();
-  return { res, text };
 }
 
 function record(i) {

@@ -273,18 +273,7 @@ def run_case(port, r, data):
             s.shutdown(socket.SHUT_WR)
     except OSError:
         pass
-    raw, hang = b"", False
-    while True:
-        try:
-            chunk = s.recv(65536)
-        except socket.timeout:
-            hang = True
-            break
-        except OSError:
-            break
-        if not chunk:
-            break
-        raw += chunk
+    raw, hang = common.read_to_end(s)
     s.close()
     return raw, hang
 

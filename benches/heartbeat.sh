@@ -18,36 +18,15 @@ SECS=${1:-5}
 for tool in wrk curl python3; do
   command -v "$tool" >/dev/null || { echo "$tool is needed (apt-get install wrk curl python3)" >&2; exit 2; }
 done
-cargo build --release --quiet --bin syncto --example fake_upstream
-SYNCTO=${SYNCTO:-target/release/syncto}
+. benches/common.sh
+build_release
+bench_tmp
+start_fake $((SECS + 60))
+start_syncto
 
-tmp=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  exec 3>&- 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-mkfifo "$tmp/fake.in"
-target/release/examples/fake_upstream --seconds $((SECS + 60)) <"$tmp/fake.in" >"$tmp/fake.out" 2>&1 &
-PIDS+=($!)
-exec 3>"$tmp/fake.in"
-for _ in $(seq 100); do grep -q '^STATS_URL=' "$tmp/fake.out" && break; sleep 0.05; done
-TOKEN_URL=$(sed -n 's/^TOKEN_URL=//p' "$tmp/fake.out")
-STATS_URL=$(sed -n 's/^STATS_URL=//p' "$tmp/fake.out")
-[ -n "$STATS_URL" ] || { echo "the fake upstream did not start" >&2; exit 1; }
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-SYNCTO_TOKEN_SERVER_URL=$TOKEN_URL SYNCTO_LOG_LEVEL=warning \
-  "$SYNCTO" --bind "127.0.0.1:$port" 2>"$tmp/syncto.log" &
-PIDS+=($!)
-for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/v1/__lbheartbeat__" && break; sleep 0.05; done
-
-before=$(curl -s "$STATS_URL" | python3 -c 'import json,sys; print(json.load(sys.stdin)["heartbeats"])')
+before=$(fake_stat heartbeats)
 wrk -t2 -c16 -d"${SECS}s" "http://127.0.0.1:$port/v1/__heartbeat__" >"$tmp/wrk.out"
-after=$(curl -s "$STATS_URL" | python3 -c 'import json,sys; print(json.load(sys.stdin)["heartbeats"])')
+after=$(fake_stat heartbeats)
 requests=$(awk '/requests in/ {print $1}' "$tmp/wrk.out")
 non2xx=$(awk '/Non-2xx/ {print $NF}' "$tmp/wrk.out")
 echo "syncto: $SYNCTO"

@@ -12,18 +12,12 @@
 // an encrypted-looking payload of about 600 bytes and a sortindex. "Paced" is what Syncto
 // does for one user's collection: the next write 11 ms after the previous answer, a write
 // the node refused as a conflict (503, body 0) sent again.
-import { createHmac, createHash, randomBytes } from "node:crypto";
-import { createRequire } from "node:module";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { randomBytes } from "node:crypto";
+import { now, require, sleep, storage } from "./common.mjs";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const require = createRequire(path.join(here, "../tests/clients/package.json"));
 const [cmd, base, userJson, coll, arg] = process.argv.slice(2);
 const user = JSON.parse(userJson || "{}");
 const n = Number(arg);
-const now = () => performance.now();
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function fail(why) {
   console.error(`push.mjs ${cmd}: ${why}`);
@@ -78,21 +72,6 @@ async function kinto() {
 
 // ---------------------------------------------------------------- straight to the node
 
-// Hawk (sha256) for the Sync node; the key is the token's key string.
-function hawk(cred, method, url, body) {
-  const u = new URL(url);
-  const port = u.port || (u.protocol === "https:" ? "443" : "80");
-  const ts = Math.floor(Date.now() / 1000);
-  const nonce = randomBytes(6).toString("base64");
-  let hash = "";
-  if (body !== undefined) {
-    hash = createHash("sha256").update(`hawk.1.payload\napplication/json\n${body}\n`).digest("base64");
-  }
-  const norm = `hawk.1.header\n${ts}\n${nonce}\n${method}\n${u.pathname}${u.search}\n${u.hostname}\n${port}\n${hash}\n\n`;
-  const mac = createHmac("sha256", cred.key).update(norm).digest("base64");
-  return `Hawk id="${cred.id}", ts="${ts}", nonce="${nonce}", ${hash ? `hash="${hash}", ` : ""}mac="${mac}"`;
-}
-
 async function direct() {
   const res = await fetch(new URL("1.0/sync/1.5", base), {
     headers: { Authorization: user.Authorization, "X-KeyID": user["X-KeyID"] },
@@ -108,11 +87,7 @@ async function direct() {
         const wait = lastAnswer + 11 - now();
         if (wait > 0) await sleep(wait);
       }
-      const url = `${cred.api_endpoint}/storage/${rest}`;
-      const headers = { Authorization: hawk(cred, method, url, body) };
-      if (body !== undefined) headers["Content-Type"] = "application/json";
-      const r = await fetch(url, { method, headers, body });
-      const text = await r.text();
+      const { res: r, text } = await storage(cred, method, rest, body);
       lastAnswer = now();
       if (r.status === 503 && text.trim() === "0") {
         if (++conflicts > 100) fail("too many conflicts");
