@@ -13,43 +13,32 @@ Against the fakes (examples/fake_upstream), loopback only, about a second.
 import argparse
 import os
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "syncto"))
-    ap.add_argument("--fake", default=os.path.join(ROOT, "target", "release", "examples", "fake_upstream"))
+    common.add_binary_args(ap)
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="syncto-forwarded-")
-    fake = subprocess.Popen([a.fake, "--seconds", "30"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    token_url = next(
-        (line.strip().split("=", 1)[1] for line in fake.stdout if line.startswith("TOKEN_URL=")), None
+    fake = common.Fake(a.fake, "--seconds", "30")
+    ini = common.write_ini(
+        os.path.join(tmp, "syncto.ini"), token_server_url=fake.token_url, trusted_proxies="127.0.0.1"
     )
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    ini, log = os.path.join(tmp, "syncto.ini"), os.path.join(tmp, "syncto.log")
-    with open(ini, "w") as f:
-        f.write(f"[app:main]\ntoken_server_url = {token_url}\ntrusted_proxies = 127.0.0.1\n")
-    proc = subprocess.Popen(
-        [a.bin, "--config", ini, "--bind", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=open(log, "w")
-    )
+    log = os.path.join(tmp, "syncto.log")
+    server = common.Syncto(a.bin, config=ini, env=common.env_without_syncto(), log=open(log, "w"))
     try:
-        for _ in range(100):
-            try:
-                c = socket.create_connection(("127.0.0.1", port), timeout=1)
-                break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            sys.exit(f"syncto did not start; see {log}")
+        c = server.wait(
+            lambda: socket.create_connection(("127.0.0.1", server.port), timeout=1),
+            seconds=5,
+            pause=0.05,
+            what=f"syncto did not start; see {log}",
+        )
         c.sendall(
             b"GET /v1/__lbheartbeat__ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"X-Forwarded-For: 203.0.113.7\r\nForwarded: for=6.6.6.6\r\nConnection: close\r\n\r\n"
@@ -59,10 +48,8 @@ def main():
         c.close()
         time.sleep(0.3)
     finally:
-        proc.terminate()
-        proc.wait(10)
-        fake.stdin.close()
-        fake.wait(10)
+        server.terminate(10)
+        fake.stop()
     remote = [w for line in open(log) if "__lbheartbeat__" in line for w in line.split() if w.startswith("remote=")]
     print(f"proxy's X-Forwarded-For: 203.0.113.7, client's Forwarded: for=6.6.6.6 -> logged {' '.join(remote)}")
 
