@@ -32,6 +32,9 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
 KID = "1234-Yw3NKWbEM2aRElRIu7JbTw"
 PAGE_MB = 50
 
@@ -117,16 +120,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.answer(200, b"1444385059.19", [("X-Last-Modified", "1444385059.19")])
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Syncto:
     def __init__(self, binary, upstream, workers=4, extra=""):
         self.dir = tempfile.mkdtemp(prefix="syncto-bench-")
-        self.port = free_port()
+        self.port = common.free_port()
         ini = os.path.join(self.dir, "syncto.ini")
         with open(ini, "w") as f:
             f.write(
@@ -135,20 +132,11 @@ class Syncto:
                 f"[server:main]\nhost = 127.0.0.1\nport = {self.port}\n"
             )
         self.proc = subprocess.Popen([binary, "--config", ini], stderr=subprocess.DEVNULL)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        common.wait_until(lambda: socket.create_connection(("127.0.0.1", self.port), timeout=1).close() or True,
+                          "syncto did not start", seconds=10, pause=0.05, proc=self.proc)
 
     def status(self, field):
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024  # MB
-        return 0.0
+        return (common.status_kb(self.proc.pid, field) or 0) / 1024  # MB
 
     def request(self, method, path, body=None, headers=None, timeout=120):
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
