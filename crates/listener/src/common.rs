@@ -1,6 +1,6 @@
 use ascii::{AsciiStr, AsciiString, FromAsciiError};
 use std::cmp::Ordering;
-use std::fmt::{self, Display, Formatter};
+
 use std::str::FromStr;
 
 /// Status code of a request or response.
@@ -117,36 +117,6 @@ impl From<u32> for StatusCode {
     }
 }
 
-impl AsRef<u16> for StatusCode {
-    fn as_ref(&self) -> &u16 {
-        &self.0
-    }
-}
-
-impl PartialEq<u16> for StatusCode {
-    fn eq(&self, other: &u16) -> bool {
-        &self.0 == other
-    }
-}
-
-impl PartialEq<StatusCode> for u16 {
-    fn eq(&self, other: &StatusCode) -> bool {
-        self == &other.0
-    }
-}
-
-impl PartialOrd<u16> for StatusCode {
-    fn partial_cmp(&self, other: &u16) -> Option<Ordering> {
-        self.0.partial_cmp(other)
-    }
-}
-
-impl PartialOrd<StatusCode> for u16 {
-    fn partial_cmp(&self, other: &StatusCode) -> Option<Ordering> {
-        self.partial_cmp(&other.0)
-    }
-}
-
 /// Represents a HTTP header.
 #[derive(Debug, Clone)]
 pub struct Header {
@@ -194,12 +164,6 @@ impl FromStr for Header {
     }
 }
 
-impl Display for Header {
-    fn fmt(&self, formatter: &mut Formatter<'_>) -> Result<(), fmt::Error> {
-        write!(formatter, "{}: {}", self.field, self.value.as_str())
-    }
-}
-
 /// Field of a header (eg. `Content-Type`, `Content-Length`, etc.)
 ///
 /// Comparison between two `HeaderField`s ignores case.
@@ -239,12 +203,6 @@ impl FromStr for HeaderField {
         } else {
             AsciiString::from_ascii(s).map(HeaderField).map_err(|_| ())
         }
-    }
-}
-
-impl Display for HeaderField {
-    fn fmt(&self, formatter: &mut Formatter<'_>) -> Result<(), fmt::Error> {
-        write!(formatter, "{}", self.0.as_str())
     }
 }
 
@@ -332,22 +290,10 @@ impl FromStr for Method {
     }
 }
 
-impl Display for Method {
-    fn fmt(&self, formatter: &mut Formatter<'_>) -> Result<(), fmt::Error> {
-        write!(formatter, "{}", self.as_str())
-    }
-}
-
 /// HTTP version (usually 1.0 or 1.1).
 #[allow(clippy::upper_case_acronyms)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HTTPVersion(pub u8, pub u8);
-
-impl Display for HTTPVersion {
-    fn fmt(&self, formatter: &mut Formatter<'_>) -> Result<(), fmt::Error> {
-        write!(formatter, "{}.{}", self.0, self.1)
-    }
-}
 
 impl Ord for HTTPVersion {
     fn cmp(&self, other: &Self) -> Ordering {
@@ -365,32 +311,6 @@ impl Ord for HTTPVersion {
 impl PartialOrd for HTTPVersion {
     fn partial_cmp(&self, other: &HTTPVersion) -> Option<Ordering> {
         Some(self.cmp(other))
-    }
-}
-
-impl PartialEq<(u8, u8)> for HTTPVersion {
-    fn eq(&self, &(major, minor): &(u8, u8)) -> bool {
-        self.eq(&HTTPVersion(major, minor))
-    }
-}
-
-impl PartialEq<HTTPVersion> for (u8, u8) {
-    fn eq(&self, other: &HTTPVersion) -> bool {
-        let &(major, minor) = self;
-        HTTPVersion(major, minor).eq(other)
-    }
-}
-
-impl PartialOrd<(u8, u8)> for HTTPVersion {
-    fn partial_cmp(&self, &(major, minor): &(u8, u8)) -> Option<Ordering> {
-        self.partial_cmp(&HTTPVersion(major, minor))
-    }
-}
-
-impl PartialOrd<HTTPVersion> for (u8, u8) {
-    fn partial_cmp(&self, other: &HTTPVersion) -> Option<Ordering> {
-        let &(major, minor) = self;
-        HTTPVersion(major, minor).partial_cmp(other)
     }
 }
 

@@ -481,7 +481,9 @@ impl fmt::Debug for Request {
         write!(
             formatter,
             "Request({} {} from {:?})",
-            self.method, self.path, self.remote_addr
+            self.method.as_str(),
+            self.path,
+            self.remote_addr
         )
     }
 }
