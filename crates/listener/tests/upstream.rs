@@ -129,6 +129,22 @@ fn http_1_0_connection_close() {
     assert_eq!(wire.only_answer_then_close().body, "hello world");
 }
 
+/// An HTTP/1.0 client keeps its connection only by asking for it (`Connection: keep-alive`,
+/// in any case); without it, the answer ends the connection.
+#[test]
+fn http_1_0_keep_alive_when_asked() {
+    let (_server, addr) = hello_world(Limits::default());
+    let mut client = connect(addr);
+    write!(client, "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").unwrap();
+    assert_eq!(read_answers(&mut client, 1)[0].body, "hello world");
+    // Still open: a second request on it is answered, and without the token, closed after.
+    write!(client, "GET / HTTP/1.0\r\nConnection: other\r\n\r\n").unwrap();
+    assert_eq!(
+        read_until_close(&mut client).only_answer_then_close().body,
+        "hello world"
+    );
+}
+
 #[test]
 fn detect_connection_closed() {
     let (_server, addr) = hello_world(Limits::default());
