@@ -384,3 +384,42 @@ fn timers_and_counters_of_the_collapsed_writes() {
     }
     assert!(!lines.contains("put_record"), "{lines}");
 }
+
+fn posted(s: &Syncto) -> Vec<Vec<String>> {
+    s.fake
+        .sync_seen()
+        .iter()
+        .filter(|c| c.method == "POST")
+        .map(|c| {
+            let bsos: Value = serde_json::from_str(&c.body).unwrap();
+            bsos.as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["id"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn the_ids_of_one_read_take_at_most_4_kib_of_its_query() {
+    let s = writable();
+    // 63-character ids: each takes 64 bytes of the query with its comma, 64 of them
+    // exactly 4 KiB, so the 65th starts a segment of its own (one write: one by one).
+    let ids: Vec<String> = (0..65).map(|i| format!("r{i:062}")).collect();
+    let subs = batch(&s, ids.iter().map(|id| put(id, json!({}), "x")).collect());
+    assert_eq!(statuses(&subs), [200; 65]);
+    let seen = calls(&s.fake.sync_seen());
+    assert_eq!(
+        seen[0],
+        format!("GET /storage/tabs?ids={}&full=1", ids[..64].join(","))
+    );
+    assert_eq!(posted(&s), [ids[..64].to_vec()]);
+    assert_eq!(
+        seen.last().unwrap(),
+        &format!("PUT /storage/tabs/{}", ids[64])
+    );
+    for id in &ids {
+        assert_eq!(s.fake.record(KID, "tabs", id).unwrap().payload, "x");
+    }
+}

@@ -163,7 +163,11 @@ pub(super) fn plan(app: &App, subs: &[Request<'_>], room: usize) -> Option<Segme
                 {
                     break;
                 }
-                let q = utf8_percent_encode(&w.id, QUERY_VALUE).count() + 1;
+                // Its bytes as the query carries it (percent-encoded), and a comma.
+                let q = utf8_percent_encode(&w.id, QUERY_VALUE)
+                    .map(str::len)
+                    .sum::<usize>()
+                    + 1;
                 let b = sub.body.len();
                 if query + q > MAX_QUERY_IDS_BYTES || 2 * (bodies + b) > room {
                     break;
