@@ -868,6 +868,15 @@ mod tests {
         let (c, alone) = chunks(&bsos, &[1, 1, 60, 1], &limits(100, 100, 31, 50));
         assert_eq!(alone, [1, 2]);
         assert_eq!(c, [vec![0], vec![3]]);
+        // At the limits: a payload of exactly max_record_payload_bytes and max_post_bytes is
+        // carried; one over max_post_bytes (within the record limit) goes alone; a BSO whose
+        // `[` … `]` is exactly max_request_bytes is carried, one byte more goes alone.
+        let (c, alone) = chunks(&[bso(10)], &[50], &limits(100, 50, 1000, 50));
+        assert_eq!((c, alone), (vec![vec![0]], vec![]));
+        let bsos = vec![bso(10), bso(10), bso(29), bso(30)];
+        let (c, alone) = chunks(&bsos, &[50, 51, 1, 1], &limits(100, 50, 31, 100));
+        assert_eq!(c, [vec![0], vec![2]]);
+        assert_eq!(alone, [1, 3]);
         // Never an empty POST.
         let (c, alone) = chunks(&[], &[], &Limits::default());
         assert!(c.is_empty() && alone.is_empty());

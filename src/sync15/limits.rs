@@ -162,5 +162,8 @@ mod tests {
             known.put(&format!("http://n{i}:1"), None);
         }
         assert_eq!(known.len(), MAX_NODES);
+        // A node remembered again, when full, takes no other's place.
+        known.put(&format!("http://n{}:1", 2 * MAX_NODES - 1), None);
+        assert_eq!(known.len(), MAX_NODES);
     }
 }
