@@ -10,8 +10,8 @@
 #
 # Usage: benches/mutants.sh [GROUP...]      (default: all groups, about 7 hours on 2 cores)
 #   GROUP: kinto (preconditions, query mapping, routing, CORS, records, batch and its collapsed
-#   writes), sync15 (pacing, Hawk, timestamps), credentials, listener (request heads and body
-#   framing)
+#   writes), sync15 (pacing, Hawk, timestamps, a node's POST limits), credentials, listener
+#   (request heads and body framing)
 #   ITERATE=1     skip the mutants the previous run of the group caught (cargo mutants --iterate)
 #   IN_DIFF=FILE  only the mutants in lines a diff touches (`git diff main > FILE`)
 #   FULL=1        every test of the package for each mutant (slower; for the last survivors)
@@ -30,7 +30,8 @@ group_files() {
   case $1 in
     kinto) echo src/kinto/precondition.rs src/kinto/query.rs src/kinto/cors.rs \
       src/kinto/route.rs src/kinto/records.rs src/kinto/batch.rs src/kinto/collapse.rs ;;
-    sync15) echo src/sync15/pacing.rs src/sync15/hawk.rs src/sync15/timestamp.rs ;;
+    sync15) echo src/sync15/pacing.rs src/sync15/hawk.rs src/sync15/timestamp.rs \
+      src/sync15/limits.rs ;;
     credentials) echo src/credentials.rs ;;
     listener) echo crates/listener/src/client.rs crates/listener/src/common.rs \
       crates/listener/src/request.rs crates/listener/src/util/chunked.rs \
