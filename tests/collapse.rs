@@ -385,6 +385,29 @@ fn timers_and_counters_of_the_collapsed_writes() {
     assert!(!lines.contains("put_record"), "{lines}");
 }
 
+/// The batch's answer bound (`MAX_ANSWER_BYTES`), as the README states it.
+const ANSWER_LIMIT: usize = 16 * 1024 * 1024;
+
+/// A server with writes on `tabs`, batches of up to 32 MiB and a node that takes records
+/// as large as the answer bound and POSTs of twice that.
+fn roomy() -> Syncto {
+    let s = Syncto::with(|c| {
+        let on = syncto::config::WriteSwitch {
+            put: true,
+            delete: true,
+        };
+        c.write_switches.insert("tabs".into(), on);
+        c.max_body_bytes = 32 * 1024 * 1024;
+    });
+    s.fake.limit_posts(PostLimits {
+        bytes: ANSWER_LIMIT,
+        record_bytes: ANSWER_LIMIT,
+        request_bytes: 2 * ANSWER_LIMIT,
+        ..PostLimits::default()
+    });
+    s
+}
+
 fn posted(s: &Syncto) -> Vec<Vec<String>> {
     s.fake
         .sync_seen()
@@ -399,6 +422,65 @@ fn posted(s: &Syncto) -> Vec<Vec<String>> {
                 .collect()
         })
         .collect()
+}
+
+#[test]
+fn writes_of_another_collection_or_user_start_a_new_segment() {
+    const KID2: &str = "1234-AAAAAAAAAAAAAAAAAAAAAA";
+    let s = Syncto::with(|c| {
+        let on = syncto::config::WriteSwitch {
+            put: true,
+            delete: true,
+        };
+        c.write_switches.insert("tabs".into(), on);
+        c.write_switches.insert("history".into(), on);
+    });
+    let history = |id: &str| {
+        json!({"method": "PUT", "path": record("history", id),
+               "body": {"data": {"payload": id}}})
+    };
+    let user2 = |id: &str| {
+        json!({"method": "PUT", "path": format!("/v1/buckets/{KID2}/collections/tabs/records/{id}"),
+               "body": {"data": {"payload": id}}})
+    };
+    let subs = batch(
+        &s,
+        vec![
+            put("a", json!({}), "a"),
+            put("b", json!({}), "b"),
+            history("c"),
+            history("d"),
+            user2("e"),
+            user2("f"),
+        ],
+    );
+    assert_eq!(statuses(&subs), [200; 6], "{subs:?}");
+    // Three segments, each reading its own records.
+    let seen = calls(&s.fake.sync_seen());
+    let reads: Vec<&String> = seen.iter().filter(|c| c.contains("ids=")).collect();
+    assert_eq!(
+        reads,
+        [
+            "GET /storage/tabs?ids=a,b&full=1",
+            "GET /storage/history?ids=c,d&full=1",
+            "GET /storage/tabs?ids=e,f&full=1",
+        ],
+        "{seen:?}"
+    );
+    // Each record is where its sub-request put it: its collection, its user.
+    for (key, coll, id) in [
+        (KID, "tabs", "a"),
+        (KID, "tabs", "b"),
+        (KID, "history", "c"),
+        (KID, "history", "d"),
+        (KID2, "tabs", "e"),
+        (KID2, "tabs", "f"),
+    ] {
+        let stored = s.fake.record(key, coll, id).map(|b| b.payload);
+        assert_eq!(stored.as_deref(), Some(id), "{key} {coll} {id}");
+    }
+    assert!(s.fake.record(KID, "tabs", "c").is_none());
+    assert!(s.fake.record(KID, "tabs", "e").is_none());
 }
 
 #[test]
@@ -422,4 +504,227 @@ fn the_ids_of_one_read_take_at_most_4_kib_of_its_query() {
     for id in &ids {
         assert_eq!(s.fake.record(KID, "tabs", id).unwrap().payload, "x");
     }
+}
+
+#[test]
+fn a_segments_bodies_take_at_most_half_the_room_left_in_the_answer() {
+    let s = roomy();
+    // `{"responses":[` leaves 16 MiB - 14 bytes: two bodies of exactly half of that
+    // collapse; a third write, however small, does not join them.
+    let half = (ANSWER_LIMIT - 14) / 2;
+    let body = r#"{"data":{"payload":""}}"#.len();
+    let p1 = half / 2 - body;
+    let p2 = half - 2 * body - p1;
+    let subs = batch(
+        &s,
+        vec![
+            put("a", json!({}), &"a".repeat(p1)),
+            put("b", json!({}), &"b".repeat(p2)),
+            put("c", json!({}), "c"),
+        ],
+    );
+    assert_eq!(statuses(&subs), [200, 200, 200]);
+    assert_eq!(posted(&s), [["a", "b"]]);
+    let seen = calls(&s.fake.sync_seen());
+    assert_eq!(seen.last().unwrap(), "PUT /storage/tabs/c", "{seen:?}");
+}
+
+#[test]
+fn a_write_whose_answer_can_not_fit_is_not_run_collapsed_or_not() {
+    let s = roomy();
+    // Five writes of a fifth of the answer bound (less 40 bytes): their bodies fit in it,
+    // but not their answers, which are larger: one by one, the fifth is not run.
+    // Collapsed, so it must stay: segments take no more than half the room left.
+    let p = ANSWER_LIMIT / 5 - 40;
+    let mut requests: Vec<Value> = (1..=5)
+        .map(|i| put(&format!("w{i}"), json!({}), &"w".repeat(p)))
+        .collect();
+    // A write answered without the node, whose answer could not fit either; then two
+    // writes that fit (4 KB each).
+    requests.push(json!({"method": "PUT", "path": record("history", "z"),
+                         "body": {"data": {"payload": "z".repeat(p)}}}));
+    requests.push(put("a", json!({}), &"a".repeat(4096)));
+    requests.push(put("b", json!({}), &"b".repeat(4096)));
+    let subs = batch(&s, requests);
+    assert_eq!(
+        statuses(&subs),
+        [200, 200, 200, 200, 400, 400, 200, 200],
+        "{:?}",
+        subs.iter()
+            .map(|x| x["body"]["message"].clone())
+            .collect::<Vec<_>>()
+    );
+    for sub in &subs[4..6] {
+        assert_eq!(sub["body"]["errno"], 107, "{}", sub["body"]);
+        let message = sub["body"]["message"].as_str().unwrap();
+        assert!(message.contains("was not run"), "{message}");
+    }
+    assert!(s.fake.record(KID, "tabs", "w4").is_some());
+    assert!(s.fake.record(KID, "tabs", "w5").is_none());
+    // The two that fit are one segment.
+    assert_eq!(posted(&s).last().unwrap(), &["a", "b"]);
+}
+
+#[test]
+fn a_401_on_the_read_fetches_a_fresh_token_once() {
+    let s = writable();
+    s.fake
+        .script_sync([Canned::new(401, "0").for_method("GET")]);
+    let subs = batch(&s, vec![put("a", json!({}), "A"), put("b", json!({}), "B")]);
+    assert_eq!(statuses(&subs), [200, 200], "{subs:?}");
+    assert_eq!(s.fake.token_calls(), 2);
+    let seen = calls(&s.fake.sync_seen());
+    let reads = seen.iter().filter(|c| c.contains("ids=a,b")).count();
+    assert_eq!(reads, 2, "{seen:?}");
+    assert_eq!(posted(&s), [["a", "b"]]);
+    assert_eq!(s.fake.record(KID, "tabs", "b").unwrap().payload, "B");
+}
+
+#[test]
+fn a_read_syncto_can_not_use_sends_the_writes_one_by_one() {
+    let s = writable();
+    s.fake.script_sync([Canned::new(200, "<html>")
+        .with("X-Last-Modified", "1.00")
+        .for_method("GET")]);
+    let subs = batch(&s, vec![put("a", json!({}), "A"), put("b", json!({}), "B")]);
+    assert_eq!(statuses(&subs), [200, 200], "{subs:?}");
+    assert_eq!(
+        calls(&s.fake.sync_seen()),
+        [
+            "GET /storage/tabs?ids=a,b&full=1",
+            "PUT /storage/tabs/a",
+            "PUT /storage/tabs/b"
+        ]
+    );
+    assert_eq!(s.fake.record(KID, "tabs", "b").unwrap().payload, "B");
+}
+
+#[test]
+fn a_post_the_node_refuses_whole_goes_one_by_one() {
+    let s = writable();
+    s.fake
+        .script_sync([Canned::new(400, "8").for_method("POST")]);
+    let subs = batch(&s, vec![put("a", json!({}), "A"), put("b", json!({}), "B")]);
+    assert_eq!(statuses(&subs), [200, 200], "{subs:?}");
+    let seen = calls(&s.fake.sync_seen());
+    assert_eq!(
+        seen[seen.len() - 2..],
+        ["PUT /storage/tabs/a", "PUT /storage/tabs/b"],
+        "{seen:?}"
+    );
+    assert_eq!(s.fake.record(KID, "tabs", "a").unwrap().payload, "A");
+    assert_eq!(s.fake.record(KID, "tabs", "b").unwrap().payload, "B");
+}
+
+#[test]
+fn a_failed_delete_is_the_answer_of_every_write_not_made_yet() {
+    let s = writable();
+    s.fake.put(KID, "tabs", "d", "old", 100);
+    // Not a conflict (never repeated), not of unknown fate: nothing was written, and
+    // nothing more is sent.
+    s.fake
+        .script_sync([Canned::new(500, "0").for_method("DELETE")]);
+    let subs = batch(
+        &s,
+        vec![
+            delete("d", json!({})),
+            put("a", json!({}), "A"),
+            put("b", json!({}), "B"),
+        ],
+    );
+    assert_eq!(statuses(&subs), [503, 503, 503], "{subs:?}");
+    for sub in &subs {
+        assert_eq!(sub["body"]["errno"], 201, "{sub}");
+    }
+    assert_eq!(
+        calls(&s.fake.sync_seen()),
+        [
+            "GET /storage/tabs?ids=d,a,b&full=1",
+            "DELETE /storage/tabs?ids=d"
+        ]
+    );
+    assert_eq!(s.fake.record(KID, "tabs", "d").unwrap().payload, "old");
+    assert!(s.fake.record(KID, "tabs", "a").is_none());
+}
+
+#[test]
+fn an_unusable_answer_to_a_delete_is_its_answer_and_the_rest_is_read_again() {
+    let s = writable();
+    s.fake.put(KID, "tabs", "d", "old", 100);
+    // A 3xx: whether the node deleted is unknown, so the DELETE is never sent again; the
+    // PUTs it did not carry are read again and written.
+    s.fake
+        .script_sync([Canned::new(302, "").for_method("DELETE")]);
+    let subs = batch(
+        &s,
+        vec![
+            delete("d", json!({})),
+            put("a", json!({}), "A"),
+            put("b", json!({}), "B"),
+        ],
+    );
+    assert_eq!(statuses(&subs), [503, 200, 200], "{subs:?}");
+    assert_eq!(subs[0]["body"]["errno"], 201);
+    assert_eq!(
+        calls(&s.fake.sync_seen()),
+        [
+            "GET /storage/tabs?ids=d,a,b&full=1",
+            "DELETE /storage/tabs?ids=d",
+            "GET /storage/tabs?ids=a,b&full=1",
+            "GET /info/configuration",
+            "POST /storage/tabs",
+        ]
+    );
+    assert_eq!(s.fake.record(KID, "tabs", "a").unwrap().payload, "A");
+    assert_eq!(s.fake.record(KID, "tabs", "b").unwrap().payload, "B");
+}
+
+#[test]
+fn a_create_missing_from_the_read_back_is_412_only_while_nothing_wrote_since() {
+    // The node takes both creates at 5.00, but reading them back finds only b.
+    let post = || {
+        Canned::new(
+            200,
+            r#"{"modified": 5.00, "success": ["a", "b"], "failed": {}}"#,
+        )
+        .with("X-Last-Modified", "5.00")
+        .with("X-Weave-Backoff", "30")
+        .with("X-Weave-Quota-Remaining", "1000")
+        .with("X-Weave-Alert", "node going away")
+        .for_method("POST")
+    };
+    let read_back = |at: &str| {
+        Canned::new(200, r#"[{"id":"b","modified":5.00,"payload":"b"}]"#)
+            .with("X-Last-Modified", at)
+            .for_method("GET")
+    };
+    let creates = || {
+        vec![
+            put("a", json!({"If-None-Match": "*"}), "a"),
+            put("b", json!({"If-None-Match": "*"}), "b"),
+        ]
+    };
+    let s = writable();
+    // The collection is still at the POST's timestamp: a merged into a record expired but
+    // still stored, which one by one answers 412 (without `existing`), with the node's
+    // headers of the write.
+    s.fake.script_sync([post(), read_back("5.00")]);
+    let subs = batch(&s, creates());
+    assert_eq!(statuses(&subs), [412, 201], "{subs:?}");
+    assert_eq!(subs[0]["body"]["errno"], 114);
+    assert!(subs[0]["body"]["details"].is_null(), "{}", subs[0]);
+    assert_eq!(subs[0]["headers"]["Backoff"], "30", "{}", subs[0]);
+    assert_eq!(subs[0]["headers"]["Quota-Remaining"], "1000", "{}", subs[0]);
+    assert_eq!(
+        subs[0]["headers"]["Alert"], "node going away",
+        "{}",
+        subs[0]
+    );
+    assert_eq!(lm(&subs[1]), 5000);
+    // The collection moved on since: another device may have deleted a; its write was
+    // made and is answered so.
+    s.fake.script_sync([post(), read_back("6.00")]);
+    let subs = batch(&s, creates());
+    assert_eq!(statuses(&subs), [201, 201], "{subs:?}");
+    assert_eq!(lm(&subs[0]), 5000);
 }
