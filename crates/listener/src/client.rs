@@ -408,7 +408,7 @@ fn parse_header(line: &str) -> Result<Header, ReadError> {
 
 #[cfg(test)]
 mod test {
-    use super::{ReadError, parse_header, parse_request_line};
+    use super::{ClientConnection, ReadError, parse_header, parse_request_line};
 
     #[test]
     fn test_parse_request_line() {
@@ -416,6 +416,11 @@ mod test {
 
         assert!(method == crate::Method::Get);
         assert!(path == "/hello");
+        assert!(ver == crate::common::HTTPVersion(1, 1));
+        let (_, _, ver) = parse_request_line("GET / HTTP/1.0").unwrap();
+        assert!(ver == crate::common::HTTPVersion(1, 0));
+        // A later HTTP/1.x is served as HTTP/1.1.
+        let (_, _, ver) = parse_request_line("GET / HTTP/1.9").unwrap();
         assert!(ver == crate::common::HTTPVersion(1, 1));
 
         for bad in [
@@ -428,6 +433,7 @@ mod test {
             "G(T /hello HTTP/1.1",
             "GET /hello http/1.1",
             "GET /hello HTTP/1.1x",
+            "GET /hello HTTP/1.a",
         ] {
             assert!(
                 matches!(parse_request_line(bad), Err(ReadError::Refuse(400, _))),
@@ -463,6 +469,64 @@ mod test {
             "X(y): z",
         ] {
             assert!(parse_header(bad).is_err(), "{}", "{bad:?}");
+        }
+    }
+
+    /// Which connections end with a lingering read (`Socket::linger`): those
+    /// whose input may not all have been read (a refused head, a body not
+    /// read to its end); not one whose last request asked to close, nor one
+    /// whose client closed its side. A lingering end keeps the connection's
+    /// thread and descriptor up to 2 s more.
+    #[test]
+    fn only_a_connection_with_input_left_unread_lingers() {
+        use crate::socket::tests::{shared, socket};
+        use crate::socket::{Limits, STALLED};
+        use crate::unsent::Budget;
+        use std::io::Write;
+        use std::net::Shutdown;
+        use std::sync::Arc;
+        use std::time::Duration;
+
+        struct Unused;
+        impl crate::Handler for Unused {
+            fn handle(&self, _: crate::Request) {}
+        }
+        let limits = Limits {
+            head_timeout: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(5),
+            ..Limits::default()
+        };
+        for (sent, client_closes, lingers) in [
+            (
+                &b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n"[..],
+                false,
+                false,
+            ),
+            (b"GET / HTTP/1.1\r\n\r\n", true, false),
+            (b"GET /\x01 HTTP/1.1\r\n\r\n", false, true),
+            (
+                b"PUT / HTTP/1.1\r\nContent-Length: 5000\r\n\r\nnot all",
+                false,
+                true,
+            ),
+        ] {
+            let (s, mut peer) = socket(&limits, &shared(Budget::new(0, STALLED)));
+            let mut client = ClientConnection::new(s, None, Arc::new(Unused));
+            peer.write_all(sent).unwrap();
+            if client_closes {
+                peer.shutdown(Shutdown::Write).unwrap();
+            }
+            // Each request answered without its body being read.
+            for rq in client.by_ref() {
+                rq.respond(crate::Response::empty(200)).unwrap();
+            }
+            assert_eq!(
+                client.lingers(),
+                lingers,
+                "{:?}",
+                String::from_utf8_lossy(sent)
+            );
         }
     }
 }

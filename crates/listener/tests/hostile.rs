@@ -166,8 +166,11 @@ fn control_bytes_in_the_head_are_400_and_never_reach_a_header() {
         b"GET / HTTP/1.1\r\nHost: a\r\nX-A: a\0b\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: a\r\nX-A: a\rb\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: a\r\nX-A: a\x1bb\r\n\r\n",
-        // Obsolete line folding, a space before the colon, no name.
+        // Obsolete line folding (with a space, with a tab), a space before
+        // the colon, no name; a request line that starts with a tab.
         b"GET / HTTP/1.1\r\nHost: a\r\nX-A: a\r\n b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-A: a\r\n\tb\r\n\r\n",
+        b"\tGET / HTTP/1.1\r\nHost: a\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost : a\r\n\r\n",
         b"GET / HTTP/1.1\r\n: a\r\n\r\n",
         // Malformed request lines.
