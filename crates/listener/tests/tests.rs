@@ -3,6 +3,7 @@
 
 mod heads;
 mod hostile;
+mod requests;
 mod slow;
 mod support;
 mod upstream;
