@@ -197,4 +197,80 @@ mod tests {
         let long = format!("1;{}\r\na\r\n0\r\n\r\n", "x".repeat(5000));
         assert!(decode(long.as_bytes()).is_err());
     }
+
+    /// A size of up to 16 hex digits is taken, leading zeros included, and
+    /// 17 are not, whatever their value; after the digits come only
+    /// whitespace and then an extension (`;`).
+    #[test]
+    fn a_size_has_at_most_16_digits_then_whitespace_and_extensions() {
+        let body = |size: &str| format!("{size}\r\nhello\r\n0\r\n\r\n");
+        for ok in ["0000000000000005", "5 ;e=1", "5\t;e", "5 "] {
+            assert_eq!(decode(body(ok).as_bytes()).unwrap(), b"hello", "{ok:?}");
+        }
+        for bad in ["00000000000000005", "000000000000000005", "5x", "5 x"] {
+            let e = decode(body(bad).as_bytes()).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidData, "{bad:?}");
+        }
+    }
+
+    /// A trailer field may be 16 KiB long, not a byte more.
+    #[test]
+    fn a_trailer_line_may_be_16_kib_long() {
+        let body = |len: usize| format!("0\r\nX: {}\r\n\r\n", "a".repeat(len - 3));
+        assert_eq!(decode(body(16 * 1024).as_bytes()).unwrap(), b"");
+        let e = decode(body(16 * 1024 + 1).as_bytes()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidData);
+    }
+
+    /// A source interrupted before each byte it gives, and that fails with
+    /// `TimedOut` once it has no more.
+    struct Choppy<'a> {
+        data: &'a [u8],
+        interrupted: bool,
+    }
+
+    impl Read for Choppy<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.data.is_empty() {
+                return Err(ErrorKind::TimedOut.into());
+            }
+            self.interrupted = !self.interrupted;
+            if self.interrupted {
+                return Err(ErrorKind::Interrupted.into());
+            }
+            buf[0] = self.data[0];
+            self.data = &self.data[1..];
+            Ok(1)
+        }
+    }
+
+    /// An interrupted read of the connection is tried again, in a size line
+    /// and in a chunk's data alike: a read of the body never fails with
+    /// `Interrupted` and never loses its place. Another error (the body's
+    /// deadline) ends the read, in a size line and in data alike.
+    #[test]
+    fn an_interrupted_read_is_tried_again_and_another_error_ends_the_body() {
+        let mut body = ChunkedDecoder::new(Choppy {
+            data: b"5\r\nhello\r\n0\r\n\r\n",
+            interrupted: false,
+        });
+        let mut out = Vec::new();
+        let mut buf = [0u8; 16];
+        loop {
+            match body.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) => panic!("{e} after {out:?}"),
+            }
+        }
+        assert_eq!(out, b"hello");
+        for cut in [&b"5"[..], b"5\r\nhe"] {
+            let mut body = ChunkedDecoder::new(Choppy {
+                data: cut,
+                interrupted: false,
+            });
+            let e = body.read_to_end(&mut Vec::new()).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::TimedOut, "{cut:?}");
+        }
+    }
 }
