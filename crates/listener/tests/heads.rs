@@ -36,6 +36,22 @@ fn up_to_eight_empty_lines_may_come_before_a_request_line() {
     );
 }
 
+/// An empty line starts a request's head: a client that sends one and then
+/// nothing gets a 408 at the head limit, as one that stopped within its
+/// request line does, not the silent close of a connection that sent
+/// nothing.
+#[test]
+fn an_empty_line_then_silence_is_a_head_not_received_in_time() {
+    let (_server, addr) = hello_world(short());
+    let mut stream = connect(addr);
+    stream.write_all(b"\r\n").unwrap();
+    let answer = read_until_close(&mut stream).only_answer_then_close();
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (408, "The request head was not received in time.")
+    );
+}
+
 /// A CR must be followed by LF: a head that stops at a CR is answered 400
 /// and closed, when its client closes its side and when it goes silent (at
 /// the head limit), instead of being waited on.
