@@ -322,6 +322,8 @@ fn a_last_answer_finished_elsewhere_is_not_cut_by_the_connections_end() {
     // Nothing is read before the rest was handed over (if the kernel's
     // buffers took it all, nothing was).
     if let Some(unsent) = rx.recv().unwrap() {
+        // What the client had not taken is what is left to write.
+        assert!(unsent.left() > 0, "{unsent:?}");
         thread::spawn(move || unsent.finish());
     }
     let answer = read_until_close(&mut stream).only_answer_then_close();
