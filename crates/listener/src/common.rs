@@ -166,8 +166,8 @@ impl FromStr for Header {
 
 /// Field of a header (eg. `Content-Type`, `Content-Length`, etc.)
 ///
-/// Comparison between two `HeaderField`s ignores case.
-#[derive(Debug, Clone, Eq)]
+/// Compared with a name by [`HeaderField::equiv`], which ignores case.
+#[derive(Debug, Clone)]
 pub struct HeaderField(AsciiString);
 
 impl HeaderField {
@@ -203,14 +203,6 @@ impl FromStr for HeaderField {
         } else {
             AsciiString::from_ascii(s).map(HeaderField).map_err(|_| ())
         }
-    }
-}
-
-impl PartialEq for HeaderField {
-    fn eq(&self, other: &HeaderField) -> bool {
-        let self_str: &str = self.as_str().as_ref();
-        let other_str = other.as_str().as_ref();
-        self_str.eq_ignore_ascii_case(other_str)
     }
 }
 
