@@ -316,6 +316,24 @@ mod tests {
             Workers { pool, taken, end }
         }
 
+        /// Three workers, each user given one: writes `a1` (user 1) and `b1` (user 2) and a
+        /// read of user 3 taken, then `a2` and `b2` queued behind the writes; which worker
+        /// took each job.
+        fn two_writes_waiting() -> (Workers, std::collections::HashMap<&'static str, usize>) {
+            let w = Workers::start(3, 1);
+            w.pool.push(write(1), "a1");
+            w.pool.push(write(2), "b1");
+            w.pool.push(read(3), "held");
+            let mut by = std::collections::HashMap::new();
+            for _ in 0..3 {
+                let (i, job) = w.taken();
+                by.insert(job, i);
+            }
+            w.pool.push(write(1), "a2");
+            w.pool.push(write(2), "b2");
+            (w, by)
+        }
+
         /// The next job taken, and by whom (a job that may run and is never taken fails
         /// the test here).
         fn taken(&self) -> (usize, &'static str) {
@@ -336,17 +354,7 @@ mod tests {
     /// the first wakes another for the second.
     #[test]
     fn two_jobs_free_at_once_are_taken_by_two_workers() {
-        let w = Workers::start(3, 1);
-        w.pool.push(write(1), "a1");
-        w.pool.push(write(2), "b1");
-        w.pool.push(read(3), "held");
-        let mut by = std::collections::HashMap::new();
-        for _ in 0..3 {
-            let (i, job) = w.taken();
-            by.insert(job, i);
-        }
-        w.pool.push(write(1), "a2");
-        w.pool.push(write(2), "b2");
+        let (w, by) = Workers::two_writes_waiting();
         assert_eq!(w.pool.queued(), 2);
         // Both answers at the same instant: both waiting writes may go one spacing later.
         let t = Instant::now();
@@ -361,17 +369,7 @@ mod tests {
     /// for the next spacing to another idle worker.
     #[test]
     fn the_watch_for_the_next_spacing_is_handed_on() {
-        let w = Workers::start(3, 1);
-        w.pool.push(write(1), "a1");
-        w.pool.push(write(2), "b1");
-        w.pool.push(read(3), "held");
-        let mut by = std::collections::HashMap::new();
-        for _ in 0..3 {
-            let (i, job) = w.taken();
-            by.insert(job, i);
-        }
-        w.pool.push(write(1), "a2");
-        w.pool.push(write(2), "b2");
+        let (w, by) = Workers::two_writes_waiting();
         let t = Instant::now();
         w.end[by["a1"]].send(t).unwrap();
         // a1's worker, idle, waits for a2's spacing; then b1's answer comes, and its
