@@ -74,8 +74,7 @@ impl<'a> Endpoint<'a> {
     /// upstream errors name where they happened: never a credential, which travels in
     /// headers only.
     pub fn at(&self, path: &str) -> String {
-        let path = path.split('?').next().unwrap_or("");
-        format!("{}:{}{}{path}", self.host, self.port, self.path)
+        self.at_hiding_own_path(path, false)
     }
 
     /// As [`Endpoint::at`], with this endpoint's own path shown as [`HIDDEN_PATH`] when
@@ -83,11 +82,13 @@ impl<'a> Endpoint<'a> {
     /// number on that node): `log_user_ids = hashed` keeps it out of the log, whatever the
     /// Token Server put in that path.
     pub fn at_hiding_own_path(&self, path: &str, hide: bool) -> String {
-        if !hide || self.path.is_empty() {
-            return self.at(path);
-        }
+        let own = if hide && !self.path.is_empty() {
+            HIDDEN_PATH
+        } else {
+            self.path
+        };
         let path = path.split('?').next().unwrap_or("");
-        format!("{}:{}{HIDDEN_PATH}{path}", self.host, self.port)
+        format!("{}:{}{own}{path}", self.host, self.port)
     }
 
     /// `http(s)://host:port`, without the path.
@@ -104,7 +105,7 @@ impl<'a> Endpoint<'a> {
 }
 
 /// What [`Endpoint::at_hiding_own_path`] shows instead of the endpoint's own path.
-pub const HIDDEN_PATH: &str = "/...";
+const HIDDEN_PATH: &str = "/...";
 
 /// An IPv6 host of a URL without its brackets (`[::1]` → `::1`); any other host as it is.
 pub fn bare_host(host: &str) -> &str {

@@ -96,9 +96,9 @@
 //! What a slow client can hold is bounded (`unsent.rs`): all answers handed
 //! over hold at most [`Limits::max_unsent_bytes`]. Past it, a new hand-over
 //! first drops the answers whose clients have taken nothing for 2 s
-//! ([`Limits::stalled_after`]; longest stalled first, their connections closed); if that is not
-//! enough, the new answer is dropped instead, so clients that keep taking
-//! their answers keep them. An answer handed over has the listener's send
+//! ([`Limits::stalled_after`]; longest stalled first, their connections
+//! closed); if that is not enough, the new answer is dropped instead, so
+//! clients that keep taking their answers keep them. An answer handed over has the listener's send
 //! limit from the hand-over, and every byte its client takes from then on
 //! earns `1 / min_send_rate` seconds more ([`Limits::min_send_rate`]): a
 //! client taking a 14 MB page at that rate or faster gets all of it, one
@@ -120,10 +120,9 @@
 //! goes first (a client that opens many loses its own), the oldest first
 //! among equals (`accept.rs`: the number each address holds is kept as
 //! connections come, and the search stops at the first connection of the
-//! busiest address, so a flood from one address costs little per accept). Evicted
-//! connections not ended yet may take the count a quarter (at most 64) past
-//! the limit. When none can be evicted,
-//! the new connection is answered [`Limits::busy_response`] and closed,
+//! busiest address, so a flood from one address costs little per accept).
+//! Evicted connections not ended yet may take the count a quarter (at most
+//! 64) past the limit. When none can be evicted, the new connection is answered [`Limits::busy_response`] and closed,
 //! without a thread; so is one the system refuses a thread for (a task
 //! limit). The accept loop never ends while the [`Server`] exists: a failed
 //! accept (out of descriptors, a connection aborted before it was taken…) is

@@ -3,8 +3,9 @@
 //! are bounded ([`crate::Limits::max_unsent_bytes`]): a new hand-over that
 //! would pass the bound drops the answers whose clients have taken nothing
 //! for [`crate::Limits::stalled_after`] (2 s by default), longest stalled
-//! first (closing their connections), if that makes room; otherwise the new answer is dropped (its connection
-//! closed) and the answers whose clients are taking them go on. A client
+//! first (closing their connections), if that makes room; otherwise the new
+//! answer is dropped (its connection closed) and the answers whose clients
+//! are taking them go on. A client
 //! that never reads thus holds memory for a couple of seconds at most once
 //! others need it, and no number of them takes memory past the bound.
 //!
