@@ -616,6 +616,18 @@ fn a_post_the_node_refuses_whole_goes_one_by_one() {
     assert_eq!(s.fake.record(KID, "tabs", "b").unwrap().payload, "B");
 }
 
+/// One batch: DELETE d, then PUT a and b (one segment); their sub-responses.
+fn delete_d_then_put_a_and_b(s: &Syncto) -> Vec<Value> {
+    batch(
+        s,
+        vec![
+            delete("d", json!({})),
+            put("a", json!({}), "A"),
+            put("b", json!({}), "B"),
+        ],
+    )
+}
+
 #[test]
 fn a_failed_delete_is_the_answer_of_every_write_not_made_yet() {
     let s = writable();
@@ -624,14 +636,7 @@ fn a_failed_delete_is_the_answer_of_every_write_not_made_yet() {
     // nothing more is sent.
     s.fake
         .script_sync([Canned::new(500, "0").for_method("DELETE")]);
-    let subs = batch(
-        &s,
-        vec![
-            delete("d", json!({})),
-            put("a", json!({}), "A"),
-            put("b", json!({}), "B"),
-        ],
-    );
+    let subs = delete_d_then_put_a_and_b(&s);
     assert_eq!(statuses(&subs), [503, 503, 503], "{subs:?}");
     for sub in &subs {
         assert_eq!(sub["body"]["errno"], 201, "{sub}");
@@ -655,14 +660,7 @@ fn an_unusable_answer_to_a_delete_is_its_answer_and_the_rest_is_read_again() {
     // PUTs it did not carry are read again and written.
     s.fake
         .script_sync([Canned::new(302, "").for_method("DELETE")]);
-    let subs = batch(
-        &s,
-        vec![
-            delete("d", json!({})),
-            put("a", json!({}), "A"),
-            put("b", json!({}), "B"),
-        ],
-    );
+    let subs = delete_d_then_put_a_and_b(&s);
     assert_eq!(statuses(&subs), [503, 200, 200], "{subs:?}");
     assert_eq!(subs[0]["body"]["errno"], 201);
     assert_eq!(

@@ -15,14 +15,19 @@ fn three(s: &Syncto) -> [u64; 3] {
     [0, 1, 2].map(|i| (base_cs + i) * 10)
 }
 
-fn ids(r: &Resp) -> Vec<String> {
+/// The ids of a 200 answer's `data`, in the answer's order.
+fn ids_in_order(r: &Resp) -> Vec<String> {
     assert_eq!(r.status, 200, "{}", r.body);
-    let mut v: Vec<String> = r.json()["data"]
+    r.json()["data"]
         .as_array()
         .unwrap()
         .iter()
         .map(|x| x["id"].as_str().unwrap().to_owned())
-        .collect();
+        .collect()
+}
+
+fn ids(r: &Resp) -> Vec<String> {
+    let mut v = ids_in_order(r);
     v.sort();
     v
 }
@@ -258,12 +263,7 @@ fn collections_before_is_exclusive_like_since() {
     let ids = |query: &str| {
         let r = s.auth_get(&format!("/v1/buckets/{KID}/collections?{query}"));
         assert_eq!(r.status, 200, "{query}: {}", r.body);
-        let ids: Vec<String> = r.json()["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["id"].as_str().unwrap().to_owned())
-            .collect();
+        let ids = ids_in_order(&r);
         assert_eq!(
             r.header("Total-Records"),
             Some(ids.len().to_string().as_str()),
@@ -359,12 +359,7 @@ fn collections_are_sorted_as_asked() {
         let path = format!("/v1/buckets/{KID}/collections{sort}");
         let r = s.auth_get(&path);
         assert_eq!(r.status, 200, "{path}: {}", r.body);
-        r.json()["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["id"].as_str().unwrap().to_owned())
-            .collect::<Vec<_>>()
+        ids_in_order(&r)
     };
     let newest_first = ["forms", "tabs", "history"];
     assert_eq!(ids(""), newest_first);
